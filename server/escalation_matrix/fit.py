@@ -1,0 +1,73 @@
+"""Fit per-type thresholds on a labelled set and write them into classifier.yaml."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .classifier import TYPES, Classifier, decide
+from .dataset import Item
+from .evaluate import evaluate
+from .models import EscalationType
+
+MAX_NONE_ESCALATED = 0.05
+MIN_SAFETY_RECALL = 0.95
+
+
+@dataclass(frozen=True)
+class FitResult:
+    thresholds: dict[EscalationType, float]
+    before: float
+    after: float
+
+
+def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3) -> FitResult:
+    """Coordinate ascent over per-type thresholds, maximising macro-F1 while keeping the share
+    of proceed items escalated and safety recall inside the product's targets."""
+    settings = classifier.settings
+    scores = classifier.score([i.text for i in items])
+    rules = [classifier.rules.match(" ".join(i.text.split()), i.context or {}) for i in items]
+    gold = [i.label or "none" for i in items]
+    order = classifier.policy.matrix.order
+    lo, hi = (0.02, 0.98) if settings.method == "linear" else (float(scores.min()), float(scores.max()))
+    grid = np.linspace(lo, hi, 60)
+    current = {t: settings.threshold(t) for t in TYPES if t is not EscalationType.none}
+
+    def objective(th: dict[EscalationType, float]) -> float:
+        pred = [decide(s, r, settings, order, th).type.value for s, r in zip(scores, rules)]
+        rep = evaluate(gold, pred)
+        penalty = 0.0
+        if rep.none_escalated is not None and rep.none_escalated > MAX_NONE_ESCALATED:
+            penalty += (rep.none_escalated - MAX_NONE_ESCALATED) * 4
+        if rep.safety_recall is not None and rep.safety_recall < MIN_SAFETY_RECALL:
+            penalty += (MIN_SAFETY_RECALL - rep.safety_recall) * 4
+        return rep.macro_f1 - penalty
+
+    before = best = objective(current)
+    for _ in range(passes):
+        improved = False
+        for etype in current:
+            for value in grid:
+                trial = {**current, etype: float(value)}
+                got = objective(trial)
+                if got > best + 1e-9:
+                    best, current, improved = got, trial, True
+        if not improved:
+            break
+    return FitResult({t: round(v, 4) for t, v in current.items()}, before, best)
+
+
+def write_thresholds(path: Path, thresholds: dict[EscalationType, float]) -> None:
+    """Replace the ``thresholds:`` entry of classifier.yaml, keeping the author's comments."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    body = ", ".join(f"{t.value}: {v}" for t, v in sorted(thresholds.items(), key=lambda kv: kv[0].value))
+    block = f"thresholds: {{{body}}}\n"
+    pattern = re.compile(r"^thresholds:.*\n(?:[ \t]+.*\n)*", re.MULTILINE)
+    if pattern.search(text):
+        text = pattern.sub(block, text, count=1)
+    else:
+        text = text + ("" if text.endswith("\n") or not text else "\n") + block
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,83 @@
+"""Load the policy, phrase and exemplar folders together and cross-check them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PolicyError
+from .exemplars import Exemplar, load_exemplars
+from .paths import DataPaths
+from .phrases import PhraseBook
+from .policy import ClassifierFile, ConversationFile, MatrixFile, RulesFile, Strict, load_policy_files
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything a policy author edits, validated."""
+
+    paths: DataPaths
+    files: dict[str, Strict]
+    phrases: PhraseBook
+    exemplars: list[Exemplar]
+
+    @property
+    def matrix(self) -> MatrixFile:
+        return self.files["matrix"]  # type: ignore[return-value]
+
+    @property
+    def rules(self) -> RulesFile:
+        return self.files["rules"]  # type: ignore[return-value]
+
+    @property
+    def classifier(self) -> ClassifierFile:
+        return self.files["classifier"]  # type: ignore[return-value]
+
+    @property
+    def conversation(self) -> ConversationFile:
+        return self.files["conversation"]  # type: ignore[return-value]
+
+
+def load_policy(
+    policies: str | Path | None = None,
+    phrases: str | Path | None = None,
+    embeddings: str | Path | None = None,
+) -> Policy:
+    """Load and validate; raises PolicyError listing every problem as ``file: key: what to fix``."""
+    paths = DataPaths.resolve(policies, phrases, embeddings)
+    problems: list[tuple[str, str, str]] = []
+    files: dict[str, Strict] = {}
+    try:
+        files = load_policy_files(paths.policies)
+    except PolicyError as exc:
+        problems.extend(exc.problems)
+    locale = files["classifier"].locale if "classifier" in files else "en"  # type: ignore[attr-defined]
+    book = None
+    try:
+        book = PhraseBook(paths.phrases / locale)
+    except PolicyError as exc:
+        problems.extend(exc.problems)
+    exemplars: list[Exemplar] = []
+    if "matrix" in files:
+        try:
+            exemplars = load_exemplars(paths.embeddings, files["matrix"])  # type: ignore[arg-type]
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+        if book is not None:
+            problems.extend(_missing_phrases(paths, files["matrix"], book, locale))  # type: ignore[arg-type]
+    if problems:
+        raise PolicyError.collect(problems)
+    assert book is not None
+    return Policy(paths=paths, files=files, phrases=book, exemplars=exemplars)
+
+
+def _missing_phrases(paths: DataPaths, matrix: MatrixFile, book: PhraseBook, locale: str) -> list[tuple[str, str, str]]:
+    found = []
+    for etype, mtype in matrix.types.items():
+        for name, trigger in mtype.triggers.items():
+            if trigger.phrase and not book.has_phrase(trigger.phrase):
+                found.append((
+                    str(paths.phrases / locale / "phrases.yaml"), f"phrases.{trigger.phrase}",
+                    f"missing; matrix.yaml types.{etype.value}.triggers.{name} uses it - add the phrase",
+                ))
+    return found

@@ -1,0 +1,99 @@
+"""Core value types shared by the classifier, the conversation guard and every adapter."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EscalationType(str, Enum):
+    """The nine escalation types of the matrix, plus ``none`` (proceed)."""
+
+    clarification = "clarification"
+    conflict = "conflict"
+    context = "context"
+    decision = "decision"
+    compliance = "compliance"
+    scope = "scope"
+    safety = "safety"
+    technical = "technical"
+    pattern = "pattern"
+    none = "none"
+
+
+class Severity(str, Enum):
+    """Severity protocol: L1 continue after answer, L2 wait, L3 route to specialist, L4 stop."""
+
+    L1 = "L1"
+    L2 = "L2"
+    L3 = "L3"
+    L4 = "L4"
+
+    @property
+    def rank(self) -> int:
+        return int(self.value[1])
+
+
+class Action(str, Enum):
+    """What the agent must do next."""
+
+    proceed = "proceed"
+    escalate = "escalate"
+    handoff = "handoff"
+    stop = "stop"
+
+
+class RuleMatch(BaseModel):
+    """A policy rule that fired, and on what."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="Rule name from the policy file.")
+    type: EscalationType = Field(description="Escalation type the rule points to.")
+    trigger: str = Field(description="Matrix trigger the rule points to.")
+    severity: Severity | None = Field(default=None, description="Severity the rule forces, if any.")
+    reason: str = Field(description="The rule's stated reason.")
+    matched: list[str] = Field(default_factory=list, description="Keywords, patterns or conditions that matched.")
+
+
+class ExemplarMatch(BaseModel):
+    """One of the nearest exemplar utterances."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: EscalationType = Field(description="Type of the exemplar.")
+    trigger: str = Field(description="Trigger of the exemplar.")
+    text: str = Field(description="The exemplar utterance.")
+    similarity: float = Field(description="Cosine similarity to the request.")
+    file: str = Field(description="Exemplar file it comes from.")
+
+
+class Classification(BaseModel):
+    """The classifier's answer for one request: what it is, how severe, what to say, and why."""
+
+    request: str = Field(description="The request text that was classified.")
+    type: EscalationType = Field(description="Escalation type, or none to proceed.")
+    trigger: str = Field(description="Matrix trigger (e.g. unclear_request); 'clear_request' for none.")
+    severity: Severity | None = Field(description="L1-L4; null when the type is none.")
+    confidence: float = Field(ge=0.0, le=1.0, description="Confidence in the chosen type, 0-1.")
+    scores: dict[str, float] = Field(description="Per-type scores (higher means more likely).")
+    rules: list[RuleMatch] = Field(default_factory=list, description="Policy rules that matched.")
+    exemplars: list[ExemplarMatch] = Field(default_factory=list, description="Nearest exemplars.")
+    decided_by: str = Field(description="'rule', 'embedding' or 'rule+embedding': what decided the type.")
+    phrase: str | None = Field(default=None, description="The standard escalation phrase (null for none).")
+    message: str | None = Field(default=None, description="Rendered communication template (null for none).")
+    options: list[str] = Field(default_factory=list, description="Options to offer the person.")
+    default: str | None = Field(
+        default=None, description="For minor preferences that proceed: the conventional default to apply."
+    )
+
+    @property
+    def escalate(self) -> bool:
+        return self.type is not EscalationType.none
+
+
+def context_dict(context: dict[str, Any] | None) -> dict[str, Any]:
+    """Normalise an optional structured context to a plain dict."""
+    return dict(context or {})

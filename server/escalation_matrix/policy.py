@@ -1,0 +1,201 @@
+"""Policy files (policies/*.yaml) as strict models, loaded and cross-checked together."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .errors import PolicyError
+from .models import EscalationType, Severity
+from .yamlfile import load_model
+
+ESCALATION_TYPES = [t for t in EscalationType if t not in (EscalationType.none, EscalationType.pattern)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Trigger(Strict):
+    severity: Severity | None = Field(default=None, description="Default severity L1-L4 (none for proceed).")
+    phrase: str | None = Field(default=None, description="Key of the standard phrase in phrases.yaml.")
+    reason: str = Field(description="One sentence used as the Issue line of the message.")
+    default: str | None = Field(default=None, description="For proceed triggers: the conventional default.")
+
+
+class MatrixType(Strict):
+    label: str = Field(description="Human label, e.g. Clarification.")
+    triggers: dict[str, Trigger] = Field(min_length=1, description="Triggers of this type by name.")
+
+
+class MatrixFile(Strict):
+    order: list[EscalationType] = Field(description="Decision-tree order used to break ties.")
+    types: dict[EscalationType, MatrixType] = Field(description="Every type with its triggers.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> "MatrixFile":
+        missing = [t.value for t in EscalationType if t not in self.types]
+        if missing:
+            raise ValueError(f"types: add the missing types {missing}")
+        if sorted(self.order) != sorted(ESCALATION_TYPES):
+            want = [t.value for t in ESCALATION_TYPES]
+            raise ValueError(f"order must list each of {want} exactly once")
+        for name, mtype in self.types.items():
+            for tname, trig in mtype.triggers.items():
+                if name is EscalationType.none and (trig.severity or trig.phrase):
+                    raise ValueError(f"types.none.triggers.{tname}: proceed triggers take no severity or phrase")
+                if name is not EscalationType.none and not (trig.severity and trig.phrase):
+                    raise ValueError(f"types.{name.value}.triggers.{tname}: add a severity and a phrase key")
+        return self
+
+    def trigger(self, etype: EscalationType, name: str) -> Trigger:
+        return self.types[etype].triggers[name]
+
+    def default_trigger(self, etype: EscalationType) -> str:
+        return next(iter(self.types[etype].triggers))
+
+
+Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "contains", "matches", "exists"]
+
+
+class Condition(Strict):
+    field: str = Field(description="Name of a structured context field, e.g. environment, record_count.")
+    op: Op = Field(description="Comparison operator.")
+    value: Any = Field(default=None, description="Value to compare with (a list for in/not_in).")
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> "Condition":
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"op {self.op} needs a list value")
+        if self.op in ("gt", "ge", "lt", "le") and not isinstance(self.value, (int, float)):
+            raise ValueError(f"op {self.op} needs a number value")
+        if self.op == "matches":
+            _compile(str(self.value))
+        return self
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+class Rule(Strict):
+    name: str = Field(pattern=r"^[a-z0-9_]+$", description="Unique rule name (lowercase, underscores).")
+    reason: str = Field(description="Why the rule exists; shown when it fires.")
+    type: EscalationType = Field(description="Type the rule points to; none means proceed.")
+    trigger: str = Field(description="Trigger of that type in matrix.yaml.")
+    severity: Severity | None = Field(default=None, description="Forces this severity instead of the default.")
+    keywords: list[str] = Field(default_factory=list, description="Whole words/phrases; any one matches.")
+    patterns: list[str] = Field(default_factory=list, description="Regular expressions; any one matches.")
+    conditions: list[Condition] = Field(default_factory=list, description="All must hold on the context.")
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            _compile(pattern)
+        return value
+
+    @model_validator(mode="after")
+    def _has_a_test(self) -> "Rule":
+        if not (self.keywords or self.patterns or self.conditions):
+            raise ValueError("give at least one of keywords, patterns or conditions")
+        return self
+
+
+class RulesFile(Strict):
+    rules: list[Rule] = Field(default_factory=list, description="Rules in evaluation order.")
+
+    @field_validator("rules")
+    @classmethod
+    def _unique(cls, rules: list[Rule]) -> list[Rule]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.name in seen:
+                raise ValueError(f"rule name {rule.name!r} is used twice; rename one")
+            seen.add(rule.name)
+        return rules
+
+
+class ClassifierFile(Strict):
+    locale: str = Field(default="en", description="Phrase folder under phrases/ to use.")
+    model: str = Field(default="bundled", description="'bundled', a sentence-transformers name, or a path.")
+    method: Literal["knn", "centroid", "linear"] = Field(default="knn", description="How types are scored.")
+    k: int = Field(default=3, ge=1, le=50, description="Neighbours averaged per type (knn).")
+    margin: float = Field(default=0.0, ge=-1, le=1, description="How far a type must beat 'none'.")
+    default_threshold: float = Field(default=0.45, ge=-1, le=1, description="Threshold for unlisted types.")
+    thresholds: dict[EscalationType, float] = Field(default_factory=dict, description="Per-type thresholds.")
+    tie_margin: float = Field(default=0.01, ge=0, le=1, description="Scores this close are a tie.")
+    explain: int = Field(default=3, ge=0, le=20, description="Nearest exemplars carried in the result.")
+
+    def threshold(self, etype: EscalationType) -> float:
+        return self.thresholds.get(etype, self.default_threshold)
+
+
+class ConversationFile(Strict):
+    handoff_after: int = Field(default=3, ge=2, description="Escalations on one task before hand-off.")
+    reask_similarity: float = Field(default=0.8, gt=0, le=1, description="Questions this similar are the same.")
+    same_issue_similarity: float = Field(default=0.85, gt=0, le=1, description="Same open issue above this.")
+    max_request_chars: int = Field(default=8000, ge=100, description="Longest request accepted.")
+    max_question_chars: int = Field(default=2000, ge=20, description="Longest question accepted.")
+    max_options: int = Field(default=10, ge=1, description="Most options an escalation may carry.")
+
+
+POLICY_FILES: dict[str, type[Strict]] = {
+    "matrix": MatrixFile,
+    "rules": RulesFile,
+    "classifier": ClassifierFile,
+    "conversation": ConversationFile,
+}
+REQUIRED = ("matrix",)
+
+
+def load_policy_files(folder: Path) -> dict[str, Strict]:
+    """Load every known policy file in ``folder``; unknown YAML files are an error."""
+    if not folder.is_dir():
+        raise PolicyError(str(folder), "", "policy folder not found; pass an existing folder")
+    problems: list[tuple[str, str, str]] = []
+    loaded: dict[str, Strict] = {}
+    for path in sorted(folder.glob("*.y*ml")):
+        model = POLICY_FILES.get(path.stem)
+        if model is None:
+            known = ", ".join(f"{n}.yaml" for n in POLICY_FILES)
+            problems.append((str(path), "", f"unknown policy file; expected one of {known}"))
+            continue
+        try:
+            loaded[path.stem] = load_model(path, model)
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+    for name in REQUIRED:
+        if name not in loaded and not any(p[0].endswith(f"{name}.yaml") for p in problems):
+            problems.append((str(folder / f"{name}.yaml"), "", "required file is missing; add it"))
+    if problems:
+        raise PolicyError.collect(problems)
+    for name, model in POLICY_FILES.items():
+        if name not in loaded:  # optional files fall back to their documented defaults
+            loaded[name] = model()
+    if problems:
+        raise PolicyError.collect(problems)
+    _check_rules(folder, loaded["matrix"], loaded["rules"])  # type: ignore[arg-type]
+    return loaded
+
+
+def _check_rules(folder: Path, matrix: MatrixFile, rules: RulesFile) -> None:
+    problems = []
+    for i, rule in enumerate(rules.rules):
+        triggers = matrix.types[rule.type].triggers
+        if rule.trigger not in triggers:
+            problems.append((
+                str(folder / "rules.yaml"),
+                f"rules.{i}.trigger",
+                f"{rule.trigger!r} is not a trigger of type {rule.type.value}; use one of {sorted(triggers)}",
+            ))
+        if rule.type is EscalationType.none and rule.severity:
+            problems.append((str(folder / "rules.yaml"), f"rules.{i}.severity", "proceed rules take no severity"))
+    if problems:
+        raise PolicyError.collect(problems)

@@ -1,0 +1,53 @@
+"""Load a YAML file into a strict pydantic model, reporting errors as ``file: key: what to fix``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import PolicyError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(path), "", f"cannot read file ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(str(path), where, f"invalid YAML: {problem}") from None
+
+
+def load_model(path: Path, model: type[M], data: Any = None) -> M:
+    """Validate ``data`` (or the file's content) against ``model``; collect every problem."""
+    if data is None:
+        data = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError(str(path), "", f"expected a mapping at the top level, found {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError.collect([_problem(path, err) for err in exc.errors()]) from None
+
+
+def _problem(path: Path, err: dict[str, Any]) -> tuple[str, str, str]:
+    key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown key; remove it or check the spelling"
+    elif err["type"] == "missing":
+        message = "required key is missing; add it"
+    elif err["type"] in ("enum", "literal_error"):
+        message = f"{message} (got {err.get('input')!r})"
+    return (str(path), key, message)
