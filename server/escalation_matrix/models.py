@@ -97,3 +97,26 @@ class Classification(BaseModel):
 def context_dict(context: dict[str, Any] | None) -> dict[str, Any]:
     """Normalise an optional structured context to a plain dict."""
     return dict(context or {})
+
+
+class EscalationResult(BaseModel):
+    """What every agent-facing tool (escalate, clarify, check_scope, respond, classify) returns."""
+
+    action: Action = Field(description="proceed | escalate | handoff | stop: what the agent must do now.")
+    type: EscalationType = Field(description="Escalation type; none when proceeding.")
+    severity: Severity | None = Field(default=None, description="L1-L4; null when proceeding.")
+    trigger: str = Field(description="Matrix trigger, e.g. unclear_request.")
+    escalation_id: str | None = Field(default=None, description="Id like ESC-2026-001; null if nothing escalated.")
+    status: str | None = Field(default=None, description="Status of the escalation record, if any.")
+    repeated: bool = Field(default=False, description="True when an already-open escalation was returned.")
+    phrase: str | None = Field(default=None, description="The standard phrase to say, verbatim.")
+    message: str | None = Field(default=None, description="The rendered standard escalation message (markdown).")
+    question: str | None = Field(default=None, description="The question put to the person.")
+    options: list[str] = Field(default_factory=list, description="Options offered to the person.")
+    answer: str | None = Field(default=None, description="The person's answer to apply, when proceeding after one.")
+    default: str | None = Field(default=None, description="Conventional default to apply for a minor preference.")
+    in_scope: bool | None = Field(default=None, description="check_scope only: whether the request is in scope.")
+    instruction: str = Field(description="One sentence telling the agent exactly what to do next.")
+    conversation_id: str | None = Field(default=None, description="Conversation the call belongs to.")
+    task_id: str | None = Field(default=None, description="Task inside the conversation.")
+    confidence: float | None = Field(default=None, description="Classifier confidence, 0-1.")

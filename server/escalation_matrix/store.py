@@ -1,0 +1,300 @@
+"""Durable state in one SQLite file (WAL): escalation records, tasks, notes, the decision log
+used for KPI rates, and the hash-chained audit trail.
+
+Every write runs inside ``Store.transaction()``, a ``BEGIN IMMEDIATE`` transaction, so
+check-then-insert sequences are atomic across threads *and* processes sharing the file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import sqlite_utils
+
+from .errors import NotFoundError
+
+Clock = Callable[[], datetime]
+OPEN_STATUSES = ("open", "awaiting_response", "raised", "blocked")
+STATUSES = (*OPEN_STATUSES, "answered", "resolved", "expired", "closed")
+GENESIS = "0" * 64
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def default_db_path() -> Path:
+    env = os.environ.get("ESCALATION_MATRIX_DB")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "escalation-matrix" / "escalations.db"
+
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema
+    """
+    CREATE TABLE escalations (
+        id TEXT PRIMARY KEY, year INTEGER NOT NULL, seq INTEGER NOT NULL,
+        conversation_id TEXT, task_id TEXT, issue_key TEXT,
+        source TEXT NOT NULL DEFAULT 'agent',
+        type TEXT NOT NULL, trigger TEXT NOT NULL, severity TEXT NOT NULL,
+        level INTEGER NOT NULL DEFAULT 1, assignee TEXT,
+        status TEXT NOT NULL, reason TEXT,
+        request TEXT, question TEXT, options TEXT NOT NULL DEFAULT '[]', details TEXT,
+        phrase TEXT, message TEXT, context TEXT NOT NULL DEFAULT '{}',
+        question_vector BLOB,
+        answer TEXT, answered_by TEXT, answered_at TEXT,
+        repeat_count INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, due_at TEXT,
+        reminded_at TEXT, raised_at TEXT, blocked_at TEXT,
+        resolution TEXT, resolution_method TEXT, preventive_measures TEXT, lessons_learned TEXT,
+        closed_at TEXT, closed_by TEXT,
+        UNIQUE (year, seq)
+    );
+    CREATE INDEX escalations_conversation ON escalations (conversation_id, task_id, status);
+    CREATE INDEX escalations_status ON escalations (status, severity, created_at);
+    CREATE INDEX escalations_created ON escalations (created_at);
+    CREATE TABLE tasks (
+        conversation_id TEXT NOT NULL, task_id TEXT NOT NULL,
+        escalation_count INTEGER NOT NULL DEFAULT 0,
+        locked INTEGER NOT NULL DEFAULT 0, locked_reason TEXT, locked_by_escalation TEXT, locked_at TEXT,
+        handed_off INTEGER NOT NULL DEFAULT 0, awaiting_guidance INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, task_id)
+    );
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY, escalation_id TEXT NOT NULL REFERENCES escalations(id),
+        author TEXT, text TEXT NOT NULL, created_at TEXT NOT NULL
+    );
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY, at TEXT NOT NULL, tool TEXT NOT NULL,
+        conversation_id TEXT, task_id TEXT, type TEXT NOT NULL, severity TEXT, action TEXT NOT NULL,
+        escalation_id TEXT
+    );
+    CREATE INDEX decisions_at ON decisions (at);
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+        escalation_id TEXT, conversation_id TEXT, task_id TEXT, data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL, hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END;
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    """,
+]
+
+JSON_FIELDS = ("options", "context")
+
+
+class Store:
+    """One SQLite file; a connection per thread; schema migrated on open."""
+
+    def __init__(self, path: str | Path | None = None, clock: Clock = utcnow):
+        self.path = Path(path).expanduser() if path else default_db_path()
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self._local = threading.local()
+        self._migrate()
+
+    # --- connections and transactions ---
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils view of this thread's connection (for queries and reports)."""
+        return sqlite_utils.Database(self._conn())
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        if conn.in_transaction:  # nested use joins the outer transaction
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+            for version, script in enumerate(MIGRATIONS, 1):
+                if version in done:
+                    continue
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, iso(self.clock())))
+
+    def now(self) -> str:
+        return iso(self.clock())
+
+    # --- escalation records ---
+    def next_escalation_id(self, conn: sqlite3.Connection, year: int) -> tuple[str, int]:
+        name = f"escalation-{year}"
+        conn.execute("INSERT INTO counters VALUES (?, 0) ON CONFLICT(name) DO NOTHING", (name,))
+        conn.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,))
+        seq = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0]
+        return f"ESC-{year}-{seq:03d}", seq
+
+    def insert_escalation(self, conn: sqlite3.Connection, fields: dict[str, Any]) -> str:
+        now = self.now()
+        year = self.clock().year
+        esc_id, seq = self.next_escalation_id(conn, year)
+        row = {"id": esc_id, "year": year, "seq": seq, "created_at": now, "updated_at": now,
+               "status": "awaiting_response", **_encode(fields)}
+        columns = ", ".join(row)
+        conn.execute(f"INSERT INTO escalations ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+        return esc_id
+
+    def update_escalation(self, conn: sqlite3.Connection, esc_id: str, **fields: Any) -> None:
+        fields = {**_encode(fields), "updated_at": self.now()}
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        cur = conn.execute(f"UPDATE escalations SET {assignments} WHERE id = ?", [*fields.values(), esc_id])
+        if cur.rowcount == 0:
+            raise NotFoundError(f"escalation {esc_id!r} not found; list them with `escalation-matrix list`")
+
+    def escalation(self, esc_id: str, conn: sqlite3.Connection | None = None) -> dict[str, Any]:
+        row = (conn or self._conn()).execute("SELECT * FROM escalations WHERE id = ?", (esc_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"escalation {esc_id!r} not found; ids look like ESC-2026-001")
+        return _decode(row)
+
+    def escalations(self, where: str = "1=1", params: tuple | list = (), order: str = "created_at",
+                    limit: int | None = None, conn: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
+        sql = f"SELECT * FROM escalations WHERE {where} ORDER BY {order}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_decode(r) for r in (conn or self._conn()).execute(sql, params)]
+
+    # --- tasks ---
+    def task(self, conn: sqlite3.Connection, conversation_id: str, task_id: str) -> dict[str, Any]:
+        now = self.now()
+        conn.execute(
+            "INSERT INTO tasks (conversation_id, task_id, created_at, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING", (conversation_id, task_id, now, now))
+        row = conn.execute("SELECT * FROM tasks WHERE conversation_id = ? AND task_id = ?",
+                           (conversation_id, task_id)).fetchone()
+        return dict(row)
+
+    def update_task(self, conn: sqlite3.Connection, conversation_id: str, task_id: str, **fields: Any) -> None:
+        self.task(conn, conversation_id, task_id)
+        fields["updated_at"] = self.now()
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        conn.execute(f"UPDATE tasks SET {assignments} WHERE conversation_id = ? AND task_id = ?",
+                     [*fields.values(), conversation_id, task_id])
+
+    # --- decision log (KPI denominators) ---
+    def record_decision(self, conn: sqlite3.Connection, tool: str, type_: str, action: str,
+                        severity: str | None = None, conversation_id: str | None = None,
+                        task_id: str | None = None, escalation_id: str | None = None) -> None:
+        conn.execute(
+            "INSERT INTO decisions (at, tool, conversation_id, task_id, type, severity, action, escalation_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.now(), tool, conversation_id, task_id, type_, severity, action, escalation_id))
+
+    # --- audit trail ---
+    def audit(self, conn: sqlite3.Connection, action: str, actor: str = "system", *,
+              escalation_id: str | None = None, conversation_id: str | None = None,
+              task_id: str | None = None, data: dict[str, Any] | None = None) -> int:
+        last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        entry = {"seq": seq, "at": self.now(), "actor": actor, "action": action, "escalation_id": escalation_id,
+                 "conversation_id": conversation_id, "task_id": task_id,
+                 "data": json.dumps(data or {}, sort_keys=True, ensure_ascii=False)}
+        digest = entry_hash(prev, entry)
+        conn.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (*entry.values(), prev, digest))
+        return seq
+
+    def audit_entries(self, escalation_id: str | None = None, conversation_id: str | None = None) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if escalation_id:
+            clauses.append("escalation_id = ?")
+            params.append(escalation_id)
+        if conversation_id:
+            clauses.append("conversation_id = ?")
+            params.append(conversation_id)
+        where = " AND ".join(clauses) or "1=1"
+        rows = self._conn().execute(f"SELECT * FROM audit WHERE {where} ORDER BY seq", params)
+        return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+
+
+def entry_hash(prev: str, entry: dict[str, Any]) -> str:
+    canonical = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev + canonical).encode("utf-8")).hexdigest()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration on ';' outside trigger bodies (BEGIN ... END)."""
+    out, buf, depth = [], [], 0
+    for line in script.strip().splitlines():
+        buf.append(line)
+        upper = line.upper()
+        depth += upper.count(" BEGIN ") + upper.strip().startswith("BEGIN")
+        if upper.rstrip().endswith("END;"):
+            depth = 0
+        if line.rstrip().endswith(";") and depth == 0:
+            out.append("\n".join(buf))
+            buf = []
+    if "".join(buf).strip():
+        out.append("\n".join(buf))
+    return out
+
+
+def _encode(fields: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in fields.items():
+        if key in JSON_FIELDS and not isinstance(value, str):
+            value = json.dumps(value if value is not None else ([] if key == "options" else {}), ensure_ascii=False)
+        elif hasattr(value, "value") and not isinstance(value, (str, bytes)):
+            value = value.value  # enums
+        out[key] = value
+    return out
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    record = dict(row)
+    for key in JSON_FIELDS:
+        if key in record and isinstance(record[key], str):
+            record[key] = json.loads(record[key])
+    record.pop("question_vector", None)
+    return record
