@@ -34,7 +34,8 @@ class PhraseBook:
         self.env = SandboxedEnvironment(
             loader=jinja2.FileSystemLoader(str(folder)),
             undefined=jinja2.StrictUndefined,
-            autoescape=False,
+            # message.html.j2 escapes everything it prints; text formats print as-is.
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
             keep_trailing_newline=False,
         )
         self.env.filters["html_escape"] = jinja2.filters.do_forceescape

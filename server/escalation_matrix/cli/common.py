@@ -29,6 +29,12 @@ def data_options(fn: Callable) -> Callable:
     return fn
 
 
+def db_option(fn: Callable) -> Callable:
+    """``--db PATH``: the SQLite file (default: ESCALATION_MATRIX_DB or a per-user state file)."""
+    return click.option("--db", "db", type=click.Path(dir_okay=False), default=None, envvar="ESCALATION_MATRIX_DB",
+                        help="SQLite state file (default: ESCALATION_MATRIX_DB or ~/.local/state/escalation-matrix/escalations.db).")(fn)
+
+
 class AppState:
     """Loads the policy and the model only when a command needs them."""
 
@@ -36,6 +42,15 @@ class AppState:
         self.folders = (policies, phrases, embeddings)
         self._policy = None
         self._classifier = None
+        self._stores: dict = {}
+
+    def store(self, db: str | None = None):
+        """The state store for ``db`` (None = the default file), opened once per command."""
+        if db not in self._stores:
+            from ..store import Store
+
+            self._stores[db] = Store(db)
+        return self._stores[db]
 
     @property
     def policy(self):
