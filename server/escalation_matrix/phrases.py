@@ -15,7 +15,7 @@ from .models import EscalationType
 from .policy import Strict
 from .yamlfile import load_model
 
-TEMPLATE_FORMATS = ("md", "txt")
+TEMPLATE_FORMATS = ("md", "txt", "html")
 
 
 class PhrasesFile(Strict):

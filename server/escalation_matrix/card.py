@@ -1,0 +1,149 @@
+"""The JSON card: the escalation as data for a chat frontend (type, severity, phrase, question,
+options as choices, escalation id, response target), and its published JSON Schema.
+
+The card is data, not markup: every string in it is plain text that a frontend must insert as
+text (``textContent``), never as HTML. ``python -m escalation_matrix.card`` prints the schema that
+is published as ``schemas/card.schema.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .models import Action, EscalationType, Severity
+
+CARD_VERSION = "1"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "card.schema.json"
+SCHEMA_ID = "https://escalation-matrix.dev/schemas/card.schema.json"
+
+# Response-time target per severity when the policy sets none (seed 002 §8 KPIs and §13
+# fail-safes): L1 resolved within 2 min, L2 within 15 min, L3 within 24 h (then the blocked-tasks
+# report), L4 needs a person immediately; 5 min is the "minutes" of seed 002 §4.
+DEFAULT_RESPONSE_TARGETS: dict[Severity, int] = {
+    Severity.L1: 2 * 60,
+    Severity.L2: 15 * 60,
+    Severity.L3: 24 * 3600,
+    Severity.L4: 5 * 60,
+}
+_TARGET_FIELDS = ("response_targets", "response_target_seconds", "targets")
+
+
+class Choice(BaseModel):
+    """One option the person can pick; a frontend shows it as a button."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Stable id within the card: option-1, option-2, ...", pattern=r"^option-[0-9]+$")
+    index: int = Field(ge=1, description="1-based position, as in 'Option 1'.")
+    label: str = Field(description="The option text, plain text (insert with textContent).")
+    answer: str = Field(description="The text to send back as the answer (respond tool) when picked.")
+
+
+class ResponseTarget(BaseModel):
+    """How quickly a person should answer an escalation of this severity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    severity: Severity = Field(description="The severity the target belongs to.")
+    seconds: int = Field(ge=0, description="Target time to a response, in seconds.")
+    label: str = Field(description="The target for people, e.g. '2 min', '24 h'.")
+    source: Literal["policy", "default"] = Field(
+        description="'policy' when policies/operations.yaml sets it, else the documented default."
+    )
+
+
+class EscalationCard(BaseModel):
+    """An escalation (or a proceed decision) as a chat frontend renders it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal["1"] = Field(default=CARD_VERSION, description="Card format version.")
+    action: Action = Field(description="proceed | escalate | handoff | stop: what the agent does now.")
+    type: EscalationType = Field(description="Escalation type; none when proceeding.")
+    type_label: str = Field(description="Human label of the type, e.g. Clarification.")
+    severity: Severity | None = Field(default=None, description="L1-L4; null when proceeding.")
+    trigger: str = Field(description="Matrix trigger, e.g. unclear_request.")
+    title: str = Field(description="Heading line, e.g. 'CLARIFICATION ESCALATION REQUIRED'.")
+    phrase: str | None = Field(default=None, description="The standard phrase, verbatim.")
+    issue: str | None = Field(default=None, description="One sentence: what the issue is.")
+    context: str | None = Field(default=None, description="One sentence of background, when known.")
+    question: str | None = Field(default=None, description="The question put to the person.")
+    choices: list[Choice] = Field(default_factory=list, description="Options as buttons, in order.")
+    escalation_id: str | None = Field(default=None, description="Record id like ESC-2026-001; null if none.")
+    status: str | None = Field(default=None, description="Status of the escalation record, if any.")
+    repeated: bool = Field(default=False, description="True when an already-open escalation was returned.")
+    response_target: ResponseTarget | None = Field(default=None, description="Response-time target; null when proceeding.")
+    answer: str | None = Field(default=None, description="The earlier answer to apply, when proceeding after one.")
+    default: str | None = Field(default=None, description="Conventional default, for a minor preference.")
+    instruction: str | None = Field(default=None, description="What the agent was told to do next.")
+    conversation_id: str | None = Field(default=None, description="Conversation the escalation belongs to.")
+    task_id: str | None = Field(default=None, description="Task inside the conversation.")
+    text: str = Field(description="The whole message as plain text (the txt template).")
+    markdown: str = Field(description="The whole message as markdown (the md template).")
+
+
+def duration_label(seconds: int) -> str:
+    """'2 min', '15 min', '24 h', '45 s', '3 d': the unit that divides evenly, largest first."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds < 2 * 86400):
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def response_target(severity: Severity | None, files: dict[str, Any] | None = None) -> ResponseTarget | None:
+    """The target for ``severity``: from ``policies/operations.yaml`` when it defines one, else the default."""
+    if severity is None:
+        return None
+    seconds, source = _policy_seconds(severity, (files or {}).get("operations")), "policy"
+    if seconds is None:
+        seconds, source = DEFAULT_RESPONSE_TARGETS[severity], "default"
+    return ResponseTarget(severity=severity, seconds=seconds, label=duration_label(seconds), source=source)
+
+
+def _policy_seconds(severity: Severity, operations: Any) -> int | None:
+    """Read a per-severity target from the operations policy, whichever of the accepted shapes it uses:
+    a mapping L1 -> seconds, or L1 -> object with ``seconds``/``minutes``/``response_seconds``."""
+    if operations is None:
+        return None
+    for name in _TARGET_FIELDS:
+        table = getattr(operations, name, None)
+        if table is None:
+            continue
+        value = _lookup(table, severity)
+        if value is not None:
+            return value
+    return None
+
+
+def _lookup(table: Any, severity: Severity) -> int | None:
+    entry = None
+    if isinstance(table, dict):
+        entry = table.get(severity, table.get(severity.value))
+    else:
+        entry = getattr(table, severity.value, None)
+    if isinstance(entry, (int, float)):
+        return int(entry)
+    for attr, scale in (("seconds", 1), ("response_seconds", 1), ("minutes", 60), ("response_minutes", 60)):
+        value = getattr(entry, attr, None) if entry is not None else None
+        if isinstance(value, (int, float)):
+            return int(value * scale)
+    return None
+
+
+def card_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) published as ``schemas/card.schema.json``."""
+    schema = EscalationCard.model_json_schema(mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def schema_text() -> str:
+    return json.dumps(card_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":  # regenerate: python -m escalation_matrix.card > .../schemas/card.schema.json
+    import sys
+
+    sys.stdout.write(schema_text())

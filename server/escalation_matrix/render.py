@@ -1,0 +1,203 @@
+"""Render an escalation for people: markdown (seed 002 §11), plain text, HTML (escaped) and the
+JSON card. Every format is filled from the same ``EscalationView`` and the text formats come from
+the locale's message templates, so an edit to a phrase or template shows up everywhere.
+
+Accepted inputs: an ``EscalationResult`` (what the agent tools and the MCP server return, as a
+model or as its JSON dict), a ``Classification``, or an escalation record from the ``Store``."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .card import Choice, EscalationCard, response_target
+from .errors import InputError
+from .loader import Policy, load_policy
+from .models import Action, Classification, EscalationResult, EscalationType, Severity
+
+FORMATS = ("md", "txt", "html", "json")
+
+
+@dataclass(frozen=True)
+class EscalationView:
+    """The data every format carries."""
+
+    action: Action
+    type: EscalationType
+    type_label: str
+    trigger: str
+    severity: Severity | None
+    request: str | None = None
+    phrase: str | None = None
+    issue: str | None = None
+    context: str | None = None
+    question: str | None = None
+    options: list[str] = field(default_factory=list)
+    escalation_id: str | None = None
+    status: str | None = None
+    repeated: bool = False
+    answer: str | None = None
+    default: str | None = None
+    instruction: str | None = None
+    conversation_id: str | None = None
+    task_id: str | None = None
+
+    @property
+    def escalates(self) -> bool:
+        return self.type is not EscalationType.none and self.severity is not None
+
+    def variables(self) -> dict[str, Any]:
+        """Template variables: those of ``messages.EscalationText`` plus the record's."""
+        return {
+            "type": self.type.value, "type_label": self.type_label, "trigger": self.trigger,
+            "severity": self.severity.value if self.severity else "", "request": self.request or "",
+            "phrase": self.phrase or "", "issue": self.issue or "", "context": self.context or "",
+            "question": self.question or self.phrase or "", "options": list(self.options),
+            "escalation_id": self.escalation_id or "", "action": self.action.value,
+        }
+
+
+@functools.lru_cache(maxsize=1)
+def _default_policy() -> Policy:
+    return load_policy()
+
+
+def view(
+    obj: EscalationResult | Classification | Mapping[str, Any],
+    policy: Policy | None = None,
+    *,
+    request: str | None = None,
+    details: str | None = None,
+) -> EscalationView:
+    """Normalise a result, classification or store record. ``request``/``details`` fill the Context
+    line when the object does not carry them (an ``EscalationResult`` carries no request text)."""
+    policy = policy or _default_policy()
+    if isinstance(obj, Classification):
+        action = Action.escalate if obj.escalate else Action.proceed
+        fields = {"action": action, "type": obj.type, "trigger": obj.trigger, "severity": obj.severity,
+                  "request": obj.request, "phrase": obj.phrase, "options": list(obj.options), "default": obj.default}
+    elif isinstance(obj, EscalationResult):
+        fields = _from_result(obj)
+    elif isinstance(obj, Mapping):
+        fields = _from_record(obj) if "id" in obj and "created_at" in obj else _from_result(
+            _validate_result(obj))
+    else:
+        raise InputError(f"cannot render a {type(obj).__name__}; pass an EscalationResult, a "
+                         "Classification or an escalation record")
+    if request and not fields.get("request"):
+        fields["request"] = request
+    if details and not fields.get("details"):
+        fields["details"] = details
+    return _complete(fields, policy)
+
+
+def _validate_result(data: Mapping[str, Any]) -> EscalationResult:
+    try:
+        return EscalationResult.model_validate(dict(data))
+    except ValueError as exc:
+        raise InputError(f"not an escalation result or record: {exc}") from None
+
+
+def _from_result(result: EscalationResult) -> dict[str, Any]:
+    return {
+        "action": result.action, "type": result.type, "trigger": result.trigger, "severity": result.severity,
+        "phrase": result.phrase, "question": result.question, "options": list(result.options),
+        "escalation_id": result.escalation_id, "status": result.status, "repeated": result.repeated,
+        "answer": result.answer, "default": result.default, "instruction": result.instruction,
+        "conversation_id": result.conversation_id, "task_id": result.task_id,
+        "request": getattr(result, "request", None), "details": getattr(result, "details", None),
+    }
+
+
+def _from_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    etype = EscalationType(record["type"])
+    status = record.get("status")
+    action = Action.stop if record.get("severity") == Severity.L4.value else (
+        Action.handoff if etype is EscalationType.pattern else Action.escalate)
+    if status in ("answered", "resolved", "closed"):
+        action = Action.proceed
+    options = record.get("options") or []
+    return {
+        "action": action, "type": etype, "trigger": record["trigger"],
+        "severity": Severity(record["severity"]) if record.get("severity") else None,
+        "request": record.get("request"), "details": record.get("details"), "phrase": record.get("phrase"),
+        "question": record.get("question"), "options": list(options), "escalation_id": record["id"],
+        "status": status, "answer": record.get("answer"), "conversation_id": record.get("conversation_id"),
+        "task_id": record.get("task_id"),
+    }
+
+
+def _complete(fields: dict[str, Any], policy: Policy) -> EscalationView:
+    """Fill what the object lacks from the policy: the type label, the Issue line (the trigger's
+    reason), the phrase, and the Context line (the details, else the locale's context_line)."""
+    etype: EscalationType = fields["type"]
+    mtype = policy.matrix.types.get(etype)
+    spec = mtype.triggers.get(fields["trigger"]) if mtype else None
+    label = mtype.label if mtype else etype.value.title()
+    request, details = fields.pop("request", None), fields.pop("details", None)
+    base = {"request": request or "", "type": etype.value, "type_label": label, "trigger": fields["trigger"],
+            "severity": fields["severity"].value if fields.get("severity") else "", "missing": "",
+            "question": fields.get("question") or "", "options": fields.get("options") or []}
+    if not fields.get("phrase") and spec and spec.phrase:
+        fields["phrase"] = policy.phrases.phrase(spec.phrase, **base)
+    context = details or (policy.phrases.context_line(**base) if request else None)
+    issue = spec.reason if spec and etype is not EscalationType.none else None
+    return EscalationView(type_label=label, request=request, issue=issue, context=context, **fields)
+
+
+def title(v: EscalationView) -> str:
+    if v.escalates:
+        return f"{v.type_label.upper()} ESCALATION REQUIRED"
+    return "PROCEED"
+
+
+def _proceed_text(v: EscalationView) -> str:
+    """A proceed decision has no escalation template: one line with what to apply."""
+    if v.answer:
+        return f"Proceed with the earlier answer: {v.answer}"
+    if v.default:
+        return f"Proceed: {v.default}"
+    return f"Proceed. {v.instruction}" if v.instruction else "Proceed."
+
+
+def render_view(v: EscalationView, fmt: str, policy: Policy | None = None) -> str:
+    policy = policy or _default_policy()
+    if fmt == "json":
+        return card_from_view(v, policy).model_dump_json(indent=2) + "\n"
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if not v.escalates:
+        import html
+
+        text = _proceed_text(v)
+        if fmt == "html":
+            return f'<div class="escalation escalation--proceed"><p>{html.escape(text)}</p></div>\n'
+        return text + "\n"
+    return policy.phrases.message(fmt, **v.variables())
+
+
+def card_from_view(v: EscalationView, policy: Policy | None = None) -> EscalationCard:
+    policy = policy or _default_policy()
+    choices = [Choice(id=f"option-{i}", index=i, label=o, answer=o) for i, o in enumerate(v.options, 1)]
+    return EscalationCard(
+        action=v.action, type=v.type, type_label=v.type_label, severity=v.severity, trigger=v.trigger,
+        title=title(v), phrase=v.phrase, issue=v.issue, context=v.context,
+        question=(v.question or v.phrase) if v.escalates else v.question, choices=choices,
+        escalation_id=v.escalation_id, status=v.status, repeated=v.repeated,
+        response_target=response_target(v.severity, policy.files) if v.escalates else None,
+        answer=v.answer, default=v.default, instruction=v.instruction, conversation_id=v.conversation_id,
+        task_id=v.task_id, text=render_view(v, "txt", policy), markdown=render_view(v, "md", policy),
+    )
+
+
+def render(obj: Any, fmt: str = "md", policy: Policy | None = None, *, request: str | None = None,
+           details: str | None = None) -> str:
+    """Render a result, classification or record as ``md``, ``txt``, ``html`` or ``json`` (the card)."""
+    return render_view(view(obj, policy, request=request, details=details), fmt, policy)
+
+
+def card(obj: Any, policy: Policy | None = None, *, request: str | None = None,
+         details: str | None = None) -> EscalationCard:
+    """The JSON card of a result, classification or record."""
+    return card_from_view(view(obj, policy, request=request, details=details), policy)
