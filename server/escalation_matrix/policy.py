@@ -146,11 +146,14 @@ class ConversationFile(Strict):
     max_options: int = Field(default=10, ge=1, description="Most options an escalation may carry.")
 
 
+from .ops.policy import OperationsFile  # noqa: E402  (after Strict, which it builds on)
+
 POLICY_FILES: dict[str, type[Strict]] = {
     "matrix": MatrixFile,
     "rules": RulesFile,
     "classifier": ClassifierFile,
     "conversation": ConversationFile,
+    "operations": OperationsFile,
 }
 REQUIRED = ("matrix",)
 

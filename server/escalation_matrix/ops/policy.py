@@ -1,0 +1,191 @@
+"""policies/operations.yaml as a strict model: routing levels, fail-safe timers, KPI targets,
+pipeline limits and notification channels. Durations are written like "5m", "24h", "1w"."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
+
+from ..models import Severity
+from ..policy import Strict
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'90s', '5m', '24h', '2d', '1w' (or a number of seconds) -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration; write a number and a unit, e.g. 30s, 5m, 24h, 2d, 1w")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+Stage = Literal["reminder", "raise_to_l2", "raise_to_l3", "blocked_report", "lock_task"]
+STAGES: tuple[str, ...] = ("reminder", "raise_to_l2", "raise_to_l3", "blocked_report", "lock_task")
+
+
+class RoutingLevel(Strict):
+    name: str = Field(description="Team name of the level, e.g. operational, engineering, product.")
+    response_target: Duration = Field(description="Time allowed to respond, e.g. 24h (seed 004).")
+    assignee: str = Field(description="Default assignee when an escalation reaches this level.")
+
+
+class FailSafe(Strict):
+    severity: Severity = Field(description="Severity of the escalations this timer watches.")
+    after: Duration = Field(description="How long unanswered (unresolved for blocked_report) before it fires; 0s = at once.")
+    notify: list[str] = Field(default_factory=list, description="Channel names to notify when it fires.")
+    recipient: str = Field(default="assignee", description="Who the notification is for, e.g. supervisor, operations lead.")
+    assign_to: str | None = Field(default=None, description="New assignee when it fires (e.g. team-lead); none keeps it.")
+
+
+def _fs(severity: str, after: str, recipient: str, assign_to: str | None = None) -> Any:
+    return lambda: FailSafe(severity=Severity(severity), after=parse_duration(after), notify=["log"],
+                            recipient=recipient, assign_to=assign_to)
+
+
+class FailSafes(Strict):
+    reminder: FailSafe = Field(default_factory=_fs("L1", "5m", "assignee"),
+                               description="Gentle reminder (seed 002 §13: L1 after 5m).")
+    raise_to_l2: FailSafe = Field(default_factory=_fs("L1", "15m", "supervisor"),
+                                  description="Raise L1 to L2 with a supervisor notification (15m).")
+    raise_to_l3: FailSafe = Field(default_factory=_fs("L2", "30m", "team lead", "team-lead"),
+                                  description="Raise L2 to L3, task awaiting guidance (30m).")
+    blocked_report: FailSafe = Field(default_factory=_fs("L3", "24h", "operations team"),
+                                     description="L3 unresolved: status report and blocked-tasks list (24h).")
+    lock_task: FailSafe = Field(default_factory=_fs("L4", "0s", "operations lead"),
+                                description="L4: lock the task until a person reviews, notify at once.")
+
+
+class KpiTarget(Strict):
+    target: float = Field(ge=0, le=1, description="Rate to stay under, as a fraction (0.08 = 8 %).")
+    alert: float = Field(ge=0, le=1, description="Rate above which the report raises an alert.")
+
+
+class Kpis(Strict):
+    total: KpiTarget = Field(default_factory=lambda: KpiTarget(target=0.10, alert=0.10),
+                             description="All escalations over all decisions.")
+    severity: dict[Severity, KpiTarget] = Field(
+        default_factory=lambda: {Severity.L1: KpiTarget(target=0.08, alert=0.10),
+                                 Severity.L2: KpiTarget(target=0.03, alert=0.05),
+                                 Severity.L3: KpiTarget(target=0.01, alert=0.02),
+                                 Severity.L4: KpiTarget(target=0.001, alert=0.005)},
+        description="Per-severity rate targets (seed 002 §8).")
+    resolution: dict[Severity, Duration] = Field(
+        default_factory=lambda: {Severity.L1: timedelta(minutes=2), Severity.L2: timedelta(minutes=15)},
+        description="Resolution-time targets by severity.")
+
+
+class PipelineTrigger(Strict):
+    severity: Severity = Field(description="Severity of the escalation this pipeline trigger creates.")
+    level: int = Field(ge=1, description="Routing level it goes to.")
+    reason: str = Field(description="Reason recorded on the escalation (groups the reports).")
+
+
+class Pipeline(Strict):
+    iteration_limit: int = Field(default=10, ge=1, description="Escalate when an item reaches this many iterations.")
+    consecutive_failures: int = Field(default=3, ge=1, description="Escalate after this many failures in a row.")
+    min_confidence: float = Field(default=0.5, ge=0, le=1, description="Confidence below this is low.")
+    low_confidence_after: int = Field(default=3, ge=1, description="Low confidence escalates from this iteration on.")
+    triggers: dict[Literal["iteration_limit", "consecutive_failures", "data_quality", "system_error",
+                           "low_confidence"], PipelineTrigger] = Field(
+        default_factory=lambda: {
+            "iteration_limit": PipelineTrigger(severity=Severity.L2, level=1, reason="iteration limit reached"),
+            "consecutive_failures": PipelineTrigger(severity=Severity.L2, level=2, reason="consecutive processing failures"),
+            "data_quality": PipelineTrigger(severity=Severity.L2, level=1, reason="critical data quality issue"),
+            "system_error": PipelineTrigger(severity=Severity.L2, level=2, reason="system error"),
+            "low_confidence": PipelineTrigger(severity=Severity.L1, level=1, reason="low confidence after several iterations"),
+        },
+        description="What each trigger creates.")
+
+    @model_validator(mode="after")
+    def _all_triggers(self) -> "Pipeline":
+        missing = {"iteration_limit", "consecutive_failures", "data_quality", "system_error", "low_confidence"} - set(self.triggers)
+        if missing:
+            raise ValueError(f"triggers: add {sorted(missing)}")
+        return self
+
+
+class Channel(Strict):
+    kind: Literal["log", "webhook"] = Field(description="log (stderr) or webhook (Slack-compatible JSON POST).")
+    urls: list[str] = Field(default_factory=list, description="Webhook URLs (each gets every message).")
+    url_env: str | None = Field(default=None, description="Environment variable holding one more webhook URL.")
+    timeout: Duration = Field(default=timedelta(seconds=5), description="Per-request timeout.")
+    retries: int = Field(default=5, ge=0, description="Further attempts after the first fails.")
+    backoff: Duration = Field(default=timedelta(seconds=30), description="Wait before the first retry; doubles each time.")
+
+    def resolved_urls(self) -> list[str]:
+        extra = os.environ.get(self.url_env, "") if self.url_env else ""
+        return [*self.urls, *([extra] if extra else [])]
+
+
+class Notifications(Strict):
+    channels: dict[str, Channel] = Field(default_factory=lambda: {"log": Channel(kind="log")},
+                                         description="Channels by name.")
+    on_create: dict[Severity, list[str]] = Field(
+        default_factory=lambda: {s: ["log"] for s in Severity},
+        description="Channels told of a new escalation, per severity.")
+    on_change: list[str] = Field(default_factory=lambda: ["log"], description="Channels told of assign/raise/answer/close.")
+
+
+def _default_levels() -> dict[int, RoutingLevel]:
+    return {1: RoutingLevel(name="operational", response_target=timedelta(hours=24), assignee="operations-team"),
+            2: RoutingLevel(name="engineering", response_target=timedelta(hours=48), assignee="engineering-team"),
+            3: RoutingLevel(name="product", response_target=timedelta(weeks=1), assignee="product-team")}
+
+
+class OperationsFile(Strict):
+    levels: dict[int, RoutingLevel] = Field(default_factory=_default_levels,
+                                            description="Routing levels (seed 004): 1 operational, 2 engineering, 3 product.")
+    failsafes: FailSafes = Field(default_factory=FailSafes, description="Fail-safe timers (seed 002 §13).")
+    kpis: Kpis = Field(default_factory=Kpis, description="KPI targets and alert thresholds (seed 002 §8).")
+    pipeline: Pipeline = Field(default_factory=Pipeline, description="Automatic pipeline triggers (seed 004).")
+    notifications: Notifications = Field(default_factory=Notifications, description="Notification channels and who gets what.")
+    sweep_interval: Duration = Field(default=timedelta(seconds=30), description="How often the server runs the fail-safe sweep.")
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> "OperationsFile":
+        if 1 not in self.levels:
+            raise ValueError("levels: add level 1 (the default routing level)")
+        known = set(self.notifications.channels)
+        named = [*self.notifications.on_change, *(c for cs in self.notifications.on_create.values() for c in cs)]
+        named += [c for stage in STAGES for c in getattr(self.failsafes, stage).notify]
+        unknown = sorted(set(named) - known)
+        if unknown:
+            raise ValueError(f"channels {unknown} are used but not defined; add them under notifications.channels")
+        bad = sorted({t.level for t in self.pipeline.triggers.values()} - set(self.levels))
+        if bad:
+            raise ValueError(f"pipeline.triggers use levels {bad} that are not under levels")
+        return self
+
+    def level(self, number: int) -> RoutingLevel:
+        if number not in self.levels:
+            from ..errors import InputError
+
+            raise InputError(f"routing level {number} is not defined; use one of {sorted(self.levels)}")
+        return self.levels[number]
+
+
+def operations_policy(policy: Any) -> OperationsFile:
+    """The operations part of a loaded Policy, or the policy itself when already one."""
+    if isinstance(policy, OperationsFile):
+        return policy
+    found = policy.files.get("operations")
+    return found if isinstance(found, OperationsFile) else OperationsFile()
