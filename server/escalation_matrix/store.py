@@ -99,6 +99,31 @@ MIGRATIONS: list[str] = [
         BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END;
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     """,
+    # 2: operations (issue 5): fail-safe clock and once-only stages, notification outbox,
+    # pipeline items, and the audit length kept by a trigger so a deleted tail entry is detected
+    """
+    ALTER TABLE escalations ADD COLUMN severity_at TEXT;
+    CREATE TABLE failsafe_events (
+        escalation_id TEXT NOT NULL, stage TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (escalation_id, stage)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY, escalation_id TEXT, event TEXT NOT NULL, channel TEXT NOT NULL,
+        target TEXT, payload TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL, last_error TEXT,
+        created_at TEXT NOT NULL, sent_at TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+    CREATE TABLE pipeline_items (
+        item_id TEXT PRIMARY KEY, iterations INTEGER NOT NULL DEFAULT 0,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0, confidence REAL, last_error TEXT,
+        escalation_id TEXT, updated_at TEXT NOT NULL
+    );
+    CREATE INDEX escalations_closed ON escalations (closed_at);
+    CREATE TRIGGER audit_length AFTER INSERT ON audit
+        BEGIN INSERT OR REPLACE INTO counters VALUES ('audit-length', NEW.seq); END;
+    INSERT OR REPLACE INTO counters SELECT 'audit-length', COALESCE(MAX(seq), 0) FROM audit;
+    """,
 ]
 
 JSON_FIELDS = ("options", "context")
