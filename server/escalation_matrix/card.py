@@ -17,7 +17,7 @@ from .models import Action, EscalationType, Severity
 
 CARD_VERSION = "1"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "card.schema.json"
-SCHEMA_ID = "https://escalation-matrix.dev/schemas/card.schema.json"
+SCHEMA_ID = "urn:escalation-matrix:schema:card:1"
 
 # Response-time target per severity when the policy sets none (seed 002 §8 KPIs and §13
 # fail-safes): L1 resolved within 2 min, L2 within 15 min, L3 within 24 h (then the blocked-tasks
