@@ -123,7 +123,7 @@ def test_json_format_is_the_card(policy):
     assert [c["id"] for c in data["choices"]] == ["option-1", "option-2", "option-3"]
     assert data["choices"][1] == {"id": "option-2", "index": 2, "label": "Landing page copy", "answer": "Landing page copy"}
     assert data["escalation_id"] == "ESC-2026-001"
-    assert data["response_target"] == {"severity": "L1", "seconds": 120, "label": "2 min", "source": "default"}
+    assert data["response_target"] == {"severity": "L1", "seconds": 120, "label": "2 min", "source": "policy"}
     assert data["markdown"] == render(result(), "md", policy, request=REQUEST)
 
 
@@ -142,20 +142,21 @@ def test_published_schema_is_up_to_date():
 
 
 @pytest.mark.parametrize("severity, seconds, label", [
-    ("L1", 120, "2 min"), ("L2", 900, "15 min"), ("L3", 86400, "24 h"), ("L4", 300, "5 min"),
+    ("L1", 120, "2 min"), ("L2", 900, "15 min"), ("L3", 86400, "24 h"), ("L4", 0, "immediately"),
 ])
-def test_response_targets_follow_the_seed_when_the_policy_sets_none(severity, seconds, label):
+def test_response_targets_follow_the_seed_without_an_operations_policy(severity, seconds, label):
     target = response_target(Severity(severity), {})
     assert (target.seconds, target.label, target.source) == (seconds, label, "default")
 
 
-def test_response_target_comes_from_the_operations_policy_when_present():
-    class Operations:
-        response_targets = {"L2": 600}
-
-    target = response_target(Severity.L2, {"operations": Operations()})
-    assert (target.seconds, target.label, target.source) == (600, "10 min", "policy")
-    assert response_target(Severity.L1, {"operations": Operations()}).source == "default"
+@pytest.mark.parametrize("severity, label", [("L1", "2 min"), ("L2", "10 min"), ("L3", "24 h"), ("L4", "immediately")])
+def test_response_targets_come_from_the_operations_policy(data_copy, severity, label):
+    path = data_copy / "policies" / "operations.yaml"
+    path.write_text(path.read_text().replace("    L2: 15m", "    L2: 10m"))
+    edited = load_policy(data_copy / "policies", data_copy / "phrases", data_copy / "embeddings")
+    target = response_target(Severity(severity), edited.files)
+    assert (target.label, target.source) == (label, "policy")
+    assert card(result(severity=severity), edited).response_target == target
 
 
 def test_proceed_result_renders_one_line_and_no_target(policy):

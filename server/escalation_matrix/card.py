@@ -21,14 +21,14 @@ SCHEMA_ID = "urn:escalation-matrix:schema:card:1"
 
 # Response-time target per severity when the policy sets none (seed 002 §8 KPIs and §13
 # fail-safes): L1 resolved within 2 min, L2 within 15 min, L3 within 24 h (then the blocked-tasks
-# report), L4 needs a person immediately; 5 min is the "minutes" of seed 002 §4.
+# report), L4 needs a person immediately. policies/operations.yaml overrides them: its
+# kpis.resolution first, else the longest fail-safe timer of that severity.
 DEFAULT_RESPONSE_TARGETS: dict[Severity, int] = {
     Severity.L1: 2 * 60,
     Severity.L2: 15 * 60,
     Severity.L3: 24 * 3600,
-    Severity.L4: 5 * 60,
+    Severity.L4: 0,
 }
-_TARGET_FIELDS = ("response_targets", "response_target_seconds", "targets")
 
 
 class Choice(BaseModel):
@@ -86,7 +86,9 @@ class EscalationCard(BaseModel):
 
 
 def duration_label(seconds: int) -> str:
-    """'2 min', '15 min', '24 h', '45 s', '3 d': the unit that divides evenly, largest first."""
+    """'immediately', '2 min', '15 min', '24 h', '45 s', '3 d': the largest unit that divides evenly."""
+    if seconds == 0:
+        return "immediately"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds < 2 * 86400):
             return f"{seconds // size} {unit}"
@@ -94,7 +96,7 @@ def duration_label(seconds: int) -> str:
 
 
 def response_target(severity: Severity | None, files: dict[str, Any] | None = None) -> ResponseTarget | None:
-    """The target for ``severity``: from ``policies/operations.yaml`` when it defines one, else the default."""
+    """The target for ``severity``: from ``policies/operations.yaml`` when it sets one, else the default."""
     if severity is None:
         return None
     seconds, source = _policy_seconds(severity, (files or {}).get("operations")), "policy"
@@ -104,33 +106,14 @@ def response_target(severity: Severity | None, files: dict[str, Any] | None = No
 
 
 def _policy_seconds(severity: Severity, operations: Any) -> int | None:
-    """Read a per-severity target from the operations policy, whichever of the accepted shapes it uses:
-    a mapping L1 -> seconds, or L1 -> object with ``seconds``/``minutes``/``response_seconds``."""
+    """kpis.resolution[severity], else the longest fail-safe timer watching that severity."""
     if operations is None:
         return None
-    for name in _TARGET_FIELDS:
-        table = getattr(operations, name, None)
-        if table is None:
-            continue
-        value = _lookup(table, severity)
-        if value is not None:
-            return value
-    return None
-
-
-def _lookup(table: Any, severity: Severity) -> int | None:
-    entry = None
-    if isinstance(table, dict):
-        entry = table.get(severity, table.get(severity.value))
-    else:
-        entry = getattr(table, severity.value, None)
-    if isinstance(entry, (int, float)):
-        return int(entry)
-    for attr, scale in (("seconds", 1), ("response_seconds", 1), ("minutes", 60), ("response_minutes", 60)):
-        value = getattr(entry, attr, None) if entry is not None else None
-        if isinstance(value, (int, float)):
-            return int(value * scale)
-    return None
+    resolution = getattr(getattr(operations, "kpis", None), "resolution", None) or {}
+    if severity in resolution:
+        return int(resolution[severity].total_seconds())
+    timers = [fs.after for _, fs in (getattr(operations, "failsafes", None) or []) if fs.severity is severity]
+    return int(max(timers).total_seconds()) if timers else None
 
 
 def card_schema() -> dict[str, Any]:
