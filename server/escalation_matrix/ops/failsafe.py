@@ -1,0 +1,172 @@
+"""Fail-safe timers (seed 002 §13), driven by ``sweep(store, policy, now)``.
+
+Each stage fires at most once per escalation: the stage is recorded in ``failsafe_events``
+(primary key escalation + stage) in the same transaction as its effect, its audit entry and its
+notifications. A sweep is one ``BEGIN IMMEDIATE`` transaction, so two sweepers (the server's thread
+and a cron job) or a restart half-way can neither skip nor repeat a stage.
+
+Timers run on the escalation's logical clock: a raise is dated when it was due, not when a sweep
+noticed it, so after downtime the stages catch up in order (L1 → L2 at 15 min → L3 30 min later)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..store import OPEN_STATUSES, Store, iso, parse_iso
+from . import notify
+from .policy import STAGES, FailSafe, OperationsFile, operations_policy
+
+log = logging.getLogger("escalation_matrix.failsafe")
+
+
+@dataclass(frozen=True)
+class Transition:
+    escalation_id: str
+    stage: str
+    due_at: str
+
+
+@dataclass
+class SweepResult:
+    now: str
+    open: int = 0
+    transitions: list[Transition] = field(default_factory=list)
+
+
+def sweep(store: Store, policy: Any, now: datetime | None = None) -> SweepResult:
+    """Apply every fail-safe stage that is due at ``now`` (default: the store's clock)."""
+    ops = operations_policy(policy)
+    now = now or store.clock()
+    marks = ", ".join("?" * len(OPEN_STATUSES))
+    result = SweepResult(now=iso(now))
+    with store.transaction() as conn:
+        records = store.escalations(f"status IN ({marks})", OPEN_STATUSES, conn=conn)
+        done: dict[str, set[str]] = {}
+        for row in conn.execute(
+                f"SELECT f.escalation_id, f.stage FROM failsafe_events f JOIN escalations e "
+                f"ON e.id = f.escalation_id WHERE e.status IN ({marks})", OPEN_STATUSES):
+            done.setdefault(row[0], set()).add(row[1])
+        result.open = len(records)
+        for record in records:
+            result.transitions.extend(apply_due(store, conn, ops, record, now, done.get(record["id"], set())))
+    return result
+
+
+def apply_due(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: dict[str, Any],
+              now: datetime, done: set[str] | None = None) -> list[Transition]:
+    """Fire the stages of one open escalation that are due, in order, inside ``conn``'s transaction."""
+    if done is None:
+        done = {r[0] for r in conn.execute("SELECT stage FROM failsafe_events WHERE escalation_id = ?",
+                                           (record["id"],))}
+    fired: list[Transition] = []
+    while True:
+        step = _next_due(ops, record, now, done)
+        if step is None:
+            return fired
+        stage, rule, due = step
+        cur = conn.execute("INSERT INTO failsafe_events (escalation_id, stage, at) VALUES (?, ?, ?) "
+                           "ON CONFLICT DO NOTHING", (record["id"], stage, iso(due)))
+        done.add(stage)
+        if cur.rowcount == 0:  # another sweeper got there first
+            continue
+        record = _fire(store, conn, ops, record, stage, rule, due)
+        fired.append(Transition(record["id"], stage, iso(due)))
+
+
+def _next_due(ops: OperationsFile, record: dict[str, Any], now: datetime,
+              done: set[str]) -> tuple[str, FailSafe, datetime] | None:
+    start = parse_iso(record.get("severity_at") or record["created_at"])
+    for stage in STAGES:
+        rule: FailSafe = getattr(ops.failsafes, stage)
+        if stage in done or rule.severity.value != record["severity"]:
+            continue
+        due = start + rule.after
+        if due <= now:
+            return stage, rule, due
+    return None
+
+
+def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: dict[str, Any], stage: str,
+          rule: FailSafe, due: datetime) -> dict[str, Any]:
+    esc_id, now = record["id"], store.now()
+    conversation, task = record.get("conversation_id"), record.get("task_id")
+    changes: dict[str, Any] = {}
+    data: dict[str, Any] = {"due_at": iso(due), "severity": record["severity"]}
+    if stage == "reminder":
+        changes = {"reminded_at": now}
+        text = f"Reminder: unanswered for {_age(record, due)}. {record.get('reason') or ''}".strip()
+    elif stage in ("raise_to_l2", "raise_to_l3"):
+        new = "L2" if stage == "raise_to_l2" else "L3"
+        changes = {"severity": new, "severity_at": iso(due), "status": "raised", "raised_at": now}
+        if rule.assign_to:
+            changes["assignee"] = rule.assign_to
+        data.update(to=new)
+        text = f"Unanswered for {_age(record, due)} at {record['severity']}: raised to {new}."
+        if stage == "raise_to_l3" and conversation and task:
+            store.update_task(conn, conversation, task, awaiting_guidance=1)
+            text += f" Task {task} is awaiting guidance."
+    elif stage == "blocked_report":
+        changes = {"status": "blocked", "blocked_at": now}
+        text = f"Unresolved for {_age(record, due)} at L3: added to the blocked-tasks report."
+    else:  # lock_task
+        text = "Critical escalation: a person must review it before any further action."
+        if conversation and task:
+            current = store.task(conn, conversation, task)
+            if not current["locked"]:
+                store.update_task(conn, conversation, task, locked=1, locked_at=now, locked_by_escalation=esc_id,
+                                  locked_reason=f"L4 escalation {esc_id}: human review required")
+            text += f" Task {task} is locked until a person unlocks it."
+            data["task_locked"] = True
+    if changes:
+        store.update_escalation(conn, esc_id, **changes)
+    store.audit(conn, f"failsafe_{stage}", "failsafe", escalation_id=esc_id, conversation_id=conversation,
+                task_id=task, data={**data, "recipient": rule.recipient})
+    updated = store.escalation(esc_id, conn)
+    notify.enqueue(store, conn, ops, rule.notify, stage, updated, text, rule.recipient)
+    return updated
+
+
+def _age(record: dict[str, Any], due: datetime) -> str:
+    from .policy import format_duration
+
+    start = parse_iso(record.get("severity_at") or record["created_at"])
+    return format_duration(timedelta(seconds=round((due - start).total_seconds())))
+
+
+class Sweeper:
+    """Runs ``sweep`` and then ``notify.deliver`` every ``interval`` in a daemon thread."""
+
+    def __init__(self, store: Store, policy: Any, interval: float | None = None):
+        self.store, self.policy = store, policy
+        self.interval = interval if interval is not None else operations_policy(policy).sweep_interval.total_seconds()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="escalation-sweeper", daemon=True)
+
+    def start(self) -> "Sweeper":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = sweep(self.store, self.policy)
+                if result.transitions:
+                    log.info("fail-safe sweep: %d transitions", len(result.transitions))
+                notify.deliver(self.store, operations_policy(self.policy))
+            except Exception:  # noqa: BLE001 - the timer thread must survive a bad tick
+                log.exception("fail-safe sweep failed; retrying in %.0f s", self.interval)
+            self._stop.wait(self.interval)
+
+
+def start_sweeper(store: Store, policy: Any, interval: float | None = None) -> Sweeper:
+    """Start the in-server timer thread; call ``.stop()`` on shutdown."""
+    return Sweeper(store, policy, interval).start()

@@ -1,0 +1,214 @@
+"""Operator operations on escalation records (seed 004 steps 1-6): create a manual escalation,
+assign, add notes, raise a level, answer, resolve, close, list and show. Every change is one
+transaction that also writes the audit entry and queues its notifications."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..errors import InputError, StateError
+from ..models import EscalationType, Severity
+from ..store import OPEN_STATUSES, STATUSES, Store, iso, parse_iso
+from . import notify
+from .policy import OperationsFile, operations_policy
+
+FINAL = ("resolved", "closed", "expired")
+
+
+class Operations:
+    """What an operator (CLI, console, pipeline) does to escalation records."""
+
+    def __init__(self, store: Store, policy: Any):
+        self.store = store
+        self.policy = policy  # the loaded Policy (matrix, phrases); OperationsFile alone also works
+        self.ops: OperationsFile = operations_policy(policy)
+
+    # --- create ---
+    def create(self, reason: str, *, level: int = 1, details: str | None = None, assigned_to: str | None = None,
+               by: str = "operator", type: str = "decision", trigger: str | None = None,
+               severity: str | None = None, conversation_id: str | None = None, task_id: str | None = None,
+               source: str = "manual", request: str | None = None, question: str | None = None) -> dict[str, Any]:
+        if not reason or not reason.strip():
+            raise InputError("give a --reason: one sentence saying why this needs a person")
+        etype = _enum(EscalationType, type, "type")
+        if etype is EscalationType.none:
+            raise InputError("type 'none' means proceed; pick an escalation type such as decision or technical")
+        trigger = trigger or self._default_trigger(etype)
+        sev = _enum(Severity, severity, "severity") if severity else self._default_severity(etype, trigger)
+        target = self.ops.level(level)
+        now = self.store.clock()
+        fields = {
+            "conversation_id": conversation_id, "task_id": task_id, "source": source, "type": etype.value,
+            "trigger": trigger, "severity": sev.value, "level": level, "assignee": assigned_to or target.assignee,
+            "status": "open", "reason": reason.strip(), "details": details, "request": request or details or reason,
+            "question": question, "due_at": iso(now + target.response_target), "severity_at": iso(now),
+        }
+        with self.store.transaction() as conn:
+            esc_id = self.store.insert_escalation(conn, fields)
+            if conversation_id and task_id:
+                self.store.task(conn, conversation_id, task_id)
+            self.store.audit(conn, "escalation_created", by, escalation_id=esc_id, conversation_id=conversation_id,
+                             task_id=task_id, data={"source": source, "reason": fields["reason"], "level": level,
+                                                    "severity": sev.value, "assignee": fields["assignee"]})
+            record = self.store.escalation(esc_id, conn)
+            notify.enqueue(self.store, conn, self.ops, self.ops.notifications.on_create.get(sev, []), "created",
+                           record, fields["reason"], record["assignee"] or "assignee")
+            from .failsafe import apply_due  # L4 locks the task at once, not at the next sweep
+
+            apply_due(self.store, conn, self.ops, record, now)
+            return self.store.escalation(esc_id, conn)
+
+    def _default_trigger(self, etype: EscalationType) -> str:
+        matrix = getattr(self.policy, "matrix", None)
+        return matrix.default_trigger(etype) if matrix else "manual"
+
+    def _default_severity(self, etype: EscalationType, trigger: str) -> Severity:
+        matrix = getattr(self.policy, "matrix", None)
+        spec = matrix.types[etype].triggers.get(trigger) if matrix else None
+        if matrix and spec is None:
+            raise InputError(f"{trigger!r} is not a trigger of type {etype.value}; use one of "
+                             f"{sorted(matrix.types[etype].triggers)}")
+        return spec.severity if spec and spec.severity else Severity.L2
+
+    # --- changes ---
+    def assign(self, esc_id: str, assignee: str, by: str = "operator", level: int | None = None) -> dict[str, Any]:
+        if not assignee.strip():
+            raise InputError("give the assignee, e.g. --assigned-to ed.allison@example.com")
+        with self.store.transaction() as conn:
+            record = self._open(conn, esc_id, "assign")
+            changes: dict[str, Any] = {"assignee": assignee.strip()}
+            if level is not None and level != record["level"]:
+                target = self.ops.level(level)
+                changes.update(level=level, due_at=iso(parse_iso(record["created_at"]) + target.response_target))
+            return self._change(conn, record, "assigned", by, changes, f"assigned to {assignee.strip()}")
+
+    def note(self, esc_id: str, text: str, by: str = "operator") -> dict[str, Any]:
+        if not text.strip():
+            raise InputError("the note is empty; write what you found")
+        with self.store.transaction() as conn:
+            record = self.store.escalation(esc_id, conn)
+            conn.execute("INSERT INTO notes (escalation_id, author, text, created_at) VALUES (?, ?, ?, ?)",
+                         (esc_id, by, text.strip(), self.store.now()))
+            self.store.update_escalation(conn, esc_id)
+            self.store.audit(conn, "note_added", by, escalation_id=esc_id, data={"text": text.strip()})
+            return self.store.escalation(record["id"], conn)
+
+    def raise_level(self, esc_id: str, new_level: int, reason: str, by: str = "operator",
+                    assigned_to: str | None = None) -> dict[str, Any]:
+        if not reason.strip():
+            raise InputError("give a --reason for raising the level")
+        with self.store.transaction() as conn:
+            record = self._open(conn, esc_id, "raise")
+            if new_level <= record["level"]:
+                raise StateError(f"{esc_id} is already at level {record['level']}; --new-level must be higher "
+                                 f"(levels: {sorted(self.ops.levels)})")
+            target = self.ops.level(new_level)
+            changes = {"level": new_level, "status": "raised", "raised_at": self.store.now(),
+                       "assignee": assigned_to or target.assignee,
+                       "due_at": iso(self.store.clock() + target.response_target)}
+            return self._change(conn, record, "raised", by, changes,
+                                f"raised to level {new_level} ({target.name}): {reason.strip()}",
+                                extra={"reason": reason.strip()})
+
+    def answer(self, esc_id: str, answer: str, by: str = "operator") -> dict[str, Any]:
+        if not answer.strip():
+            raise InputError("the answer is empty; write the decision the agent should apply")
+        with self.store.transaction() as conn:
+            record = self._open(conn, esc_id, "answer")
+            changes = {"answer": answer.strip(), "answered_by": by, "answered_at": self.store.now(),
+                       "status": "answered"}
+            return self._change(conn, record, "answered", by, changes, f"answered by {by}: {answer.strip()}")
+
+    def resolve(self, esc_id: str, resolution: str, *, preventive_measures: str | None = None,
+                lessons_learned: str | None = None, method: str | None = None, by: str = "operator",
+                close: bool = False) -> dict[str, Any]:
+        with self.store.transaction() as conn:
+            record = self.store.escalation(esc_id, conn)
+            if record["status"] == "closed":
+                raise StateError(f"{esc_id} is already closed (by {record['closed_by']} at {record['closed_at']})")
+            resolution = (resolution or record.get("resolution") or "").strip()
+            if not resolution:
+                raise InputError("give a --resolution: what was done to resolve it")
+            changes: dict[str, Any] = {
+                "resolution": resolution, "resolution_method": method or record.get("resolution_method") or "manual",
+                "preventive_measures": preventive_measures or record.get("preventive_measures"),
+                "lessons_learned": lessons_learned or record.get("lessons_learned"),
+                "status": "closed" if close else "resolved",
+            }
+            if close:
+                changes.update(closed_at=self.store.now(), closed_by=by)
+            event = "closed" if close else "resolved"
+            return self._change(conn, record, event, by, changes, f"{event}: {resolution}")
+
+    def close(self, esc_id: str, resolution: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        return self.resolve(esc_id, resolution or "", close=True, **kwargs)
+
+    def _open(self, conn: sqlite3.Connection, esc_id: str, verb: str) -> dict[str, Any]:
+        record = self.store.escalation(esc_id, conn)
+        if record["status"] not in OPEN_STATUSES:
+            raise StateError(f"cannot {verb} {esc_id}: it is {record['status']}; only open escalations "
+                             f"({', '.join(OPEN_STATUSES)}) can be changed this way")
+        return record
+
+    def _change(self, conn: sqlite3.Connection, record: dict[str, Any], event: str, by: str,
+                changes: dict[str, Any], text: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.store.update_escalation(conn, record["id"], **changes)
+        before = {k: record.get(k) for k in changes if k not in ("raised_at", "answered_at", "closed_at")}
+        self.store.audit(conn, f"escalation_{event}", by, escalation_id=record["id"],
+                         conversation_id=record.get("conversation_id"), task_id=record.get("task_id"),
+                         data={"before": before, "after": {k: changes[k] for k in before}, **(extra or {})})
+        updated = self.store.escalation(record["id"], conn)
+        notify.enqueue(self.store, conn, self.ops, self.ops.notifications.on_change, event, updated, text,
+                       updated.get("assignee") or "assignee")
+        return updated
+
+    # --- queries ---
+    def list(self, *, status: str | None = None, level: int | None = None, type: str | None = None,
+             assignee: str | None = None, severity: str | None = None, older_than: timedelta | None = None,
+             now: datetime | None = None, limit: int | None = 200) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if status == "active":
+            clauses.append(f"status IN ({', '.join('?' * len(OPEN_STATUSES))})")
+            params.extend(OPEN_STATUSES)
+        elif status:
+            if status not in STATUSES:
+                raise InputError(f"unknown status {status!r}; use one of active, {', '.join(STATUSES)}")
+            clauses.append("status = ?")
+            params.append(status)
+        for column, value in (("level", level), ("assignee", assignee)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if type:
+            clauses.append("type = ?")
+            params.append(_enum(EscalationType, type, "type").value)
+        if severity:
+            clauses.append("severity = ?")
+            params.append(_enum(Severity, severity, "severity").value)
+        if older_than is not None:
+            clauses.append("created_at <= ?")
+            params.append(iso((now or self.store.clock()) - older_than))
+        return self.store.escalations(" AND ".join(clauses) or "1=1", params, order="created_at DESC, seq DESC",
+                                      limit=limit)
+
+    def show(self, esc_id: str) -> dict[str, Any]:
+        """The record with its notes, fail-safe stages, notifications and audit entries."""
+        record = self.store.escalation(esc_id)
+        conn = self.store._conn()
+        record["notes"] = [dict(r) for r in conn.execute(
+            "SELECT author, text, created_at FROM notes WHERE escalation_id = ? ORDER BY id", (esc_id,))]
+        record["failsafes"] = [dict(r) for r in conn.execute(
+            "SELECT stage, at FROM failsafe_events WHERE escalation_id = ? ORDER BY at, rowid", (esc_id,))]
+        record["notifications"] = notify.outbox(self.store, escalation_id=esc_id)
+        record["audit"] = [{k: e[k] for k in ("seq", "at", "actor", "action", "data")}
+                           for e in self.store.audit_entries(escalation_id=esc_id)]
+        return record
+
+
+def _enum(kind: Any, value: str, what: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        raise InputError(f"unknown {what} {value!r}; use one of {', '.join(m.value for m in kind)}") from None
