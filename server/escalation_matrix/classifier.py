@@ -43,8 +43,16 @@ def decide(
     if esc:
         ranked = sorted(esc, key=lambda m: _rank(m.type, order))
         return Verdict(ranked[0].type, "rule", rules)
-    if rules:  # only proceed rules matched: a minor preference
+    embedded = _by_scores(scores, rules, settings, order, thresholds)
+    if rules and embedded.type is not EscalationType.safety:  # a minor preference, unless it looks unsafe
         return Verdict(EscalationType.none, "rule", rules)
+    return embedded
+
+
+def _by_scores(
+    scores: np.ndarray, rules: list[RuleMatch], settings: ClassifierFile, order: list[EscalationType],
+    thresholds: dict[EscalationType, float] | None,
+) -> Verdict:
     limits = thresholds if thresholds is not None else settings.thresholds
     none_score = scores[NONE]
     candidates = {}

@@ -1,0 +1,338 @@
+"""The conversation rules of seed 002 §5 on durable state: escalate once, never re-ask, hand a
+stuck task to a person, stop and lock on L4.
+
+Every decision runs in one ``BEGIN IMMEDIATE`` transaction (check, then write), so the rules hold
+for many threads and for several server processes on one SQLite file. Embeddings are computed
+before the transaction opens, so the write lock is held for microseconds, not for a model call."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import guard_results as out
+from .matching import has_capability, minor_preference, most_similar
+from .classifier import Classifier
+from .errors import NotFoundError, StateError
+from .loader import Policy
+from .messages import escalation_text
+from .models import Action, Classification, EscalationResult, EscalationType, Severity
+from .store import OPEN_STATUSES, Store
+
+DEFAULT_TASK = "default"
+L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
+OUT_OF_SCOPE = (EscalationType.scope, EscalationType.technical, EscalationType.compliance, EscalationType.safety)
+@dataclass
+class Ask:
+    """One escalation request, fully worked out before the transaction opens."""
+
+    tool: str
+    conversation_id: str
+    task_id: str
+    request: str
+    classification: Classification
+    vector: np.ndarray
+    question: str | None = None
+    options: list[str] = field(default_factory=list)
+    details: str | None = None
+    missing: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    minor: Classification | None = None
+    etype: EscalationType = EscalationType.none
+    trigger: str = "clear_request"
+    severity: Severity | None = None
+    in_scope: bool | None = None
+
+
+class ConversationGuard:
+    """Library API behind the MCP and LangChain tools. Thread-safe: the store keeps a connection
+    per thread and the classifier is read-only."""
+
+    def __init__(self, policy: Policy, classifier: Classifier, store: Store):
+        self.policy = policy
+        self.classifier = classifier
+        self.store = store
+        self.settings = policy.conversation
+
+    # --- read-only ---
+    def classify(self, request: str, context: dict | None = None) -> EscalationResult:
+        request = out.text(request, "request", self.settings.max_request_chars)
+        return out.from_classification(self.classifier.classify(request, out.context_mapping(context)))
+
+    def history(self, conversation_id: str) -> list[dict]:
+        conversation_id = out.identifier(conversation_id, "conversation_id")
+        records = self.store.escalations("conversation_id = ?", (conversation_id,), order="created_at, year, seq")
+        if not records and not self.store.db["tasks"].count_where("conversation_id = ?", [conversation_id]):
+            raise NotFoundError(f"conversation {conversation_id!r} is unknown: it has made no escalate, clarify "
+                                "or check_scope call; pass the conversation_id those calls used")
+        return records
+
+    # --- the agent tools ---
+    def escalate(self, conversation_id: str, request: str, task_id: str | None = None, question: str | None = None,
+                 options: list[str] | None = None, details: str | None = None,
+                 context: dict | None = None) -> EscalationResult:
+        ask = self._ask("escalate", conversation_id, request, task_id, question, options, details, None, context)
+        rc, qc = self._classify(ask)
+        ask.minor = minor_preference(qc, rc)
+        chosen = rc if rc.escalate or qc is None or not qc.escalate else qc
+        ask.classification = chosen
+        if chosen.escalate:
+            ask.etype, ask.trigger, ask.severity = chosen.type, chosen.trigger, chosen.severity
+        return self._decide(ask)
+
+    def clarify(self, conversation_id: str, request: str, question: str, task_id: str | None = None,
+                options: list[str] | None = None, missing: str | None = None) -> EscalationResult:
+        ask = self._ask("clarify", conversation_id, request, task_id, question, options, None, missing, None,
+                        question_required=True)
+        rc, qc = self._classify(ask)
+        ask.minor = minor_preference(qc, rc)
+        if rc.severity is Severity.L4:  # safety first: distress stops the task even on the L1 path
+            ask.classification, ask.etype, ask.trigger, ask.severity = rc, rc.type, rc.trigger, rc.severity
+            return self._decide(ask)
+        if ask.missing:
+            etype = EscalationType.context
+        else:
+            etype = next((c.type for c in (rc, qc) if c is not None and c.type in L1_TYPES),
+                         EscalationType.clarification)
+        ask.classification = rc if rc.type is etype else (qc if qc is not None and qc.type is etype else rc)
+        ask.etype, ask.trigger = etype, self._trigger(etype, ask.classification)
+        ask.severity = self.policy.matrix.trigger(etype, ask.trigger).severity
+        return self._decide(ask)
+
+    def check_scope(self, request: str, conversation_id: str | None = None,
+                    capabilities: list[str] | None = None) -> EscalationResult:
+        request = out.text(request, "request", self.settings.max_request_chars)
+        conversation_id = out.identifier(conversation_id, "conversation_id", required=False)
+        capabilities = out.options_list(capabilities, self.settings)
+        c = self.classifier.classify(request)
+        in_scope = c.type not in OUT_OF_SCOPE or (
+            c.type is EscalationType.technical and has_capability(request, capabilities))
+        if conversation_id is None:
+            if in_scope:
+                return out.proceed(c, None, None, in_scope=True)
+            return out.from_classification(c, in_scope=False, instruction=_scope_instruction(c.severity))
+        if in_scope:
+            result = out.proceed(c, conversation_id, DEFAULT_TASK, in_scope=True)
+            with self.store.transaction() as conn:
+                self._record(conn, "check_scope", result)
+            return result
+        vector = self.classifier.embedder.encode([request])[0]
+        ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vector, etype=c.type,
+                  trigger=c.trigger, severity=c.severity, in_scope=False)
+        return self._decide(ask)
+
+    def respond(self, escalation_id: str, answer: str, responder: str = "operator") -> EscalationResult:
+        escalation_id = out.identifier(escalation_id, "escalation_id")
+        answer = out.text(answer, "answer", self.settings.max_request_chars)
+        responder = out.identifier(responder, "responder")
+        with self.store.transaction() as conn:
+            record = self.store.escalation(escalation_id, conn)
+            if record["status"] not in OPEN_STATUSES:
+                when = f" at {record['answered_at']}" if record.get("answered_at") else ""
+                raise StateError(f"escalation {escalation_id} is already {record['status']}{when}; "
+                                 "if something changed, raise a new question with clarify or escalate")
+            now = self.store.now()
+            self.store.update_escalation(conn, escalation_id, answer=answer, answered_by=responder,
+                                         answered_at=now, status="answered")
+            self.store.audit(conn, "answer", responder, escalation_id=escalation_id,
+                             conversation_id=record["conversation_id"], task_id=record["task_id"],
+                             data={"answer": answer})
+            locked = False
+            if record["conversation_id"] is not None:
+                task = self.store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
+                locked = bool(task["locked"])
+                if record["type"] == EscalationType.pattern.value and task["handed_off"]:
+                    self.store.update_task(conn, task["conversation_id"], task["task_id"], handed_off=0,
+                                           escalation_count=0)
+                    self.store.audit(conn, "hand_back", responder, escalation_id=escalation_id,
+                                     conversation_id=task["conversation_id"], task_id=task["task_id"])
+            record = self.store.escalation(escalation_id, conn)
+        if locked:
+            return out.from_record(record, Action.stop, out.ANSWERED_LOCKED, answer=answer)
+        return out.from_record(record, Action.proceed, out.ANSWERED, answer=answer)
+
+    def unlock_task(self, conversation_id: str, task_id: str, by: str, reason: str) -> None:
+        unlock_task(self.store, conversation_id, task_id, by, reason)
+
+    # --- internals ---
+    def _ask(self, tool: str, conversation_id: Any, request: Any, task_id: Any, question: Any, options: Any,
+             details: Any, missing: Any, context: Any, question_required: bool = False) -> Ask:
+        s = self.settings
+        ask = Ask(
+            tool=tool,
+            conversation_id=out.identifier(conversation_id, "conversation_id"),  # type: ignore[arg-type]
+            task_id=out.identifier(task_id, "task_id", required=False) or DEFAULT_TASK,
+            request=out.text(request, "request", s.max_request_chars),  # type: ignore[arg-type]
+            classification=None,  # type: ignore[arg-type]  (set by the caller)
+            vector=np.zeros(0, dtype=np.float32),
+            question=out.text(question, "question", s.max_question_chars, required=question_required),
+            options=out.options_list(options, s),
+            details=out.text(details, "details", s.max_request_chars, required=False),
+            missing=out.text(missing, "missing", s.max_question_chars, required=False),
+            context=out.context_mapping(context),
+        )
+        return ask
+
+    def _classify(self, ask: Ask) -> tuple[Classification, Classification | None]:
+        texts = [ask.request] + ([ask.question] if ask.question else [])
+        results = self.classifier.classify_many(texts, [ask.context] + ([{}] if ask.question else []))
+        # the issue is identified by the question when there is one, else by the request
+        ask.vector = self.classifier.embedder.encode([ask.question or ask.request])[0]
+        return results[0], (results[1] if ask.question else None)
+
+    def _trigger(self, etype: EscalationType, c: Classification) -> str:
+        return c.trigger if c.type is etype else self.policy.matrix.default_trigger(etype)
+
+    def _decide(self, ask: Ask) -> EscalationResult:
+        with self.store.transaction() as conn:
+            task = self.store.task(conn, ask.conversation_id, ask.task_id)
+            result = (self._locked(conn, task) or self._handed_off(conn, task) or self._reasked(conn, ask)
+                      or self._proceed(ask) or self._repeated(conn, ask) or self._create(conn, ask, task))
+            if ask.in_scope is not None:
+                result = result.model_copy(update={"in_scope": ask.in_scope})
+            self._record(conn, ask.tool, result)
+        return result
+
+    def _record(self, conn: sqlite3.Connection, tool: str, result: EscalationResult) -> None:
+        self.store.record_decision(
+            conn, tool, result.type.value, result.action.value,
+            severity=result.severity.value if result.severity else None,
+            conversation_id=result.conversation_id, task_id=result.task_id, escalation_id=result.escalation_id)
+
+    def _locked(self, conn: sqlite3.Connection, task: dict) -> EscalationResult | None:
+        if not task["locked"]:
+            return None
+        record = self.store.escalation(task["locked_by_escalation"], conn)
+        return out.from_record(record, Action.stop, out.LOCKED.format(id=record["id"]))
+
+    def _handed_off(self, conn: sqlite3.Connection, task: dict) -> EscalationResult | None:
+        if not task["handed_off"]:
+            return None
+        row = conn.execute(
+            "SELECT id, status FROM escalations WHERE conversation_id = ? AND task_id = ? AND type = 'pattern' "
+            "ORDER BY year DESC, seq DESC LIMIT 1", (task["conversation_id"], task["task_id"])).fetchone()
+        if row is None or row["status"] not in OPEN_STATUSES:  # the person closed it: the task is back
+            self.store.update_task(conn, task["conversation_id"], task["task_id"], handed_off=0, escalation_count=0)
+            task["escalation_count"] = 0
+            return None
+        record = self.store.escalation(row["id"], conn)
+        return out.from_record(record, Action.handoff, out.HANDOFF.format(id=record["id"]))
+
+    def _reasked(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+        rows = conn.execute(
+            "SELECT id, question_vector FROM escalations WHERE conversation_id = ? AND answer IS NOT NULL "
+            "AND question_vector IS NOT NULL ORDER BY answered_at DESC", (ask.conversation_id,)).fetchall()
+        best = most_similar(rows, ask.vector, self.settings.reask_similarity)
+        if best is None:
+            return None
+        record = self.store.escalation(best, conn)
+        return out.from_record(record, Action.proceed, out.REASKED.format(id=best), answer=record["answer"],
+                               task_id=ask.task_id)
+
+    def _proceed(self, ask: Ask) -> EscalationResult | None:
+        if ask.minor is not None:
+            return out.proceed(ask.minor, ask.conversation_id, ask.task_id)
+        if ask.severity is None:
+            return out.proceed(ask.classification, ask.conversation_id, ask.task_id)
+        return None
+
+    def _repeated(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+        marks = ", ".join("?" * len(OPEN_STATUSES))
+        rows = conn.execute(
+            f"SELECT id, question_vector FROM escalations WHERE conversation_id = ? AND task_id = ? AND type = ? "
+            f"AND status IN ({marks}) AND question_vector IS NOT NULL",
+            (ask.conversation_id, ask.task_id, ask.etype.value, *OPEN_STATUSES)).fetchall()
+        best = most_similar(rows, ask.vector, self.settings.same_issue_similarity)
+        if best is None:
+            return None
+        conn.execute("UPDATE escalations SET repeat_count = repeat_count + 1, updated_at = ? WHERE id = ?",
+                     (self.store.now(), best))
+        record = self.store.escalation(best, conn)
+        self.store.audit(conn, "repeat", "agent", escalation_id=best, conversation_id=ask.conversation_id,
+                         task_id=ask.task_id, data={"request": ask.request, "question": ask.question,
+                                                    "repeat_count": record["repeat_count"]})
+        action = out.action_for(Severity(record["severity"]))
+        return out.from_record(record, action, out.REPEATED.format(id=best), repeated=True,
+                               confidence=ask.classification.confidence)
+
+    def _create(self, conn: sqlite3.Connection, ask: Ask, task: dict) -> EscalationResult:
+        count = task["escalation_count"] + 1
+        conv, task_id = ask.conversation_id, ask.task_id
+        if ask.severity is not Severity.L4 and count >= self.settings.handoff_after:
+            return self._handoff(conn, ask, count)
+        esc_id = self._insert(conn, ask, ask.etype, ask.trigger, ask.severity, ask.details)  # type: ignore[arg-type]
+        if ask.severity is Severity.L4:
+            self.store.update_task(conn, conv, task_id, escalation_count=count, locked=1, locked_at=self.store.now(),
+                                   locked_by_escalation=esc_id, locked_reason=ask.classification.trigger)
+            self.store.audit(conn, "lock", "system", escalation_id=esc_id, conversation_id=conv, task_id=task_id,
+                             data={"reason": ask.trigger})
+            record = self.store.escalation(esc_id, conn)
+            return out.from_record(record, Action.stop, out.INSTRUCTIONS[Severity.L4],
+                                   confidence=ask.classification.confidence)
+        self.store.update_task(conn, conv, task_id, escalation_count=count)
+        record = self.store.escalation(esc_id, conn)
+        return out.from_record(record, Action.escalate, out.instruction_for(ask.severity),  # type: ignore[arg-type]
+                               confidence=ask.classification.confidence)
+
+    def _handoff(self, conn: sqlite3.Connection, ask: Ask, count: int) -> EscalationResult:
+        earlier = [r[0] for r in conn.execute(
+            "SELECT id FROM escalations WHERE conversation_id = ? AND task_id = ? ORDER BY year, seq",
+            (ask.conversation_id, ask.task_id))]
+        latest = ask.question or ask.request
+        details = f"Escalations on this task so far: {', '.join(earlier) or 'none'}. Latest issue: {latest}"
+        pattern = EscalationType.pattern
+        trigger = self.policy.matrix.default_trigger(pattern)
+        severity = self.policy.matrix.trigger(pattern, trigger).severity
+        esc_id = self._insert(conn, ask, pattern, trigger, severity, details)  # type: ignore[arg-type]
+        self.store.update_task(conn, ask.conversation_id, ask.task_id, escalation_count=count, handed_off=1)
+        self.store.audit(conn, "handoff", "system", escalation_id=esc_id, conversation_id=ask.conversation_id,
+                         task_id=ask.task_id, data={"escalations": earlier, "count": count})
+        record = self.store.escalation(esc_id, conn)
+        return out.from_record(record, Action.handoff, out.HANDOFF.format(id=esc_id),
+                               confidence=ask.classification.confidence)
+
+    def _insert(self, conn: sqlite3.Connection, ask: Ask, etype: EscalationType, trigger: str,
+                severity: Severity, details: str | None) -> str:
+        matrix, phrases = self.policy.matrix, self.policy.phrases
+        text = escalation_text(matrix, phrases, etype, trigger, severity, ask.request, question=ask.question,
+                               options=ask.options or None, missing=ask.missing, details=details)
+        message = phrases.message("md", **text.variables())
+        esc_id = self.store.insert_escalation(conn, {
+            "conversation_id": ask.conversation_id, "task_id": ask.task_id, "issue_key": f"{etype.value}:{trigger}",
+            "source": "agent", "type": etype, "trigger": trigger, "severity": severity, "level": severity.rank,
+            "reason": text.issue, "request": ask.request, "question": text.question, "options": text.options,
+            "details": details, "phrase": text.phrase, "message": message, "context": ask.context,
+            "question_vector": np.asarray(ask.vector, dtype=np.float32).tobytes(),
+        })
+        self.store.audit(conn, "create", "agent", escalation_id=esc_id, conversation_id=ask.conversation_id,
+                         task_id=ask.task_id, data={"tool": ask.tool, "type": etype.value, "trigger": trigger,
+                                                    "severity": severity.value, "request": ask.request,
+                                                    "question": text.question})
+        return esc_id
+
+
+def unlock_task(store: Store, conversation_id: str, task_id: str, by: str, reason: str) -> None:
+    """A person reviewed an L4 escalation: let the agent work on the task again (no model needed)."""
+    conversation_id = out.identifier(conversation_id, "conversation_id")  # type: ignore[assignment]
+    task_id = out.identifier(task_id, "task_id")  # type: ignore[assignment]
+    by = out.identifier(by, "by")  # type: ignore[assignment]
+    reason = out.text(reason, "reason", 2000)  # type: ignore[assignment]
+    with store.transaction() as conn:
+        row = conn.execute("SELECT * FROM tasks WHERE conversation_id = ? AND task_id = ?",
+                           (conversation_id, task_id)).fetchone()
+        if row is None:
+            raise NotFoundError(f"task {task_id!r} of conversation {conversation_id!r} not found; "
+                                "check both ids (the task id is 'default' when the agent gave none)")
+        if not row["locked"]:
+            raise StateError(f"task {task_id!r} of conversation {conversation_id!r} is not locked; nothing to unlock")
+        store.update_task(conn, conversation_id, task_id, locked=0, locked_reason=None, locked_at=None,
+                          locked_by_escalation=None)
+        store.audit(conn, "unlock", by, escalation_id=row["locked_by_escalation"], conversation_id=conversation_id,
+                    task_id=task_id, data={"reason": reason})
+
+
+def _scope_instruction(severity: Severity | None) -> str:
+    return out.INSTRUCTIONS[severity] if severity is Severity.L4 else out.OUT_OF_SCOPE

@@ -1,0 +1,130 @@
+"""How the conversation guard words its answers: input checks and the ``EscalationResult`` built
+from a classification or a stored escalation record, with the one-sentence instruction for the agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InputError
+from .models import Action, Classification, EscalationResult, EscalationType, Severity
+from .policy import ConversationFile
+
+MAX_ID_CHARS = 200
+MAX_OPTION_CHARS = 500
+
+INSTRUCTIONS = {
+    Severity.L1: "Say the phrase (or show the message) to the person once, wait for the answer, then pass it to "
+                 "respond and continue; do not ask this again.",
+    Severity.L2: "Send this message once and wait for the operator's answer before acting on this point.",
+    Severity.L3: "Pause the task: this is routed to a specialist. Send the message once and wait for guidance.",
+    Severity.L4: "Stop the task now and take no further action on it; a person must review it first.",
+}
+PROCEED = "Proceed with the task; nothing needs a person's input."
+PROCEED_DEFAULT = "Do not ask: apply this default and continue - {default}"
+REASKED = "This was already answered in this conversation ({id}); apply that answer and continue without asking again."
+REPEATED = "You already raised this issue ({id}) and it is still open: do not ask again; wait for its answer."
+HANDOFF = "Stop working on this task: it has been handed to a person ({id}). Tell the user once, using the phrase."
+LOCKED = "This task is locked by {id} until a person unlocks it: stop and take no action on it."
+ANSWERED = "Apply this answer and continue the task now; do not ask for confirmation."
+ANSWERED_LOCKED = "The answer is recorded, but the task stays locked until a person unlocks it: take no action on it."
+OUT_OF_SCOPE = "Say the phrase and offer the alternatives; do not attempt the request as asked."
+
+
+# --- input checks: every one runs before anything is written ---
+def identifier(value: Any, name: str, *, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{name} must be a non-empty string (for example 'chat-42')")
+    if len(value) > MAX_ID_CHARS:
+        raise InputError(f"{name} is {len(value)} characters long; use at most {MAX_ID_CHARS}")
+    return value.strip()
+
+
+def text(value: Any, name: str, limit: int, *, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be a string, got {type(value).__name__}")
+    cleaned = " ".join(value.split())
+    if not cleaned:
+        if not required:
+            return None
+        raise InputError(f"{name} is empty; pass the text of the {name}")
+    if len(cleaned) > limit:
+        raise InputError(f"{name} is {len(cleaned)} characters long; shorten it to at most {limit} "
+                         "(quote only the part that needs a decision)")
+    return cleaned
+
+
+def options_list(value: Any, settings: ConversationFile) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError("options must be a list of strings, e.g. ['Follow the first', 'Follow the second']")
+    cleaned = [" ".join(v.split()) for v in value]
+    if any(not v for v in cleaned):
+        raise InputError("options must not contain empty strings")
+    if len(cleaned) > settings.max_options:
+        raise InputError(f"{len(cleaned)} options given; offer at most {settings.max_options}")
+    if any(len(v) > MAX_OPTION_CHARS for v in cleaned):
+        raise InputError(f"each option must be at most {MAX_OPTION_CHARS} characters")
+    return cleaned
+
+
+def context_mapping(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError("context must be an object of fields, e.g. {\"environment\": \"production\"}")
+    return dict(value)
+
+
+# --- results ---
+def action_for(severity: Severity | None) -> Action:
+    if severity is None:
+        return Action.proceed
+    return Action.stop if severity is Severity.L4 else Action.escalate
+
+
+def from_classification(c: Classification, **extra: Any) -> EscalationResult:
+    """A result that records nothing: classify, and check_scope without a conversation."""
+    action = action_for(c.severity) if c.escalate else Action.proceed
+    if action is Action.proceed:
+        instruction = PROCEED_DEFAULT.format(default=c.default) if c.default else PROCEED
+    else:
+        instruction = INSTRUCTIONS[c.severity]  # type: ignore[index]
+    fields: dict[str, Any] = dict(
+        action=action, type=c.type, severity=c.severity, trigger=c.trigger, phrase=c.phrase,
+        message=c.message, options=list(c.options), default=c.default, instruction=instruction,
+        confidence=c.confidence,
+    )
+    fields.update(extra)
+    return EscalationResult(**fields)
+
+
+def proceed(c: Classification, conversation_id: str | None, task_id: str | None, **extra: Any) -> EscalationResult:
+    instruction = PROCEED_DEFAULT.format(default=c.default) if c.default else PROCEED
+    trigger = c.trigger if c.type is EscalationType.none else "clear_request"
+    return EscalationResult(
+        action=Action.proceed, type=EscalationType.none, trigger=trigger, default=c.default,
+        instruction=instruction, conversation_id=conversation_id, task_id=task_id, confidence=c.confidence,
+        **extra,
+    )
+
+
+def from_record(record: dict[str, Any], action: Action, instruction: str, **extra: Any) -> EscalationResult:
+    """A result that points at a stored escalation record."""
+    fields: dict[str, Any] = dict(
+        action=action, type=EscalationType(record["type"]), severity=Severity(record["severity"]),
+        trigger=record["trigger"], escalation_id=record["id"], status=record["status"],
+        phrase=record["phrase"], message=record["message"], question=record["question"],
+        options=list(record["options"] or []), conversation_id=record["conversation_id"],
+        task_id=record["task_id"], instruction=instruction,
+    )
+    fields.update(extra)
+    return EscalationResult(**fields)
+
+
+def instruction_for(severity: Severity) -> str:
+    return INSTRUCTIONS[severity]

@@ -1,0 +1,95 @@
+"""Automatic escalation of pipeline items (seed 004): an item that reaches the iteration limit,
+fails N times in a row, hits a data-quality or system error, or keeps a low confidence after
+several iterations is escalated once; later reports on the same item return the open escalation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..errors import InputError
+from ..store import OPEN_STATUSES, Store
+from .policy import operations_policy
+from .records import Operations
+
+ErrorKind = Literal["data-quality", "system"]
+
+
+class ItemReport(BaseModel):
+    """What a pipeline says about one item after an iteration."""
+
+    item_id: str = Field(min_length=1, description="The item being processed (e.g. a brand id).")
+    iterations: int = Field(ge=0, description="Feedback iterations so far.")
+    failures: int = Field(default=0, ge=0, description="Consecutive processing failures so far.")
+    confidence: float | None = Field(default=None, ge=0, le=1, description="Latest confidence score, 0-1.")
+    error: ErrorKind | None = Field(default=None, description="data-quality or system when the iteration hit one.")
+    details: str | None = Field(default=None, description="Free text for the person who picks it up.")
+
+
+class ItemOutcome(BaseModel):
+    """Whether the item was escalated, and why."""
+
+    item_id: str = Field(description="The item reported.")
+    escalated: bool = Field(description="True when an escalation exists for the item now.")
+    trigger: str | None = Field(default=None, description="iteration_limit, consecutive_failures, data_quality, "
+                                                          "system_error or low_confidence.")
+    escalation_id: str | None = Field(default=None, description="Id of the escalation, e.g. ESC-2026-014.")
+    repeated: bool = Field(default=False, description="True when the item already had an open escalation.")
+    reason: str = Field(description="One sentence: why it escalated or why it may continue.")
+
+
+def check(report: ItemReport, policy: Any) -> tuple[str, str] | None:
+    """(trigger, explanation) for the first limit the report breaks, in seed 004 order."""
+    limits = operations_policy(policy).pipeline
+    if report.error == "data-quality":
+        return "data_quality", "a critical data-quality error was reported"
+    if report.error == "system":
+        return "system_error", "a system error was reported"
+    if report.iterations >= limits.iteration_limit:
+        return "iteration_limit", f"{report.iterations} iterations reached the limit of {limits.iteration_limit}"
+    if report.failures >= limits.consecutive_failures:
+        return "consecutive_failures", f"{report.failures} consecutive failures (limit {limits.consecutive_failures})"
+    if (report.confidence is not None and report.confidence < limits.min_confidence
+            and report.iterations >= limits.low_confidence_after):
+        return "low_confidence", (f"confidence {report.confidence:.2f} is below {limits.min_confidence} after "
+                                  f"{report.iterations} iterations")
+    return None
+
+
+def report_item(store: Store, policy: Any, report: ItemReport | dict[str, Any], by: str = "pipeline") -> ItemOutcome:
+    """Record the item's state and escalate it when a limit is broken (once per open escalation)."""
+    if isinstance(report, dict):
+        try:
+            report = ItemReport.model_validate(report)
+        except ValueError as exc:
+            raise InputError(f"invalid pipeline report: {exc}") from None
+    ops = Operations(store, policy)
+    found = check(report, policy)
+    with store.transaction() as conn:
+        row = conn.execute("SELECT escalation_id FROM pipeline_items WHERE item_id = ?", (report.item_id,)).fetchone()
+        existing = row[0] if row else None
+        if existing and store.escalation(existing, conn)["status"] not in OPEN_STATUSES:
+            existing = None
+        conn.execute(
+            "INSERT INTO pipeline_items (item_id, iterations, consecutive_failures, confidence, last_error, "
+            "escalation_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET "
+            "iterations = excluded.iterations, consecutive_failures = excluded.consecutive_failures, "
+            "confidence = excluded.confidence, last_error = excluded.last_error, updated_at = excluded.updated_at",
+            (report.item_id, report.iterations, report.failures, report.confidence, report.error, existing,
+             store.now()))
+        if found is None:
+            return ItemOutcome(item_id=report.item_id, escalated=existing is not None, escalation_id=existing,
+                               repeated=existing is not None, reason="within limits; continue processing")
+        trigger, why = found
+        if existing:
+            return ItemOutcome(item_id=report.item_id, escalated=True, trigger=trigger, escalation_id=existing,
+                               repeated=True, reason=f"{why}; already escalated as {existing}")
+        spec = ops.ops.pipeline.triggers[trigger]
+        details = "; ".join(filter(None, [f"Item {report.item_id}: {why}", report.details]))
+        record = ops.create(spec.reason, level=spec.level, details=details, by=by, type="technical",
+                            severity=spec.severity.value, conversation_id="pipeline", task_id=report.item_id,
+                            source="pipeline")
+        conn.execute("UPDATE pipeline_items SET escalation_id = ? WHERE item_id = ?", (record["id"], report.item_id))
+    return ItemOutcome(item_id=report.item_id, escalated=True, trigger=trigger, escalation_id=record["id"],
+                       reason=f"{why}; escalated as {record['id']}")

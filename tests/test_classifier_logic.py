@@ -1,0 +1,131 @@
+"""Pure decision logic with the deterministic fake embedder: fast, no model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from escalation_matrix.classifier import TYPES, decide
+from escalation_matrix.conditions import holds
+from escalation_matrix.errors import InputError
+from escalation_matrix.models import EscalationType, RuleMatch
+from escalation_matrix.policy import ClassifierFile, Condition
+
+ORDER = [EscalationType(t) for t in
+         ["safety", "clarification", "conflict", "context", "decision", "compliance", "scope", "technical"]]
+
+
+def scores(**given: float) -> np.ndarray:
+    row = np.full(len(TYPES), 0.1, dtype=np.float32)
+    for name, value in given.items():
+        row[TYPES.index(EscalationType(name))] = value
+    return row
+
+
+def rule(etype: str, trigger: str = "x") -> RuleMatch:
+    return RuleMatch(name=f"r_{etype}", type=EscalationType(etype), trigger=trigger, reason="r")
+
+
+SETTINGS = ClassifierFile(default_threshold=0.5, tie_margin=0.02)
+
+
+@pytest.mark.parametrize(
+    "row, rules, expected",
+    [
+        (scores(clarification=0.7), [], "clarification"),
+        (scores(clarification=0.4), [], "none"),  # below threshold
+        (scores(clarification=0.7, none=0.8), [], "none"),  # a type must at least match none
+        (scores(technical=0.9, safety=0.55), [], "safety"),  # safety is checked first
+        (scores(scope=0.70, context=0.71), [], "context"),  # a tie follows the decision-tree order
+        (scores(scope=0.60, context=0.71), [], "context"),
+        (scores(scope=0.75, context=0.71), [], "scope"),  # 0.04 apart: not a tie, the best wins
+        (scores(), [rule("scope"), rule("safety")], "safety"),
+        (scores(decision=0.9), [rule("compliance")], "compliance"),  # rules beat embeddings
+        (scores(decision=0.9), [rule("none")], "none"),  # a proceed rule (minor preference)
+        (scores(safety=0.9), [rule("none")], "safety"),  # ...unless the request looks unsafe
+    ],
+)
+def test_decide_follows_the_decision_tree(row, rules, expected):
+    assert decide(row, rules, SETTINGS, ORDER).type.value == expected
+
+
+def test_margin_requires_beating_none():
+    settings = ClassifierFile(default_threshold=0.5, margin=0.05)
+    assert decide(scores(clarification=0.7, none=0.68), [], settings, ORDER).type is EscalationType.none
+    assert decide(scores(clarification=0.7, none=0.6), [], settings, ORDER).type is EscalationType.clarification
+
+
+@pytest.mark.parametrize(
+    "field, op, value, context, expected",
+    [
+        ("environment", "eq", "production", {"environment": "Production"}, True),
+        ("environment", "eq", "production", {"environment": "staging"}, False),
+        ("environment", "eq", "production", {}, False),
+        ("record_count", "gt", 1000, {"record_count": 5000}, True),
+        ("record_count", "gt", 1000, {"record_count": "5000"}, True),
+        ("record_count", "gt", 1000, {"record_count": "many"}, False),
+        ("estimated_cost", "le", 100, {"estimated_cost": 100}, True),
+        ("breaking_change", "eq", True, {"breaking_change": "yes"}, True),
+        ("breaking_change", "eq", True, {"breaking_change": False}, False),
+        ("environment", "in", ["production", "prod"], {"environment": "prod"}, True),
+        ("environment", "not_in", ["production"], {"environment": "dev"}, True),
+        ("tags", "contains", "pii", {"tags": ["pii", "eu"]}, True),
+        ("summary", "matches", r"\bdrop\s+table\b", {"summary": "DROP TABLE users"}, True),
+        ("ticket", "exists", None, {"ticket": "T-1"}, True),
+        ("ticket", "exists", None, {}, False),
+        ("__class__", "eq", "x", {"__class__": "y"}, False),
+    ],
+)
+def test_condition_evaluates_field_op_value_without_code(field, op, value, context, expected):
+    assert holds(Condition(field=field, op=op, value=value), context) is expected
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [("", "request is empty"), ("   \n ", "request is empty"), (42, "request must be a string")],
+)
+def test_classify_rejects_bad_request_with_a_clear_message(fake_classifier, value, error):
+    with pytest.raises(InputError, match=error):
+        fake_classifier.classify(value)
+
+
+def test_classify_many_matches_classify_one_by_one(fake_classifier):
+    texts = ["Handle this.", "Deploy this to production now.", "Translate the intro into German."]
+    batch = fake_classifier.classify_many(texts)
+    single = [fake_classifier.classify(t) for t in texts]
+    assert [b.type for b in batch] == [s.type for s in single]
+    assert [b.scores for b in batch] == [s.scores for s in single]
+
+
+def test_exemplar_vectors_are_cached_on_disk_by_model_and_content(policy, tmp_path):
+    from escalation_matrix.classifier import Classifier
+    from escalation_matrix.embedder import HashEmbedder
+
+    class Counting(HashEmbedder):
+        calls = 0
+
+        def encode(self, texts):
+            Counting.calls += len(texts)
+            return super().encode(texts)
+
+    Classifier(policy, embedder=Counting(), cache=tmp_path)
+    first = Counting.calls
+    Classifier(policy, embedder=Counting(), cache=tmp_path)
+    assert first == len(policy.exemplars)
+    assert Counting.calls == first  # the second start read the cache
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+
+
+@pytest.mark.parametrize("method", ["knn", "centroid", "linear"])
+def test_every_scoring_method_gives_one_score_per_type(policy, method):
+    from dataclasses import replace
+
+    from escalation_matrix.classifier import Classifier
+    from escalation_matrix.embedder import get_embedder
+
+    files = dict(policy.files)
+    files["classifier"] = policy.classifier.model_copy(update={"method": method})
+    clf = Classifier(replace(policy, files=files), embedder=get_embedder("fake"))
+    result = clf.classify("Can you clarify the thing?")
+    assert set(result.scores) == {t.value for t in TYPES}
+    assert 0.0 <= result.confidence <= 1.0

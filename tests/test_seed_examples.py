@@ -1,0 +1,103 @@
+"""The seed 002 examples (§7) and non-escalation preferences (§12), on the real model."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.model
+
+STANDARD = {
+    "clarification": "Can you clarify what you want me to focus on so I can continue?",
+    "conflict": "I'm seeing two conflicting instructions. Which one should I follow?",
+    "compliance": "I need your guidance here because this may involve compliance considerations.",
+    "scope": "I can't perform that action, but I can help if you adjust the request.",
+    "technical": "I'm not able to perform that task, but I can help in another way.",
+    "decision": "This requires a choice. Which direction would you like to take?",
+}
+
+
+@pytest.mark.parametrize(
+    "request_text, etype, severity",
+    [
+        ("Write something for the website.", "clarification", "L1"),
+        ("Make this email shorter and add more detail about pricing.", "conflict", "L1"),
+        ("Draft terms of service for our affiliate program with automatic renewal clauses.", "compliance", "L2"),
+        ("Create a product bundle for the homeschool niche.", "context", "L1"),
+        ("Delete all customer email addresses from the database.", "scope", "L2"),
+        ("Run a SQL query to calculate average order value from last month.", "technical", "L2"),
+    ],
+)
+def test_seed_002_section_7_example_is_classified_as_the_seed_says(classifier, request_text, etype, severity):
+    result = classifier.classify(request_text)
+    assert (result.type.value, result.severity.value) == (etype, severity), result.model_dump_json(indent=1)
+    if etype in STANDARD:
+        assert result.phrase == STANDARD[etype]
+    else:  # context: the phrase names what is needed
+        assert result.phrase.startswith("I need one piece of information before I continue:")
+    assert result.message.startswith(f"⚠️ {etype.upper()} ESCALATION REQUIRED")
+    assert result.message.rstrip().endswith("Awaiting your response to proceed.")
+
+
+@pytest.mark.parametrize(
+    "request_text, trigger",
+    [
+        ("Which format: list or paragraph?", "formatting_preference"),
+        ("Should the summary be a table or a few paragraphs?", "formatting_preference"),
+        ("Should I say 'purchase' or 'buy' in the headline?", "synonym_choice"),
+        ("Which section should come first, pricing or features?", "section_ordering"),
+        ("Bullets or a numbered list for the setup steps?", "list_style"),
+        ("Should the headers be in title case or sentence case?", "header_capitalization"),
+    ],
+)
+def test_seed_002_section_12_preference_proceeds_with_the_conventional_default(classifier, request_text, trigger):
+    result = classifier.classify(request_text)
+    assert result.type.value == "none", result.model_dump_json(indent=1)
+    assert result.trigger == trigger
+    assert result.severity is None and result.phrase is None
+    assert result.default
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "How do I kill a Python process?",
+        "Summarise this meeting transcript in five bullet points.",
+        "Translate this paragraph into Spanish.",
+    ],
+)
+def test_safe_request_that_only_looks_risky_proceeds(classifier, request_text):
+    assert classifier.classify(request_text).type.value == "none"
+
+
+@pytest.mark.parametrize(
+    "request_text, severity",
+    [
+        ("I don't want to live anymore, I've been thinking about ending my life.", "L4"),
+        ("Here are the customer's card numbers and CVV codes, store them in the notes.", "L3"),
+    ],
+)
+def test_safety_is_escalated_with_its_severity(classifier, request_text, severity):
+    result = classifier.classify(request_text)
+    assert (result.type.value, result.severity.value) == ("safety", severity)
+
+
+def test_personal_data_compliance_context_raises_severity_to_l3(classifier):
+    result = classifier.classify(
+        "Update the retention settings for the customer records.",
+        {"affects_compliance": True, "involves_personal_data": True},
+    )
+    assert (result.type.value, result.trigger, result.severity.value) == ("compliance", "legal_exposure", "L3")
+
+
+def test_production_deployment_context_escalates_as_scope(classifier):
+    result = classifier.classify("Deploy the new release.", {"environment": "production"})
+    assert result.type.value == "scope"
+    assert [r.name for r in result.rules] == ["production_deployment"]
+    assert result.decided_by == "rule"
+
+
+def test_result_explains_itself_with_nearest_exemplars_and_scores(classifier):
+    result = classifier.classify("Write something for the website.")
+    assert len(result.exemplars) == classifier.settings.explain
+    assert set(result.scores) >= {"clarification", "none", "safety"}
+    assert result.exemplars[0].similarity >= result.exemplars[-1].similarity
