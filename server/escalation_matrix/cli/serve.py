@@ -1,0 +1,83 @@
+"""Serving commands: ``serve`` (MCP over stdio or streamable HTTP) and ``unlock`` (after L4 review)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+
+import click
+
+from . import main
+from .common import AppState, db_option, translate_errors
+
+TOKEN_ENV = "ESCALATION_MATRIX_TOKEN"
+log = logging.getLogger(__name__)
+
+
+def _quiet_model_loading() -> None:
+    """stdout belongs to the protocol: keep library progress bars and chatter off it."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@main.command()
+@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True,
+              help="stdio for a local MCP client; http for streamable HTTP at /mcp.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP: interface to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="HTTP: port.")
+@db_option
+@click.pass_obj
+@translate_errors
+def serve(state: AppState, transport: str, host: str, port: int, db: str | None) -> None:
+    """Run the MCP server (tools escalate, clarify, check_scope, respond, classify).
+
+    HTTP requires `Authorization: Bearer $ESCALATION_MATRIX_TOKEN` on every request when that
+    variable is set."""
+    _quiet_model_loading()
+    from ..mcp_app import build_http_app, build_server, load_guard
+
+    with contextlib.redirect_stdout(sys.stderr):  # anything printed while loading goes to stderr
+        guard = load_guard(state.policy, db)
+        server = build_server(guard=guard)
+    log.info("escalation-matrix: state in %s", guard.store.path)
+    if transport == "stdio":
+        server.run()
+        return
+    import uvicorn
+
+    token = os.environ.get(TOKEN_ENV) or None
+    extra_routes = _console_routes(guard)
+    app = build_http_app(server, token=token, extra_routes=extra_routes, host=host)
+    click.echo(f"escalation-matrix: MCP at http://{host}:{port}/mcp"
+               f"{' (bearer token required)' if token else ''}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _console_routes(guard) -> list:
+    """The operations console, when that module is installed, shares the HTTP server at /console."""
+    try:
+        from .. import console  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    routes = getattr(console, "routes", None)
+    return list(routes(guard)) if callable(routes) else list(routes or [])
+
+
+@main.command()
+@click.argument("conversation")
+@click.argument("task")
+@click.option("--by", "by", required=True, help="Who reviewed the L4 escalation and unlocks the task.")
+@click.option("--reason", required=True, help="Why the task may continue (written to the audit trail).")
+@db_option
+@click.pass_obj
+@translate_errors
+def unlock(state: AppState, conversation: str, task: str, by: str, reason: str, db: str | None) -> None:
+    """Unlock TASK of CONVERSATION after a person reviewed its L4 escalation."""
+    from ..guard import unlock_task
+
+    unlock_task(state.store(db), conversation, task, by, reason)
+    click.echo(f"unlocked task {task!r} of conversation {conversation!r}")

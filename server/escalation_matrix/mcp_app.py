@@ -1,0 +1,222 @@
+"""The MCP adapter: five tools, two resources and a protocol prompt over ``ConversationGuard``.
+
+Thin on purpose: every rule lives in the guard; this module only describes arguments, turns
+library errors into ``ToolError`` and wires transports. The model loads once, in ``build_server``."""
+
+# No `from __future__ import annotations`: the SDK evaluates tool and resolver annotations at
+# registration, and the resolvers below are closures it could not find by name.
+
+import functools
+import hmac
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any, Callable, Iterable, TypeVar
+
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .errors import EscalationMatrixError, NotFoundError
+from .guard import ConversationGuard
+from .loader import Policy
+from .models import Action, EscalationResult
+from .protocol import PROTOCOL_PROMPT, SERVER_INSTRUCTIONS, matrix_document
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ConversationId = Annotated[str, Field(description="Id of the conversation with the person, stable across calls (e.g. 'chat-42').")]
+Request = Annotated[str, Field(description="The person's request, verbatim.")]
+TaskId = Annotated[str | None, Field(description="Task inside the conversation; 'default' when omitted. Hand-off and locks are per task.")]
+Options = Annotated[list[str] | None, Field(description="Options to offer the person (at most 10); the type's default options when omitted.")]
+Context_ = Annotated[dict[str, Any] | None, Field(description="Structured facts for the policy rules, e.g. {\"environment\": \"production\", \"estimated_cost\": 500}.")]
+
+
+class ClarifyAnswer(BaseModel):
+    """What the person is asked for when the client supports elicitation."""
+
+    answer: str = Field(description="Your answer to the question.")
+
+
+def _tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Library errors reach the caller with their message; anything else is logged, not leaked."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except EscalationMatrixError as exc:
+            raise ToolError(str(exc)) from None
+        except Exception:
+            log.exception("unexpected error in tool %s", fn.__name__)
+            raise ToolError(f"{fn.__name__} failed unexpectedly; the server log has the details") from None
+
+    return wrapper
+
+
+def load_guard(policy: Policy | None = None, db: str | Path | None = None) -> ConversationGuard:
+    """Load the policy, the embedding model (once, seconds) and the state file."""
+    from .classifier import Classifier
+    from .embedcache import CachingEmbedder
+    from .embedder import get_embedder
+    from .loader import load_policy
+    from .store import Store
+
+    policy = policy or load_policy()
+    classifier = Classifier(policy, embedder=CachingEmbedder(get_embedder(policy.classifier.model)))
+    classifier.classify("warm up the model")  # the first encode is slow; pay it at start, not on a call
+    return ConversationGuard(policy, classifier, Store(db))
+
+
+def build_server(policy: Policy | None = None, db: str | Path | None = None, *,
+                 guard: ConversationGuard | None = None, name: str = "escalation-matrix") -> MCPServer:
+    """An MCP server over ``guard`` (built from ``policy`` and ``db`` when not given)."""
+    guard = guard or load_guard(policy, db)
+    server = MCPServer(name, title="Escalation matrix", instructions=SERVER_INSTRUCTIONS, log_level="WARNING")
+    _register_tools(server, guard)
+    _register_clarify(server, guard)
+    _register_context(server, guard)
+    return server
+
+
+def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
+    @server.tool(title="Classify a request", annotations=ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    @_tool_errors
+    def classify(request: Request, context: Context_ = None) -> EscalationResult:
+        """Say whether a request needs escalating (type, severity, standard phrase) without recording
+        anything. Use escalate, clarify or check_scope to act on it."""
+        return guard.classify(request, context)
+
+    @server.tool(title="Escalate to a person", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    @_tool_errors
+    def escalate(
+        conversation_id: ConversationId, request: Request, task_id: TaskId = None,
+        question: Annotated[str | None, Field(description="The one-sentence question to put to the person, if you have one.")] = None,
+        options: Options = None,
+        details: Annotated[str | None, Field(description="One sentence of context for the person (the Context line).")] = None,
+        context: Context_ = None,
+    ) -> EscalationResult:
+        """Escalate once when you are unsure whether to act. Returns the action to take: escalate (say
+        the phrase once and wait), proceed (with a default or an earlier answer), handoff (the task
+        went to a person) or stop (L4: the task is locked). The same open issue returns the same
+        escalation_id with repeated=true - never ask it twice."""
+        return guard.escalate(conversation_id, request, task_id, question, options, details, context)
+
+    @server.tool(title="Check whether a request is in scope", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    @_tool_errors
+    def check_scope(
+        request: Request,
+        conversation_id: Annotated[str | None, Field(description="When given, an out-of-scope result is recorded as an escalation of this conversation.")] = None,
+        capabilities: Annotated[list[str] | None, Field(description="What you can do, e.g. ['database_access', 'web_access', 'file_access', 'email', 'code_execution']; a technical request needing one of them is in scope.")] = None,
+    ) -> EscalationResult:
+        """Before acting: is this request within what you may and can do? in_scope=false comes with the
+        standard scope/technical/compliance/safety phrase and the alternatives you can offer."""
+        return guard.check_scope(request, conversation_id, capabilities)
+
+    @server.tool(title="Record the person's answer", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    @_tool_errors
+    def respond(
+        escalation_id: Annotated[str, Field(description="The escalation answered, e.g. ESC-2026-001.")],
+        answer: Annotated[str, Field(description="The person's answer, verbatim.")],
+    ) -> EscalationResult:
+        """Record the person's answer to an open escalation; returns proceed with the answer. Apply it and
+        continue at once - do not ask for confirmation. A second answer to the same escalation is an error."""
+        return guard.respond(escalation_id, answer, responder="agent")
+
+
+def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:
+    # Resolver style (works on every protocol version): the first resolver records the L1
+    # escalation, the second asks the person through the client when it can, the tool applies it.
+    def pending(conversation_id: str, request: str, question: str, task_id: str | None,
+                options: list[str] | None, missing: str | None) -> EscalationResult:
+        return _tool_errors(guard.clarify)(conversation_id, request, question, task_id, options, missing)
+
+    def ask_person(result: Annotated[EscalationResult, Resolve(pending)], ctx: Context) -> Elicit[ClarifyAnswer] | None:
+        if result.action is not Action.escalate or result.escalation_id is None or not _can_elicit(ctx):
+            return None
+        return Elicit(result.message or result.question or "", ClarifyAnswer)
+
+    @server.tool(title="Ask a clarifying question", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
+    @_tool_errors
+    def clarify(
+        conversation_id: ConversationId, request: Request,
+        question: Annotated[str, Field(description="The one clarifying question you would ask the person.")],
+        result: Annotated[EscalationResult, Resolve(pending)],
+        reply: Annotated[ElicitationResult[ClarifyAnswer], Resolve(ask_person)],
+        task_id: TaskId = None, options: Options = None,
+        missing: Annotated[str | None, Field(description="The one missing piece of information, e.g. 'the target audience' (a Context escalation).")] = None,
+    ) -> EscalationResult:
+        """The L1 path (unclear request, conflicting instructions, missing information). If an equivalent
+        question was already answered in this conversation you get proceed with that answer and nothing is
+        asked. When your client supports elicitation the person is asked inside this call and you get
+        proceed with the answer; otherwise the escalation awaiting a response."""
+        if reply.action == "accept" and isinstance(reply.data, ClarifyAnswer) and result.escalation_id:
+            return guard.respond(result.escalation_id, reply.data.answer, responder="person")
+        return result
+
+
+def _can_elicit(ctx: Context) -> bool:
+    caps = ctx.client_capabilities
+    elicitation = caps.elicitation if caps is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def _register_context(server: MCPServer, guard: ConversationGuard) -> None:
+    @server.resource("escalation://matrix", name="matrix", title="The escalation matrix", mime_type="application/json",
+                     description="Every type with its triggers, default severity and standard phrase, and the decision-tree order.")
+    def matrix() -> str:
+        return json.dumps(matrix_document(guard.policy), indent=2, ensure_ascii=False)
+
+    @server.resource("escalation://conversations/{conversation_id}", name="conversation", mime_type="application/json",
+                     title="A conversation's escalations", description="The escalations of one conversation, oldest first.")
+    def conversation(conversation_id: str) -> str:
+        try:
+            records = guard.history(conversation_id)
+        except NotFoundError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
+        except EscalationMatrixError as exc:
+            raise ResourceError(str(exc)) from None
+        return json.dumps({"conversation_id": conversation_id, "escalations": records}, indent=2, ensure_ascii=False)
+
+    @server.prompt(name="escalation_protocol", title="How to use the escalation tools",
+                   description="Teaches an agent when to call which tool, and the golden rule.")
+    def escalation_protocol() -> str:
+        return PROTOCOL_PROMPT
+
+
+class BearerAuth:
+    """ASGI middleware: every path needs ``Authorization: Bearer <token>`` (constant-time compare)."""
+
+    def __init__(self, app: ASGIApp, token: str):
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                response = JSONResponse({"error": "invalid_token",
+                                         "error_description": "send Authorization: Bearer <ESCALATION_MATRIX_TOKEN>"},
+                                        status_code=401, headers={"WWW-Authenticate": 'Bearer realm="escalation-matrix"'})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_http_app(server: MCPServer, token: str | None = None, extra_routes: Iterable[Any] = (),
+                   host: str = "127.0.0.1", path: str = "/mcp") -> ASGIApp:
+    """Streamable HTTP at ``path`` plus ``extra_routes`` (Starlette routes, e.g. a console at /console),
+    all behind the bearer token when one is given."""
+    app: Starlette = server.streamable_http_app(streamable_http_path=path, host=host)
+    app.router.routes.extend(extra_routes)
+    return BearerAuth(app, token) if token else app

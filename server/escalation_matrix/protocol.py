@@ -1,0 +1,72 @@
+"""What the MCP server tells an agent about itself: the protocol prompt, the server instructions
+and the matrix as a document (the ``escalation://matrix`` resource)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .loader import Policy
+
+SERVER_INSTRUCTIONS = (
+    "Call check_scope before acting on a request you may not be allowed or able to do; call clarify when "
+    "the request is unclear, conflicting or missing one fact; call escalate when a choice needs human "
+    "judgment or anything else needs a person; call respond with the person's answer. Always follow the "
+    "returned action and instruction. Golden rule: escalate once, clearly, with the standard phrase, "
+    "then proceed with clarity."
+)
+
+PROTOCOL_PROMPT = """\
+You can escalate to a person through the escalation-matrix tools. Use them like this.
+
+When to call which tool
+- check_scope(request, conversation_id, capabilities): before acting on anything that may be
+  outside what you may or can do (deleting data, production changes, legal or personal data,
+  systems you cannot reach). in_scope=false: say the phrase and offer the returned options.
+- clarify(conversation_id, request, question, missing?): the request is unclear, two
+  instructions conflict, or one piece of information is missing. Ask one question.
+- escalate(conversation_id, request, question?, options?, task_id?): a choice needs human
+  judgment, or cost, compliance, safety or authority is at stake.
+- respond(escalation_id, answer): the person answered an escalation. Then continue at once.
+- classify(request): look before you leap; records nothing.
+
+What to do with the result (always follow `action` and `instruction`)
+- proceed: continue the task now. If `answer` is set, apply it; if `default` is set, apply it.
+  Never ask the person to confirm.
+- escalate: send `phrase` (or the rendered `message`) to the person once, then wait. L1: continue
+  right after the answer. L2: wait for the operator. L3: pause, a specialist takes it.
+- handoff: the task has needed too many escalations and now belongs to a person. Tell the user
+  once with the phrase; do not work on that task any more.
+- stop: L4. Stop the task immediately and take no further action on it; it is locked until a
+  person unlocks it.
+- repeated=true: you already asked this and it is still open. Do not ask again; wait.
+
+Never escalate minor preferences (formatting, synonyms, section order, bullets or numbers,
+header capitalisation): choose the conventional option and proceed - the tools return it as
+`default`.
+
+Golden rule: escalate once, clearly, with the standard phrase, then proceed with clarity.
+"""
+
+
+def matrix_document(policy: Policy) -> dict[str, Any]:
+    """The matrix with the standard phrases rendered, as policy authors wrote it."""
+    phrases = policy.phrases
+    types: dict[str, Any] = {}
+    for etype, mtype in policy.matrix.types.items():
+        triggers = {}
+        for name, trig in mtype.triggers.items():
+            phrase = None
+            if trig.phrase:
+                phrase = phrases.phrase(trig.phrase, request="", type=etype.value, type_label=mtype.label,
+                                        trigger=name, severity=trig.severity.value if trig.severity else "",
+                                        missing="", question="", options=[])
+            triggers[name] = {"severity": trig.severity.value if trig.severity else None, "reason": trig.reason,
+                              "phrase": phrase, "default": trig.default}
+        types[etype.value] = {"label": mtype.label, "triggers": triggers, "options": phrases.default_options(etype)}
+    conv = policy.conversation
+    return {
+        "order": [t.value for t in policy.matrix.order],
+        "types": types,
+        "conversation": conv.model_dump(),
+        "golden_rule": "Escalate once, clearly, with the standard phrase, then proceed with clarity.",
+    }
