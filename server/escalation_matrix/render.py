@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .card import Choice, EscalationCard, response_target
-from .errors import InputError
+from .errors import InputError, NotFoundError
 from .loader import Policy, load_policy
 from .models import Action, Classification, EscalationResult, EscalationType, Severity
 
@@ -69,9 +69,11 @@ def view(
     *,
     request: str | None = None,
     details: str | None = None,
+    store: Any = None,
 ) -> EscalationView:
-    """Normalise a result, classification or store record. ``request``/``details`` fill the Context
-    line when the object does not carry them (an ``EscalationResult`` carries no request text)."""
+    """Normalise a result, classification or store record. An ``EscalationResult`` carries no
+    request text: pass ``store`` to read it (and the details) from the escalation record, or pass
+    ``request``/``details`` yourself; without either the message has no Context line."""
     policy = policy or _default_policy()
     if isinstance(obj, Classification):
         action = Action.escalate if obj.escalate else Action.proceed
@@ -85,11 +87,21 @@ def view(
     else:
         raise InputError(f"cannot render a {type(obj).__name__}; pass an EscalationResult, a "
                          "Classification or an escalation record")
+    if store is not None and fields.get("escalation_id") and not fields.get("request"):
+        fields.update(_record_text(store, fields["escalation_id"]))
     if request and not fields.get("request"):
         fields["request"] = request
     if details and not fields.get("details"):
         fields["details"] = details
     return _complete(fields, policy)
+
+
+def _record_text(store: Any, escalation_id: str) -> dict[str, Any]:
+    try:
+        record = store.escalation(escalation_id)
+    except NotFoundError:
+        return {}
+    return {"request": record.get("request"), "details": record.get("details")}
 
 
 def _validate_result(data: Mapping[str, Any]) -> EscalationResult:
@@ -192,12 +204,12 @@ def card_from_view(v: EscalationView, policy: Policy | None = None) -> Escalatio
 
 
 def render(obj: Any, fmt: str = "md", policy: Policy | None = None, *, request: str | None = None,
-           details: str | None = None) -> str:
+           details: str | None = None, store: Any = None) -> str:
     """Render a result, classification or record as ``md``, ``txt``, ``html`` or ``json`` (the card)."""
-    return render_view(view(obj, policy, request=request, details=details), fmt, policy)
+    return render_view(view(obj, policy, request=request, details=details, store=store), fmt, policy)
 
 
 def card(obj: Any, policy: Policy | None = None, *, request: str | None = None,
-         details: str | None = None) -> EscalationCard:
+         details: str | None = None, store: Any = None) -> EscalationCard:
     """The JSON card of a result, classification or record."""
-    return card_from_view(view(obj, policy, request=request, details=details), policy)
+    return card_from_view(view(obj, policy, request=request, details=details, store=store), policy)
