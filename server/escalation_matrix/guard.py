@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import guard_results as out
-from .matching import has_capability, minor_preference, most_similar
+from .matching import has_capability, minor_preference, most_similar, needed_capabilities, normalise_capability
 from .classifier import Classifier
 from .errors import NotFoundError, StateError
 from .loader import Policy
@@ -106,10 +106,14 @@ class ConversationGuard:
                     capabilities: list[str] | None = None) -> EscalationResult:
         request = out.text(request, "request", self.settings.max_request_chars)
         conversation_id = out.identifier(conversation_id, "conversation_id", required=False)
-        capabilities = out.options_list(capabilities, self.settings)
+        declared = None if capabilities is None else out.options_list(capabilities, self.settings)
         c = self.classifier.classify(request)
+        if declared is not None and c.type not in OUT_OF_SCOPE:
+            lacking = needed_capabilities(request) - {normalise_capability(n) for n in declared}
+            if lacking:
+                c = self._as_technical(c, sorted(lacking))
         in_scope = c.type not in OUT_OF_SCOPE or (
-            c.type is EscalationType.technical and has_capability(request, capabilities))
+            c.type is EscalationType.technical and has_capability(request, declared or []))
         if conversation_id is None:
             if in_scope:
                 return out.proceed(c, None, None, in_scope=True)
@@ -123,6 +127,17 @@ class ConversationGuard:
         ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vector, etype=c.type,
                   trigger=c.trigger, severity=c.severity, in_scope=False)
         return self._decide(ask)
+
+    def _as_technical(self, c: Classification, lacking: list[str]) -> Classification:
+        etype = EscalationType.technical
+        trigger = self.policy.matrix.default_trigger(etype)
+        severity = self.policy.matrix.trigger(etype, trigger).severity
+        text = escalation_text(self.policy.matrix, self.policy.phrases, etype, trigger, severity,  # type: ignore[arg-type]
+                               c.request, details=f"This needs {', '.join(lacking)}, which I do not have.")
+        return c.model_copy(update={
+            "type": etype, "trigger": trigger, "severity": severity, "decided_by": "capability",
+            "phrase": text.phrase, "message": self.policy.phrases.message("md", **text.variables()),
+            "options": text.options, "default": None})
 
     def respond(self, escalation_id: str, answer: str, responder: str = "operator") -> EscalationResult:
         escalation_id = out.identifier(escalation_id, "escalation_id")

@@ -10,8 +10,9 @@ import numpy as np
 
 from .models import Classification, EscalationType
 
-# check_scope: a technical limitation is in scope when the agent declares a capability the request
-# needs. Known capability names have a pattern; any other name matches its own words
+# check_scope(capabilities=[...]): what the agent can do. A request that needs a known capability
+# the agent lacks is a technical limitation; a technical limitation that needs a capability the
+# agent has is in scope. Known names have a pattern; any other name matches its own words
 # (e.g. "calendar_access" matches "calendar").
 CAPABILITY_HINTS = {
     "database_access": r"\b(sql|database|db|quer(y|ies)|tables?)\b",
@@ -23,11 +24,13 @@ CAPABILITY_HINTS = {
 
 
 def minor_preference(qc: Classification | None, rc: Classification) -> Classification | None:
-    """A minor preference (seed 002 §12) is never escalated: the question decides when there is one."""
+    """A minor preference (seed 002 §12) is never escalated. The question decides when there is
+    one, and only a policy rule may call it minor: an agent that chose to ask deserves more than an
+    embedding's guess before its question is swallowed."""
     if qc is not None:
-        if qc.type is EscalationType.none and qc.default:
+        if qc.type is EscalationType.none and qc.default and "rule" in qc.decided_by:
             return qc
-        if qc.escalate:
+        if qc.escalate or rc.escalate:
             return None
     return rc if rc.type is EscalationType.none and rc.default else None
 
@@ -44,9 +47,19 @@ def most_similar(rows: list[sqlite3.Row], vector: np.ndarray, threshold: float) 
     return best
 
 
+def needed_capabilities(request: str) -> set[str]:
+    """The known capabilities (CAPABILITY_HINTS) a request mentions."""
+    return {name for name, pattern in CAPABILITY_HINTS.items() if re.search(pattern, request, re.IGNORECASE)}
+
+
+def normalise_capability(name: str) -> str:
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
 def has_capability(request: str, capabilities: list[str]) -> bool:
+    """True when the request needs one of ``capabilities`` (known names by pattern, others by their words)."""
     for name in capabilities:
-        key = name.strip().lower().replace("-", "_").replace(" ", "_")
+        key = normalise_capability(name)
         pattern = CAPABILITY_HINTS.get(key)
         if pattern is None:
             words = [w for w in key.split("_") if w and w not in ("access", "tool", "tools")]
