@@ -21,24 +21,13 @@ from pydantic import BaseModel, Field, create_model
 
 from .errors import EscalationMatrixError
 from .models import EscalationResult
+from .protocol import PROTOCOL_PROMPT
 
-ESCALATION_PROTOCOL = """\
-Escalation protocol (you have the tools escalate, clarify, check_scope, respond and classify):
-- Before acting on a request you are unsure about, call check_scope (can I do this at all?) or
-  classify. If the result says "proceed", do the task; apply `default` or `answer` when given.
-- Unclear request, two conflicting instructions, or one missing piece of information: call
-  clarify with the exact question you would ask. Anything that needs a person's judgment,
-  compliance review, or is unsafe: call escalate. Never guess and never decide for the person:
-  pass the options you see.
-- When a tool says action "escalate": say its `phrase` (or show its `message`) once, with the
-  options, and wait for the person. Do not rephrase it and do not ask again.
-- When the person answers, call respond with the escalation_id and their answer, then continue
-  the task at once with that answer; do not ask for confirmation.
-- When a tool says action "proceed" with an `answer`, that question was already answered in this
-  conversation: apply the answer and continue; do not ask it again.
-- action "handoff": tell the person once that the task goes to a human, and stop working on it.
-  action "stop": stop the task now and take no further action on it.
-- Always follow the result's `instruction` sentence."""
+# The same protocol the MCP server's prompt teaches, plus how results look through these tools.
+ESCALATION_PROTOCOL = PROTOCOL_PROMPT + """
+Each tool result is JSON: read `action` and `instruction` first. A tool result that starts with
+"Error:" means the call was not made: fix the arguments it names and call again.
+"""
 
 DESCRIPTIONS = {
     "classify": (
