@@ -162,7 +162,7 @@ def test_response_targets_come_from_the_operations_policy(data_copy, severity, l
 def test_proceed_result_renders_one_line_and_no_target(policy):
     proceed = result(action="proceed", type="none", severity=None, trigger="clear_request", escalation_id=None,
                      phrase=None, options=[], question=None, answer="Landing page copy")
-    assert render(proceed, "md", policy) == "Proceed with the earlier answer: Landing page copy\n"
+    assert render(proceed, "md", policy) == "Proceed with the answer: Landing page copy\n"
     data = card(proceed, policy)
     assert data.response_target is None and data.choices == [] and data.title == "PROCEED"
 
@@ -217,3 +217,13 @@ def test_a_policy_authors_edit_shows_up_in_every_format(data_copy):
     assert "Waiting for you." in render(fresh, "md", edited)
     assert "Waiting for you." in card(fresh, edited).markdown
     assert isinstance(card(fresh, edited), EscalationCard)
+
+
+def test_an_answered_escalation_renders_as_proceed(policy):
+    answered = result(action="proceed", status="answered", answer="Blog post",
+                      instruction="Apply this answer and continue the task now.")
+    data = card(answered, policy)
+    assert (data.title, data.type.value, data.escalation_id) == ("PROCEED", "clarification", "ESC-2026-001")
+    assert data.response_target is None and data.choices == []
+    assert data.text == "Proceed with the answer: Blog post\n"
+    assert "ESCALATION REQUIRED" not in render(answered, "html", policy)

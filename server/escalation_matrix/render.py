@@ -45,7 +45,8 @@ class EscalationView:
 
     @property
     def escalates(self) -> bool:
-        return self.type is not EscalationType.none and self.severity is not None
+        """A person is (still) involved; a proceed after an answer renders as one line."""
+        return self.action is not Action.proceed and self.type is not EscalationType.none
 
     def variables(self) -> dict[str, Any]:
         """Template variables: those of ``messages.EscalationText`` plus the record's."""
@@ -167,7 +168,7 @@ def title(v: EscalationView) -> str:
 def _proceed_text(v: EscalationView) -> str:
     """A proceed decision has no escalation template: one line with what to apply."""
     if v.answer:
-        return f"Proceed with the earlier answer: {v.answer}"
+        return f"Proceed with the answer: {v.answer}"
     if v.default:
         return f"Proceed: {v.default}"
     return f"Proceed. {v.instruction}" if v.instruction else "Proceed."
@@ -191,7 +192,8 @@ def render_view(v: EscalationView, fmt: str, policy: Policy | None = None) -> st
 
 def card_from_view(v: EscalationView, policy: Policy | None = None) -> EscalationCard:
     policy = policy or _default_policy()
-    choices = [Choice(id=f"option-{i}", index=i, label=o, answer=o) for i, o in enumerate(v.options, 1)]
+    options = v.options if v.escalates else []  # nothing left to choose once proceeding
+    choices = [Choice(id=f"option-{i}", index=i, label=o, answer=o) for i, o in enumerate(options, 1)]
     return EscalationCard(
         action=v.action, type=v.type, type_label=v.type_label, severity=v.severity, trigger=v.trigger,
         title=title(v), phrase=v.phrase, issue=v.issue, context=v.context,
