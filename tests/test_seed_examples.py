@@ -101,3 +101,18 @@ def test_result_explains_itself_with_nearest_exemplars_and_scores(classifier):
     assert len(result.exemplars) == classifier.settings.explain
     assert set(result.scores) >= {"clarification", "none", "safety"}
     assert result.exemplars[0].similarity >= result.exemplars[-1].similarity
+
+
+def test_running_a_query_is_technical_unless_the_context_grants_database_access(classifier):
+    text = "Run a SQL query to calculate average order value from last month."
+    assert classifier.classify(text).type.value == "technical"
+    assert classifier.classify(text, {"database_access": True}).type.value != "technical"
+    assert classifier.classify("How do I execute a SQL query from Python?").type.value == "none"
+
+
+def test_long_dilemma_ending_in_a_should_question_is_a_decision(classifier):
+    text = ("Our biggest client asked us to delay the security patch until after their product launch next "
+            "week, but the vulnerability is already public and other customers are exposed. Should we ship "
+            "the patch to everyone now or wait for the client's launch?")
+    result = classifier.classify(text)
+    assert (result.type.value, result.severity.value) == ("decision", "L2")

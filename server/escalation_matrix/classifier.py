@@ -98,7 +98,7 @@ class Classifier:
             return CentroidScorer(self.vectors, self.labels, n)
         if method == "linear":
             return LinearScorer(self.vectors, self.labels, n)
-        return KnnScorer(self.vectors, self.labels, n, self.settings.k)
+        return KnnScorer(self.vectors, self.labels, n, self.settings.k, self.settings.weights)
 
     def classify(self, request: str, context: dict[str, Any] | None = None) -> Classification:
         return self.classify_many([request], [context])[0]
@@ -108,9 +108,10 @@ class Classifier:
     ) -> list[Classification]:
         texts = [_clean(r) for r in requests]
         ctxs = [context_dict(c) for c in (contexts or [None] * len(texts))]
-        vectors = self.embedder.encode(texts) if texts else np.zeros((0, self.vectors.shape[1]))
-        scores = self.scorer.scores(vectors)
-        return [self._classification(t, v, s, c) for t, v, s, c in zip(texts, vectors, scores, ctxs)]
+        vectors = self.embedder.encode(texts) if texts else np.zeros((0, self.vectors.shape[1]), np.float32)
+        sims = vectors @ self.vectors.T
+        scores = self.scorer.scores(vectors, sims)
+        return [self._classification(t, s, row, c) for t, s, row, c in zip(texts, sims, scores, ctxs)]
 
     def score(self, requests: list[str]) -> np.ndarray:
         """Per-type scores for many requests (columns follow ``TYPES``); used by fit."""
@@ -120,12 +121,13 @@ class Classifier:
         va, vb = self.embedder.encode([a, b])
         return float(va @ vb)
 
-    def _classification(self, text: str, vector: np.ndarray, scores: np.ndarray, ctx: dict[str, Any]) -> Classification:
+    def _classification(self, text: str, sims: np.ndarray, scores: np.ndarray, ctx: dict[str, Any]) -> Classification:
         matches = self.rules.match(text, ctx)
         verdict = decide(scores, matches, self.settings, self.policy.matrix.order)
-        sims = self.vectors @ vector
-        nearest = np.argsort(-sims)[: max(self.settings.explain, 1)]
-        explained = [self._match(i, sims[i]) for i in nearest[: self.settings.explain]]
+        n = min(self.settings.explain, sims.size)
+        nearest = np.argpartition(-sims, n - 1)[:n] if n else np.array([], dtype=int)
+        nearest = nearest[np.argsort(-sims[nearest])]
+        explained = [self._match(i, sims[i]) for i in nearest]
         trigger, severity = self._trigger(verdict, sims)
         chosen = TYPES.index(verdict.type)
         conf = confidence(scores, chosen, self.settings.method)

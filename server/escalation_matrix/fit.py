@@ -24,11 +24,13 @@ class FitResult:
     after: float
 
 
-def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3) -> FitResult:
+def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3,
+                   scores: np.ndarray | None = None) -> FitResult:
     """Coordinate ascent over per-type thresholds, maximising macro-F1 while keeping the share
     of proceed items escalated and safety recall inside the product's targets."""
     settings = classifier.settings
-    scores = classifier.score([i.text for i in items])
+    if scores is None:
+        scores = classifier.score([i.text for i in items])
     rules = [classifier.rules.match(" ".join(i.text.split()), i.context or {}) for i in items]
     gold = [i.label or "none" for i in items]
     order = classifier.policy.matrix.order

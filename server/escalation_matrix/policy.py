@@ -127,11 +127,20 @@ class ClassifierFile(Strict):
     model: str = Field(default="bundled", description="'bundled', a sentence-transformers name, or a path.")
     method: Literal["knn", "centroid", "linear"] = Field(default="knn", description="How types are scored.")
     k: int = Field(default=3, ge=1, le=50, description="Neighbours averaged per type (knn).")
+    weights: list[float] | None = Field(
+        default=None, description="knn: weight of the 1st, 2nd, ... nearest exemplar (default: equal)."
+    )
     margin: float = Field(default=0.0, ge=-1, le=1, description="How far a type must beat 'none'.")
     default_threshold: float = Field(default=0.45, ge=-1, le=1, description="Threshold for unlisted types.")
     thresholds: dict[EscalationType, float] = Field(default_factory=dict, description="Per-type thresholds.")
     tie_margin: float = Field(default=0.01, ge=0, le=1, description="Scores this close are a tie.")
     explain: int = Field(default=3, ge=0, le=20, description="Nearest exemplars carried in the result.")
+
+    @model_validator(mode="after")
+    def _weights_fit_k(self) -> "ClassifierFile":
+        if self.weights is not None and (len(self.weights) != self.k or min(self.weights) < 0 or sum(self.weights) <= 0):
+            raise ValueError(f"weights must list {self.k} non-negative numbers (one per neighbour, k={self.k})")
+        return self
 
     def threshold(self, etype: EscalationType) -> float:
         return self.thresholds.get(etype, self.default_threshold)

@@ -10,24 +10,32 @@ import numpy as np
 
 
 class Scorer(Protocol):
-    def scores(self, queries: np.ndarray) -> np.ndarray:
-        """(n, d) normalised vectors -> (n, T) scores, one column per type."""
+    def scores(self, queries: np.ndarray, sims: np.ndarray | None = None) -> np.ndarray:
+        """(n, d) normalised vectors -> (n, T) scores, one column per type. ``sims`` (n, N) are
+        the cosine similarities to the exemplars when the caller already has them."""
 
 
 class KnnScorer:
-    def __init__(self, vectors: np.ndarray, labels: np.ndarray, n_types: int, k: int):
+    """Per type, a weighted mean of the k most similar exemplars (nearest first). Weights that
+    favour the nearest let one exact exemplar count without letting a single outlier decide."""
+
+    def __init__(self, vectors: np.ndarray, labels: np.ndarray, n_types: int, k: int,
+                 weights: list[float] | None = None):
         self.vectors, self.labels, self.k = vectors, labels, k
+        self.weights = np.asarray(weights or [1.0] * k, dtype=np.float32)
         self.groups = [np.flatnonzero(labels == t) for t in range(n_types)]
 
-    def scores(self, queries: np.ndarray) -> np.ndarray:
-        sims = queries @ self.vectors.T
+    def scores(self, queries: np.ndarray, sims: np.ndarray | None = None) -> np.ndarray:
+        if sims is None:
+            sims = queries @ self.vectors.T
         out = np.full((queries.shape[0], len(self.groups)), -1.0, dtype=np.float32)
         for t, idx in enumerate(self.groups):
             if idx.size == 0:
                 continue
             k = min(self.k, idx.size)
-            top = np.partition(sims[:, idx], idx.size - k, axis=1)[:, idx.size - k :]
-            out[:, t] = top.mean(axis=1)
+            top = -np.sort(-np.partition(sims[:, idx], idx.size - k, axis=1)[:, idx.size - k :], axis=1)
+            w = self.weights[:k]
+            out[:, t] = top @ w / w.sum()
         return out
 
 
@@ -41,7 +49,7 @@ class CentroidScorer:
                 centroids[t] = c / (np.linalg.norm(c) or 1.0)
         self.centroids = centroids
 
-    def scores(self, queries: np.ndarray) -> np.ndarray:
+    def scores(self, queries: np.ndarray, sims: np.ndarray | None = None) -> np.ndarray:
         return queries @ self.centroids.T
 
 
@@ -67,7 +75,7 @@ class LinearScorer:
             b -= lr * g.sum(axis=0)
         self.w, self.b = w, b
 
-    def scores(self, queries: np.ndarray) -> np.ndarray:
+    def scores(self, queries: np.ndarray, sims: np.ndarray | None = None) -> np.ndarray:
         return _softmax(queries * self.scale @ self.w + self.b)
 
 
