@@ -243,3 +243,30 @@ def test_frontend_shows_markup_in_a_card_as_text(tmp_path):
     assert 'data-pwned' not in html
     assert not [a for t, a in dom.elements if t == "img"]
     assert [text for _, text in dom.buttons] == [script, evil]  # shown literally
+
+
+# --- the README's example escalation is what the library renders ---
+def readme_section(name: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split(f"<!-- section: {name} -->")[1].split(f"<!-- /section: {name} -->")[0]
+
+
+@pytest.mark.model
+def test_readme_shows_the_markdown_and_card_of_a_real_escalation(policy, classifier, tmp_path):
+    from datetime import datetime, timezone
+
+    from escalation_matrix.guard import ConversationGuard
+    from escalation_matrix.render import card, render
+    from escalation_matrix.store import Store
+
+    section = readme_section("langchain")
+    markdown = re.search(r"```markdown\n(.*?)```", section, re.S).group(1)
+    shown = json.loads(re.search(r"```json\n(.*?)\n```", section, re.S).group(1))
+    store = Store(tmp_path / "readme.db", clock=lambda: datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc))
+    guard = ConversationGuard(policy, classifier, store)
+    result = guard.clarify("website-chat", "Write something for the website.",
+                           "Which deliverable should I write for the website?",
+                           options=["Product description", "Landing page copy", "Blog post"])
+    assert markdown == render(result, "md", policy, store=store)
+    assert shown == json.loads(card(result, policy, store=store).model_dump_json())
+    assert shown == sample_card()  # the frontend example shows the same card
