@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled model is on disk; never reach for a hub
 
-from escalation_matrix.langchain import ESCALATION_PROTOCOL, escalation_tools
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel  # noqa: E402
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage  # noqa: E402
+
+from escalation_matrix.langchain import ESCALATION_PROTOCOL, escalation_tools  # noqa: E402
 
 REQUEST = "Write something for the website."
 QUESTION = "Which deliverable should I write for the website?"

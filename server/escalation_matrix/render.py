@@ -8,6 +8,7 @@ model or as its JSON dict), a ``Classification``, or an escalation record from t
 from __future__ import annotations
 
 import functools
+import html
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -181,8 +182,6 @@ def render_view(v: EscalationView, fmt: str, policy: Policy | None = None) -> st
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if not v.escalates:
-        import html
-
         text = _proceed_text(v)
         if fmt == "html":
             return f'<div class="escalation escalation--proceed"><p>{html.escape(text)}</p></div>\n'
