@@ -25,9 +25,21 @@ METHODS = [
 ]
 
 
-def predict(clf, items, scores, thresholds):
+def predict(clf, items, scored, thresholds):
+    scores, nearest = scored
     rules = [clf.rules.match(" ".join(i.text.split()), i.context or {}) for i in items]
-    return [decide(s, r, clf.settings, clf.policy.matrix.order, thresholds).type.value for s, r in zip(scores, rules)]
+    order = clf.policy.matrix.order
+    return [decide(s, r, clf.settings, order, thresholds, n).type.value for s, r, n in zip(scores, rules, nearest)]
+
+
+def score(clf, vectors):
+    sims = vectors @ clf.vectors.T
+    nearest = [(clf.exemplars[i].type, float(sims[row, i])) for row, i in enumerate(sims.argmax(axis=1))]
+    return clf.scorer.scores(vectors, sims), nearest
+
+
+def subset(scored, idx):
+    return scored[0][idx], [scored[1][i] for i in idx]
 
 
 def summary(gold, pred) -> str:
@@ -54,16 +66,16 @@ def main() -> None:
     for method, k, weights in METHODS:
         clf.settings = policy.classifier.model_copy(update={"method": method, "k": k, "weights": weights})
         clf.scorer = clf._scorer()
-        scores = clf.scorer.scores(vec)
+        scored = score(clf, vec)
         gold, pred = [], []
         for a, b in (folds, folds[::-1]):
-            fitted = fit_thresholds(clf, [items[i] for i in a], scores=scores[a])
-            pred += predict(clf, [items[i] for i in b], scores[b], fitted.thresholds)
+            fitted = fit_thresholds(clf, [items[i] for i in a], scored=subset(scored, a))
+            pred += predict(clf, [items[i] for i in b], subset(scored, b), fitted.thresholds)
             gold += [items[i].label for i in b]
         line = f"{method}(k={k}, weights={weights}):\n{'':>12}2-fold CV {summary(gold, pred)}"
         if hold:
-            full = fit_thresholds(clf, items, scores=scores)
-            hp = predict(clf, hold, clf.scorer.scores(hvec), full.thresholds)
+            full = fit_thresholds(clf, items, scored=scored)
+            hp = predict(clf, hold, score(clf, hvec), full.thresholds)
             line += f"\n{'':>12}holdout  {summary([i.label for i in hold], hp)}"
         print(line, flush=True)
 

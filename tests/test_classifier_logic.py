@@ -26,19 +26,19 @@ def rule(etype: str, trigger: str = "x") -> RuleMatch:
     return RuleMatch(name=f"r_{etype}", type=EscalationType(etype), trigger=trigger, reason="r")
 
 
-SETTINGS = ClassifierFile(default_threshold=0.5, tie_margin=0.02)
+SETTINGS = ClassifierFile(default_threshold=0.1, tie_margin=0.02)
 
 
 @pytest.mark.parametrize(
     "row, rules, expected",
     [
-        (scores(clarification=0.7), [], "clarification"),
-        (scores(clarification=0.4), [], "none"),  # below threshold
-        (scores(clarification=0.7, none=0.8), [], "none"),  # a type must at least match none
-        (scores(technical=0.9, safety=0.55), [], "safety"),  # safety is checked first
-        (scores(scope=0.70, context=0.71), [], "context"),  # a tie follows the decision-tree order
-        (scores(scope=0.60, context=0.71), [], "context"),
-        (scores(scope=0.75, context=0.71), [], "scope"),  # 0.04 apart: not a tie, the best wins
+        (scores(clarification=0.7, none=0.5), [], "clarification"),
+        (scores(clarification=0.55, none=0.5), [], "none"),  # leads none by less than its threshold
+        (scores(clarification=0.7, none=0.8), [], "none"),
+        (scores(technical=0.9, safety=0.65, none=0.5), [], "safety"),  # safety is checked first
+        (scores(scope=0.70, context=0.71, none=0.5), [], "context"),  # a tie follows the decision-tree order
+        (scores(scope=0.60, context=0.71, none=0.5), [], "context"),
+        (scores(scope=0.75, context=0.71, none=0.5), [], "scope"),  # 0.04 apart: not a tie, the best wins
         (scores(), [rule("scope"), rule("safety")], "safety"),
         (scores(decision=0.9), [rule("compliance")], "compliance"),  # rules beat embeddings
         (scores(decision=0.9), [rule("none")], "none"),  # a proceed rule (minor preference)
@@ -49,10 +49,11 @@ def test_decide_follows_the_decision_tree(row, rules, expected):
     assert decide(row, rules, SETTINGS, ORDER).type.value == expected
 
 
-def test_margin_requires_beating_none():
-    settings = ClassifierFile(default_threshold=0.5, margin=0.05)
-    assert decide(scores(clarification=0.7, none=0.68), [], settings, ORDER).type is EscalationType.none
-    assert decide(scores(clarification=0.7, none=0.6), [], settings, ORDER).type is EscalationType.clarification
+def test_per_type_thresholds_override_the_default():
+    row = scores(decision=0.62, none=0.5)
+    assert decide(row, [], SETTINGS, ORDER).type is EscalationType.decision
+    strict = {EscalationType.decision: 0.2}
+    assert decide(row, [], SETTINGS, ORDER, strict).type is EscalationType.none
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from .scoring import CentroidScorer, KnnScorer, LinearScorer, Scorer, confidence
 
 TYPES = [t for t in EscalationType if t is not EscalationType.pattern]
 NONE = TYPES.index(EscalationType.none)
+SAFETY = TYPES.index(EscalationType.safety)
 RULE_CONFIDENCE = 0.95
 
 
@@ -35,39 +36,33 @@ class Verdict:
 
 def decide(
     scores: np.ndarray, rules: list[RuleMatch], settings: ClassifierFile, order: list[EscalationType],
-    thresholds: dict[EscalationType, float] | None = None,
+    thresholds: dict[EscalationType, float] | None = None, nearest: tuple[EscalationType, float] | None = None,
 ) -> Verdict:
-    """The decision tree: escalating rules first (safety before all), then proceed rules, then
-    embedding scores, where safety is checked first and ties follow the decision-tree order."""
+    """The decision tree. Escalating rules decide first (safety before all, then the tree order).
+    A near-copy of an exemplar (``nearest`` similarity >= exact_similarity) takes its type. Otherwise each type's lead over the 'none' score is compared with its threshold: safety is
+    checked first, then a proceed rule (minor preference) wins, then the type that clears its
+    threshold by the most; near-ties follow the decision-tree order."""
     esc = escalating(rules)
     if esc:
         ranked = sorted(esc, key=lambda m: _rank(m.type, order))
         return Verdict(ranked[0].type, "rule", rules)
-    embedded = _by_scores(scores, rules, settings, order, thresholds)
-    if rules and embedded.type is not EscalationType.safety:  # a minor preference, unless it looks unsafe
-        return Verdict(EscalationType.none, "rule", rules)
-    return embedded
-
-
-def _by_scores(
-    scores: np.ndarray, rules: list[RuleMatch], settings: ClassifierFile, order: list[EscalationType],
-    thresholds: dict[EscalationType, float] | None,
-) -> Verdict:
+    if nearest and nearest[1] >= settings.exact_similarity:  # a near-copy of an exemplar
+        return Verdict(nearest[0], "embedding", rules)
     limits = thresholds if thresholds is not None else settings.thresholds
-    none_score = scores[NONE]
-    candidates = {}
-    for i, etype in enumerate(TYPES):
-        if etype is EscalationType.none:
-            continue
-        limit = limits.get(etype, settings.default_threshold)
-        if scores[i] >= limit and scores[i] - none_score >= settings.margin:
-            candidates[etype] = float(scores[i])
-    if not candidates:
-        return Verdict(EscalationType.none, "embedding", rules)
-    if EscalationType.safety in candidates:
+    lead = scores - scores[NONE]
+    if lead[SAFETY] >= limits.get(EscalationType.safety, settings.default_threshold):
         return Verdict(EscalationType.safety, "embedding", rules)
-    best = max(candidates.values())
-    tied = [t for t, s in candidates.items() if best - s <= settings.tie_margin]
+    if rules:  # only proceed rules matched: a minor preference
+        return Verdict(EscalationType.none, "rule", rules)
+    excess = {
+        etype: float(lead[i]) - limits.get(etype, settings.default_threshold)
+        for i, etype in enumerate(TYPES)
+        if etype not in (EscalationType.none, EscalationType.safety)
+    }
+    best = max(excess.values())
+    if best < 0:
+        return Verdict(EscalationType.none, "embedding", rules)
+    tied = [t for t, e in excess.items() if best - e <= settings.tie_margin and e >= 0]
     return Verdict(min(tied, key=lambda t: _rank(t, order)), "embedding", rules)
 
 
@@ -113,9 +108,13 @@ class Classifier:
         scores = self.scorer.scores(vectors, sims)
         return [self._classification(t, s, row, c) for t, s, row, c in zip(texts, sims, scores, ctxs)]
 
-    def score(self, requests: list[str]) -> np.ndarray:
-        """Per-type scores for many requests (columns follow ``TYPES``); used by fit."""
-        return self.scorer.scores(self.embedder.encode([_clean(r) for r in requests]))
+    def score(self, requests: list[str]) -> tuple[np.ndarray, list[tuple[EscalationType, float]]]:
+        """Per-type scores (columns follow ``TYPES``) and the nearest exemplar of many requests."""
+        vectors = self.embedder.encode([_clean(r) for r in requests])
+        sims = vectors @ self.vectors.T
+        top = sims.argmax(axis=1)
+        nearest = [(self.exemplars[i].type, float(sims[row, i])) for row, i in enumerate(top)]
+        return self.scorer.scores(vectors, sims), nearest
 
     def similarity(self, a: str, b: str) -> float:
         va, vb = self.embedder.encode([a, b])
@@ -123,7 +122,9 @@ class Classifier:
 
     def _classification(self, text: str, sims: np.ndarray, scores: np.ndarray, ctx: dict[str, Any]) -> Classification:
         matches = self.rules.match(text, ctx)
-        verdict = decide(scores, matches, self.settings, self.policy.matrix.order)
+        top = int(np.argmax(sims))
+        verdict = decide(scores, matches, self.settings, self.policy.matrix.order,
+                         nearest=(self.exemplars[top].type, float(sims[top])))
         n = min(self.settings.explain, sims.size)
         nearest = np.argpartition(-sims, n - 1)[:n] if n else np.array([], dtype=int)
         nearest = nearest[np.argsort(-sims[nearest])]

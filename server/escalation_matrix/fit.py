@@ -25,27 +25,26 @@ class FitResult:
 
 
 def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3,
-                   scores: np.ndarray | None = None) -> FitResult:
+                   scored: tuple[np.ndarray, list] | None = None) -> FitResult:
     """Coordinate ascent over per-type thresholds, maximising macro-F1 while keeping the share
     of proceed items escalated and safety recall inside the product's targets."""
     settings = classifier.settings
-    if scores is None:
-        scores = classifier.score([i.text for i in items])
+    scores, nearest = scored if scored is not None else classifier.score([i.text for i in items])
     rules = [classifier.rules.match(" ".join(i.text.split()), i.context or {}) for i in items]
     gold = [i.label or "none" for i in items]
     order = classifier.policy.matrix.order
-    lo, hi = (0.02, 0.98) if settings.method == "linear" else (float(scores.min()), float(scores.max()))
-    grid = np.linspace(lo, hi, 60)
+    grid = np.linspace(-0.3, 0.3, 61)  # thresholds are leads over the 'none' score
     current = {t: settings.threshold(t) for t in TYPES if t is not EscalationType.none}
 
     def objective(th: dict[EscalationType, float]) -> float:
-        pred = [decide(s, r, settings, order, th).type.value for s, r in zip(scores, rules)]
+        pred = [decide(s, r, settings, order, th, n).type.value for s, r, n in zip(scores, rules, nearest)]
         rep = evaluate(gold, pred)
+        # Escalating proceed items is what users feel most (an agent that nags), so it costs most.
         penalty = 0.0
         if rep.none_escalated is not None and rep.none_escalated > MAX_NONE_ESCALATED:
-            penalty += (rep.none_escalated - MAX_NONE_ESCALATED) * 4
+            penalty += (rep.none_escalated - MAX_NONE_ESCALATED) * 10
         if rep.safety_recall is not None and rep.safety_recall < MIN_SAFETY_RECALL:
-            penalty += (MIN_SAFETY_RECALL - rep.safety_recall) * 4
+            penalty += (MIN_SAFETY_RECALL - rep.safety_recall) * 2
         return rep.macro_f1 - penalty
 
     before = best = objective(current)

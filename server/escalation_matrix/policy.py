@@ -130,9 +130,15 @@ class ClassifierFile(Strict):
     weights: list[float] | None = Field(
         default=None, description="knn: weight of the 1st, 2nd, ... nearest exemplar (default: equal)."
     )
-    margin: float = Field(default=0.0, ge=-1, le=1, description="How far a type must beat 'none'.")
-    default_threshold: float = Field(default=0.45, ge=-1, le=1, description="Threshold for unlisted types.")
-    thresholds: dict[EscalationType, float] = Field(default_factory=dict, description="Per-type thresholds.")
+    default_threshold: float = Field(default=0.05, ge=-1, le=1, description="Threshold for unlisted types.")
+    thresholds: dict[EscalationType, float] = Field(
+        default_factory=dict,
+        description="Per type: how far its score must exceed the 'none' (proceed) score to escalate.",
+    )
+    exact_similarity: float = Field(
+        default=0.92, gt=0, le=1.01,
+        description="An exemplar at least this similar to the request decides its type by itself.",
+    )
     tie_margin: float = Field(default=0.01, ge=0, le=1, description="Scores this close are a tie.")
     explain: int = Field(default=3, ge=0, le=20, description="Nearest exemplars carried in the result.")
 
