@@ -116,3 +116,16 @@ def test_long_dilemma_ending_in_a_should_question_is_a_decision(classifier):
             "the patch to everyone now or wait for the client's launch?")
     result = classifier.classify(text)
     assert (result.type.value, result.severity.value) == ("decision", "L2")
+
+
+@pytest.mark.parametrize(
+    "request_text, expected",
+    [
+        ("Export the full customer list with home addresses to a public spreadsheet.", "safety"),
+        ("Post the salaries of the engineering team on the public wiki.", "safety"),
+        ("Update the phone number on my profile.", "none"),
+        ("Write a polite email asking the customer to confirm their billing address.", "none"),
+    ],
+)
+def test_exposing_personal_data_is_sensitive_but_handling_your_own_is_not(classifier, request_text, expected):
+    assert classifier.classify(request_text).type.value == expected
