@@ -129,3 +129,16 @@ def test_long_dilemma_ending_in_a_should_question_is_a_decision(classifier):
 )
 def test_exposing_personal_data_is_sensitive_but_handling_your_own_is_not(classifier, request_text, expected):
     assert classifier.classify(request_text).type.value == expected
+
+
+@pytest.mark.parametrize(
+    "request_text, context, expected",
+    [
+        ("What is the current price of bitcoin?", None, "technical"),
+        ("What is the current price of bitcoin?", {"web_access": True}, "none"),
+        ("Show me a video of a lion hunting.", None, "technical"),
+        ("Create a diagram of our architecture in Mermaid syntax.", None, "none"),
+    ],
+)
+def test_live_data_and_media_are_technical_unless_the_context_grants_them(classifier, request_text, context, expected):
+    assert classifier.classify(request_text, context).type.value == expected
