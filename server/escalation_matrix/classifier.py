@@ -84,7 +84,7 @@ class Classifier:
             self.embedder, [e.text for e in exemplars], content_hash(exemplars), cache or cache_dir()
         )
         self.labels = np.array([TYPES.index(e.type) for e in exemplars])
-        self.rules = RuleEngine(policy.rules.rules)
+        self.rules = RuleEngine(policy.rules.rules, self.settings.contradictions)
         self.scorer = self._scorer()
 
     def _scorer(self) -> Scorer:

@@ -122,6 +122,22 @@ class RulesFile(Strict):
         return rules
 
 
+class Contradictions(Strict):
+    enabled: bool = Field(default=True, description="Detect requests that require and forbid the same thing.")
+    opposites: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description="Pairs of regular expressions for directives that pull in opposite directions.",
+    )
+
+    @field_validator("opposites")
+    @classmethod
+    def _pairs_compile(cls, value: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        for pair in value:
+            for pattern in pair:
+                _compile(pattern)
+        return value
+
+
 class ClassifierFile(Strict):
     locale: str = Field(default="en", description="Phrase folder under phrases/ to use.")
     model: str = Field(default="bundled", description="'bundled', a sentence-transformers name, or a path.")
@@ -140,6 +156,8 @@ class ClassifierFile(Strict):
         description="An exemplar at least this similar to the request decides its type by itself.",
     )
     tie_margin: float = Field(default=0.01, ge=0, le=1, description="Scores this close are a tie.")
+    contradictions: Contradictions = Field(default_factory=Contradictions,
+                                           description="Built-in detector of conflicting constraints.")
     explain: int = Field(default=3, ge=0, le=20, description="Nearest exemplars carried in the result.")
 
     @model_validator(mode="after")

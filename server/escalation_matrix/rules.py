@@ -8,7 +8,8 @@ from typing import Any
 
 from .conditions import describe, holds
 from .models import EscalationType, RuleMatch
-from .policy import Rule
+from .contradictions import ContradictionFinder
+from .policy import Contradictions, Rule
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,16 @@ class CompiledRule:
 
 
 class RuleEngine:
-    def __init__(self, rules: list[Rule]):
+    def __init__(self, rules: list[Rule], contradictions: Contradictions | None = None):
         self._rules = [CompiledRule.of(rule) for rule in rules]
+        self._finder = (ContradictionFinder.of([list(p) for p in contradictions.opposites])
+                        if contradictions and contradictions.enabled else None)
 
     def match(self, text: str, context: dict[str, Any]) -> list[RuleMatch]:
-        return [m for rule in self._rules if (m := rule.match(text, context))]
+        found = [m for rule in self._rules if (m := rule.match(text, context))]
+        if self._finder and (conflict := self._finder.match(text)):
+            found.append(conflict)
+        return found
 
 
 def escalating(matches: list[RuleMatch]) -> list[RuleMatch]:
