@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+CHUNK = 256  # what `escalation-matrix classify --input` uses
 REQUESTS = [
     "Write something for the website.",
     "Make this email shorter and add more detail about pricing.",
@@ -86,19 +87,19 @@ def main() -> None:
         single.append((time.perf_counter() - t) * 1000)
     texts = [REQUESTS[i % len(REQUESTS)] + f" (item {i})" for i in range(args.batch)]
     t = time.perf_counter()
-    for start in range(0, len(texts), 64):
-        clf.embedder.encode(texts[start : start + 64])
+    for start in range(0, len(texts), CHUNK):
+        clf.embedder.encode(texts[start : start + CHUNK])
     encode_rate = len(texts) / (time.perf_counter() - t)
     t = time.perf_counter()
-    for start in range(0, len(texts), 64):
-        clf.classify_many(texts[start : start + 64])
+    for start in range(0, len(texts), CHUNK):
+        clf.classify_many(texts[start : start + CHUNK])
     batch_rate = len(texts) / (time.perf_counter() - t)
 
     print(f"exemplars: {len(clf.exemplars)}, method: {clf.settings.method}, model: {clf.settings.model}")
     print(line("warm classify (1 request)", single))
     print(line("baseline: bare model encode", encode))
     print(f"{'':<28} ratio classify/encode p50 {statistics.median(single) / statistics.median(encode):.2f}x")
-    print(f"{'batch classify (64/chunk)':<28} {batch_rate:7.1f} req/s   baseline bare encode {encode_rate:7.1f} req/s"
+    print(f"{f'batch classify ({CHUNK}/chunk)':<28} {batch_rate:7.1f} req/s   baseline bare encode {encode_rate:7.1f} req/s"
           f"   ratio {batch_rate / encode_rate:.2f}x")
     ready = [c["ready_s"] for c in cold]
     print(f"{'cold start to first answer':<28} median {statistics.median(ready):.2f} s   max {max(ready):.2f} s"

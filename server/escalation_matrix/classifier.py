@@ -75,6 +75,7 @@ class Classifier:
     safe to call from many threads."""
 
     def __init__(self, policy: Policy, embedder: Embedder | None = None, cache: Path | None = None):
+        _single_threaded_blas()
         self.policy = policy
         self.settings = policy.classifier
         self.embedder = embedder or get_embedder(self.settings.model)
@@ -172,6 +173,16 @@ class Classifier:
         )
         message = self.policy.phrases.message("md", **text.variables())
         return result.model_copy(update={"phrase": text.phrase, "message": message, "options": text.options})
+
+
+def _single_threaded_blas() -> None:
+    """Our matrix products are small (one request against a few thousand exemplars). With
+    OpenBLAS's default pool its threads keep spinning after each product and starve torch's
+    threads on a small machine: single-request latency doubled (p50 28 ms -> 14 ms, p99 116 ms ->
+    22 ms with one BLAS thread on 2 cores, benchmarks/bench_classify.py)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _severity_rank(severity: Severity | None) -> int:
