@@ -12,8 +12,6 @@ import numpy as np
 
 from .embedder import Embedder
 
-POLL_S = 0.002
-
 
 class _Job:
     def __init__(self, texts: list[str]):
@@ -33,7 +31,8 @@ class CachingEmbedder:
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self._queue: list[_Job] = []
-        self._runner = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._worker: threading.Thread | None = None
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -54,22 +53,27 @@ class CachingEmbedder:
         return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
 
     def _batched(self, texts: list[str]) -> np.ndarray:
-        """Queue the texts; whichever caller holds the runner encodes everything queued so far."""
+        """Queue the texts and sleep until the encoder thread has encoded them, together with
+        whatever else was queued meanwhile (no polling: waiters wake only when their batch is done)."""
         job = _Job(texts)
-        with self._lock:
+        with self._wake:
             self._queue.append(job)
-        while not job.done.is_set():
-            if self._runner.acquire(blocking=False):
-                try:
-                    self._run_queue()
-                finally:
-                    self._runner.release()
-            else:
-                job.done.wait(POLL_S)
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._serve, name="embed-batcher", daemon=True)
+                self._worker.start()
+            self._wake.notify()
+        job.done.wait()
         if job.error is not None:
             raise job.error
         assert job.vectors is not None
         return job.vectors
+
+    def _serve(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue:
+                    self._wake.wait()
+            self._run_queue()
 
     def _run_queue(self) -> None:
         with self._lock:
