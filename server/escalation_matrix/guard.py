@@ -140,34 +140,7 @@ class ConversationGuard:
             "options": text.options, "default": None})
 
     def respond(self, escalation_id: str, answer: str, responder: str = "operator") -> EscalationResult:
-        escalation_id = out.identifier(escalation_id, "escalation_id")
-        answer = out.text(answer, "answer", self.settings.max_request_chars)
-        responder = out.identifier(responder, "responder")
-        with self.store.transaction() as conn:
-            record = self.store.escalation(escalation_id, conn)
-            if record["status"] not in OPEN_STATUSES:
-                when = f" at {record['answered_at']}" if record.get("answered_at") else ""
-                raise StateError(f"escalation {escalation_id} is already {record['status']}{when}; "
-                                 "if something changed, raise a new question with clarify or escalate")
-            now = self.store.now()
-            self.store.update_escalation(conn, escalation_id, answer=answer, answered_by=responder,
-                                         answered_at=now, status="answered")
-            self.store.audit(conn, "answer", responder, escalation_id=escalation_id,
-                             conversation_id=record["conversation_id"], task_id=record["task_id"],
-                             data={"answer": answer})
-            locked = False
-            if record["conversation_id"] is not None:
-                task = self.store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
-                locked = bool(task["locked"])
-                if record["type"] == EscalationType.pattern.value and task["handed_off"]:
-                    self.store.update_task(conn, task["conversation_id"], task["task_id"], handed_off=0,
-                                           escalation_count=0)
-                    self.store.audit(conn, "hand_back", responder, escalation_id=escalation_id,
-                                     conversation_id=task["conversation_id"], task_id=task["task_id"])
-            record = self.store.escalation(escalation_id, conn)
-        if locked:
-            return out.from_record(record, Action.stop, out.ANSWERED_LOCKED, answer=answer)
-        return out.from_record(record, Action.proceed, out.ANSWERED, answer=answer)
+        return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars)
 
     def unlock_task(self, conversation_id: str, task_id: str, by: str, reason: str) -> None:
         unlock_task(self.store, conversation_id, task_id, by, reason)
@@ -327,6 +300,39 @@ class ConversationGuard:
                                                     "severity": severity.value, "request": ask.request,
                                                     "question": text.question})
         return esc_id
+
+
+def respond(store: Store, escalation_id: str, answer: str, responder: str = "operator",
+            max_chars: int = 8000) -> EscalationResult:
+    """Record a person's answer (agent tool, operator CLI or console alike): the escalation is
+    answered, a handed-off task comes back to the agent, and the agent is told to proceed."""
+    escalation_id = out.identifier(escalation_id, "escalation_id")
+    answer = out.text(answer, "answer", max_chars)
+    responder = out.identifier(responder, "responder")
+    with store.transaction() as conn:
+        record = store.escalation(escalation_id, conn)
+        if record["status"] not in OPEN_STATUSES:
+            when = f" at {record['answered_at']}" if record.get("answered_at") else ""
+            raise StateError(f"escalation {escalation_id} is already {record['status']}{when}; "
+                             "if something changed, raise a new question with clarify or escalate")
+        now = store.now()
+        store.update_escalation(conn, escalation_id, answer=answer, answered_by=responder,
+                                answered_at=now, status="answered")
+        store.audit(conn, "answer", responder, escalation_id=escalation_id,
+                    conversation_id=record["conversation_id"], task_id=record["task_id"], data={"answer": answer})
+        locked = False
+        if record["conversation_id"] is not None:
+            task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
+            locked = bool(task["locked"])
+            if record["type"] == EscalationType.pattern.value and task["handed_off"]:
+                store.update_task(conn, task["conversation_id"], task["task_id"], handed_off=0,
+                                  escalation_count=0)
+                store.audit(conn, "hand_back", responder, escalation_id=escalation_id,
+                            conversation_id=task["conversation_id"], task_id=task["task_id"])
+        record = store.escalation(escalation_id, conn)
+    if locked:
+        return out.from_record(record, Action.stop, out.ANSWERED_LOCKED, answer=answer)
+    return out.from_record(record, Action.proceed, out.ANSWERED, answer=answer)
 
 
 def unlock_task(store: Store, conversation_id: str, task_id: str, by: str, reason: str) -> None:

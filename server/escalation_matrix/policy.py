@@ -10,13 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .errors import PolicyError
 from .models import EscalationType, Severity
+from .ops.policy import OperationsFile
+from .strict import Strict
 from .yamlfile import load_model
 
 ESCALATION_TYPES = [t for t in EscalationType if t not in (EscalationType.none, EscalationType.pattern)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Trigger(Strict):
@@ -178,8 +176,6 @@ class ConversationFile(Strict):
     max_question_chars: int = Field(default=2000, ge=20, description="Longest question accepted.")
     max_options: int = Field(default=10, ge=1, description="Most options an escalation may carry.")
 
-
-from .ops.policy import OperationsFile  # noqa: E402  (after Strict, which it builds on)
 
 POLICY_FILES: dict[str, type[Strict]] = {
     "matrix": MatrixFile,

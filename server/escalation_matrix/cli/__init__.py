@@ -25,3 +25,4 @@ def main(ctx: click.Context, policies, phrases, embeddings, verbose: bool) -> No
 from . import core  # noqa: E402,F401  (registers commands on main)
 from . import serve  # noqa: E402,F401
 from . import render  # noqa: E402,F401
+from . import ops  # noqa: E402,F401

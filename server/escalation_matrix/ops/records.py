@@ -113,13 +113,19 @@ class Operations:
                                 extra={"reason": reason.strip()})
 
     def answer(self, esc_id: str, answer: str, by: str = "operator") -> dict[str, Any]:
+        """The same path as the agent's ``respond`` tool (a handed-off task comes back, the agent's
+        next call proceeds with the answer), then the change is notified."""
+        from ..guard import respond
+
         if not answer.strip():
             raise InputError("the answer is empty; write the decision the agent should apply")
         with self.store.transaction() as conn:
-            record = self._open(conn, esc_id, "answer")
-            changes = {"answer": answer.strip(), "answered_by": by, "answered_at": self.store.now(),
-                       "status": "answered"}
-            return self._change(conn, record, "answered", by, changes, f"answered by {by}: {answer.strip()}")
+            self._open(conn, esc_id, "answer")
+            respond(self.store, esc_id, answer, by)  # joins this transaction
+            updated = self.store.escalation(esc_id, conn)
+            notify.enqueue(self.store, conn, self.ops, self.ops.notifications.on_change, "answered", updated,
+                           f"answered by {by}: {answer.strip()}", updated.get("assignee") or "assignee")
+            return updated
 
     def resolve(self, esc_id: str, resolution: str, *, preventive_measures: str | None = None,
                 lessons_learned: str | None = None, method: str | None = None, by: str = "operator",

@@ -1,0 +1,339 @@
+"""Operator commands (the seed 004 scripts): create, assign, note, raise, answer, resolve, close,
+list, show, sweep, report, audit verify and pipeline report. No model is loaded: these work on
+the state file and the policy only."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+import click
+
+from . import main
+from .common import AppState, CliError, db_option, translate_errors
+
+BY = click.option("--by", default="operator", show_default=True, help="Who does this (written to the audit trail).")
+
+
+def _ops(state: AppState, db: str | None):
+    from ..ops.records import Operations
+
+    return Operations(state.store(db), state.policy)
+
+
+def _echo_record(record: dict[str, Any], verb: str) -> None:
+    click.echo(f"{record['id']} {verb}: {record['status']}, {record['severity']}, level {record['level']}, "
+               f"assignee {record.get('assignee') or '-'}, due {record.get('due_at') or '-'}")
+
+
+def _moment(value: str | None, what: str) -> datetime | None:
+    if not value:
+        return None
+    from ..store import parse_iso
+
+    try:
+        moment = parse_iso(value)
+    except ValueError:
+        raise CliError(f"{what} {value!r} is not an ISO time; write e.g. 2026-11-22T09:30:00Z") from None
+    if moment.tzinfo is None:
+        raise CliError(f"{what} {value!r} has no time zone; add Z for UTC")
+    return moment
+
+
+@main.command()
+@click.option("--reason", required=True, help="One sentence: why a person is needed.")
+@click.option("--level", type=int, default=1, show_default=True, help="Routing level (1 operational, 2 engineering, 3 product).")
+@click.option("--details", help="What the person needs to know.")
+@click.option("--assigned-to", help="Assignee (default: the level's assignee in operations.yaml).")
+@click.option("--type", "etype", default="decision", show_default=True, help="Escalation type.")
+@click.option("--severity", type=click.Choice(["L1", "L2", "L3", "L4"]), help="Severity (default: the type's).")
+@click.option("--conversation", help="Conversation the escalation belongs to, if any.")
+@click.option("--task", help="Task inside the conversation, if any.")
+@BY
+@db_option
+@click.pass_obj
+@translate_errors
+def create(state: AppState, reason, level, details, assigned_to, etype, severity, conversation, task, by, db) -> None:
+    """Create a manual escalation (seed 004 step 1)."""
+    record = _ops(state, db).create(reason, level=level, details=details, assigned_to=assigned_to, by=by,
+                                    type=etype, severity=severity, conversation_id=conversation, task_id=task)
+    _echo_record(record, "created")
+
+
+@main.command()
+@click.argument("escalation_id")
+@click.option("--assigned-to", required=True, help="New assignee.")
+@click.option("--level", type=int, help="Also move it to this routing level.")
+@BY
+@db_option
+@click.pass_obj
+@translate_errors
+def assign(state: AppState, escalation_id, assigned_to, level, by, db) -> None:
+    """Assign ESCALATION_ID to a person or team (seed 004 step 2)."""
+    _echo_record(_ops(state, db).assign(escalation_id, assigned_to, by=by, level=level), "assigned")
+
+
+@main.command()
+@click.argument("escalation_id")
+@click.argument("text")
+@BY
+@db_option
+@click.pass_obj
+@translate_errors
+def note(state: AppState, escalation_id, text, by, db) -> None:
+    """Add an investigation note to ESCALATION_ID (seed 004 step 3)."""
+    _echo_record(_ops(state, db).note(escalation_id, text, by=by), "noted")
+
+
+@main.command("raise")
+@click.argument("escalation_id")
+@click.option("--new-level", type=int, required=True, help="The higher routing level.")
+@click.option("--reason", required=True, help="Why it needs the higher level.")
+@click.option("--assigned-to", help="Assignee at the new level (default: the level's).")
+@BY
+@db_option
+@click.pass_obj
+@translate_errors
+def raise_cmd(state: AppState, escalation_id, new_level, reason, assigned_to, by, db) -> None:
+    """Raise ESCALATION_ID to a higher routing level (seed 004 step 4.5)."""
+    _echo_record(_ops(state, db).raise_level(escalation_id, new_level, reason, by=by, assigned_to=assigned_to),
+                 "raised")
+
+
+@main.command()
+@click.argument("escalation_id")
+@click.argument("answer")
+@BY
+@db_option
+@click.pass_obj
+@translate_errors
+def answer(state: AppState, escalation_id, answer, by, db) -> None:
+    """Answer ESCALATION_ID; the agent's next call proceeds with ANSWER."""
+    _echo_record(_ops(state, db).answer(escalation_id, answer, by=by), "answered")
+
+
+def _closing_options(fn):
+    for option in reversed([
+        click.option("--resolution", required=True, help="What was done to resolve it."),
+        click.option("--preventive-measures", help="What prevents it from happening again."),
+        click.option("--lessons-learned", help="What was learned."),
+        click.option("--method", help="Resolution method, e.g. manual, data-correction, algorithm-update."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@main.command()
+@click.argument("escalation_id")
+@_closing_options
+@BY
+@db_option
+@click.pass_obj
+@translate_errors
+def resolve(state: AppState, escalation_id, resolution, preventive_measures, lessons_learned, method, by, db) -> None:
+    """Mark ESCALATION_ID resolved (seed 004 step 4), still open for verification."""
+    record = _ops(state, db).resolve(escalation_id, resolution, preventive_measures=preventive_measures,
+                                     lessons_learned=lessons_learned, method=method, by=by)
+    _echo_record(record, "resolved")
+
+
+@main.command()
+@click.argument("escalation_id")
+@_closing_options
+@BY
+@db_option
+@click.pass_obj
+@translate_errors
+def close(state: AppState, escalation_id, resolution, preventive_measures, lessons_learned, method, by, db) -> None:
+    """Close ESCALATION_ID with resolution, preventive measures and lessons learned (seed 004 step 6)."""
+    record = _ops(state, db).close(escalation_id, resolution, preventive_measures=preventive_measures,
+                                   lessons_learned=lessons_learned, method=method, by=by)
+    _echo_record(record, "closed")
+
+
+@main.command("list")
+@click.option("--status", help="open, awaiting_response, raised, blocked, answered, resolved, expired, closed, "
+                               "or active (every open one).")
+@click.option("--level", type=int, help="Routing level.")
+@click.option("--type", "etype", help="Escalation type.")
+@click.option("--severity", type=click.Choice(["L1", "L2", "L3", "L4"]), help="Severity.")
+@click.option("--assignee", help="Assignee.")
+@click.option("--older-than", help="Only those created longer ago than this (e.g. 30m, 24h, 2d).")
+@click.option("--limit", type=int, default=200, show_default=True, help="At most this many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+@click.pass_obj
+@translate_errors
+def list_cmd(state: AppState, status, level, etype, severity, assignee, older_than, limit, as_json, db) -> None:
+    """List escalations, newest first, with filters."""
+    from ..ops.policy import parse_duration
+
+    age = None
+    if older_than:
+        try:
+            age = parse_duration(older_than)
+        except ValueError as exc:
+            raise CliError(f"--older-than: {exc}") from None
+    rows = _ops(state, db).list(status=status, level=level, type=etype, severity=severity, assignee=assignee,
+                                older_than=age, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no escalations match")
+        return
+    click.echo(f"{'id':<14}{'sev':<5}{'lvl':<5}{'status':<19}{'type':<15}{'assignee':<22}{'created':<22}reason")
+    for r in rows:
+        reason = (r.get("reason") or r.get("request") or "")[:60]
+        click.echo(f"{r['id']:<14}{r['severity']:<5}{r['level']:<5}{r['status']:<19}{r['type']:<15}"
+                   f"{(r.get('assignee') or '-')[:21]:<22}{r['created_at']:<22}{reason}")
+
+
+@main.command()
+@click.argument("escalation_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+@click.pass_obj
+@translate_errors
+def show(state: AppState, escalation_id, as_json, db) -> None:
+    """Show ESCALATION_ID with its notes, fail-safe stages, notifications and audit entries."""
+    record = _ops(state, db).show(escalation_id)
+    if as_json:
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+        return
+    skip = {"notes", "failsafes", "notifications", "audit", "message", "context", "options"}
+    for key, value in record.items():
+        if key not in skip and value not in (None, "", []):
+            click.echo(f"{key:>20}: {value}")
+    for option in record.get("options") or []:
+        click.echo(f"{'option':>20}: {option}")
+    for n in record["notes"]:
+        click.echo(f"{'note':>20}: {n['created_at']} {n['author']}: {n['text']}")
+    for f in record["failsafes"]:
+        click.echo(f"{'fail-safe':>20}: {f['at']} {f['stage']}")
+    for n in record["notifications"]:
+        click.echo(f"{'notification':>20}: {n.get('channel')} {n.get('event')} {n.get('status')}"
+                   f"{' (' + n['last_error'] + ')' if n.get('last_error') else ''}")
+    for a in record["audit"]:
+        click.echo(f"{'audit':>20}: #{a['seq']} {a['at']} {a['actor']} {a['action']}")
+
+
+@main.command()
+@click.option("--now", "now_text", help="Evaluate timers at this ISO time instead of the clock (for tests and replays).")
+@click.option("--no-deliver", is_flag=True, help="Apply timers only; leave queued notifications for later.")
+@db_option
+@click.pass_obj
+@translate_errors
+def sweep(state: AppState, now_text, no_deliver, db) -> None:
+    """Apply every fail-safe timer that is due (seed 002 §13) and deliver queued notifications."""
+    from ..ops.failsafe import sweep as run_sweep
+    from ..ops.notify import deliver
+    from ..ops.policy import operations_policy
+
+    store = state.store(db)
+    now = _moment(now_text, "--now")
+    result = run_sweep(store, state.policy, now)
+    for t in result.transitions:
+        click.echo(" ".join(str(v) for v in vars(t).values()))
+    click.echo(f"swept {result.open} open escalations at {result.now}: {len(result.transitions)} transitions")
+    if not no_deliver:
+        report = deliver(store, operations_policy(state.policy), now)
+        click.echo(f"notifications: {report.sent} sent, {report.retrying} to retry, {report.failed} failed")
+        for error in report.errors:
+            click.echo(f"  {error}", err=True)
+
+
+@main.command()
+@click.option("--daily", "period", flag_value="daily", default=True, help="The day of --date (default).")
+@click.option("--weekly", "period", flag_value="weekly", help="The week (Monday-Sunday) of --date.")
+@click.option("--monthly", "period", flag_value="monthly", help="The month of --date.")
+@click.option("--date", "day", help="A day in the period, YYYY-MM-DD (default: today).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
+              help="Output format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to this file.")
+@click.option("--chart", type=click.Path(dir_okay=False), help="Also write a PNG chart of the rate over time.")
+@db_option
+@click.pass_obj
+@translate_errors
+def report(state: AppState, period, day, fmt, output, chart, db) -> None:
+    """Escalation report: rates per level against the seed 002 §8 targets, by type and reason,
+    resolution times, resolution methods and trend."""
+    from ..ops.report_format import chart as draw
+    from ..ops.report_format import render_report
+    from ..ops.reports import build_report
+
+    when = None
+    if day:
+        try:
+            when = date.fromisoformat(day)
+        except ValueError:
+            raise CliError(f"--date {day!r} is not a date; write YYYY-MM-DD") from None
+    built = build_report(state.store(db), state.policy, period, when)
+    text = render_report(built, fmt)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+    if chart:
+        click.echo(f"wrote {draw(built, chart)}", err=bool(not output))
+
+
+@main.group()
+def audit() -> None:
+    """The append-only, hash-chained audit trail."""
+
+
+@audit.command("verify")
+@db_option
+@click.pass_obj
+@translate_errors
+def audit_verify(state: AppState, db) -> None:
+    """Check every entry's hash against the one before; exit 1 on any edit or deletion."""
+    from ..ops.audit import verify
+
+    check = verify(state.store(db))
+    if check.ok:
+        click.echo(f"ok: {check.entries} entries, head {check.head[:16]}")
+        return
+    for problem in check.problems:
+        click.echo(problem, err=True)
+    raise CliError(f"audit trail is broken from entry #{check.first_bad_seq} ({check.entries} entries checked)")
+
+
+@main.group()
+def pipeline() -> None:
+    """Automatic escalation triggers for processing pipelines (seed 004)."""
+
+
+@pipeline.command("report")
+@click.argument("item_id")
+@click.option("--iterations", type=int, required=True, help="Feedback iterations so far.")
+@click.option("--failures", type=int, default=0, show_default=True, help="Consecutive failures so far.")
+@click.option("--confidence", type=float, help="Latest confidence score, 0-1.")
+@click.option("--error", type=click.Choice(["data-quality", "system"]), help="The iteration hit this kind of error.")
+@click.option("--details", help="Free text for the person who picks it up.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+@click.pass_obj
+@translate_errors
+def pipeline_report(state: AppState, item_id, iterations, failures, confidence, error, details, as_json, db) -> None:
+    """Report ITEM_ID's progress; escalates at the iteration limit, after consecutive failures,
+    on a data-quality or system error, or on low confidence after several iterations."""
+    from pydantic import ValidationError
+
+    from ..ops.pipeline import ItemReport, report_item
+
+    try:
+        item = ItemReport(item_id=item_id, iterations=iterations, failures=failures, confidence=confidence,
+                          error=error, details=details)
+    except ValidationError as exc:
+        raise CliError("; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    outcome = report_item(state.store(db), state.policy, item)
+    if as_json:
+        click.echo(outcome.model_dump_json(indent=2))
+    else:
+        click.echo(f"{item_id}: {'escalated ' + outcome.escalation_id if outcome.escalated else 'continue'}"
+                   f"{' (already open)' if outcome.repeated else ''} - {outcome.reason}")
