@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .errors import EscalationMatrixError, NotFoundError
 from .guard import ConversationGuard
 from .loader import Policy
+from .mcp_ops import register_operations
 from .models import Action, EscalationResult
 from .protocol import PROTOCOL_PROMPT, SERVER_INSTRUCTIONS, matrix_document
 
@@ -81,6 +82,7 @@ def build_server(policy: Policy | None = None, db: str | Path | None = None, *,
     _register_tools(server, guard)
     _register_clarify(server, guard)
     _register_context(server, guard)
+    register_operations(server, guard)
     return server
 
 
@@ -195,22 +197,59 @@ def _register_context(server: MCPServer, guard: ConversationGuard) -> None:
 
 
 class BearerAuth:
-    """ASGI middleware: every path needs ``Authorization: Bearer <token>`` (constant-time compare)."""
+    """ASGI middleware: every path needs ``Authorization: Bearer <token>`` (constant-time compare).
 
-    def __init__(self, app: ASGIApp, token: str):
+    A browser cannot send that header, so under ``browser_prefix`` (the console) the token is also
+    accepted once as ``?token=``: the reply redirects to the same page without it and sets an
+    HttpOnly, SameSite=Strict cookie holding an HMAC of the token (not the token), valid only there."""
+
+    COOKIE = "escalation_matrix_session"
+
+    def __init__(self, app: ASGIApp, token: str, browser_prefix: str | None = "/console"):
         self.app = app
         self.expected = f"Bearer {token}".encode()
+        self.token = token.encode()
+        self.session = hmac.new(self.token, b"escalation-matrix browser session", "sha256").hexdigest().encode()
+        self.browser_prefix = browser_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                response = JSONResponse({"error": "invalid_token",
-                                         "error_description": "send Authorization: Bearer <ESCALATION_MATRIX_TOKEN>"},
-                                        status_code=401, headers={"WWW-Authenticate": 'Bearer realm="escalation-matrix"'})
-                await response(scope, receive, send)
-                return
+            headers = dict(scope.get("headers") or [])
+            if not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+                browser = self._browser(scope, headers)
+                if browser is not True:
+                    hint = f" (a browser: open {self.browser_prefix}?token=...)" if self.browser_prefix else ""
+                    response = browser or JSONResponse(
+                        {"error": "invalid_token",
+                         "error_description": f"send Authorization: Bearer <ESCALATION_MATRIX_TOKEN>{hint}"},
+                        status_code=401, headers={"WWW-Authenticate": 'Bearer realm="escalation-matrix"'})
+                    await response(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
+
+    def _browser(self, scope: Scope, headers: dict[bytes, bytes]) -> Any:
+        """True when the session cookie is valid; a redirect setting it for a valid ?token=; else None."""
+        path = scope.get("path", "")
+        prefix = self.browser_prefix
+        if not prefix or not (path == prefix or path.startswith(prefix + "/")):
+            return None
+        from http.cookies import SimpleCookie
+        from urllib.parse import parse_qsl, urlencode
+
+        cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1")).get(self.COOKIE)
+        if cookie is not None and hmac.compare_digest(cookie.value.encode(), self.session):
+            return True
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        given = next((v for k, v in query if k == "token"), "")
+        if scope.get("method") != "GET" or not hmac.compare_digest(given.encode(), self.token):
+            return None
+        from starlette.responses import RedirectResponse
+
+        rest = urlencode([(k, v) for k, v in query if k != "token"])
+        response = RedirectResponse(path + (f"?{rest}" if rest else ""), status_code=303)
+        response.set_cookie(self.COOKIE, self.session.decode(), path=prefix, httponly=True, samesite="strict",
+                            secure=scope.get("scheme") == "https")
+        return response
 
 
 def build_http_app(server: MCPServer, token: str | None = None, extra_routes: Iterable[Any] = (),

@@ -1,0 +1,243 @@
+"""The operator web console at /console, through the real HTTP app (MCP server + console routes
+behind the bearer-token middleware) on a real SQLite file with a controlled clock. The fake
+embedder keeps these fast; the browser test in test_console_browser.py runs the real server."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from html import unescape
+
+import pytest
+from starlette.testclient import TestClient
+
+from escalation_matrix import console
+from escalation_matrix.guard import ConversationGuard
+from escalation_matrix.mcp_app import BearerAuth, build_http_app, build_server
+from escalation_matrix.ops.records import Operations
+from escalation_matrix.store import Store
+
+TOKEN = "console-token-4b2e"
+BASE = "http://127.0.0.1:8765"
+INJECTION = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def guard(policy, fake_classifier, db_path, clock) -> ConversationGuard:
+    return ConversationGuard(policy, fake_classifier, Store(db_path, clock=clock))
+
+
+@pytest.fixture
+def ops(guard) -> Operations:
+    return Operations(guard.store, guard.policy)
+
+
+@pytest.fixture
+def app(guard):
+    return build_http_app(build_server(guard=guard), token=TOKEN, extra_routes=console.routes(guard))
+
+
+@pytest.fixture
+def client(app):
+    """A browser that opened /console?token=... once: it holds the session and CSRF cookies."""
+    with TestClient(app, base_url=BASE) as c:
+        assert c.get(f"/console?token={TOKEN}").status_code == 200
+        yield c
+
+
+def csrf(client: TestClient) -> str:
+    return client.cookies[console.CSRF_COOKIE]
+
+
+def post(client: TestClient, esc_id: str, action: str, **fields: str):
+    return client.post(f"/console/escalations/{esc_id}/{action}", data={"csrf": csrf(client), **fields})
+
+
+def flash(page: str) -> str:
+    found = re.search(r'<p class="flash flash--(\w+)" role="status">(.*?)</p>', page, re.S)
+    assert found, "no flash on the page"
+    return f"{found.group(1)}: {unescape(found.group(2))}"
+
+
+# --- access ---
+@pytest.mark.parametrize("path, method, headers", [
+    ("/console", "GET", {}),
+    ("/console?token=wrong", "GET", {}),
+    ("/console", "GET", {"Authorization": "Bearer wrong"}),
+    ("/console", "GET", {"Cookie": f"{BearerAuth.COOKIE}={TOKEN}"}),  # the raw token is not the session
+    (f"/console/escalations/ESC-2026-001/answer?token={TOKEN}", "POST", {}),  # ?token= only opens a page
+    ("/console/operator", "POST", {}),
+])
+def test_console_without_the_token_is_401(app, path, method, headers):
+    with TestClient(app, base_url=BASE) as c:
+        response = c.request(method, path, headers=headers, follow_redirects=False)
+    assert response.status_code == 401
+    assert "Open escalations" not in response.text
+
+
+def test_the_token_in_the_address_sets_an_httponly_cookie_and_leaves_the_address(app):
+    with TestClient(app, base_url=BASE) as c:
+        response = c.get(f"/console?token={TOKEN}", follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"] == "/console"
+        set_cookie = response.headers["set-cookie"]
+        assert set_cookie.startswith(f"{BearerAuth.COOKIE}=") and TOKEN not in set_cookie
+        assert "httponly" in set_cookie.lower() and "samesite=strict" in set_cookie.lower()
+        assert "path=/console" in set_cookie.lower()
+        assert c.get("/console").status_code == 200  # the cookie alone is enough from now on
+
+
+def test_the_bearer_header_opens_the_console_too(app):
+    with TestClient(app, base_url=BASE) as c:
+        assert c.get("/console", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_the_console_cookie_does_not_open_the_mcp_endpoint(client):
+    response = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                           headers={"Cookie": f"{BearerAuth.COOKIE}={client.cookies[BearerAuth.COOKIE]}"})
+    assert response.status_code == 401
+
+
+def test_a_form_without_the_csrf_token_is_refused_and_changes_nothing(client, ops):
+    esc_id = ops.create("Approve the refund")["id"]
+    for fields in ({}, {"csrf": "forged"}):
+        response = client.post(f"/console/escalations/{esc_id}/answer", data={"answer": "yes", **fields})
+        assert response.status_code == 403
+    assert ops.store.escalation(esc_id)["status"] == "open"
+
+
+# --- the page ---
+def test_open_escalations_are_grouped_by_severity_with_the_time_left(client, guard, ops, clock):
+    manual = ops.create("Refund over the limit", level=1, severity="L2", type="decision")["id"]
+    agent = guard.clarify("chat-1", "Set up the new server", "Which region should it run in?",
+                          task_id="server", options=["eu-west-1", "us-east-1"]).escalation_id
+    done = ops.create("Already handled")["id"]
+    ops.close(done, "handled by phone")
+    clock.now += timedelta(hours=1)
+    page = client.get("/console").text
+    sections = re.findall(r'<section id="(L\d)">', page)
+    assert sections == ["L2", "L1"]
+    l2, l1 = page.split('<section id="L1">')
+    assert manual in l2 and agent in l1 and done not in page
+    assert "23 h left" in l2 and "level 1 (operational) target 24 h" in l2  # the routing level's target
+    assert "overdue by 58 min" in l1 and "L1 target 2 min" in l1  # an agent escalation: its severity's
+    assert "2 open · 1 overdue" in page
+
+
+def test_each_escalation_shows_its_card_from_the_phrase_template(client, guard, policy):
+    from escalation_matrix.render import render
+
+    result = guard.clarify("chat-1", "Set up the new server", "Which region should it run in?",
+                           task_id="server", options=["eu-west-1", "us-east-1"])
+    page = client.get("/console").text
+    card_html = render(guard.store.escalation(result.escalation_id), "html", policy)
+    assert card_html.strip() in page
+    assert "CLARIFICATION ESCALATION REQUIRED" in page and "Option 2: us-east-1" in page
+
+
+def test_user_text_is_shown_as_text_not_markup(client, guard, ops):
+    esc_id = ops.create(INJECTION, details=INJECTION, assigned_to=INJECTION)["id"]
+    guard.clarify("chat-x", INJECTION, f"Which one? {INJECTION}", options=[INJECTION])
+    page = client.get("/console").text
+    assert "<script>" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(" in page
+    response = post(client, esc_id, "note", note=INJECTION)
+    assert "<script>" not in response.text
+    post(client, esc_id, "assign", assignee=INJECTION)
+    assert "<img" not in client.get("/console").text
+
+
+def test_an_empty_console_says_nothing_is_waiting(client):
+    assert "No open escalations" in client.get("/console").text
+
+
+# --- actions (Post/Redirect/Get, flash) ---
+def test_answering_redirects_back_with_a_flash_and_records_the_operator(client, ops):
+    esc_id = ops.create("Approve the refund")["id"]
+    client.post("/console/operator", data={"csrf": csrf(client), "operator": "ana"})
+    response = post(client, esc_id, "answer", answer="Approve it up to 500 EUR")
+    assert response.history[0].status_code == 303 and response.url.path == "/console"
+    assert flash(response.text) == f"ok: {esc_id} answered by ana; the agent's next call proceeds with the answer."
+    record = ops.store.escalation(esc_id)
+    assert (record["status"], record["answer"], record["answered_by"]) == ("answered", "Approve it up to 500 EUR", "ana")
+    assert esc_id not in client.get("/console").text.split("</header>")[1]  # no longer open; flash shown once
+
+
+def test_an_option_button_answers_with_that_option(client, guard):
+    result = guard.clarify("chat-1", "Set up the new server", "Which region should it run in?",
+                           task_id="server", options=["eu-west-1", "us-east-1"])
+    post(client, result.escalation_id, "answer", choice="us-east-1", answer="")
+    assert guard.store.escalation(result.escalation_id)["answer"] == "us-east-1"
+
+
+def test_an_answer_from_the_console_lets_the_agent_proceed(client, guard):
+    asked = guard.clarify("chat-1", "Set up the new server", "Which region should it run in?", task_id="server")
+    post(client, asked.escalation_id, "answer", answer="eu-west-1")
+    again = guard.clarify("chat-1", "Set up the new server", "Which region should it run in?", task_id="server")
+    assert again.action.value == "proceed" and again.answer == "eu-west-1"
+
+
+def test_assign_raise_note_and_close(client, ops):
+    esc_id = ops.create("Pipeline keeps failing on item 42", level=1)["id"]
+    assert flash(post(client, esc_id, "assign", assignee="ed@example.com").text) == f"ok: {esc_id} assigned to ed@example.com."
+    assert flash(post(client, esc_id, "raise", level="2", reason="needs a code fix").text) == \
+        f"ok: {esc_id} raised to level 2, assigned to engineering-team."
+    assert flash(post(client, esc_id, "note", note="Stack trace attached to the ticket").text) == f"ok: Note added to {esc_id}."
+    response = post(client, esc_id, "close", resolution="Fixed the parser", preventive_measures="Schema check",
+                    lessons_learned="Validate inputs early")
+    assert flash(response.text) == f"ok: {esc_id} closed by operator."
+    shown = ops.show(esc_id)
+    assert (shown["status"], shown["level"], shown["assignee"]) == ("closed", 2, "engineering-team")
+    assert (shown["resolution"], shown["preventive_measures"], shown["lessons_learned"]) == \
+        ("Fixed the parser", "Schema check", "Validate inputs early")
+    assert [n["text"] for n in shown["notes"]] == ["Stack trace attached to the ticket"]
+    actions = [e["action"] for e in shown["audit"]]
+    assert {"escalation_assigned", "escalation_raised", "note_added", "escalation_closed"} <= set(actions)
+
+
+def test_raise_offers_only_higher_levels(client, ops):
+    esc_id = ops.create("Needs product input", level=2)["id"]
+    page = client.get("/console").text
+    form = page.split(f'/escalations/{esc_id}/raise"')[1].split("</form>")[0]
+    assert re.findall(r'<option value="(\d)"', form) == ["3"]
+
+
+@pytest.mark.parametrize("action, fields, error", [
+    ("answer", {"answer": "  "}, "the answer is empty"),
+    ("raise", {"level": "1", "reason": "again"}, "is already at level 1"),
+    ("raise", {"level": "two", "reason": "x"}, "the new level must be a number"),
+    ("close", {"resolution": ""}, "the resolution is empty"),
+    ("frobnicate", {}, "unknown action 'frobnicate'"),
+])
+def test_a_refused_action_flashes_what_to_fix(client, ops, action, fields, error):
+    esc_id = ops.create("Approve the refund")["id"]
+    response = post(client, esc_id, action, **fields)
+    assert response.url.path == "/console"
+    assert flash(response.text).startswith("error: ") and error in flash(response.text)
+    assert ops.store.escalation(esc_id)["status"] == "open"
+
+
+def test_answering_twice_or_an_unknown_id_flashes_an_error(client, ops):
+    esc_id = ops.create("Approve the refund")["id"]
+    post(client, esc_id, "answer", answer="yes")
+    assert "it is answered" in flash(post(client, esc_id, "answer", answer="no").text)
+    assert flash(post(client, "ESC-2026-999", "answer", answer="yes").text).startswith("error: ")
+    assert ops.store.escalation(esc_id)["answer"] == "yes"
+
+
+def test_without_a_configured_token_the_console_is_open(guard):
+    app = build_http_app(build_server(guard=guard), token=None, extra_routes=console.routes(guard))
+    with TestClient(app, base_url=BASE) as c:
+        assert c.get("/console").status_code == 200
