@@ -15,7 +15,7 @@ from escalation_matrix.mcp_app import build_server
 from escalation_matrix.store import Store
 
 PROD = {"environment": "production"}
-TOOLS = {"classify", "escalate", "clarify", "check_scope", "respond"}
+TOOLS = {"classify", "escalate", "clarify", "check_scope", "respond", "report_item"}
 
 
 @pytest.fixture
@@ -172,3 +172,24 @@ async def test_resources_and_prompt(server):
     text = prompt.messages[0].content.text
     assert "escalate once, clearly, with the standard phrase, then proceed" in text.lower()
     assert all(name in text for name in TOOLS)
+
+
+async def test_report_item_tool_escalates_a_pipeline_item_once(server):
+    async with Client(server) as client:
+        first = (await client.call_tool("report_item", {"item_id": "brand-1", "iterations": 10})).structured_content
+        again = (await client.call_tool("report_item", {"item_id": "brand-1", "iterations": 12})).structured_content
+        calm = (await client.call_tool("report_item", {"item_id": "brand-2", "iterations": 2})).structured_content
+        bad = await client.call_tool("report_item", {"item_id": "brand-3", "iterations": -1})
+    assert first["escalated"] and first["trigger"] == "iteration_limit" and not first["repeated"]
+    assert again["escalation_id"] == first["escalation_id"] and again["repeated"]
+    assert not calm["escalated"]
+    assert bad.is_error
+
+
+async def test_report_resource_gives_the_period_report(server):
+    async with Client(server) as client:
+        await client.call_tool("escalate", {"conversation_id": "rep", "request": "Handle this."})
+        report = json.loads((await client.read_resource("escalation://reports/daily")).contents[0].text)
+        with pytest.raises(Exception, match="unknown period 'hourly'"):
+            await client.read_resource("escalation://reports/hourly")
+    assert report["period"] == "daily"

@@ -104,7 +104,7 @@ async def test_http_with_the_token_serves_the_tools(http_url):
     async with http_client(http_url) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         result = await call(client, "check_scope", request=DELETE, conversation_id="http-1")
-    assert names == {"classify", "escalate", "clarify", "check_scope", "respond"}
+    assert names == {"classify", "escalate", "clarify", "check_scope", "respond", "report_item"}
     assert (result["in_scope"], result["type"]) == (False, "scope") and result["escalation_id"]
 
 
@@ -142,7 +142,8 @@ def inspector(url: str, *args: str) -> dict:
 @pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed: the MCP Inspector CLI needs it")
 def test_mcp_inspector_lists_and_calls_every_tool(http_url):
     listed = inspector(http_url, "--method", "tools/list")
-    assert {t["name"] for t in listed["tools"]} == {"classify", "escalate", "clarify", "check_scope", "respond"}
+    assert {t["name"] for t in listed["tools"]} == {"classify", "escalate", "clarify", "check_scope", "respond",
+                                                    "report_item"}
 
     def tool(name: str, **args: str) -> dict:
         flags = [item for key, value in args.items() for item in ("--tool-arg", f"{key}={value}")]
@@ -161,3 +162,5 @@ def test_mcp_inspector_lists_and_calls_every_tool(http_url):
     assert (technical["in_scope"], technical["type"]) == (False, "technical")
     answered = tool("respond", escalation_id=asked["escalation_id"], answer="eu-west-1")
     assert (answered["action"], answered["answer"]) == ("proceed", "eu-west-1")
+    item = tool("report_item", item_id="brand-12345", iterations="10")
+    assert item["escalated"] and item["trigger"] == "iteration_limit"

@@ -28,6 +28,8 @@ When to call which tool
   judgment, or cost, compliance, safety or authority is at stake.
 - respond(escalation_id, answer): the person answered an escalation. Then continue at once.
 - classify(request): look before you leap; records nothing.
+- report_item(item_id, iterations, failures?, confidence?, error?): for batch pipelines, after
+  each iteration on an item; it escalates the item to a person when a limit is reached.
 
 What to do with the result (always follow `action` and `instruction`)
 - proceed: continue the task now. If `answer` is set, apply it; if `default` is set, apply it.

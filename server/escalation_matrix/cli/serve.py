@@ -44,6 +44,16 @@ def serve(state: AppState, transport: str, host: str, port: int, db: str | None)
         guard = load_guard(state.policy, db)
         server = build_server(guard=guard)
     log.info("escalation-matrix: state in %s", guard.store.path)
+    from ..ops.failsafe import start_sweeper
+
+    sweeper = start_sweeper(guard.store, guard.policy)  # fail-safe timers and notifications, in the server
+    try:
+        _serve(server, guard, transport, host, port)
+    finally:
+        sweeper.stop(timeout=2)
+
+
+def _serve(server, guard, transport: str, host: str, port: int) -> None:
     if transport == "stdio":
         server.run()
         return

@@ -1,0 +1,50 @@
+"""MCP additions for operations: the escalation report as a resource and the pipeline trigger
+as a tool. Registered by ``mcp_app.build_server``; thin like the rest of the adapter."""
+
+from typing import Annotated, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from .errors import EscalationMatrixError
+from .guard import ConversationGuard
+from .ops.pipeline import ItemOutcome, ItemReport, report_item
+from .ops.report_format import render_report
+from .ops.reports import PERIODS, build_report
+
+
+def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
+    @server.resource("escalation://reports/{period}", name="report", mime_type="application/json",
+                     title="Escalation report",
+                     description="daily, weekly or monthly: rates per level against the targets, counts by type and "
+                                 "reason, resolution times, resolution methods and trend (today's period).")
+    def report(period: str) -> str:
+        if period not in PERIODS:
+            raise ResourceError(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
+        try:
+            return render_report(build_report(guard.store, guard.policy, period), "json")
+        except EscalationMatrixError as exc:
+            raise ResourceError(str(exc)) from None
+
+    @server.tool(name="report_item", title="Report a pipeline item's progress", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    def report_item_tool(
+        item_id: Annotated[str, Field(description="The item being processed, e.g. a brand id.")],
+        iterations: Annotated[int, Field(ge=0, description="Feedback iterations so far.")],
+        failures: Annotated[int, Field(ge=0, description="Consecutive processing failures so far.")] = 0,
+        confidence: Annotated[float | None, Field(ge=0, le=1, description="Latest confidence score, 0-1.")] = None,
+        error: Annotated[Literal["data-quality", "system"] | None,
+                         Field(description="The kind of error this iteration hit, if any.")] = None,
+        details: Annotated[str | None, Field(description="Free text for the person who picks it up.")] = None,
+    ) -> ItemOutcome:
+        """Automatic escalation for pipelines (seed 004): escalates at the iteration limit, after
+        consecutive failures, on a data-quality or system error, or on low confidence after several
+        iterations (limits in policies/operations.yaml). One open escalation per item."""
+        try:
+            item = ItemReport(item_id=item_id, iterations=iterations, failures=failures, confidence=confidence,
+                              error=error, details=details)
+            return report_item(guard.store, guard.policy, item)
+        except EscalationMatrixError as exc:
+            raise ToolError(str(exc)) from None
