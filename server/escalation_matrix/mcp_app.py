@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .errors import EscalationMatrixError, NotFoundError
 from .guard import ConversationGuard
 from .loader import Policy
+from .mcp_ops import register_operations
 from .models import Action, EscalationResult
 from .protocol import PROTOCOL_PROMPT, SERVER_INSTRUCTIONS, matrix_document
 
@@ -81,6 +82,7 @@ def build_server(policy: Policy | None = None, db: str | Path | None = None, *,
     _register_tools(server, guard)
     _register_clarify(server, guard)
     _register_context(server, guard)
+    register_operations(server, guard)
     return server
 
 
