@@ -124,32 +124,23 @@ def _closing_options(fn):
     return fn
 
 
-@main.command()
-@click.argument("escalation_id")
-@_closing_options
-@BY
-@db_option
-@click.pass_obj
-@translate_errors
-def resolve(state: AppState, escalation_id, resolution, preventive_measures, lessons_learned, method, by, db) -> None:
-    """Mark ESCALATION_ID resolved (seed 004 step 4), still open for verification."""
-    record = _ops(state, db).resolve(escalation_id, resolution, preventive_measures=preventive_measures,
-                                     lessons_learned=lessons_learned, method=method, by=by)
-    _echo_record(record, "resolved")
+def _closing_command(name: str, close: bool, doc: str) -> None:
+    @main.command(name, help=doc)
+    @click.argument("escalation_id")
+    @_closing_options
+    @BY
+    @db_option
+    @click.pass_obj
+    @translate_errors
+    def command(state: AppState, escalation_id, resolution, preventive_measures, lessons_learned, method, by, db):
+        record = _ops(state, db).resolve(escalation_id, resolution, preventive_measures=preventive_measures,
+                                         lessons_learned=lessons_learned, method=method, by=by, close=close)
+        _echo_record(record, "closed" if close else "resolved")
 
 
-@main.command()
-@click.argument("escalation_id")
-@_closing_options
-@BY
-@db_option
-@click.pass_obj
-@translate_errors
-def close(state: AppState, escalation_id, resolution, preventive_measures, lessons_learned, method, by, db) -> None:
-    """Close ESCALATION_ID with resolution, preventive measures and lessons learned (seed 004 step 6)."""
-    record = _ops(state, db).close(escalation_id, resolution, preventive_measures=preventive_measures,
-                                   lessons_learned=lessons_learned, method=method, by=by)
-    _echo_record(record, "closed")
+_closing_command("resolve", False, "Mark ESCALATION_ID resolved (seed 004 step 4), still open for verification.")
+_closing_command("close", True,
+                 "Close ESCALATION_ID with resolution, preventive measures and lessons learned (seed 004 step 6).")
 
 
 @main.command("list")
