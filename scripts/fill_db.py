@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.db.exists():
         parser.error(f"{args.db} exists; pick a new file so existing state is never overwritten")
     end = datetime.fromisoformat(args.end.replace("Z", "+00:00")) if args.end else None
+    if end is not None and end.tzinfo is None:  # a bare time is UTC, not the machine's local time
+        end = end.replace(tzinfo=timezone.utc)
     began = time.perf_counter()
     counts = fill(args.db, args.escalations, args.days, args.seed, end, args.open)
     print(f"wrote {counts['escalations']} escalations ({counts['open']} still open) and {counts['decisions']} "
