@@ -59,6 +59,8 @@ def _serve(server, guard, transport: str, host: str, port: int) -> None:
         return
     import uvicorn
 
+    from ..mcp_app import build_http_app
+
     token = os.environ.get(TOKEN_ENV) or None
     extra_routes = _console_routes(guard)
     app = build_http_app(server, token=token, extra_routes=extra_routes, host=host)
