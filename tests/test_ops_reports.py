@@ -167,3 +167,19 @@ def test_the_chart_is_a_valid_png(daily, tmp_path: Path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pixels = matplotlib.image.imread(path)
     assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+
+
+def test_a_filled_history_gives_a_monthly_report_near_the_ten_percent_rate(tmp_path: Path, policy):
+    import subprocess
+    import sys
+
+    db = tmp_path / "filled.db"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "fill_db.py"
+    subprocess.run([sys.executable, str(script), str(db), "--escalations", "600", "--days", "30", "--open", "20",
+                    "--end", "2026-03-31T12:00:00Z"], check=True, capture_output=True)
+    store = Store(db)
+    report = build_report(store, policy, "monthly", date(2026, 3, 31))
+    store.close()
+    assert report.records > 400 and 0.07 < rate(report, "total").rate < 0.13
+    assert sum(report.by_type.values()) == report.records and report.open_now >= 20
+    assert resolution(report, "L1").resolved > 0
