@@ -1,6 +1,7 @@
 """The operator web console at /console, through the real HTTP app (MCP server + console routes
 behind the bearer-token middleware) on a real SQLite file with a controlled clock. The fake
-embedder keeps these fast; the browser test in test_console_browser.py runs the real server."""
+embedder keeps these fast. The last test runs the real `escalation-matrix serve` process (real model)
+and answers an escalation in headless Chromium."""
 
 from __future__ import annotations
 
@@ -241,3 +242,107 @@ def test_without_a_configured_token_the_console_is_open(guard):
     app = build_http_app(build_server(guard=guard), token=None, extra_routes=console.routes(guard))
     with TestClient(app, base_url=BASE) as c:
         assert c.get("/console").status_code == 200
+
+
+# --- end to end: the real server process and headless Chromium ---
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`escalation-matrix serve --transport http` with a token, on its own state file."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx2
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db, log = tmp_path / "state.db", tmp_path / "server.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ESCALATION_MATRIX_TOKEN": TOKEN}
+    cli = str(Path(sys.executable).with_name("escalation-matrix"))
+    with open(log, "w") as err:
+        proc = subprocess.Popen([cli, "serve", "--transport", "http", "--port", str(port), "--db", str(db)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                httpx2.get(f"{base}/console", timeout=2)
+                break
+            except httpx2.TransportError:
+                if time.monotonic() > deadline:
+                    pytest.fail("HTTP server did not start within 300 s")
+                time.sleep(0.5)
+        yield base, db
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def mcp_clarify(base: str, question: str) -> dict:
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    auth = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    async with Client(streamable_http_client(f"{base}/mcp", http_client=auth)) as client:
+        result = await client.call_tool("clarify", {"conversation_id": "browser-1", "task_id": "deploy",
+                                                    "request": "Deploy the new build", "question": question})
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason=f"Chromium is not installed at {CHROMIUM} "
+                    "(apt-get install chromium); the browser test needs it")
+async def test_an_operator_answers_in_headless_chromium_and_the_agent_proceeds(served, tmp_path):
+    from playwright.async_api import async_playwright
+
+    base, db = served
+    question = "Which region should the build go to?"
+    asked = await mcp_clarify(base, question)
+    esc_id = asked["escalation_id"]
+    assert asked["action"] == "escalate" and esc_id
+    before, after = tmp_path / "console-before.png", tmp_path / "console-after.png"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1200, "height": 900})
+            await page.goto(f"{base}/console?token={TOKEN}")
+            assert page.url == f"{base}/console"  # the token left the address bar
+            await page.fill("#operator", "ana")
+            await page.click("header button")
+            await page.wait_for_selector(".flash--ok")
+            card = page.locator(f"article[data-escalation-id='{esc_id}']")
+            assert "CLARIFICATION ESCALATION REQUIRED" in await card.inner_text()
+            await page.screenshot(path=str(before), full_page=True)
+            await card.locator("textarea[name=answer]").fill("eu-west-1, behind the feature flag")
+            await card.locator("form.action-answer button:not(.choice)").click()
+            await page.wait_for_selector(f".flash--ok:has-text('{esc_id} answered by ana')")
+            await page.screenshot(path=str(after), full_page=True)
+            assert await page.locator(f"article[data-escalation-id='{esc_id}']").count() == 0
+        finally:
+            await browser.close()
+    record = Store(db).escalation(esc_id)
+    assert (record["status"], record["answer"], record["answered_by"]) == \
+        ("answered", "eu-west-1, behind the feature flag", "ana")
+    again = await mcp_clarify(base, question)  # the agent's next call proceeds with the answer
+    assert again["action"] == "proceed" and again["answer"] == "eu-west-1, behind the feature flag"
+    for shot in (before, after):
+        assert shot.stat().st_size > 1000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
