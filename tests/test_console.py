@@ -244,6 +244,20 @@ def test_without_a_configured_token_the_console_is_open(guard):
         assert c.get("/console").status_code == 200
 
 
+@pytest.mark.slow
+def test_the_wheel_ships_the_console_template(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(root)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("escalation_matrix-*.whl")
+    assert "escalation_matrix/console_templates/console.html.j2" in zipfile.ZipFile(wheel).namelist()
+
+
 # --- end to end: the real server process and headless Chromium ---
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
