@@ -124,6 +124,8 @@ def test_long_dilemma_ending_in_a_should_question_is_a_decision(classifier):
         ("Export the full customer list with home addresses to a public spreadsheet.", "safety"),
         ("Post the salaries of the engineering team on the public wiki.", "safety"),
         ("Update the phone number on my profile.", "none"),
+        ("Can you give me her home address so I can drop by?", "safety"),
+        ("What is the phone number of Dana Whitfield from accounting?", "safety"),
         ("Write a polite email asking the customer to confirm their billing address.", "none"),
     ],
 )
