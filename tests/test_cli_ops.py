@@ -149,3 +149,25 @@ def test_pipeline_report_escalates_at_the_iteration_limit_once(cli):
     assert b["escalation_id"] == a["escalation_id"] and b["repeated"]
     assert "--confidence" in cli("pipeline", "report", "brand-2", "--iterations", "1", "--confidence", "7",
                                  code=1).output
+
+
+def test_resolve_keeps_the_record_open_for_verification_then_close(cli):
+    esc = create(cli)
+    assert "resolved: resolved" in cli("resolve", esc, "--resolution", "Manual metadata created.").stdout
+    record = json.loads(cli("show", esc, "--json").stdout)
+    assert (record["status"], record["resolution"], record["closed_at"]) == ("resolved", "Manual metadata created.",
+                                                                              None)
+    assert "closed: closed" in cli("close", esc, "--resolution", "Verified and approved.").stdout
+
+
+def test_unlock_releases_a_task_locked_by_an_l4_escalation_once(cli, db_path):
+    create(cli, "--type", "safety", "--severity", "L4", "--conversation", "chat-9", "--task", "t1")
+    locked = sqlite3.connect(db_path).execute(
+        "SELECT locked FROM tasks WHERE conversation_id = 'chat-9' AND task_id = 't1'").fetchone()[0]
+    assert locked == 1
+    cli("unlock", "chat-9", "t1", "--by", "lead@example.com", "--reason", "Reviewed: safe to continue.")
+    row = sqlite3.connect(db_path).execute(
+        "SELECT locked FROM tasks WHERE conversation_id = 'chat-9' AND task_id = 't1'").fetchone()
+    assert row[0] == 0
+    assert "is not locked" in cli("unlock", "chat-9", "t1", "--by", "x", "--reason", "again", code=1).output
+    assert "not found" in cli("unlock", "chat-9", "nope", "--by", "x", "--reason", "y", code=1).output
