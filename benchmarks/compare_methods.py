@@ -11,7 +11,6 @@ import random
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from escalation_matrix.classifier import Classifier, decide
 from escalation_matrix.dataset import read_jsonl

@@ -53,3 +53,20 @@ def data_copy(tmp_path: Path) -> Path:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "escalations.db"
+
+
+@pytest.fixture
+def clock():
+    from clocks import Clock
+
+    return Clock()
+
+
+@pytest.fixture
+def store(db_path: Path, clock):
+    """A state store on a real SQLite file, on the hand-moved clock."""
+    from escalation_matrix.store import Store
+
+    s = Store(db_path, clock=clock)
+    yield s
+    s.close()

@@ -6,7 +6,7 @@ and answers an escalation in headless Chromium."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from html import unescape
 
 import pytest
@@ -21,19 +21,6 @@ from escalation_matrix.store import Store
 TOKEN = "console-token-4b2e"
 BASE = "http://127.0.0.1:8765"
 INJECTION = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -126,7 +113,7 @@ def test_open_escalations_are_grouped_by_severity_with_the_time_left(client, gua
                           task_id="server", options=["eu-west-1", "us-east-1"]).escalation_id
     done = ops.create("Already handled")["id"]
     ops.close(done, "handled by phone")
-    clock.now += timedelta(hours=1)
+    clock.moment += timedelta(hours=1)
     page = client.get("/console").text
     sections = re.findall(r'<section id="(L\d)">', page)
     assert sections == ["L2", "L1"]

@@ -5,7 +5,7 @@ raw sqlite3 connection with the append-only triggers dropped."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,8 @@ from escalation_matrix.ops.audit import verify
 from escalation_matrix.ops.failsafe import sweep
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import GENESIS, Store
+from clocks import T0
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture

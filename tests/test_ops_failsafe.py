@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 
@@ -16,34 +15,11 @@ from escalation_matrix.ops.failsafe import start_sweeper, sweep
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.ops.reports import build_report
 from escalation_matrix.store import Store, utcnow
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, moment: datetime = T0):
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def at(self, **delta: float) -> datetime:
-        self.moment = T0 + timedelta(**delta)
-        return self.moment
+from clocks import T0, Clock
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
-@pytest.fixture
-def store(db_path: Path, clock: Clock):
-    s = Store(db_path, clock=clock)
-    yield s
-    s.close()
 
 
 def create(store: Store, policy, severity: str, task: str = "t1", type_: str = "decision") -> dict:

@@ -9,7 +9,7 @@ import logging
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,15 +22,7 @@ from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
-
-class Clock:
-    def __init__(self, moment: datetime = T0):
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
 
 
 class Receiver:
@@ -93,16 +85,6 @@ def ops_policy(url: str | None, timeout: str = "5s", retries: int = 5, backoff: 
     return OperationsFile.model_validate(data)
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(db_path: Path, clock: Clock):
-    s = Store(db_path, clock=clock)
-    yield s
-    s.close()
 
 
 def create_l2(store: Store, ops: OperationsFile) -> dict:

@@ -3,7 +3,6 @@ escalates, at its limit and not before, and an item gets exactly one escalation 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,8 @@ from escalation_matrix.ops.pipeline import ItemReport, report_item
 from escalation_matrix.ops.policy import operations_policy
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
+from clocks import T0
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture

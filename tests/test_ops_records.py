@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -14,27 +13,9 @@ from escalation_matrix.errors import InputError, NotFoundError, StateError
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
-class Clock:
-    def __init__(self, moment: datetime = T0):
-        self.moment = moment
 
-    def __call__(self) -> datetime:
-        return self.moment
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(db_path: Path, clock: Clock):
-    s = Store(db_path, clock=clock)
-    yield s
-    s.close()
 
 
 @pytest.fixture

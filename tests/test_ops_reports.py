@@ -18,17 +18,11 @@ from escalation_matrix.ops.records import Operations
 from escalation_matrix.ops.report_format import chart, render_report
 from escalation_matrix.ops.reports import build_report
 from escalation_matrix.store import Store
+from clocks import Clock
 
 DAY = date(2026, 3, 10)
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 
-
-class Clock:
-    def __init__(self, moment: datetime = NOON):
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
 
 
 @pytest.fixture(scope="module")

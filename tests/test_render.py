@@ -12,7 +12,7 @@ import yaml
 from escalation_matrix.card import SCHEMA_PATH, EscalationCard, response_target, schema_text
 from escalation_matrix.errors import InputError
 from escalation_matrix.loader import load_policy
-from escalation_matrix.models import Classification, EscalationResult, Severity
+from escalation_matrix.models import EscalationResult, Severity
 from escalation_matrix.render import card, render
 from escalation_matrix.store import Store
 

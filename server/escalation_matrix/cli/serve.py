@@ -38,7 +38,7 @@ def serve(state: AppState, transport: str, host: str, port: int, db: str | None)
     HTTP requires `Authorization: Bearer $ESCALATION_MATRIX_TOKEN` on every request when that
     variable is set."""
     _quiet_model_loading()
-    from ..mcp_app import build_http_app, build_server, load_guard
+    from ..mcp_app import build_server, load_guard
 
     with contextlib.redirect_stdout(sys.stderr):  # anything printed while loading goes to stderr
         guard = load_guard(state.policy, db)
