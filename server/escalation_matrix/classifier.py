@@ -102,12 +102,20 @@ class Classifier:
     def classify_many(
         self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
     ) -> list[Classification]:
+        return self.classify_encoded(requests, contexts)[0]
+
+    def classify_encoded(
+        self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
+    ) -> tuple[list[Classification], np.ndarray]:
+        """Classifications plus the request vectors, for callers that also compare requests
+        (the conversation guard), so nothing is encoded twice."""
         texts = [_clean(r) for r in requests]
         ctxs = [context_dict(c) for c in (contexts or [None] * len(texts))]
         vectors = self.embedder.encode(texts) if texts else np.zeros((0, self.vectors.shape[1]), np.float32)
         sims = vectors @ self.vectors.T
         scores = self.scorer.scores(vectors, sims)
-        return [self._classification(t, s, row, c) for t, s, row, c in zip(texts, sims, scores, ctxs)]
+        results = [self._classification(t, s, row, c) for t, s, row, c in zip(texts, sims, scores, ctxs)]
+        return results, vectors
 
     def score(self, requests: list[str]) -> tuple[np.ndarray, list[tuple[EscalationType, float]]]:
         """Per-type scores (columns follow ``TYPES``) and the nearest exemplar of many requests."""

@@ -107,7 +107,7 @@ class ConversationGuard:
         request = out.text(request, "request", self.settings.max_request_chars)
         conversation_id = out.identifier(conversation_id, "conversation_id", required=False)
         declared = None if capabilities is None else out.options_list(capabilities, self.settings)
-        c = self.classifier.classify(request)
+        [c], vectors = self.classifier.classify_encoded([request])
         if declared is not None and c.type not in OUT_OF_SCOPE:
             lacking = needed_capabilities(request) - {normalise_capability(n) for n in declared}
             if lacking:
@@ -123,8 +123,7 @@ class ConversationGuard:
             with self.store.transaction() as conn:
                 self._record(conn, "check_scope", result)
             return result
-        vector = self.classifier.embedder.encode([request])[0]
-        ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vector, etype=c.type,
+        ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vectors[0], etype=c.type,
                   trigger=c.trigger, severity=c.severity, in_scope=False)
         return self._decide(ask)
 
@@ -166,9 +165,9 @@ class ConversationGuard:
 
     def _classify(self, ask: Ask) -> tuple[Classification, Classification | None]:
         texts = [ask.request] + ([ask.question] if ask.question else [])
-        results = self.classifier.classify_many(texts, [ask.context] + ([{}] if ask.question else []))
+        results, vectors = self.classifier.classify_encoded(texts, [ask.context] + ([{}] if ask.question else []))
         # the issue is identified by the question when there is one, else by the request
-        ask.vector = self.classifier.embedder.encode([ask.question or ask.request])[0]
+        ask.vector = vectors[-1]
         return results[0], (results[1] if ask.question else None)
 
     def _trigger(self, etype: EscalationType, c: Classification) -> str:
