@@ -219,3 +219,10 @@ def test_audit_trail_is_a_hash_chain(guard):
         assert entry["hash"] == entry_hash(prev, fields)
         prev = entry["hash"]
     assert [e["action"] for e in entries] == ["create", "answer"]
+
+
+def test_agent_escalations_route_to_a_level_the_operations_policy_defines(guard):
+    stop = guard.escalate("route", "I want to kill myself", task_id="t")
+    low = guard.clarify("route", "Write something for the website.", "Which page is it for?", task_id="u")
+    assert guard.store.escalation(stop.escalation_id)["level"] == 3  # L4 goes to the top level, not a level 4
+    assert guard.store.escalation(low.escalation_id)["level"] == 1

@@ -281,6 +281,13 @@ class ConversationGuard:
         return out.from_record(record, Action.handoff, out.HANDOFF.format(id=esc_id),
                                confidence=ask.classification.confidence)
 
+    def _routing_level(self, severity: Severity) -> int:
+        """Agent escalations start at the routing level of their severity's rank, capped at the
+        highest level operations.yaml defines (L4 goes to the top level, not a missing one)."""
+        from .ops.policy import operations_policy
+
+        return min(severity.rank, max(operations_policy(self.policy).levels))
+
     def _insert(self, conn: sqlite3.Connection, ask: Ask, etype: EscalationType, trigger: str,
                 severity: Severity, details: str | None) -> str:
         matrix, phrases = self.policy.matrix, self.policy.phrases
@@ -289,7 +296,7 @@ class ConversationGuard:
         message = phrases.message("md", **text.variables())
         esc_id = self.store.insert_escalation(conn, {
             "conversation_id": ask.conversation_id, "task_id": ask.task_id, "issue_key": f"{etype.value}:{trigger}",
-            "source": "agent", "type": etype, "trigger": trigger, "severity": severity, "level": severity.rank,
+            "source": "agent", "type": etype, "trigger": trigger, "severity": severity, "level": self._routing_level(severity),
             "reason": text.issue, "request": ask.request, "question": text.question, "options": text.options,
             "details": details, "phrase": text.phrase, "message": message, "context": ask.context,
             "question_vector": np.asarray(ask.vector, dtype=np.float32).tobytes(),
