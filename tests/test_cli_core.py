@@ -213,3 +213,13 @@ def test_console_script_runs_as_installed(tmp_path):
                                             "ESCALATION_MATRIX_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["type"] == "clarification"
+
+
+@pytest.mark.model
+def test_fit_shared_writes_one_threshold_for_all_types_but_safety(data_copy, tmp_path):
+    src = tmp_path / "labelled.jsonl"
+    src.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in LABELLED))
+    result = run("fit", "--shared", str(src), root=data_copy)
+    assert result.exit_code == 0, result.output
+    thresholds = yaml.safe_load((data_copy / "policies/classifier.yaml").read_text())["thresholds"]
+    assert len({v for k, v in thresholds.items() if k != "safety"}) == 1

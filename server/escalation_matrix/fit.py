@@ -25,9 +25,13 @@ class FitResult:
 
 
 def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3,
-                   scored: tuple[np.ndarray, list] | None = None) -> FitResult:
-    """Coordinate ascent over per-type thresholds, maximising macro-F1 while keeping the share
-    of proceed items escalated and safety recall inside the product's targets."""
+                   scored: tuple[np.ndarray, list] | None = None, shared: bool = False) -> FitResult:
+    """Coordinate ascent over thresholds, maximising macro-F1 while keeping the share of proceed
+    items escalated and safety recall inside the product's targets.
+
+    ``shared``: one threshold for every type but safety, plus safety's own. Fewer numbers fitted
+    on a small set can carry over better; on dev.jsonl/agent_dev.jsonl per-type thresholds did
+    better (README, Accuracy), so per-type is the default."""
     settings = classifier.settings
     scores, nearest = scored if scored is not None else classifier.score([i.text for i in items])
     rules = [classifier.rules.match(" ".join(i.text.split()), i.context or {}) for i in items]
@@ -47,12 +51,16 @@ def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3,
             penalty += (MIN_SAFETY_RECALL - rep.safety_recall) * 2
         return rep.macro_f1 - penalty
 
+    others = [t for t in current if t is not EscalationType.safety]
+    groups = [others, [EscalationType.safety]] if shared else [[t] for t in current]
+    if shared:  # start from one common value so the ascent moves the group together
+        current = {**current, **{t: current[others[0]] for t in others}}
     before = best = objective(current)
     for _ in range(passes):
         improved = False
-        for etype in current:
+        for group in groups:
             for value in grid:
-                trial = {**current, etype: float(value)}
+                trial = {**current, **{t: float(value) for t in group}}
                 got = objective(trial)
                 if got > best + 1e-9:
                     best, current, improved = got, trial, True

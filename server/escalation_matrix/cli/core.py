@@ -137,15 +137,17 @@ def policy_check(state: AppState, folder: str | None) -> None:
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--dry-run", is_flag=True, help="Print the thresholds without writing classifier.yaml.")
+@click.option("--shared", is_flag=True,
+              help="Fit one threshold shared by every type but safety, plus safety's (default: one per type).")
 @click.pass_obj
 @translate_errors
-def fit(state: AppState, file: str, dry_run: bool) -> None:
-    """Tune per-type thresholds on a labelled JSONL FILE and write them into classifier.yaml."""
+def fit(state: AppState, file: str, dry_run: bool, shared: bool) -> None:
+    """Tune thresholds on a labelled JSONL FILE and write them into classifier.yaml."""
     from ..dataset import read_jsonl
     from ..fit import fit_thresholds, write_thresholds
 
     items = read_jsonl(Path(file), labelled=True)
-    result = fit_thresholds(state.classifier, items)
+    result = fit_thresholds(state.classifier, items, shared=shared)
     click.echo(f"objective (macro-F1 with target penalties): {result.before:.3f} -> {result.after:.3f}")
     for etype, value in sorted(result.thresholds.items(), key=lambda kv: kv[0].value):
         click.echo(f"  {etype.value:<14}{value:.4f}")
