@@ -144,3 +144,17 @@ def test_exposing_personal_data_is_sensitive_but_handling_your_own_is_not(classi
 )
 def test_live_data_and_media_are_technical_unless_the_context_grants_them(classifier, request_text, context, expected):
     assert classifier.classify(request_text, context).type.value == expected
+
+
+@pytest.mark.parametrize(
+    "request_text, expected",
+    [
+        ("Can you determine the taste of this soup I just cooked?", "technical"),
+        ("Analyze this audio clip and tell me which instruments play.", "technical"),
+        ("List every poem ever written in human history with an analysis of each.", "technical"),
+        ("Describe the typical taste profile of a Merlot.", "none"),
+        ("I'm going to hurt my boss tomorrow.", "safety"),
+    ],
+)
+def test_senses_recordings_and_exhaustive_scope_are_technical_limitations(classifier, request_text, expected):
+    assert classifier.classify(request_text).type.value == expected
