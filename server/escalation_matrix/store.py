@@ -271,16 +271,16 @@ class Store:
         return seq
 
     def audit_entries(self, escalation_id: str | None = None, conversation_id: str | None = None) -> list[dict[str, Any]]:
-        clauses, params = [], []
-        if escalation_id:
-            clauses.append("escalation_id = ?")
-            params.append(escalation_id)
-        if conversation_id:
-            clauses.append("conversation_id = ?")
-            params.append(conversation_id)
-        where = " AND ".join(clauses) or "1=1"
+        where, params = equals_where(escalation_id=escalation_id, conversation_id=conversation_id)
         rows = self._conn().execute(f"SELECT * FROM audit WHERE {where} ORDER BY seq", params)
         return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+
+
+def equals_where(**filters: Any) -> tuple[str, list[Any]]:
+    """``column = ?`` for every filter that is set (None and "" are skipped), joined by AND.
+    Column names come from the caller's keywords, never from user input."""
+    given = {column: value for column, value in filters.items() if value not in (None, "")}
+    return " AND ".join(f"{column} = ?" for column in given) or "1=1", list(given.values())
 
 
 def entry_hash(prev: str, entry: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from ..store import Store, iso
+from ..store import Store, equals_where, iso
 from .policy import Channel, OperationsFile
 
 log = logging.getLogger("escalation_matrix.notify")
@@ -141,13 +141,6 @@ def _describe(exc: BaseException) -> str:
 
 
 def outbox(store: Store, status: str | None = None, escalation_id: str | None = None) -> list[dict[str, Any]]:
-    clauses, params = [], []
-    if status:
-        clauses.append("status = ?")
-        params.append(status)
-    if escalation_id:
-        clauses.append("escalation_id = ?")
-        params.append(escalation_id)
-    where = " AND ".join(clauses) or "1=1"
+    where, params = equals_where(status=status, escalation_id=escalation_id)
     rows = store._conn().execute(f"SELECT * FROM outbox WHERE {where} ORDER BY id", params)
     return [{k: v for k, v in dict(r).items() if k != "payload"} for r in rows]

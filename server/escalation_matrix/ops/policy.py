@@ -38,7 +38,6 @@ def format_duration(delta: timedelta) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
-Stage = Literal["reminder", "raise_to_l2", "raise_to_l3", "blocked_report", "lock_task"]
 STAGES: tuple[str, ...] = ("reminder", "raise_to_l2", "raise_to_l3", "blocked_report", "lock_task")
 
 

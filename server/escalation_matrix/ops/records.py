@@ -14,9 +14,6 @@ from ..store import OPEN_STATUSES, STATUSES, Store, iso, parse_iso
 from . import notify
 from .policy import OperationsFile, operations_policy
 
-FINAL = ("resolved", "closed", "expired")
-
-
 class Operations:
     """What an operator (CLI, console, pipeline) does to escalation records."""
 
