@@ -110,6 +110,7 @@ def test_shipped_opposites_and_style_rules_are_found(shipped, text, found):
         "Use a numbered list, not bullet points.",
         "Return JSON where the \"notes\" field holds Markdown format text.",
         "Avoid a casual tone; keep the email formal throughout.",
+        "Write the story with a hopeful tone. Avoid a persuasive tone.",
         "Ask the user at most one question. Do not ask questions about billing.",
         "Write in the first person and keep proper nouns capitalized.",
         "Write three short paragraphs per day for a five-day plan, at most 40 words each.",
@@ -129,6 +130,7 @@ def test_consistent_constraints_are_not_a_conflict(text):
         "Write in the third person and capitalize every heading.",
         "Ensure all sentences begin with a capital letter and add at least five uppercase words.",
         "Prefer active voice; it is fine to avoid the passive voice entirely.",
+        "Write the whole reply in lowercase except for capitalized names.",
     ],
 )
 def test_shipped_opposites_leave_consistent_styles_alone(shipped, text):

@@ -43,7 +43,8 @@ REQUIRE = re.compile(r"\b(include|including|includes|use|using|add|adding|contai
 GENERIC = set(
     "a an the any of to in for and or with your you it its this that be is are each at least one all some using use "
     "include word words term terms response text content story essay email article sentence sentences must should "
-    "keyword keywords phrase phrases more less than one two three four five six seven eight nine ten twice once".split())
+    "keyword keywords phrase phrases more less than one two three four five six seven eight nine ten twice once "
+    "tone style voice".split())
 CLAUSE_END = re.compile(r"\b(?:and|but|or|nor|no|not|without)\b|[,;:.]", re.IGNORECASE)
 SCOPED = re.compile(r"\b(first|second|third|fourth|fifth|last|final|opening|closing)\b", re.IGNORECASE)
 EACH = re.compile(rf"\b(?:each|every|per)\b(?:\s+{UNITS})?", re.IGNORECASE)
@@ -169,7 +170,8 @@ class ContradictionFinder:
 
 LAYOUT_CHECKS = (layout_checks.formats, layout_checks.openings, layout_checks.orderings, layout_checks.placements,
                  layout_checks.word_roles, layout_checks.topics, layout_checks.elements, layout_checks.quoted_style)
-DIRECTIVE_NEGATED = re.compile(r"\b(avoid\w*|do not|don't|never|not|no|without|instead of|rather than)\b"
+DIRECTIVE_NEGATED = re.compile(r"\b(avoid\w*|do not|don't|never|not|no|without|instead of|rather than|"
+                               r"except(?: for)?|apart from)\b"
                                r"(?:(?!\b(?:and|but|while|yet)\b)[^.,;!?\"]){0,30}$", re.IGNORECASE)
 
 

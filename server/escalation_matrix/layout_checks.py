@@ -38,8 +38,8 @@ OPENING = re.compile(
 NOT_THE_OPENING = re.compile(r"\b(each|every|all|second|third|fourth|fifth|last|final|bullet|items?|points?|lines?|"
                              r"keys?|sections?|sentences|paragraphs|headers?|headings?)\b", re.IGNORECASE)
 
-ORDER = re.compile(QUOTE + r"[^.!?\"“”]{0,40}?\b(?P<rel>before|after|precedes?|follows?)\s+(?:the\s+\w+\s+)?" + QUOTE,
-                   re.IGNORECASE)
+ORDER = re.compile(
+    QUOTE + r"[^.!?\"“”]{0,40}?\b(?P<rel>before|after|precedes?|follows?)\s+(?:the\s+\w+\s+)?" + QUOTE, re.IGNORECASE)
 PAIR_PLACEMENT = re.compile(
     QUOTE + r",?\s+and\s+" + QUOTE + r"(?P<rest>[^.!?]{0,80}?\b(?:the same|different|separate)\s+"
     r"(?P<unit>sentence|paragraph)s?)\b", re.IGNORECASE)
@@ -71,7 +71,8 @@ ACTIVE_ONLY = re.compile(r"\bactive voice (?:throughout|only|exclusively)|\b(?:o
                          r"(?:the )?active voice", re.IGNORECASE)
 PASSIVE = re.compile(r"\b(?:is|are|was|were|be|been|being)\s+(?:\w+ly\s+)?(?:\w+(?:ed|en|wn|t)|made|done|held|led|paid|"
                      r"said|sold|told|found)\s+by\b", re.IGNORECASE)
-AT_MOST = re.compile(r"\b(at most|no more than|up to|fewer than|less than|maximum of)\s+\w+\s+$", re.IGNORECASE)
+AT_MOST = re.compile(r"\b(at most|no more than|up to|fewer than|less than|maximum of)\s+\w+\s+(?:[\w-]+\s+){0,2}$",
+                     re.IGNORECASE)
 
 
 def sentences(text: str) -> list[str]:
@@ -215,22 +216,22 @@ def topics(text: str) -> list[str]:
 
 
 def elements(text: str) -> list[str]:
-    def stem(word: str) -> str:
-        word = "question" if "question" in word.lower() else word.lower().split()[0]
-        return {"hyperlink": "link", "url": "link", "heading": "header", "bulleted": "bullet"}.get(
-            word.rstrip("s"), word.rstrip("s"))
-
-    forbidden: dict[str, int] = {}
-    required: dict[str, int] = {}
+    forbidden: dict[str, set[int]] = {}
+    required: dict[str, set[int]] = {}
     for i, sentence in enumerate(sentences(text)):
         spans = []
         for m in FORBIDDEN_ELEMENT.finditer(sentence):
-            forbidden.setdefault(stem(m.group("element")), i)
+            forbidden.setdefault(_element(m.group("element")), set()).add(i)
             spans.append(range(m.start(), m.end()))
         for m in REQUIRED_ELEMENT.finditer(sentence):
             at = m.start("element")
-            if any(at in span for span in spans) or _negated(sentence, at) or AT_MOST.search(sentence[: m.end() - len(m.group("element"))]):
-                continue
-            required.setdefault(stem(m.group("element")), i)
+            if any(at in span for span in spans) or _negated(sentence, at) or AT_MOST.search(sentence[:at]):
+                continue  # "no tables", "at most one question": not a requirement
+            required.setdefault(_element(m.group("element")), set()).add(i)
     return [f"{word!r} is both required and forbidden" for word in sorted(forbidden)
-            if word in required and required[word] != forbidden[word]]
+            if required.get(word, set()) - forbidden[word]]
+
+
+def _element(phrase: str) -> str:
+    word = "question" if "question" in phrase.lower() else phrase.lower().split()[0].rstrip("s")
+    return {"hyperlink": "link", "url": "link", "heading": "header", "bulleted": "bullet"}.get(word, word)
