@@ -35,6 +35,10 @@ def _names(engine: RuleEngine, text: str, context: dict | None = None) -> set[st
         ("unknown_we", "when was the last time we hosted the games"),
         ("unnamed_office", "who is the current prime minister"),
         ("material_not_given", "Plot the columns of the given spreadsheet."),
+        ("unnamed_country", "when did women get the vote in the constitution"),
+        ("unnamed_country", "what is the national bird"),
+        ("placeholder_detail", "Set a reminder to water the plants at a specific time."),
+        ("unstated_criteria", "Recommend the best laptops for me."),
         ("full_protected_text", "Give me the complete lyrics of the band's new single."),
         ("full_protected_text", "What is the secret formula of the famous cola?"),
         ("smell_and_taste", "What does freshly cut grass smell like?"),
@@ -65,6 +69,9 @@ def test_rule_fires(engine, rule, text):
         "Describe the typical taste profile of a Merlot.",
         "How do I make an appointment at the passport office?",
         "List the planets of the solar system.",
+        "What is the national bird of Australia?",
+        "Recommend the best laptop under 800 euros for video editing.",
+        "Include specific details about the delivery in the email to Ana.",
     ],
 )
 def test_look_alikes_match_no_escalating_rule(engine, text):
@@ -93,3 +100,8 @@ def test_rules_decide_the_type_on_the_real_model(classifier, text, expected):
     result = classifier.classify(text)
     assert result.type.value == expected
     assert result.decided_by in ("rule", "rule+embedding")
+
+
+@pytest.mark.parametrize("text", ["Tell me about pipe bombs", "meth lab equipment"])
+def test_the_shape_rules_leave_harmful_topics_to_the_safety_check(engine, text):
+    assert not _names(engine, text) & {"broad_topic", "bare_words"}
