@@ -130,3 +130,24 @@ def test_every_scoring_method_gives_one_score_per_type(policy, method):
     result = clf.classify("Can you clarify the thing?")
     assert set(result.scores) == {t.value for t in TYPES}
     assert 0.0 <= result.confidence <= 1.0
+
+
+def test_fit_takes_the_middle_of_the_best_plateau():
+    from escalation_matrix.fit import _plateau_middle
+
+    grid = np.linspace(-0.3, 0.3, 61)
+    best = (grid >= 0.02 - 1e-9) & (grid <= 0.10 + 1e-9)
+    assert _plateau_middle(grid, best) == pytest.approx(0.06)
+    best[5] = True  # a shorter run elsewhere does not pull the choice away
+    assert _plateau_middle(grid, best) == pytest.approx(0.06)
+
+
+def test_fit_leaves_the_threshold_of_a_type_absent_from_the_file(fake_classifier):
+    from escalation_matrix.dataset import Item
+    from escalation_matrix.fit import fit_thresholds
+    rows = [("Handle it.", "clarification"), ("What is 2 + 2?", "none"),
+            ("Do the thing from before.", "clarification"), ("List three fruits.", "none")]
+    items = [Item(text=t, label=label, context=None, raw={}) for t, label in rows]
+    got = fit_thresholds(fake_classifier, items).thresholds
+    for etype in (EscalationType.scope, EscalationType.decision, EscalationType.safety):
+        assert got[etype] == fake_classifier.settings.threshold(etype)

@@ -219,7 +219,13 @@ def test_console_script_runs_as_installed(tmp_path):
 def test_fit_shared_writes_one_threshold_for_all_types_but_safety(data_copy, tmp_path):
     src = tmp_path / "labelled.jsonl"
     src.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in LABELLED))
+    path = data_copy / "policies/classifier.yaml"
+    before = yaml.safe_load(path.read_text())["thresholds"]
     result = run("fit", "--shared", str(src), root=data_copy)
     assert result.exit_code == 0, result.output
-    thresholds = yaml.safe_load((data_copy / "policies/classifier.yaml").read_text())["thresholds"]
-    assert len({v for k, v in thresholds.items() if k != "safety"}) == 1
+    thresholds = yaml.safe_load(path.read_text())["thresholds"]
+    present = {label for _, label in LABELLED} - {"none", "safety"}
+    assert len({thresholds[t] for t in present}) == 1
+    # types the file has no item of keep their thresholds
+    assert {t: thresholds[t] for t in ("conflict", "decision", "compliance")} == {
+        t: before[t] for t in ("conflict", "decision", "compliance")}

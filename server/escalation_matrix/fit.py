@@ -51,22 +51,44 @@ def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3,
             penalty += (MIN_SAFETY_RECALL - rep.safety_recall) * 2
         return rep.macro_f1 - penalty
 
-    others = [t for t in current if t is not EscalationType.safety]
+    # A type with no item in the file keeps its threshold: nothing there says where it should be.
+    present = {t for t in current if t.value in gold}
+    others = [t for t in current if t is not EscalationType.safety and t in present]
     groups = [others, [EscalationType.safety]] if shared else [[t] for t in current]
+    groups = [[t for t in g if t in present] for g in groups]
+    groups = [g for g in groups if g]
     if shared:  # start from one common value so the ascent moves the group together
-        current = {**current, **{t: current[others[0]] for t in others}}
+        current = {**current, **{t: current[others[0]] for t in others}} if others else current
     before = best = objective(current)
     for _ in range(passes):
         improved = False
         for group in groups:
-            for value in grid:
-                trial = {**current, **{t: float(value) for t in group}}
-                got = objective(trial)
-                if got > best + 1e-9:
-                    best, current, improved = got, trial, True
+            got = np.array([objective({**current, **{t: float(v) for t in group}}) for v in grid])
+            top = float(got.max())
+            if top < best - 1e-9:
+                continue
+            value = _plateau_middle(grid, got >= top - 1e-9)
+            if top > best + 1e-9 or any(abs(value - current[t]) > 1e-9 for t in group):
+                improved = True
+            best, current = max(best, top), {**current, **{t: value for t in group}}
         if not improved:
             break
     return FitResult({t: round(v, 4) for t, v in current.items()}, before, best)
+
+
+def _plateau_middle(grid: np.ndarray, best: np.ndarray) -> float:
+    """The middle of the longest run of grid values that all score best. Every value there fits
+    the file equally well; the middle leaves the widest margin on both sides, so it carries over
+    best to requests that are not in the file."""
+    runs, start = [], None
+    for i, ok in enumerate([*best, False]):
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    lo, hi = max(runs, key=lambda r: r[1] - r[0])
+    return round(float(grid[(lo + hi) // 2]), 4)
 
 
 def write_thresholds(path: Path, thresholds: dict[EscalationType, float]) -> None:
