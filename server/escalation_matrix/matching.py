@@ -20,6 +20,8 @@ CAPABILITY_HINTS = {
     "file_access": r"\b(files?|folders?|directory|directories|disk)\b",
     "email": r"\b(e-?mails?|inbox|mailbox)\b",
     "code_execution": r"\b(run|execute)\b.*\b(code|scripts?|programs?|commands?|notebooks?)\b",
+    "booking_access": (r"\b(make|book|schedule)\s+(me\s+)?an?\s+(appointment|reservation|booking)\b|"
+                       r"\b(call|phone|ring)\s+(the|my)\s+(dentist|doctor|bank|restaurant|landlord|plumber|school|pharmacy)\b"),
 }
 
 

@@ -117,7 +117,7 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
     def check_scope(
         request: Request,
         conversation_id: Annotated[str | None, Field(description="When given, an out-of-scope result is recorded as an escalation of this conversation.")] = None,
-        capabilities: Annotated[list[str] | None, Field(description="What you can do, e.g. ['database_access', 'web_access', 'file_access', 'email', 'code_execution']; a technical request needing one of them is in scope.")] = None,
+        capabilities: Annotated[list[str] | None, Field(description="What you can do, e.g. ['database_access', 'web_access', 'file_access', 'email', 'code_execution', 'booking_access']; a technical request needing one of them is in scope.")] = None,
     ) -> EscalationResult:
         """Before acting: is this request within what you may and can do? in_scope=false comes with the
         standard scope/technical/compliance/safety phrase and the alternatives you can offer."""
