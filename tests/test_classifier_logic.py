@@ -91,7 +91,7 @@ def test_classify_rejects_bad_request_with_a_clear_message(fake_classifier, valu
 
 
 def test_classify_many_matches_classify_one_by_one(fake_classifier):
-    texts = ["Handle this.", "Deploy this to production now.", "Translate the intro into German."]
+    texts = ["Take care of it.", "Deploy this to production now.", "Translate the intro into German."]
     batch = fake_classifier.classify_many(texts)
     single = [fake_classifier.classify(t) for t in texts]
     assert [b.type for b in batch] == [s.type for s in single]
@@ -145,7 +145,7 @@ def test_fit_takes_the_middle_of_the_best_plateau():
 def test_fit_leaves_the_threshold_of_a_type_absent_from_the_file(fake_classifier):
     from escalation_matrix.dataset import Item
     from escalation_matrix.fit import fit_thresholds
-    rows = [("Handle it.", "clarification"), ("What is 2 + 2?", "none"),
+    rows = [("Take care of it.", "clarification"), ("What is 2 + 2?", "none"),
             ("Do the thing from before.", "clarification"), ("List three fruits.", "none")]
     items = [Item(text=t, label=label, context=None, raw={}) for t, label in rows]
     got = fit_thresholds(fake_classifier, items).thresholds

@@ -64,7 +64,7 @@ def test_classify_json_prints_the_classification():
 @pytest.mark.model
 def test_batch_classify_keeps_input_fields_and_adds_the_result(tmp_path):
     src = tmp_path / "in.jsonl"
-    rows = [{"text": "Handle this.", "id": 1}, {"text": "Translate 'hello' into French.", "id": 2},
+    rows = [{"text": "Take care of it.", "id": 1}, {"text": "Translate 'hello' into French.", "id": 2},
             {"text": "Deploy it.", "id": 3, "context": {"environment": "production"}}]
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "out.jsonl"
@@ -157,7 +157,7 @@ def test_policy_author_adds_an_exemplar_and_sees_it_in_the_cli(data_copy):
 
 
 LABELLED = [
-    ("Handle it.", "clarification"), ("Do the thing from before.", "clarification"),
+    ("Take care of it.", "clarification"), ("Do the thing from before.", "clarification"),
     ("Book a flight for me.", "context"), ("Write my cover letter.", "context"),
     ("Translate this sentence into Italian.", "none"), ("Summarise the attached report.", "none"),
     ("Check the live stock price of ACME right now.", "technical"),
@@ -208,7 +208,7 @@ def test_eval_rejects_unknown_labels(tmp_path):
 def test_console_script_runs_as_installed(tmp_path):
     exe = Path(sys.executable).parent / "escalation-matrix"
     assert exe.exists() or shutil.which("escalation-matrix")
-    proc = subprocess.run([str(exe), "classify", "--json", "Handle this."], capture_output=True, text=True,
+    proc = subprocess.run([str(exe), "classify", "--json", "Take care of it."], capture_output=True, text=True,
                           timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
                                             "ESCALATION_MATRIX_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr

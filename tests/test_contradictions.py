@@ -20,7 +20,7 @@ def shipped(policy):
     [
         ('Include the keywords "mentor" and "growth". Avoid using the keyword "mentor".',
          ['"mentor" is both required and forbidden']),
-        ("Include a bulleted list of three ingredients. Avoid using bullet points in the story.",
+        ("Include a bulleted list of three ingredients. Avoid using bullet points anywhere in the recipe.",
          ["'bullet' is both required and forbidden"]),
         ("The essay must contain at least 500 words. The essay must be at most 250 words.",
          ["the number of words cannot meet every limit (at least 500, at most 250)"]),
@@ -90,7 +90,7 @@ def test_shipped_opposites_and_style_rules_are_found(shipped, text, found):
     [
         'Include the keyword "growth" twice and avoid the word "failure".',
         "Make a list of bullet points with no more than five bullet points.",
-        "Write exactly 250 words, with the first sentence containing no more than 20 words.",
+        "Write exactly 300 words, and keep the opening sentence under 15 words.",
         "Write the terms for our subscription with auto-renewal and no cancellation fee.",
         "Each paragraph must have at least 50 words and the whole story at most 400 words.",
         "Keep the tone formal and avoid slang.",
@@ -128,7 +128,7 @@ def test_consistent_constraints_are_not_a_conflict(text):
         "Avoid a casual tone; keep the email formal throughout.",
         "Use an optimistic tone and a professional style.",
         "Write in the third person and capitalize every heading.",
-        "Ensure all sentences begin with a capital letter and add at least five uppercase words.",
+        "Start every line with a capital letter and put at least two words in all caps.",
         "Prefer active voice; it is fine to avoid the passive voice entirely.",
         "Write the whole reply in lowercase except for capitalized names.",
     ],

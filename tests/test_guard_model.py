@@ -67,7 +67,7 @@ def test_seed_example_6_technical_limitation_depends_on_capabilities(guard, capa
 
 @pytest.mark.parametrize("capabilities, in_scope", [(None, False), (["booking_access"], True)])
 def test_an_in_person_booking_is_in_scope_only_with_a_booking_tool(guard, capabilities, in_scope):
-    result = guard.check_scope("Make an appointment for me at the dentist on Monday morning.",
+    result = guard.check_scope("Schedule an appointment with my physiotherapist for Monday morning.",
                                capabilities=capabilities)
     assert result.in_scope is in_scope
     if not in_scope:

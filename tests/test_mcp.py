@@ -188,7 +188,7 @@ async def test_report_item_tool_escalates_a_pipeline_item_once(server):
 
 async def test_report_resource_gives_the_period_report(server):
     async with Client(server) as client:
-        await client.call_tool("escalate", {"conversation_id": "rep", "request": "Handle this."})
+        await client.call_tool("escalate", {"conversation_id": "rep", "request": "Take care of it."})
         report = json.loads((await client.read_resource("escalation://reports/daily")).contents[0].text)
         with pytest.raises(Exception, match="unknown period 'hourly'"):
             await client.read_resource("escalation://reports/hourly")
