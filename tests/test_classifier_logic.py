@@ -151,3 +151,24 @@ def test_fit_leaves_the_threshold_of_a_type_absent_from_the_file(fake_classifier
     got = fit_thresholds(fake_classifier, items).thresholds
     for etype in (EscalationType.scope, EscalationType.decision, EscalationType.safety):
         assert got[etype] == fake_classifier.settings.threshold(etype)
+
+
+def _none(decided_by: str, default: str | None = "Use title case.") -> "Classification":
+    from escalation_matrix.models import Classification
+
+    return Classification(request="r", type=EscalationType.none, trigger="capitalization_preference",
+                          severity=None, confidence=0.8, scores={}, decided_by=decided_by, default=default)
+
+
+def test_an_asked_question_is_swallowed_as_minor_only_on_a_rule():
+    from escalation_matrix.matching import minor_preference
+
+    plain_question = _none("embedding", default=None)
+    # No question: the request's own minor-preference default applies, whatever decided it.
+    assert minor_preference(None, _none("embedding")) is not None
+    # With a question, an embedding guess on the request must not swallow the agent's question ...
+    assert minor_preference(plain_question, _none("embedding")) is None
+    assert minor_preference(_none("embedding"), _none("embedding")) is None
+    # ... a policy rule on the question or on the request may.
+    assert minor_preference(_none("rule"), _none("embedding")).decided_by == "rule"
+    assert minor_preference(plain_question, _none("rule")).decided_by == "rule"
