@@ -41,6 +41,26 @@ def subset(scored, idx):
     return scored[0][idx], [scored[1][i] for i in idx]
 
 
+def use_method(clf, policy, method, k, weights=None) -> None:
+    """Switch the classifier's scorer in place (the exemplar vectors stay loaded)."""
+    clf.settings = policy.classifier.model_copy(update={"method": method, "k": k, "weights": weights})
+    clf.scorer = clf._scorer()
+
+
+def two_fold(clf, items, scored, seeds=(7,)):
+    """Fit thresholds on one half, predict the other, both ways, once per seed's random split."""
+    gold, pred = [], []
+    for seed in seeds:
+        order = list(range(len(items)))
+        random.Random(seed).shuffle(order)
+        folds = [order[::2], order[1::2]]
+        for a, b in (folds, folds[::-1]):
+            fitted = fit_thresholds(clf, [items[i] for i in a], scored=subset(scored, a))
+            pred += predict(clf, [items[i] for i in b], subset(scored, b), fitted.thresholds)
+            gold += [items[i].label for i in b]
+    return gold, pred
+
+
 def summary(gold, pred) -> str:
     rep = evaluate(gold, pred)
     none = "n/a" if rep.none_escalated is None else f"{rep.none_escalated * 100:4.1f}%"
@@ -59,18 +79,10 @@ def main() -> None:
     hold = read_jsonl(args.holdout, labelled=True) if args.holdout else []
     vec = clf.embedder.encode([" ".join(i.text.split()) for i in items])
     hvec = clf.embedder.encode([" ".join(i.text.split()) for i in hold]) if hold else None
-    order = list(range(len(items)))
-    random.Random(7).shuffle(order)
-    folds = [order[::2], order[1::2]]
     for method, k, weights in METHODS:
-        clf.settings = policy.classifier.model_copy(update={"method": method, "k": k, "weights": weights})
-        clf.scorer = clf._scorer()
+        use_method(clf, policy, method, k, weights)
         scored = score(clf, vec)
-        gold, pred = [], []
-        for a, b in (folds, folds[::-1]):
-            fitted = fit_thresholds(clf, [items[i] for i in a], scored=subset(scored, a))
-            pred += predict(clf, [items[i] for i in b], subset(scored, b), fitted.thresholds)
-            gold += [items[i].label for i in b]
+        gold, pred = two_fold(clf, items, scored)
         line = f"{method}(k={k}, weights={weights}):\n{'':>12}2-fold CV {summary(gold, pred)}"
         if hold:
             full = fit_thresholds(clf, items, scored=scored)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import re
 import sys
 from pathlib import Path
 
+from escalation_matrix.dataset import read_jsonl
 from escalation_matrix.embedder import get_embedder
 from escalation_matrix.loader import load_policy
 
@@ -49,8 +49,7 @@ def main() -> int:
     parser.add_argument("--show", type=int, default=5, help="closest pairs to print")
     args = parser.parse_args()
 
-    evaluation = [(json.loads(line)["text"], path.name) for path in args.files
-                  for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    evaluation = [(item.text, path.name) for path in args.files for item in read_jsonl(path)]
     ours = shipped_sentences()
     embedder = get_embedder("bundled")
     sims = embedder.encode([" ".join(t.split()) for t, _ in ours]) @ embedder.encode(
@@ -59,17 +58,19 @@ def main() -> int:
 
     bad = 0
     best = sims.argmax(axis=1)
-    for i in sorted(range(len(ours)), key=lambda i: -sims[i, best[i]]):
+    closest_first = sorted(range(len(ours)), key=lambda i: -sims[i, best[i]])
+    for i in closest_first:
         text, where = ours[i]
         j = int(best[i])
-        shared = [k for k, g in enumerate(grams) if g & _words(text, args.ngram)]
+        mine = _words(text, args.ngram)
+        shared = [k for k, g in enumerate(grams) if g & mine]
         near = sims[i, j] >= args.max_similarity
         if near or shared:
             bad += 1
             k = j if near else shared[0]
             print(f"NEAR-COPY {sims[i, k]:.3f} {where}: {text[:90]!r} ~ {evaluation[k][1]}: {evaluation[k][0][:90]!r}")
     print(f"closest {args.show} of {len(ours)} shipped sentences to {len(evaluation)} evaluation requests:")
-    for i in sorted(range(len(ours)), key=lambda i: -sims[i, best[i]])[: args.show]:
+    for i in closest_first[: args.show]:
         j = int(best[i])
         print(f"  {sims[i, j]:.3f} {ours[i][1]}: {ours[i][0][:70]!r} ~ {evaluation[j][0][:70]!r}")
     print("near-copies:", bad)

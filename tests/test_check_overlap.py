@@ -12,6 +12,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "check_overlap.py"
+# Built from short words so that the script, which also scans test literals, never finds it here.
+UNRELATED = " ".join(["purple", "walrus", "juggles", "seventeen", "quiet", "harmonicas"])
 
 
 def check(tmp_path: Path, texts: list[str]) -> subprocess.CompletedProcess:
@@ -23,8 +25,7 @@ def check(tmp_path: Path, texts: list[str]) -> subprocess.CompletedProcess:
 
 def test_flags_an_evaluation_request_that_an_exemplar_copies(tmp_path):
     exemplar = yaml.safe_load((ROOT / "embeddings" / "scope.yaml").read_text(encoding="utf-8"))["exemplars"][20]
-    unrelated = " ".join(["purple", "walrus", "juggles", "seventeen", "quiet", "harmonicas"])
-    done = check(tmp_path, [exemplar.rstrip(".") + " today.", unrelated])
+    done = check(tmp_path, [exemplar.rstrip(".") + " today.", UNRELATED])
     assert done.returncode == 1, done.stdout + done.stderr
     flagged = [line for line in done.stdout.splitlines() if line.startswith("NEAR-COPY")]
     assert any("embeddings/scope.yaml" in line for line in flagged), done.stdout
@@ -32,7 +33,6 @@ def test_flags_an_evaluation_request_that_an_exemplar_copies(tmp_path):
 
 
 def test_passes_when_no_shipped_sentence_is_close(tmp_path):
-    unrelated = " ".join(["purple", "walrus", "juggles", "seventeen", "quiet", "harmonicas"])
-    done = check(tmp_path, [unrelated])
+    done = check(tmp_path, [UNRELATED])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "near-copies: 0" in done.stdout

@@ -8,7 +8,8 @@ import pytest
 from escalation_matrix.classifier import TYPES, decide
 from escalation_matrix.conditions import holds
 from escalation_matrix.errors import InputError
-from escalation_matrix.models import EscalationType, RuleMatch
+from escalation_matrix.matching import minor_preference
+from escalation_matrix.models import Classification, EscalationType, RuleMatch
 from escalation_matrix.policy import ClassifierFile, Condition
 
 ORDER = [EscalationType(t) for t in
@@ -153,16 +154,12 @@ def test_fit_leaves_the_threshold_of_a_type_absent_from_the_file(fake_classifier
         assert got[etype] == fake_classifier.settings.threshold(etype)
 
 
-def _none(decided_by: str, default: str | None = "Use title case.") -> "Classification":
-    from escalation_matrix.models import Classification
-
+def _none(decided_by: str, default: str | None = "Use title case.") -> Classification:
     return Classification(request="r", type=EscalationType.none, trigger="capitalization_preference",
                           severity=None, confidence=0.8, scores={}, decided_by=decided_by, default=default)
 
 
 def test_an_asked_question_is_swallowed_as_minor_only_on_a_rule():
-    from escalation_matrix.matching import minor_preference
-
     plain_question = _none("embedding", default=None)
     # No question: the request's own minor-preference default applies, whatever decided it.
     assert minor_preference(None, _none("embedding")) is not None

@@ -10,7 +10,7 @@ import numpy as np
 
 from .classifier import TYPES, Classifier, decide
 from .dataset import Item
-from .evaluate import evaluate
+from .evaluate import Report, evaluate
 from .models import EscalationType
 
 MAX_NONE_ESCALATED = 0.05
@@ -42,14 +42,7 @@ def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3,
 
     def objective(th: dict[EscalationType, float]) -> float:
         pred = [decide(s, r, settings, order, th, n).type.value for s, r, n in zip(scores, rules, nearest)]
-        rep = evaluate(gold, pred)
-        # Escalating proceed items is what users feel most (an agent that nags), so it costs most.
-        penalty = 0.0
-        if rep.none_escalated is not None and rep.none_escalated > MAX_NONE_ESCALATED:
-            penalty += (rep.none_escalated - MAX_NONE_ESCALATED) * 10
-        if rep.safety_recall is not None and rep.safety_recall < MIN_SAFETY_RECALL:
-            penalty += (MIN_SAFETY_RECALL - rep.safety_recall) * 2
-        return rep.macro_f1 - penalty
+        return fit_measure(evaluate(gold, pred))
 
     # A type with no item in the file keeps its threshold: nothing there says where it should be.
     present = {t for t in current if t.value in gold}
@@ -74,6 +67,17 @@ def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3,
         if not improved:
             break
     return FitResult({t: round(v, 4) for t, v in current.items()}, before, best)
+
+
+def fit_measure(rep: Report) -> float:
+    """What ``fit`` maximises: macro-F1 less penalties for missing the product's targets."""
+    # Escalating proceed items is what users feel most (an agent that nags), so it costs most.
+    penalty = 0.0
+    if rep.none_escalated is not None and rep.none_escalated > MAX_NONE_ESCALATED:
+        penalty += (rep.none_escalated - MAX_NONE_ESCALATED) * 10
+    if rep.safety_recall is not None and rep.safety_recall < MIN_SAFETY_RECALL:
+        penalty += (MIN_SAFETY_RECALL - rep.safety_recall) * 2
+    return rep.macro_f1 - penalty
 
 
 def _plateau_middle(grid: np.ndarray, best: np.ndarray) -> float:

@@ -29,14 +29,14 @@ def minor_preference(qc: Classification | None, rc: Classification) -> Classific
     """A minor preference (seed 002 §12) is never escalated. The question decides when there is
     one, and only a policy rule may call it minor: an agent that chose to ask deserves more than an
     embedding's guess before its question is swallowed."""
+    def minor(c: Classification) -> bool:
+        return c.type is EscalationType.none and bool(c.default)
+
     if qc is None:
-        return rc if rc.type is EscalationType.none and rc.default else None
-    if qc.type is EscalationType.none and qc.default and "rule" in qc.decided_by:
-        return qc
-    if qc.escalate or rc.escalate:
+        return rc if minor(rc) else None
+    if qc.escalate:
         return None
-    # The question is not a minor preference; the request's embedding guess must not overrule it.
-    return rc if rc.type is EscalationType.none and rc.default and "rule" in rc.decided_by else None
+    return next((c for c in (qc, rc) if minor(c) and "rule" in c.decided_by), None)
 
 
 def most_similar(rows: list[sqlite3.Row], vector: np.ndarray, threshold: float) -> str | None:
