@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("labelled", type=Path)
     parser.add_argument("--k", type=int, nargs="+", default=[3, 4, 5])
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11, 13, 17, 23])
+    parser.add_argument("--shared", action="store_true", help="one threshold for every type but safety")
     args = parser.parse_args()
     policy = load_policy()
     clf = Classifier(policy)
@@ -33,7 +34,7 @@ def main() -> None:
     vectors = clf.embedder.encode([" ".join(i.text.split()) for i in items])
     for k in args.k:
         use_method(clf, policy, "knn", k)
-        gold, pred = two_fold(clf, items, score(clf, vectors), args.seeds)
+        gold, pred = two_fold(clf, items, score(clf, vectors), args.seeds, shared=args.shared)
         measure = fit_measure(evaluate(gold, pred))
         print(f"k={k} {len(args.seeds)}-split 2-fold {summary(gold, pred)}  measure {measure:.3f}", flush=True)
 

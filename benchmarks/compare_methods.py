@@ -47,7 +47,7 @@ def use_method(clf, policy, method, k, weights=None) -> None:
     clf.scorer = clf._scorer()
 
 
-def two_fold(clf, items, scored, seeds=(7,)):
+def two_fold(clf, items, scored, seeds=(7,), shared=False):
     """Fit thresholds on one half, predict the other, both ways, once per seed's random split."""
     gold, pred = [], []
     for seed in seeds:
@@ -55,7 +55,7 @@ def two_fold(clf, items, scored, seeds=(7,)):
         random.Random(seed).shuffle(order)
         folds = [order[::2], order[1::2]]
         for a, b in (folds, folds[::-1]):
-            fitted = fit_thresholds(clf, [items[i] for i in a], scored=subset(scored, a))
+            fitted = fit_thresholds(clf, [items[i] for i in a], scored=subset(scored, a), shared=shared)
             pred += predict(clf, [items[i] for i in b], subset(scored, b), fitted.thresholds)
             gold += [items[i].label for i in b]
     return gold, pred
