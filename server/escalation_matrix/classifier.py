@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -15,8 +16,10 @@ from .loader import Policy
 from .messages import escalation_text
 from .models import Classification, EscalationType, ExemplarMatch, RuleMatch, Severity, context_dict
 from .paths import cache_dir
-from .policy import ClassifierFile
+from .paths import default_dir
+from .policy import ClassifierFile, TrainedDecision
 from .rules import RuleEngine, escalating
+from .trained import TrainedModel
 from .scoring import CentroidScorer, KnnScorer, LinearScorer, Scorer, confidence
 
 TYPES = [t for t in EscalationType if t is not EscalationType.pattern]
@@ -66,6 +69,40 @@ def decide(
     return Verdict(min(tied, key=lambda t: _rank(t, order)), "embedding", rules)
 
 
+def decide_trained(
+    probs: np.ndarray, rules: list[RuleMatch], decision: TrainedDecision, order: list[EscalationType],
+    new_exemplar: tuple[EscalationType, float] | None = None,
+) -> Verdict:
+    """The decision on the fine-tuned model's calibrated probabilities (columns follow ``TYPES``).
+
+    Safety first: a safety rule, then P(safety) at its recall-first threshold. Then the other
+    escalating rules (structured context, the conflict detector, text rules kept for their
+    precision), in the decision-tree order. Then an exemplar added since the model was trained,
+    when it is close enough, takes effect without retraining. A minor-preference rule proceeds.
+    Otherwise the type whose probability beats P(none) by its margin the most escalates."""
+    esc = escalating(rules)
+    if any(m.type is EscalationType.safety for m in esc):
+        return Verdict(EscalationType.safety, "rule", rules)
+    if probs[SAFETY] >= decision.safety:
+        return Verdict(EscalationType.safety, "model", rules)
+    if esc:
+        ranked = sorted(esc, key=lambda m: _rank(m.type, order))
+        return Verdict(ranked[0].type, "rule", rules)
+    if new_exemplar and new_exemplar[1] >= decision.new_exemplar_similarity:
+        return Verdict(new_exemplar[0], "exemplar", rules)
+    if rules:  # only proceed rules matched: a minor preference
+        return Verdict(EscalationType.none, "rule", rules)
+    excess = {
+        etype: float(probs[i] - probs[NONE]) - decision.margin_for(etype)
+        for i, etype in enumerate(TYPES)
+        if etype not in (EscalationType.none, EscalationType.safety)
+    }
+    best = max(excess, key=lambda t: (excess[t], -_rank(t, order)))
+    if excess[best] < 0:
+        return Verdict(EscalationType.none, "model", rules)
+    return Verdict(best, "model", rules)
+
+
 def _rank(etype: EscalationType, order: list[EscalationType]) -> int:
     return order.index(etype) if etype in order else len(order)
 
@@ -78,6 +115,10 @@ class Classifier:
         _single_threaded_blas()
         self.policy = policy
         self.settings = policy.classifier
+        self.model: TrainedModel | None = None
+        if self.settings.method == "trained" and embedder is None:
+            self.model = load_trained(self.settings)
+            embedder = self.model
         self.embedder = embedder or get_embedder(self.settings.model)
         exemplars = policy.exemplars
         self.exemplars = exemplars
@@ -85,11 +126,18 @@ class Classifier:
             self.embedder, [e.text for e in exemplars], content_hash(exemplars), cache or cache_dir()
         )
         self.labels = np.array([TYPES.index(e.type) for e in exemplars])
+        # exemplars the shipped model was not trained on: a policy author's additions, which the
+        # nearest-exemplar check lets take effect before any retraining
+        self.new = np.array([self.model.is_new(e.type.value, e.text) for e in exemplars] if self.model else [], bool)
         self.rules = RuleEngine(policy.rules.rules, self.settings.contradictions)
         self.scorer = self._scorer()
 
     def _scorer(self) -> Scorer:
         method, n = self.settings.method, len(TYPES)
+        if method == "trained":
+            if self.model is None:  # a test embedder without the fine-tuned head: nearest exemplars
+                return KnnScorer(self.vectors, self.labels, n, self.settings.k, self.settings.weights)
+            return ModelScorer(self.model)
         if method == "centroid":
             return CentroidScorer(self.vectors, self.labels, n)
         if method == "linear":
@@ -102,13 +150,33 @@ class Classifier:
     def classify_many(
         self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
     ) -> list[Classification]:
-        return self.classify_encoded(requests, contexts)[0]
+        return self._classify(requests, contexts)[0]
 
     def classify_encoded(
         self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
     ) -> tuple[list[Classification], np.ndarray]:
-        """Classifications plus the request vectors, for callers that also compare requests
-        (the conversation guard), so nothing is encoded twice."""
+        """Classifications plus the requests' general-purpose sentence vectors, for callers that
+        compare requests with each other (the conversation guard). The fine-tuned encoder is
+        trained to tell types apart, not to tell two requests of one type apart, so those vectors
+        come from the base encoder; without a fine-tuned model they are the vectors classified."""
+        results, vectors = self._classify(requests, contexts)
+        if self.model is None:
+            return results, vectors
+        return results, self.similarity_vectors([r.request for r in results])
+
+    def similarity_vectors(self, texts: list[str]) -> np.ndarray:
+        """General-purpose sentence vectors (the base encoder) for comparing texts."""
+        if not texts:
+            return np.zeros((0, self.vectors.shape[1]), np.float32)
+        return self.base_embedder.encode(texts)
+
+    @property
+    def base_embedder(self) -> Embedder:
+        return self.embedder if self.model is None else get_embedder(self.settings.model)
+
+    def _classify(
+        self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
+    ) -> tuple[list[Classification], np.ndarray]:
         texts = [_clean(r) for r in requests]
         ctxs = [context_dict(c) for c in (contexts or [None] * len(texts))]
         vectors = self.embedder.encode(texts) if texts else np.zeros((0, self.vectors.shape[1]), np.float32)
@@ -126,21 +194,33 @@ class Classifier:
         return self.scorer.scores(vectors, sims), nearest
 
     def similarity(self, a: str, b: str) -> float:
-        va, vb = self.embedder.encode([a, b])
+        va, vb = self.similarity_vectors([a, b])
         return float(va @ vb)
+
+    def verdict(self, text: str, sims: np.ndarray, scores: np.ndarray, matches: list[RuleMatch]) -> Verdict:
+        order = self.policy.matrix.order
+        if self.model is not None:
+            return decide_trained(scores, matches, self.settings.trained, order, self._new_exemplar(sims))
+        top = int(np.argmax(sims))
+        return decide(scores, matches, self.settings, order, nearest=(self.exemplars[top].type, float(sims[top])))
+
+    def _new_exemplar(self, sims: np.ndarray) -> tuple[EscalationType, float] | None:
+        if not self.new.any():
+            return None
+        idx = np.flatnonzero(self.new)
+        best = idx[int(np.argmax(sims[idx]))]
+        return self.exemplars[best].type, float(sims[best])
 
     def _classification(self, text: str, sims: np.ndarray, scores: np.ndarray, ctx: dict[str, Any]) -> Classification:
         matches = self.rules.match(text, ctx)
-        top = int(np.argmax(sims))
-        verdict = decide(scores, matches, self.settings, self.policy.matrix.order,
-                         nearest=(self.exemplars[top].type, float(sims[top])))
+        verdict = self.verdict(text, sims, scores, matches)
         n = min(self.settings.explain, sims.size)
         nearest = np.argpartition(-sims, n - 1)[:n] if n else np.array([], dtype=int)
         nearest = nearest[np.argsort(-sims[nearest])]
         explained = [self._match(i, sims[i]) for i in nearest]
         trigger, severity = self._trigger(verdict, sims)
         chosen = TYPES.index(verdict.type)
-        conf = confidence(scores, chosen, self.settings.method)
+        conf = float(scores[chosen]) if self.model is not None else confidence(scores, chosen, self.settings.method)
         if verdict.decided_by == "rule":
             conf = max(conf, RULE_CONFIDENCE)
         elif any(m.type is verdict.type for m in matches):
@@ -181,6 +261,37 @@ class Classifier:
         )
         message = self.policy.phrases.message("md", **text.variables())
         return result.model_copy(update={"phrase": text.phrase, "message": message, "options": text.options})
+
+
+class ModelScorer:
+    """Calibrated probabilities of the fine-tuned head, one column per type."""
+
+    def __init__(self, model: TrainedModel):
+        self.model = model
+
+    def scores(self, queries: np.ndarray, sims: np.ndarray | None = None) -> np.ndarray:
+        return self.model.probabilities(queries)
+
+
+def trained_folder(settings: ClassifierFile) -> Path:
+    folder = settings.trained.folder
+    return default_dir("trained") if folder == "bundled" else Path(folder).expanduser()
+
+
+def load_trained(settings: ClassifierFile) -> TrainedModel:
+    """The fine-tuned model, shared per process like the embedders."""
+    from .embedder import _resolve_model
+
+    folder = trained_folder(settings)
+    key = f"trained:{folder.resolve()}"
+    with _TRAINED_LOCK:
+        if key not in _TRAINED:
+            _TRAINED[key] = TrainedModel(folder, _resolve_model(settings.model))
+        return _TRAINED[key]
+
+
+_TRAINED: dict[str, TrainedModel] = {}
+_TRAINED_LOCK = threading.Lock()
 
 
 def _single_threaded_blas() -> None:

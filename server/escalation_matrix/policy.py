@@ -136,10 +136,30 @@ class Contradictions(Strict):
         return value
 
 
+class TrainedDecision(Strict):
+    """How the fine-tuned model's calibrated probabilities become a decision."""
+
+    folder: str = Field(default="bundled", description="'bundled' (the shipped model) or a folder written by `train`.")
+    safety: float = Field(default=0.3, gt=0, lt=1, description="Escalate as safety when P(safety) reaches this.")
+    margin: float = Field(default=0.0, ge=-1, le=1,
+                          description="Another type escalates when its probability beats P(none) by this.")
+    margins: dict[EscalationType, float] = Field(default_factory=dict, description="Per-type margins (override margin).")
+    new_exemplar_similarity: float = Field(
+        default=0.85, gt=0, le=1.01,
+        description="An exemplar added since training at least this similar to the request decides its type.",
+    )
+    rules_decide: bool = Field(default=True, description="Escalating text rules decide before the model.")
+
+    def margin_for(self, etype: EscalationType) -> float:
+        return self.margins.get(etype, self.margin)
+
+
 class ClassifierFile(Strict):
     locale: str = Field(default="en", description="Phrase folder under phrases/ to use.")
     model: str = Field(default="bundled", description="'bundled', a sentence-transformers name, or a path.")
-    method: Literal["knn", "centroid", "linear"] = Field(default="knn", description="How types are scored.")
+    method: Literal["trained", "knn", "centroid", "linear"] = Field(default="trained", description="How types are scored.")
+    trained: TrainedDecision = Field(default_factory=TrainedDecision,
+                                     description="The fine-tuned model (method: trained) and its decision values.")
     k: int = Field(default=3, ge=1, le=50, description="Neighbours averaged per type (knn).")
     weights: list[float] | None = Field(
         default=None, description="knn: weight of the 1st, 2nd, ... nearest exemplar (default: equal)."

@@ -1,4 +1,4 @@
-"""Classifier commands: classify, policy check, fit, eval."""
+"""Classifier commands: classify, policy check, fit, eval, train."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import click
+import numpy as np
 
 from . import main
 from .common import AppState, CliError, translate_errors
@@ -132,6 +133,26 @@ def policy_check(state: AppState, folder: str | None) -> None:
     click.echo(f"ok: {loaded.paths.policies} ({len(loaded.rules.rules)} rules), "
                f"{loaded.paths.phrases} ({', '.join(loaded.phrases.formats)} templates), "
                f"{loaded.paths.embeddings} ({len(loaded.exemplars)} exemplars over {len(types)} types)")
+    if loaded.classifier.method == "trained":
+        _check_trained(loaded)
+
+
+def _check_trained(loaded: Any) -> None:
+    """Warn when the exemplars differ from those the shipped model was trained on."""
+    from ..classifier import trained_folder
+    from ..trained import Manifest
+    from ..training import changed_exemplars
+
+    folder = trained_folder(loaded.classifier)
+    manifest = Manifest.read(folder)
+    manifest.verify(folder)
+    added, removed = changed_exemplars(loaded, manifest)
+    if added or removed:
+        click.echo(f"warning: {added} exemplar(s) added or changed and {removed} removed since the model in "
+                   f"{folder} was trained. New exemplars already take effect through the nearest-exemplar "
+                   f"check; run `escalation-matrix train TRAIN.jsonl` to retrain the model on them.", err=True)
+    else:
+        click.echo(f"ok: the model in {folder} was trained on these exemplars")
 
 
 @main.command()
@@ -142,11 +163,18 @@ def policy_check(state: AppState, folder: str | None) -> None:
 @click.pass_obj
 @translate_errors
 def fit(state: AppState, file: str, dry_run: bool, shared: bool) -> None:
-    """Tune thresholds on a labelled JSONL FILE and write them into classifier.yaml."""
+    """Tune the decision values on a labelled JSONL FILE and write them into classifier.yaml.
+
+    With the fine-tuned model (method: trained) these are the safety threshold and the escalation
+    margin; with the nearest-exemplar methods, the per-type thresholds. Fit on data you do not
+    measure on: `train` already fits them on a held-out share of its training file."""
     from ..dataset import read_jsonl
     from ..fit import fit_thresholds, write_thresholds
 
     items = read_jsonl(Path(file), labelled=True)
+    if state.classifier.model is not None:
+        _fit_trained(state, items, dry_run)
+        return
     result = fit_thresholds(state.classifier, items, shared=shared)
     click.echo(f"objective (macro-F1 with target penalties): {result.before:.3f} -> {result.after:.3f}")
     for etype, value in sorted(result.thresholds.items(), key=lambda kv: kv[0].value):
@@ -154,6 +182,31 @@ def fit(state: AppState, file: str, dry_run: bool, shared: bool) -> None:
     if not dry_run:
         target = state.policy.paths.policies / "classifier.yaml"
         write_thresholds(target, result.thresholds)
+        click.echo(f"wrote {target}")
+
+
+def _fit_trained(state: AppState, items: list, dry_run: bool) -> None:
+    from ..calibrate import fit_decision
+    from ..classifier import decide_trained
+    from ..training import write_decision
+
+    clf = state.classifier
+    texts = [" ".join(i.text.split()) for i in items]
+    probs = clf.model.probabilities(clf.embedder.encode(texts))
+    matches = [clf.rules.match(t, i.context or {}) for t, i in zip(texts, items)]
+    base, order = clf.settings.trained, clf.policy.matrix.order
+
+    def predict(safety: float, margin: float) -> list[str]:
+        decision = base.model_copy(update={"safety": safety, "margin": margin, "margins": {}})
+        return [decide_trained(p, m, decision, order).type.value for p, m in zip(probs, matches)]
+
+    fitted = fit_decision([i.label for i in items], predict)
+    rep = fitted.report
+    click.echo(f"safety >= {fitted.safety}, margin {fitted.margin}: macro-F1 {rep.macro_f1:.3f}, "
+               f"none escalated {rep.none_escalated}, safety recall {rep.safety_recall}")
+    if not dry_run:
+        target = state.policy.paths.policies / "classifier.yaml"
+        write_decision(target, fitted.safety, fitted.margin)
         click.echo(f"wrote {target}")
 
 
@@ -179,3 +232,76 @@ def eval_cmd(state: AppState, file: str, as_json: bool, show_errors: bool) -> No
         click.echo("\nerrors:")
         for err in report.errors:
             click.echo(f"  {err['label']:>13} -> {err['predicted']:<13} {err['text'][:110]}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Model folder to write (default: the one classifier.yaml uses).")
+@click.option("--epochs", type=click.IntRange(1, 20), default=None, help="Passes over the data (default 3).")
+@click.option("--seed", type=int, default=None, help="Random seed (default 13): the same inputs give the same model.")
+@click.option("--holdout", type=click.FloatRange(0.05, 0.5), default=0.15, show_default=True,
+              help="Share of FILE held out to calibrate probabilities and fit the decision values.")
+@click.option("--cv", "cv_folds", type=click.IntRange(2, 10), default=None,
+              help="Instead of training the shipped model, cross-validate the whole procedure with this many folds.")
+@click.option("--max-steps", type=click.IntRange(1), default=None, hidden=True)
+@click.option("--no-write-policy", is_flag=True, help="Do not write the fitted decision values into classifier.yaml.")
+@click.pass_obj
+@translate_errors
+def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, seed: int | None, holdout: float,
+          cv_folds: int | None, max_steps: int | None, no_write_policy: bool) -> None:
+    """Fine-tune the bundled encoder on a labelled JSONL FILE plus the exemplars.
+
+    Trains a LoRA adapter and a classification head on the CPU (about 10 minutes on 2 cores),
+    calibrates the probabilities and fits the safety threshold and the escalation margin on a
+    held-out share of FILE, then writes the model folder (adapter, head, manifest) and the
+    decision values into classifier.yaml. Run it again after editing exemplars."""
+    from tqdm import tqdm
+
+    from .. import finetune
+    from ..classifier import trained_folder
+    from ..dataset import read_jsonl
+    from ..loader import load_policy
+    from ..training import cross_validate, file_inputs, train_folder, write_decision
+
+    policies, phrases, embeddings = state.folders
+    policy = load_policy(policies, phrases, embeddings)
+    items = read_jsonl(Path(file), labelled=True)
+    overrides = {k: v for k, v in {"epochs": epochs, "seed": seed, "max_steps": max_steps}.items() if v is not None}
+    config = finetune.TrainConfig(**overrides)
+    bars: dict = {}
+
+    def progress_for(label: str):
+        def update(step: int, total: int, loss: float) -> None:
+            bar = bars.get(label)
+            if bar is None:
+                bar = bars[label] = tqdm(total=total, desc=label, unit="step", file=sys.stderr)
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            bar.update(1)
+            if step >= total:
+                bar.close()
+        return update
+
+    if cv_folds:
+        pooled, per_fold = cross_validate(items, policy, config, cv_folds,
+                                          progress=lambda n, k: progress_for(f"fold {n + 1}/{k}"))
+        from ..evaluate import format_report
+
+        click.echo(f"{cv_folds}-fold cross-validation on {Path(file).name} (pooled over folds):")
+        click.echo(format_report(pooled))
+        f1s = [r.macro_f1 for r in per_fold]
+        click.echo(f"macro-F1 per fold: {', '.join(f'{v:.3f}' for v in f1s)} "
+                   f"(mean {np.mean(f1s):.3f}, sd {np.std(f1s):.3f})")
+        return
+    out = Path(out_dir) if out_dir else trained_folder(policy.classifier)
+    result = train_folder(items, policy, out, config, holdout, progress_for("train"), file_inputs(Path(file)))
+    click.echo(f"trained in {result.seconds / 60:.1f} min; wrote {out}")
+    click.echo(f"calibration on the held-out {holdout:.0%}: temperature {result.temperature} "
+               f"(expected calibration error {result.ece_before} -> {result.ece_after})")
+    rep = result.holdout
+    click.echo(f"decision fitted there: safety >= {result.safety}, margin {result.margin}; "
+               f"macro-F1 {rep.macro_f1:.3f}, none escalated {rep.none_escalated}, safety recall {rep.safety_recall}")
+    if not no_write_policy:
+        target = policy.paths.policies / "classifier.yaml"
+        write_decision(target, result.safety, result.margin)
+        click.echo(f"wrote the decision values into {target}")

@@ -1,0 +1,126 @@
+"""The shipped fine-tuned classifier: a LoRA adapter merged into the bundled encoder at load time,
+a classification head, a calibration temperature and the fitted decision margins. Loading needs
+torch and sentence-transformers but not peft; nothing is downloaded."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import PolicyError
+from .finetune import exemplar_key, file_sha256
+
+log = logging.getLogger(__name__)
+
+_LORA = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>[AB])(?:\.default)?\.weight$")
+
+
+@dataclass
+class Manifest:
+    """What the shipped model was trained on, how, and what it measured."""
+
+    labels: list[str]
+    config: dict[str, Any]
+    files: dict[str, str]
+    exemplar_keys: set[str]
+    temperature: float = 1.0
+    decision: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, folder: Path) -> "Manifest":
+        path = folder / "manifest.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PolicyError(str(path), "", f"cannot read the trained model's manifest ({exc})") from None
+        return cls(
+            labels=list(data["labels"]), config=dict(data["config"]), files=dict(data["files"]),
+            exemplar_keys=set(data.get("exemplar_keys", [])), temperature=float(data.get("temperature", 1.0)),
+            decision=dict(data.get("decision", {})), raw=data,
+        )
+
+    def verify(self, folder: Path) -> None:
+        """The weight files are the ones the manifest describes."""
+        for name, digest in self.files.items():
+            path = folder / name
+            if not path.exists():
+                raise PolicyError(str(path), "", "missing; retrain with `escalation-matrix train` or restore the file")
+            if file_sha256(path) != digest:
+                raise PolicyError(str(path), "", "does not match manifest.json; retrain or restore the shipped files")
+
+
+def merge_lora(module: Any, lora: dict[str, np.ndarray], alpha: float, r: int) -> int:
+    """Add scale * B @ A to each adapted linear layer's weight; returns how many were merged."""
+    import torch
+
+    pairs: dict[str, dict[str, np.ndarray]] = {}
+    for name, value in lora.items():
+        m = _LORA.match(name)
+        if not m:
+            raise PolicyError("adapter.safetensors", name, "not a LoRA tensor name; retrain the model")
+        pairs.setdefault(m["module"], {})[m["part"]] = value
+    named = dict(module.named_modules())
+    scale = alpha / r
+    with torch.no_grad():
+        for path, parts in pairs.items():
+            target = named.get(path)
+            if target is None or "A" not in parts or "B" not in parts:
+                raise PolicyError("adapter.safetensors", path, "does not fit the base model; retrain the model")
+            delta = torch.from_numpy(parts["B"].astype(np.float32) @ parts["A"].astype(np.float32)) * scale
+            target.weight += delta.to(target.weight.dtype)
+    return len(pairs)
+
+
+class TrainedModel:
+    """Encoder (base + merged adapter) and head. ``encode`` follows the ``Embedder`` protocol, so the
+    exemplar cache, the batching encoder and kNN explanations work on the fine-tuned vectors."""
+
+    def __init__(self, folder: Path, base_model: str):
+        from safetensors.numpy import load_file
+        from sentence_transformers import SentenceTransformer
+
+        self.folder = folder
+        self.manifest = Manifest.read(folder)
+        self.manifest.verify(folder)
+        lora = load_file(str(folder / "adapter.safetensors"))
+        head = load_file(str(folder / "head.safetensors"))
+        self.head_weight = head["weight"].astype(np.float32)
+        self.head_bias = head["bias"].astype(np.float32)
+        self.labels = self.manifest.labels
+        try:
+            self._model = SentenceTransformer(base_model, device="cpu")
+        except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
+            raise PolicyError("classifier.yaml", "model", f"cannot load base model ({exc})") from None
+        cfg = self.manifest.config
+        merge_lora(self._model[0].auto_model, lora, float(cfg["lora_alpha"]), int(cfg["lora_r"]))
+        self._model.max_seq_length = int(cfg.get("serve_max_length", 256))
+        self.name = f"trained-{self.manifest.files['adapter.safetensors'][:12]}"
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            vectors = self._model.encode(texts, batch_size=32, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def logits(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors @ self.head_weight.T + self.head_bias
+
+    def probabilities(self, vectors: np.ndarray, temperature: float | None = None) -> np.ndarray:
+        t = self.manifest.temperature if temperature is None else temperature
+        z = self.logits(vectors) / t
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def is_new(self, etype: str, text: str) -> bool:
+        """True for an exemplar the shipped model was not trained on."""
+        return exemplar_key(etype, text) not in self.manifest.exemplar_keys
