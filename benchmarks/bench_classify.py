@@ -1,6 +1,7 @@
 """Classifier speed and memory on this machine: warm single-request latency, batch throughput,
-cold start and peak RSS, each against a baseline measured in the same run (the bare model
-encoding the same text, which is the floor no classifier on this model can beat).
+cold start and peak RSS, each against baselines measured in the same run: the bare model
+encoding the same text (the floor no classifier on this model can beat) and the previous
+classifier (kNN over exemplars on the frozen encoder, `method: knn`).
 
     .venv/bin/python benchmarks/bench_classify.py [--requests 300] [--batch 1000]
 
@@ -36,9 +37,14 @@ REQUESTS = [
 COLD = """
 import json, resource, time
 t0 = time.perf_counter()
+from dataclasses import replace
 from escalation_matrix.loader import load_policy
 from escalation_matrix.classifier import Classifier
-clf = Classifier(load_policy())
+policy = load_policy()
+if {method!r} != policy.classifier.method:
+    policy = replace(policy, files={{**policy.files,
+                     "classifier": policy.classifier.model_copy(update={{"method": {method!r}}})}})
+clf = Classifier(policy)
 clf.classify("Write something for the website.")
 ready = time.perf_counter() - t0
 texts = {texts!r}
@@ -59,21 +65,20 @@ def line(name: str, values_ms: list[float]) -> str:
             f"p99 {pct(values_ms, 99):6.2f} ms   (n={len(values_ms)})")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--cold-runs", type=int, default=3)
-    args = parser.parse_args()
+def with_method(policy, method: str):
+    from dataclasses import replace
 
-    cold = [json.loads(subprocess.run([sys.executable, "-c", COLD.format(texts=REQUESTS)], check=True,
-                                      capture_output=True, text=True).stdout.strip().splitlines()[-1])
-            for _ in range(args.cold_runs)]
+    return replace(policy, files={**policy.files, "classifier": policy.classifier.model_copy(update={"method": method})})
 
+
+def measure(method: str, args) -> dict:
     from escalation_matrix.classifier import Classifier
     from escalation_matrix.loader import load_policy
 
-    clf = Classifier(load_policy())
+    cold = [json.loads(subprocess.run([sys.executable, "-c", COLD.format(texts=REQUESTS, method=method)], check=True,
+                                      capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            for _ in range(args.cold_runs)]
+    clf = Classifier(with_method(load_policy(), method))
     for text in REQUESTS:  # warm-up
         clf.classify(text)
     single, encode = [], []
@@ -94,17 +99,41 @@ def main() -> None:
     for start in range(0, len(texts), CHUNK):
         clf.classify_many(texts[start : start + CHUNK])
     batch_rate = len(texts) / (time.perf_counter() - t)
+    return {"single": single, "encode": encode, "batch": batch_rate, "encode_rate": encode_rate, "cold": cold,
+            "exemplars": len(clf.exemplars)}
 
-    print(f"exemplars: {len(clf.exemplars)}, method: {clf.settings.method}, model: {clf.settings.model}")
+
+def report(method: str, m: dict) -> None:
+    single, encode, cold = m["single"], m["encode"], m["cold"]
+    print(f"--- method: {method} ({m['exemplars']} exemplars)")
     print(line("warm classify (1 request)", single))
     print(line("baseline: bare model encode", encode))
     print(f"{'':<28} ratio classify/encode p50 {statistics.median(single) / statistics.median(encode):.2f}x")
-    print(f"{f'batch classify ({CHUNK}/chunk)':<28} {batch_rate:7.1f} req/s   baseline bare encode {encode_rate:7.1f} req/s"
-          f"   ratio {batch_rate / encode_rate:.2f}x")
+    print(f"{f'batch classify ({CHUNK}/chunk)':<28} {m['batch']:7.1f} req/s   baseline bare encode "
+          f"{m['encode_rate']:7.1f} req/s   ratio {m['batch'] / m['encode_rate']:.2f}x")
     ready = [c["ready_s"] for c in cold]
     print(f"{'cold start to first answer':<28} median {statistics.median(ready):.2f} s   max {max(ready):.2f} s"
           f"   (n={len(ready)}, exemplar vectors cached)")
     print(f"{'peak RSS':<28} max {max(c['peak_rss_mb'] for c in cold):.0f} MB (cold start + 200 warm + 1000 batch)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--methods", default="trained,knn",
+                        help="comma-separated; the first is the one under test, the others baselines")
+    args = parser.parse_args()
+    methods = args.methods.split(",")
+    results = {m: measure(m, args) for m in methods}
+    for m in methods:
+        report(m, results[m])
+    if len(methods) > 1:
+        a, b = results[methods[0]], results[methods[1]]
+        print(f"--- {methods[0]} vs {methods[1]}: warm p50 ratio "
+              f"{statistics.median(a['single']) / statistics.median(b['single']):.2f}x, p99 ratio "
+              f"{pct(a['single'], 99) / pct(b['single'], 99):.2f}x, batch ratio {a['batch'] / b['batch']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Check that no shipped exemplar or test sentence is a copy or near-copy of a labelled
-evaluation request, so that figures measured on those requests stay honest.
+request (training or evaluation), so that figures measured on those requests stay honest and
+no labelled item is smuggled into the exemplars.
 
-    .venv/bin/python scripts/check_overlap.py ../shared/eval/dev.jsonl ../shared/eval/agent_dev.jsonl
+    .venv/bin/python scripts/check_overlap.py      # train.jsonl, dev.jsonl and agent_dev.jsonl
+    .venv/bin/python scripts/check_overlap.py ../shared/eval/dev.jsonl
 
 A sentence counts as a near-copy when its cosine similarity to an evaluation request is at least
 --max-similarity (default 0.85, the bundled model) or when the two share a run of --ngram words
@@ -43,11 +45,15 @@ def shipped_sentences() -> list[tuple[str, str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("files", nargs="+", type=Path, help="labelled JSONL files (a 'text' per line)")
+    parser.add_argument("files", nargs="*", type=Path,
+                        help="labelled JSONL files (a 'text' per line); default: the three files in ../shared/eval")
     parser.add_argument("--max-similarity", type=float, default=0.85)
     parser.add_argument("--ngram", type=int, default=7)
     parser.add_argument("--show", type=int, default=5, help="closest pairs to print")
     args = parser.parse_args()
+    if not args.files:
+        shared = ROOT.parent / "shared" / "eval"
+        args.files = [shared / name for name in ("train.jsonl", "dev.jsonl", "agent_dev.jsonl")]
 
     evaluation = [(item.text, path.name) for path in args.files for item in read_jsonl(path)]
     ours = shipped_sentences()
