@@ -8,6 +8,7 @@ library errors into ``ToolError`` and wires transports. The model loads once, in
 
 import functools
 import hmac
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -57,6 +58,7 @@ def _tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
             log.exception("unexpected error in tool %s", fn.__name__)
             raise ToolError(f"{fn.__name__} failed unexpectedly; the server log has the details") from None
 
+    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")  # the tool description: no source indentation
     return wrapper
 
 
