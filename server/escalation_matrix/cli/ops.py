@@ -231,8 +231,10 @@ def sweep(state: AppState, now_text, no_deliver, db) -> None:
     now = _moment(now_text, "--now")
     result = run_sweep(store, state.policy, now)
     for t in result.transitions:
-        click.echo(" ".join(str(v) for v in vars(t).values()))
-    click.echo(f"swept {result.open} open escalations at {result.now}: {len(result.transitions)} transitions")
+        click.echo(f"{t.escalation_id} {t.stage} {t.due_at}{' (caught up)' if t.late else ''}")
+    late = sum(t.late for t in result.transitions)
+    click.echo(f"swept {result.open} open escalations at {result.now}: {len(result.transitions)} transitions"
+               f"{f' ({late} caught up late, one notice per escalation)' if late else ''}")
     if not no_deliver:
         report = deliver(store, operations_policy(state.policy), now)
         click.echo(f"notifications: {report.sent} sent, {report.retrying} to retry, {report.failed} failed")
