@@ -250,7 +250,7 @@ def sweep(state: AppState, now_text, no_deliver, db) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
               help="Output format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to this file.")
-@click.option("--chart", type=click.Path(dir_okay=False), help="Also write a PNG chart of the rate over time.")
+@click.option("--chart", type=click.Path(dir_okay=False), help="Also write a PNG chart of the rate over time (needs the charts extra: matplotlib).")
 @db_option
 @click.pass_obj
 @translate_errors

@@ -94,14 +94,25 @@ def render_report(r: Report, fmt: str) -> str:
     return to_text(r)
 
 
+def _pyplot() -> Any:
+    """matplotlib is an optional extra: without it the chart says how to get it."""
+    try:
+        import matplotlib
+    except ImportError:
+        from ..errors import DependencyError
+
+        raise DependencyError("the chart needs matplotlib; install it with: pip install 'escalation-matrix[charts]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def figure(r: Report) -> Any:
     """The chart as a matplotlib figure: the total and per-severity rate per trend bucket, with
     the total target. A bucket without decisions has no rate and is drawn as a gap, not as 0 %;
     the legend sits beside the plot so it never covers a point."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     def pct(value: float | None) -> float:
         return math.nan if value is None else value * 100
@@ -128,8 +139,7 @@ def figure(r: Report) -> Any:
 
 def chart(r: Report, path: str | Path) -> Path:
     """Write ``figure(r)`` as a PNG."""
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     path = Path(path)
     fig = figure(r)
     try:
