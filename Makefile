@@ -3,27 +3,40 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CORE_STAMP := $(VENV)/.installed-core
+TORCH_STAMP := $(VENV)/.installed-torch
+# torch first and pinned, and pinned again on every later install: an unpinned torch pulled in by
+# sentence-transformers is a CUDA build.
+TORCH := "torch==2.13.0"
 
 .PHONY: demo test serve bench clean
 
-$(STAMP): pyproject.toml
+$(TORCH_STAMP):
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first and pinned: an unpinned torch pulled in by sentence-transformers is a CUDA build.
-	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	$(BIN)/pip install --quiet $(TORCH)
+	touch $(TORCH_STAMP)
 
-demo: $(STAMP)
+# The core install: what `make demo` (an MCP agent loop over stdio) needs, nothing optional.
+$(CORE_STAMP): pyproject.toml $(TORCH_STAMP)
+	$(BIN)/pip install --quiet $(TORCH) -e .
+	touch $(CORE_STAMP)
+
+# Everything the tests need: every extra (http, langchain, charts) and the test tools.
+$(STAMP): pyproject.toml $(TORCH_STAMP)
+	$(BIN)/pip install --quiet $(TORCH) -e ".[dev]"
+	touch $(STAMP) $(CORE_STAMP)
+
+demo: $(CORE_STAMP)
 	$(BIN)/python examples/demo.py
 
-serve: $(STAMP)
+serve: $(CORE_STAMP)
 	$(BIN)/escalation-matrix serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(CORE_STAMP)
 	$(BIN)/python benchmarks/bench_classify.py
 
 clean:

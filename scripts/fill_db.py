@@ -4,8 +4,10 @@
 
 Writes ~10 decisions per escalation (so the total rate sits near the 10 % target), escalation
 records over the last ``--days`` days with seed-002 severities, routing levels, reasons, answers
-and resolutions (resolution times drawn around the seed targets), and their audit entries. The
-newest ``--open`` escalations stay open so the fail-safe sweep has real work."""
+and resolutions (resolution times drawn around the response targets), and their audit entries.
+Each record's due time and assignee come from its routing level in the policy's operations.yaml
+(``--policies`` for another policy folder). The newest ``--open`` escalations stay open so the
+fail-safe sweep has real work."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from escalation_matrix.loader import load_policy
+from escalation_matrix.ops.policy import operations_policy
 from escalation_matrix.store import Store, iso
 
 SEVERITIES = [("L1", 0.62), ("L2", 0.27), ("L3", 0.10), ("L4", 0.01)]
@@ -44,8 +48,9 @@ class Clock:
 
 
 def fill(path: Path, escalations: int, days: int, seed: int = 7, end: datetime | None = None,
-         open_count: int = 200) -> dict[str, int]:
+         open_count: int = 200, policies: str | None = None) -> dict[str, int]:
     rng = random.Random(seed)
+    levels = operations_policy(load_policy(policies)).levels  # response target and assignee per level
     end = end or datetime.now(timezone.utc).replace(microsecond=0)
     start = end - timedelta(days=days)
     clock = Clock(start)
@@ -59,12 +64,13 @@ def fill(path: Path, escalations: int, days: int, seed: int = 7, end: datetime |
             severity = rng.choices([s for s, _ in SEVERITIES], [w for _, w in SEVERITIES])[0]
             etype, trigger = rng.choice(TYPES[severity])
             level = 1 if severity in ("L1", "L2") and rng.random() < 0.8 else rng.choice([2, 2, 3])
+            level = level if level in levels else min(levels)
             source = rng.choices(["agent", "pipeline", "manual"], [0.8, 0.15, 0.05])[0]
             conv, task = f"conv-{i // 4}", f"task-{i % 7}"
             fields = {"conversation_id": conv, "task_id": task, "source": source, "type": etype, "trigger": trigger,
-                      "severity": severity, "level": level, "assignee": f"team-{level}", "status": "open",
+                      "severity": severity, "level": level, "assignee": levels[level].assignee, "status": "open",
                       "reason": rng.choice(REASONS), "request": f"Request {i}", "question": f"Question {i}?",
-                      "severity_at": iso(created), "due_at": iso(created + timedelta(hours=24 * level))}
+                      "severity_at": iso(created), "due_at": iso(created + levels[level].response_target)}
             esc_id = store.insert_escalation(conn, fields)
             store.audit(conn, "escalation_created", source, escalation_id=esc_id, conversation_id=conv,
                         task_id=task, data={"severity": severity, "level": level})
@@ -79,15 +85,15 @@ def fill(path: Path, escalations: int, days: int, seed: int = 7, end: datetime |
                 continue
             clock.moment = created + took
             status = rng.choices(["answered", "resolved", "closed"], [0.3, 0.2, 0.5])[0]
-            changes = {"status": status, "answer": "Go with option 1", "answered_by": f"team-{level}",
+            changes = {"status": status, "answer": "Go with option 1", "answered_by": levels[level].assignee,
                        "answered_at": iso(clock.moment)}
             if status != "answered":
                 changes.update(resolution="Handled", resolution_method=rng.choice(METHODS))
             if status == "closed":
-                changes.update(closed_at=iso(clock.moment), closed_by=f"team-{level}",
+                changes.update(closed_at=iso(clock.moment), closed_by=levels[level].assignee,
                                preventive_measures="Added a rule", lessons_learned="Documented")
             store.update_escalation(conn, esc_id, **changes)
-            store.audit(conn, f"escalation_{status}", f"team-{level}", escalation_id=esc_id)
+            store.audit(conn, f"escalation_{status}", levels[level].assignee, escalation_id=esc_id)
         conn.executemany("INSERT INTO decisions (at, tool, conversation_id, task_id, type, severity, action, "
                          "escalation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", decisions)
     counts["escalations"] = len(moments)
@@ -104,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open", type=int, default=200, help="The newest N escalations stay open (default 200).")
     parser.add_argument("--seed", type=int, default=7, help="Random seed (default 7).")
     parser.add_argument("--end", help="Last moment of the history, ISO time (default now).")
+    parser.add_argument("--policies", help="Policy folder whose routing levels to use (default: the shipped one).")
     args = parser.parse_args(argv)
     if args.db.exists():
         parser.error(f"{args.db} exists; pick a new file so existing state is never overwritten")
@@ -111,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if end is not None and end.tzinfo is None:  # a bare time is UTC, not the machine's local time
         end = end.replace(tzinfo=timezone.utc)
     began = time.perf_counter()
-    counts = fill(args.db, args.escalations, args.days, args.seed, end, args.open)
+    counts = fill(args.db, args.escalations, args.days, args.seed, end, args.open, args.policies)
     print(f"wrote {counts['escalations']} escalations ({counts['open']} still open) and {counts['decisions']} "
           f"decisions over {args.days} days to {args.db} in {time.perf_counter() - began:.1f} s", file=sys.stderr)
     return 0

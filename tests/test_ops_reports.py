@@ -177,3 +177,87 @@ def test_a_filled_history_gives_a_monthly_report_near_the_ten_percent_rate(tmp_p
     assert report.records > 400 and 0.07 < rate(report, "total").rate < 0.13
     assert sum(report.by_type.values()) == report.records and report.open_now >= 20
     assert resolution(report, "L1").resolved > 0
+
+
+# --- reports that read right ---
+def test_text_tables_keep_their_columns_aligned_with_long_reasons(tmp_path: Path, policy):
+    clock = Clock(NOON)
+    store = Store(tmp_path / "reasons.db", clock=clock)
+    ops = Operations(store, policy)
+    reasons = ["Short", "A reason that is much longer than the forty-four characters the column had",
+               "x" * 90]
+    for reason in reasons:
+        ops.create(reason)
+    text = render_report(build_report(store, policy, "daily", DAY), "text")
+    store.close()
+    lines = text.split("\nby reason\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(lines) == 3
+    ends = {len(line.rstrip()) for line in lines}  # the share column ends in the same place on every row
+    assert len(ends) == 1, lines
+    counts = {line.index("  1  ") for line in lines if "  1  " in line}
+    assert len(counts) == 1, lines
+    assert any(line.strip().startswith("x" * 20) and "…" in line for line in lines)  # capped, not overflowing
+
+
+def test_csv_status_column_holds_only_status_words(daily):
+    rows = list(csv.DictReader(io.StringIO(render_report(daily, "csv"))))
+    assert {r["status"] for r in rows} <= {"", "ok", "above target", "ALERT", "no data"}
+    within = {r["name"]: r["value"] for r in rows if r["section"] == "resolution_within_target"}
+    assert within["L1"] == "0.5" and within["L2"] == "1.0"  # L1: 1 min and 3 min against 2 min; L2: 10 of 15 min
+    median = {r["name"]: r for r in rows if r["section"] == "resolution_median_seconds"}
+    assert float(median["L2"]["value"]) == 600 and float(median["L2"]["target"]) == 900
+    assert median["L2"]["status"] == "ok"
+    decisions = {r["name"]: int(r["value"]) for r in rows if r["section"] == "trend_decisions"}
+    assert decisions[NOON.date().isoformat() + "T00:00:00Z"] == 20
+
+
+def test_the_chart_draws_days_without_data_as_gaps_and_keeps_the_legend_off_the_points(known, policy):
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from escalation_matrix.ops.report_format import figure
+
+    report = build_report(known, policy, "daily", DAY)
+    empty = [i for i, p in enumerate(report.trend) if not p.decisions]
+    assert empty and len(empty) < len(report.trend)
+    fig = figure(report)
+    try:
+        ax = fig.axes[0]
+        total = ax.lines[0]
+        ys = list(total.get_ydata())
+        assert all(math.isnan(ys[i]) for i in empty)  # a gap, not 0 %
+        assert ys[-1] == pytest.approx(15.0)
+        fig.canvas.draw()
+        legend = ax.get_legend().get_window_extent()
+        for line in ax.lines[:5]:
+            for x, y in zip(line.get_xdata(), line.get_ydata()):
+                if not math.isnan(y):
+                    px, py = ax.transData.transform((x, y))
+                    assert not legend.contains(px, py), f"the legend covers {line.get_label()} at {x}"
+        assert any(t.get_text().startswith("no data:") for t in ax.get_legend().get_texts())
+    finally:
+        plt.close(fig)
+
+
+def test_fill_db_uses_the_policys_routing_levels(tmp_path: Path, policy, data_copy):
+    import sqlite3
+    import subprocess
+    import sys
+
+    ops_file = data_copy / "policies" / "operations.yaml"
+    ops_file.write_text(ops_file.read_text().replace("response_target: 1w, assignee: product-team",
+                                                     "response_target: 3d, assignee: product-owners"))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "fill_db.py"
+    db = tmp_path / "filled.db"
+    subprocess.run([sys.executable, str(script), str(db), "--escalations", "200", "--days", "10", "--open", "5",
+                    "--end", "2026-03-31T12:00:00Z", "--policies", str(data_copy / "policies")],
+                   check=True, capture_output=True)
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT level, assignee, MIN(julianday(due_at) - julianday(created_at)), "
+                        "MAX(julianday(due_at) - julianday(created_at)) FROM escalations GROUP BY 1, 2").fetchall()
+    conn.close()
+    by_level = {level: (assignee, round(lo, 6), round(hi, 6)) for level, assignee, lo, hi in rows}
+    assert by_level[1] == ("operations-team", 1.0, 1.0)
+    assert by_level[2] == ("engineering-team", 2.0, 2.0)
+    assert by_level[3] == ("product-owners", 3.0, 3.0)

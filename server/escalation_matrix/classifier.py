@@ -115,10 +115,14 @@ class Classifier:
         _single_threaded_blas()
         self.policy = policy
         self.settings = policy.classifier
+        # the fine-tuned model, or a wrapper of it (anything with ``probabilities``); an explicit
+        # plain embedder (the fast test embedder) scores by nearest exemplars instead
         self.model: TrainedModel | None = None
-        if self.settings.method == "trained" and embedder is None:
-            self.model = load_trained(self.settings)
-            embedder = self.model
+        if self.settings.method == "trained":
+            if embedder is None:
+                embedder = load_trained(self.settings)
+            if hasattr(embedder, "probabilities"):
+                self.model = embedder  # type: ignore[assignment]
         self.embedder = embedder or get_embedder(self.settings.model)
         exemplars = policy.exemplars
         self.exemplars = exemplars
@@ -271,6 +275,12 @@ class ModelScorer:
 
     def scores(self, queries: np.ndarray, sims: np.ndarray | None = None) -> np.ndarray:
         return self.model.probabilities(queries)
+
+
+def serving_embedder(settings: ClassifierFile) -> Embedder:
+    """What encodes requests for ``settings``: the fine-tuned model (method: trained) or the plain
+    sentence encoder. Wrappers (batching, progress) keep the model's methods reachable."""
+    return load_trained(settings) if settings.method == "trained" else get_embedder(settings.model)
 
 
 def trained_folder(settings: ClassifierFile) -> Path:

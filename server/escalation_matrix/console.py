@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from . import console_charts, console_views
 from .card import duration_label, response_target
 from .errors import EscalationMatrixError, InputError
 from .models import Severity
@@ -44,6 +45,9 @@ DEFAULT_OPERATOR = "operator"
 SEVERITY_ORDER = (Severity.L4, Severity.L3, Severity.L2, Severity.L1)
 SEVERITY_NAMES = {Severity.L4: "stop: task locked", Severity.L3: "pause: specialist",
                   Severity.L2: "wait for an operator", Severity.L1: "quick answer"}
+L4_UNLOCKED = "critical: reviewed, no task locked"  # the L4 heading once no task of the group is locked
+PAGE_HEADERS = {"Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent / "console_templates"),
                         autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
@@ -95,6 +99,22 @@ def deadline(record: dict[str, Any], ops: Operations) -> tuple[datetime, str]:
     target = response_target(severity, ops.policy.files)
     start = parse_iso(record.get("severity_at") or record["created_at"])
     return start + timedelta(seconds=target.seconds), f"{severity.value} target {target.label}"  # type: ignore[union-attr]
+
+
+def group_entries(entries: list[Entry]) -> list[Group]:
+    """Entries (already most urgent first) under their severity heading. The L4 heading says the
+    task is locked only while one of its tasks still is."""
+    by_severity: dict[Severity, list[Entry]] = {s: [] for s in SEVERITY_ORDER}
+    for e in entries:
+        by_severity[Severity(e.record["severity"])].append(e)
+    groups = []
+    for s in SEVERITY_ORDER:
+        if by_severity[s]:
+            name = SEVERITY_NAMES[s]
+            if s is Severity.L4 and not any(e.record.get("task_locked") for e in by_severity[s]):
+                name = L4_UNLOCKED
+            groups.append(Group(s, name, by_severity[s]))
+    return groups
 
 
 def open_groups(ops: Operations, now: datetime) -> list[Group]:
@@ -170,19 +190,23 @@ class Console:
     def routes(self) -> list[Route]:
         return [
             Route(PREFIX, self.index, methods=["GET"], name="console"),
+            Route(f"{PREFIX}/history", self.history, methods=["GET"]),
+            Route(f"{PREFIX}/dashboard", self.dashboard, methods=["GET"]),
+            Route(PREFIX + "/escalations/{esc_id}", self.escalation, methods=["GET"]),
             Route(f"{PREFIX}/operator", self.set_operator, methods=["POST"]),
             Route(PREFIX + "/escalations/{esc_id}/{action}", self.act, methods=["POST"]),
         ]
 
     async def index(self, request: Request) -> Response:
         now = self.ops.store.clock()
-        groups = await run_in_threadpool(open_groups, self.ops, now)
+        filters = console_views.Filters.parse(request.query_params)
+        paged, overdue = await run_in_threadpool(console_views.open_page, self.ops, filters, now, Entry)
+        groups = group_entries(paged.items)
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
         flash = _read_flash(request.cookies.get(FLASH_COOKIE))
         page = TEMPLATES.get_template("console.html.j2").render(
             groups=groups, csrf=csrf, flash=flash, operator=_operator(request), now=now,
-            total=sum(len(g.entries) for g in groups),
-            overdue=sum(1 for g in groups for e in g.entries if e.seconds_left < 0), prefix=PREFIX)
+            total=paged.total, overdue=overdue, prefix=PREFIX, filters=filters, paged=paged, **_choices(self.ops))
         response = HTMLResponse(page, headers={"Cache-Control": "no-store", "Content-Security-Policy":
                                                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"})
         if request.cookies.get(CSRF_COOKIE) != csrf:
@@ -190,6 +214,55 @@ class Console:
         if flash:
             response.delete_cookie(FLASH_COOKIE, path=PREFIX)
         return response
+
+    async def history(self, request: Request) -> Response:
+        """Answered, resolved, expired and closed escalations, newest first, filtered and paged."""
+        filters = console_views.Filters.parse(request.query_params, view="history")
+        paged = await run_in_threadpool(console_views.history_page, self.ops, filters)
+        return _html(TEMPLATES.get_template("history.html.j2").render(
+            paged=paged, filters=filters, prefix=PREFIX, now=self.ops.store.clock(), **_choices(self.ops)))
+
+    async def escalation(self, request: Request) -> Response:
+        """One escalation's whole history: the card, its fields, notes, fail-safe stages,
+        notifications and audit entries."""
+        esc_id = request.path_params["esc_id"]
+        try:
+            record = await run_in_threadpool(self.ops.show, esc_id)
+        except EscalationMatrixError as exc:
+            return _html(TEMPLATES.get_template("missing.html.j2").render(prefix=PREFIX, message=str(exc)), 404)
+        now = self.ops.store.clock()
+        due, target = deadline(record, self.ops)
+        card = Markup(render(record, "html", self.ops.policy))
+        return _html(TEMPLATES.get_template("escalation.html.j2").render(
+            r=record, card=card, prefix=PREFIX, now=now, due=due, target=target,
+            seconds_left=int((due - now).total_seconds()), is_open=record["status"] in console_views.OPEN_STATUSES,
+            span=_span))
+
+    async def dashboard(self, request: Request) -> Response:
+        """Escalation rate against the target and response times by level, as SVG charts."""
+        from datetime import date
+
+        from .ops.reports import PERIODS, build_report
+
+        period = request.query_params.get("period") or "weekly"
+        problems = []
+        if period not in PERIODS:
+            problems.append(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
+            period = "weekly"
+        day = None
+        if request.query_params.get("date"):
+            try:
+                day = date.fromisoformat(request.query_params["date"])
+            except ValueError:
+                problems.append(f"date {request.query_params['date']!r} is not YYYY-MM-DD; showing today")
+        report = await run_in_threadpool(build_report, self.ops.store, self.ops.policy, period, day)
+        return _html(TEMPLATES.get_template("dashboard.html.j2").render(
+            report=report, prefix=PREFIX, now=self.ops.store.clock(), period=period, periods=PERIODS,
+            problems=problems, counts=console_views.counts_by_status(self.ops),
+            rate_chart=console_charts.rate_chart(report),
+            rate_bars=console_charts.target_bars(console_charts.rate_rows(report), "Rate per severity against target"),
+            response_bars=console_charts.target_bars(console_charts.response_rows(report),
+                                                     "Response time by severity and routing level against target")))
 
     async def set_operator(self, request: Request) -> Response:
         form = await self._form(request)
@@ -228,6 +301,20 @@ class Console:
                                 f'from another site. <a href="{PREFIX}">Reload the console</a> and submit again.</p>',
                                 status_code=403)
         return form
+
+
+def _html(page: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(page, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def _choices(ops: Operations) -> dict[str, Any]:
+    """What the filter form offers."""
+    from .models import EscalationType
+
+    return {"severities": [s.value for s in SEVERITY_ORDER],
+            "types": [t.value for t in EscalationType if t is not EscalationType.none],
+            "open_statuses": console_views.VIEWS["open"], "finished_statuses": console_views.VIEWS["history"],
+            "assignees": sorted({lvl.assignee for lvl in ops.ops.levels.values()})}
 
 
 def _operator(request: Request) -> str:

@@ -34,6 +34,12 @@ class CachingEmbedder:
         self._wake = threading.Condition(self._lock)
         self._worker: threading.Thread | None = None
 
+    def __getattr__(self, name: str) -> object:
+        # the fine-tuned model's head and manifest stay reachable through the wrapper
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return self.inner.encode(texts)

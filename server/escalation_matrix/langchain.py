@@ -16,7 +16,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from langchain_core.tools import BaseTool, StructuredTool, ToolException
+try:
+    from langchain_core.tools import BaseTool, StructuredTool, ToolException
+except ImportError as exc:  # an optional extra: say how to get it
+    raise ImportError("escalation_matrix.langchain needs langchain-core; install it with: "
+                      "pip install 'escalation-matrix[langchain]'") from exc
 from pydantic import BaseModel, Field, create_model
 
 from .errors import EscalationMatrixError

@@ -8,6 +8,7 @@ library errors into ``ToolError`` and wires transports. The model loads once, in
 
 import functools
 import hmac
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -57,19 +58,19 @@ def _tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
             log.exception("unexpected error in tool %s", fn.__name__)
             raise ToolError(f"{fn.__name__} failed unexpectedly; the server log has the details") from None
 
+    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")  # the tool description: no source indentation
     return wrapper
 
 
 def load_guard(policy: Policy | None = None, db: str | Path | None = None) -> ConversationGuard:
     """Load the policy, the embedding model (once, seconds) and the state file."""
-    from .classifier import Classifier
+    from .classifier import Classifier, serving_embedder
     from .embedcache import CachingEmbedder
-    from .embedder import get_embedder
     from .loader import load_policy
     from .store import Store
 
     policy = policy or load_policy()
-    classifier = Classifier(policy, embedder=CachingEmbedder(get_embedder(policy.classifier.model)))
+    classifier = Classifier(policy, embedder=CachingEmbedder(serving_embedder(policy.classifier)))
     classifier.classify("warm up the model")  # the first encode is slow; pay it at start, not on a call
     return ConversationGuard(policy, classifier, Store(db))
 

@@ -1,6 +1,7 @@
 """MCP additions for operations: the escalation report as a resource and the pipeline trigger
 as a tool. Registered by ``mcp_app.build_server``; thin like the rest of the adapter."""
 
+import inspect
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import MCPServer
@@ -13,6 +14,12 @@ from .guard import ConversationGuard
 from .ops.pipeline import ItemOutcome, ItemReport, report_item
 from .ops.report_format import render_report
 from .ops.reports import PERIODS, build_report
+
+
+def _clean_doc(fn):
+    """The docstring is the tool description: without the source's indentation."""
+    fn.__doc__ = inspect.cleandoc(fn.__doc__ or "")
+    return fn
 
 
 def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
@@ -30,6 +37,7 @@ def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
 
     @server.tool(name="report_item", title="Report a pipeline item's progress", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    @_clean_doc
     def report_item_tool(
         item_id: Annotated[str, Field(description="The item being processed, e.g. a brand id.")],
         iterations: Annotated[int, Field(ge=0, description="Feedback iterations so far.")],
@@ -39,7 +47,7 @@ def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
                          Field(description="The kind of error this iteration hit, if any.")] = None,
         details: Annotated[str | None, Field(description="Free text for the person who picks it up.")] = None,
     ) -> ItemOutcome:
-        """Automatic escalation for pipelines (seed 004): escalates at the iteration limit, after
+        """Automatic escalation for pipelines: escalates at the iteration limit, after
         consecutive failures, on a data-quality or system error, or on low confidence after several
         iterations (limits in policies/operations.yaml). One open escalation per item."""
         try:

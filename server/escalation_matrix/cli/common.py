@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 from typing import Any, Callable
 
 import click
@@ -20,12 +22,11 @@ class CliError(click.ClickException):
 
 
 def data_options(fn: Callable) -> Callable:
-    fn = click.option("--embeddings", type=click.Path(file_okay=False), default=None,
-                      help="Exemplar folder (default: ESCALATION_MATRIX_EMBEDDINGS or the shipped one).")(fn)
-    fn = click.option("--phrases", type=click.Path(file_okay=False), default=None,
-                      help="Phrase folder (default: ESCALATION_MATRIX_PHRASES or the shipped one).")(fn)
-    fn = click.option("--policies", type=click.Path(file_okay=False), default=None,
-                      help="Policy folder (default: ESCALATION_MATRIX_POLICIES or the shipped one).")(fn)
+    # envvar on the option keeps the order option > environment > config file > shipped default
+    for name, what in (("embeddings", "Exemplar"), ("phrases", "Phrase"), ("policies", "Policy")):
+        env = f"ESCALATION_MATRIX_{name.upper()}"
+        fn = click.option(f"--{name}", type=click.Path(file_okay=False), default=None, envvar=env,
+                          help=f"{what} folder (default: {env}, the config file, or the shipped one).")(fn)
     return fn
 
 
@@ -38,8 +39,10 @@ def db_option(fn: Callable) -> Callable:
 class AppState:
     """Loads the policy and the model only when a command needs them."""
 
-    def __init__(self, policies: str | None, phrases: str | None, embeddings: str | None):
+    def __init__(self, policies: str | None, phrases: str | None, embeddings: str | None,
+                 progress: bool | None = None):
         self.folders = (policies, phrases, embeddings)
+        self.progress = progress  # None: bars only when stderr is a terminal
         self._policy = None
         self._classifier = None
         self._stores: dict = {}
@@ -63,10 +66,56 @@ class AppState:
     @property
     def classifier(self):
         if self._classifier is None:
-            from ..classifier import Classifier
+            from ..classifier import Classifier, serving_embedder
 
-            self._classifier = Classifier(self.policy)
+            embedder = ProgressEmbedder(serving_embedder(self.policy.classifier), self.progress)
+            self._classifier = Classifier(self.policy, embedder=embedder)
         return self._classifier
+
+    def bar(self, total: int, label: str, unit: str = "req", minimum: int = 64):
+        """A tqdm bar on stderr with rate and time left; off for small jobs and, unless
+        ``--progress``, when stderr is not a terminal."""
+        from tqdm import tqdm
+
+        disable = True if total < minimum or self.progress is False else (None if self.progress is None else False)
+        return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, disable=disable, dynamic_ncols=True,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                               "[{elapsed} elapsed, {remaining} left, {rate_fmt}]")
+
+
+class ProgressEmbedder:
+    """Wraps the model so that a big encoding job (the exemplars on a cold cache, a whole file)
+    runs in slices under a progress bar. ``quiet()`` hands the bar to a caller that shows its own."""
+
+    SLICE = 64
+
+    def __init__(self, inner: Any, progress: bool | None):
+        self.inner, self.progress, self._quiet = inner, progress, 0
+        self.name = inner.name  # part of the exemplar cache key: must be the model's
+
+    @contextlib.contextmanager
+    def quiet(self):
+        self._quiet += 1
+        try:
+            yield self
+        finally:
+            self._quiet -= 1
+
+    def encode(self, texts: list[str]):
+        import numpy as np
+
+        if self._quiet or len(texts) <= self.SLICE or self.progress is False:
+            return self.inner.encode(texts)
+        state = AppState(None, None, None, self.progress)
+        parts = []
+        with state.bar(len(texts), "encoding", unit="text") as bar:
+            for start in range(0, len(texts), self.SLICE):
+                parts.append(self.inner.encode(texts[start : start + self.SLICE]))
+                bar.update(len(parts[-1]))
+        return np.concatenate(parts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def translate_errors(fn: Callable) -> Callable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import click
 import numpy as np
 
 from . import main
+from ..errors import InputError
 from .common import AppState, CliError, translate_errors
 
 BATCH = 256  # the model sorts a batch by length: bigger chunks pad less
@@ -21,20 +23,35 @@ def _batches(items: list, size: int = BATCH) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def _progress(total: int, label: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=label, unit="req", file=sys.stderr, disable=total < BATCH or None)
-
-
 def classify_items(state: AppState, items: list, label: str) -> list:
     classifier = state.classifier
     results = []
-    with _progress(len(items), label) as bar:
+    with state.bar(len(items), label) as bar, _quiet(classifier):
         for chunk in _batches(items):
             results.extend(classifier.classify_many([i.text for i in chunk], [i.context for i in chunk]))
             bar.update(len(chunk))
     return results
+
+
+def score_items(state: AppState, items: list, label: str) -> tuple[Any, list]:
+    """``Classifier.score`` over a file in chunks under a bar; ``fit`` takes the result as is."""
+    import numpy as np
+
+    classifier = state.classifier
+    scores, nearest = [], []
+    with state.bar(len(items), label) as bar, _quiet(classifier):
+        for chunk in _batches(items):
+            s, n = classifier.score([i.text for i in chunk])
+            scores.append(s)
+            nearest.extend(n)
+            bar.update(len(chunk))
+    return (np.concatenate(scores) if scores else np.zeros((0, 0))), nearest
+
+
+def _quiet(classifier: Any):
+    """The caller's bar counts requests: no second bar for the encoding inside each chunk."""
+    quiet = getattr(classifier.embedder, "quiet", None)
+    return quiet() if quiet else contextlib.nullcontext()
 
 
 def _explain(result: Any) -> str:
@@ -62,21 +79,23 @@ def _explain(result: Any) -> str:
 @click.argument("text", required=False)
 @click.option("--context", "context_json", help='Structured context as JSON, e.g. \'{"environment": "production"}\'.')
 @click.option("--json", "as_json", is_flag=True, help="Print the full classification as JSON.")
-@click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False, exists=True),
-              help="Classify every line of a JSONL file (objects with 'text', optional 'context').")
+@click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False, exists=True, allow_dash=True),
+              help="Classify every line of a JSONL file (objects with 'text', optional 'context'); - for stdin.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), default="-",
               help="Where batch results go (JSONL, default stdout).")
 @click.pass_obj
 @translate_errors
 def classify(state: AppState, text: str | None, context_json: str | None, as_json: bool,
              input_path: str | None, output_path: str) -> None:
-    """Classify TEXT (or every line of --input) and say why."""
+    """Classify TEXT (or every line of --input) and say why.
+
+    TEXT "-" reads the request from standard input; --input - reads JSONL from standard input."""
     from ..dataset import read_jsonl
 
     if input_path:
         if text:
             raise CliError("give either TEXT or --input, not both")
-        items = read_jsonl(Path(input_path))
+        items = _read_items(input_path, read_jsonl)
         results = classify_items(state, items, "classify")
         with click.open_file(output_path, "w", encoding="utf-8") as out:
             for item, result in zip(items, results):
@@ -86,11 +105,31 @@ def classify(state: AppState, text: str | None, context_json: str | None, as_jso
                            decided_by=result.decided_by)
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         return
+    if text == "-":
+        text = sys.stdin.read().strip()
+        if not text:
+            raise CliError("standard input was empty; pipe the request in, e.g. echo \"Delete the table\" | "
+                           "escalation-matrix classify -")
     if not text:
-        raise CliError("give the TEXT to classify, or --input FILE.jsonl")
+        raise CliError("give the TEXT to classify (or - to read it from standard input), or --input FILE.jsonl")
     context = _parse_context(context_json)
     result = state.classifier.classify(text, context)
     click.echo(result.model_dump_json(indent=2) if as_json else _explain(result))
+
+
+def _read_items(path: str, read_jsonl: Any) -> list:
+    if path != "-":
+        return read_jsonl(Path(path))
+    import tempfile
+
+    # read_jsonl reports errors as file:line; a named temporary copy keeps that for stdin
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "stdin.jsonl"
+        copy.write_text(sys.stdin.read(), encoding="utf-8")
+        try:
+            return read_jsonl(copy)
+        except InputError as exc:
+            raise InputError(str(exc).replace(str(copy), "<stdin>")) from None
 
 
 def _parse_context(raw: str | None) -> dict[str, Any] | None:
@@ -175,7 +214,8 @@ def fit(state: AppState, file: str, dry_run: bool, shared: bool) -> None:
     if state.classifier.model is not None:
         _fit_trained(state, items, dry_run)
         return
-    result = fit_thresholds(state.classifier, items, shared=shared)
+    scored = score_items(state, items, "fit: scoring")
+    result = fit_thresholds(state.classifier, items, scored=scored, shared=shared)
     click.echo(f"objective (macro-F1 with target penalties): {result.before:.3f} -> {result.after:.3f}")
     for etype, value in sorted(result.thresholds.items(), key=lambda kv: kv[0].value):
         click.echo(f"  {etype.value:<14}{value:.4f}")

@@ -11,7 +11,7 @@ from .common import AppState, db_option, translate_errors
 @main.command(name="render")
 @click.argument("escalation_id")
 @click.option("-f", "--format", "fmt", type=click.Choice(["md", "txt", "html", "json"]), default="md",
-              show_default=True, help="md (seed 002 §11 template), txt, html (escaped) or json (the card).")
+              show_default=True, help="md (the standard escalation message), txt, html (escaped) or json (the card).")
 @db_option
 @click.pass_obj
 @translate_errors

@@ -64,9 +64,19 @@ def _serve(server, guard, transport: str, host: str, port: int) -> None:
     token = os.environ.get(TOKEN_ENV) or None
     extra_routes = _console_routes(guard)
     app = build_http_app(server, token=token, extra_routes=extra_routes, host=host)
-    click.echo(f"escalation-matrix: MCP at http://{host}:{port}/mcp"
-               f"{' (bearer token required)' if token else ''}", err=True)
+    for line in addresses(host, port, token is not None, bool(extra_routes)):
+        click.echo(f"escalation-matrix: {line}", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def addresses(host: str, port: int, token: bool, console: bool) -> list[str]:
+    """What ``serve --transport http`` prints: where the MCP endpoint and the console are."""
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    lines = [f"MCP at {base}/mcp" + (" (bearer token required)" if token else "")]
+    if console:
+        lines.append(f"console at {base}/console"
+                     + (f"?token=<the value of ${TOKEN_ENV}> (opened once per browser)" if token else ""))
+    return lines
 
 
 def _console_routes(guard) -> list:

@@ -6,7 +6,9 @@ notifications. A sweep is one ``BEGIN IMMEDIATE`` transaction, so two sweepers (
 and a cron job) or a restart half-way can neither skip nor repeat a stage.
 
 Timers run on the escalation's logical clock: a raise is dated when it was due, not when a sweep
-noticed it, so after downtime the stages catch up in order (L1 → L2 at 15 min → L3 30 min later)."""
+noticed it, so after downtime the stages catch up in order (L1 → L2 at 15 min → L3 30 min later).
+Catching up sends one notice per escalation, for the stage it reached (each stage passed on the
+way is audited as usual), and the sweeper logs one summary line instead of a line per stage."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from . import notify
 from .policy import STAGES, FailSafe, OperationsFile, operations_policy
 
 log = logging.getLogger("escalation_matrix.failsafe")
+CATCH_UP_GRACE = timedelta(minutes=5)  # a stage due longer ago than this (or two sweep intervals) is catch-up
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Transition:
     escalation_id: str
     stage: str
     due_at: str
+    late: bool = False  # due well before this sweep: the server was stopped or the sweep is a catch-up
 
 
 @dataclass
@@ -64,18 +68,28 @@ def apply_due(store: Store, conn: sqlite3.Connection, ops: OperationsFile, recor
         done = {r[0] for r in conn.execute("SELECT stage FROM failsafe_events WHERE escalation_id = ?",
                                            (record["id"],))}
     fired: list[Transition] = []
+    held: list[Notice] = []  # late stages: only the last one reached is sent
+    grace = max(ops.sweep_interval * 2, CATCH_UP_GRACE)
     while True:
         step = _next_due(ops, record, now, done)
         if step is None:
-            return fired
+            break
         stage, rule, due = step
         cur = conn.execute("INSERT INTO failsafe_events (escalation_id, stage, at) VALUES (?, ?, ?) "
                            "ON CONFLICT DO NOTHING", (record["id"], stage, iso(due)))
         done.add(stage)
         if cur.rowcount == 0:  # another sweeper got there first
             continue
-        record = _fire(store, conn, ops, record, stage, rule, due)
-        fired.append(Transition(record["id"], stage, iso(due)))
+        late = now - due > grace
+        record, notice = _fire(store, conn, ops, record, stage, rule, due)
+        if late:
+            held.append(notice)
+        else:
+            notice.enqueue(store, conn, ops)
+        fired.append(Transition(record["id"], stage, iso(due), late))
+    if held:
+        held[-1].enqueue(store, conn, ops, passed=[n.stage for n in held[:-1]])
+    return fired
 
 
 def _next_due(ops: OperationsFile, record: dict[str, Any], now: datetime,
@@ -91,8 +105,26 @@ def _next_due(ops: OperationsFile, record: dict[str, Any], now: datetime,
     return None
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A stage's notification, queued by ``apply_due`` (at once, or only the last one when catching up)."""
+
+    stage: str
+    rule: FailSafe
+    record: dict[str, Any]
+    text: str
+
+    def enqueue(self, store: Store, conn: sqlite3.Connection, ops: OperationsFile,
+                passed: list[str] | None = None) -> None:
+        text = self.text
+        if passed is not None:
+            text += " (caught up after a pause" + (f"; also passed: {', '.join(passed)}" if passed else "") + ")"
+        notify.enqueue(store, conn, ops, self.rule.notify, self.stage, self.record, text, self.rule.recipient,
+                       catch_up=passed is not None)
+
+
 def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: dict[str, Any], stage: str,
-          rule: FailSafe, due: datetime) -> dict[str, Any]:
+          rule: FailSafe, due: datetime) -> tuple[dict[str, Any], Notice]:
     esc_id, now = record["id"], store.now()
     conversation, task = record.get("conversation_id"), record.get("task_id")
     changes: dict[str, Any] = {}
@@ -127,8 +159,7 @@ def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: d
     store.audit(conn, f"failsafe_{stage}", "failsafe", escalation_id=esc_id, conversation_id=conversation,
                 task_id=task, data={**data, "recipient": rule.recipient})
     updated = store.escalation(esc_id, conn)
-    notify.enqueue(store, conn, ops, rule.notify, stage, updated, text, rule.recipient)
-    return updated
+    return updated, Notice(stage, rule, updated, text)
 
 
 def _age(record: dict[str, Any], due: datetime) -> str:
@@ -136,6 +167,20 @@ def _age(record: dict[str, Any], due: datetime) -> str:
 
     start = parse_iso(record.get("severity_at") or record["created_at"])
     return format_duration(timedelta(seconds=round((due - start).total_seconds())))
+
+
+def log_sweep(result: SweepResult) -> None:
+    """One line per sweep; after downtime it says how much was caught up rather than listing it."""
+    late = [t for t in result.transitions if t.late]
+    if late:
+        escalations = {t.escalation_id for t in late}
+        oldest = min(t.due_at for t in late)
+        log.warning("fail-safe catch-up: %d stages that fell due while no sweep ran (oldest due %s) applied to "
+                    "%d escalations; one notice each for the stage reached; `escalation-matrix list --status "
+                    "active` shows them", len(late), oldest, len(escalations))
+    on_time = len(result.transitions) - len(late)
+    if on_time:
+        log.info("fail-safe sweep: %d transitions", on_time)
 
 
 class Sweeper:
@@ -160,7 +205,7 @@ class Sweeper:
             try:
                 result = sweep(self.store, self.policy)
                 if result.transitions:
-                    log.info("fail-safe sweep: %d transitions", len(result.transitions))
+                    log_sweep(result)
                 notify.deliver(self.store, operations_policy(self.policy))
             except Exception:  # noqa: BLE001 - the timer thread must survive a bad tick
                 log.exception("fail-safe sweep failed; retrying in %.0f s", self.interval)

@@ -23,7 +23,7 @@ CLAIM = timedelta(minutes=2)  # a claimed row is retried by someone else if its 
 Sender = Callable[[str, bytes, float], None]
 
 
-def payload(event: str, record: dict[str, Any], text: str, recipient: str) -> dict[str, Any]:
+def payload(event: str, record: dict[str, Any], text: str, recipient: str, catch_up: bool = False) -> dict[str, Any]:
     """Slack-compatible: ``text`` plus one mrkdwn section; machine fields under ``escalation_matrix``."""
     head = f"[{record['id']}] {record['severity']} {record['type']} - {event.replace('_', ' ')}"
     body = f"*{head}*\n{text}\nFor: {recipient}. Assignee: {record.get('assignee') or 'unassigned'}."
@@ -34,15 +34,16 @@ def payload(event: str, record: dict[str, Any], text: str, recipient: str) -> di
             "event": event, "escalation_id": record["id"], "severity": record["severity"],
             "level": record.get("level"), "status": record.get("status"), "assignee": record.get("assignee"),
             "recipient": recipient, "conversation_id": record.get("conversation_id"),
-            "task_id": record.get("task_id"),
+            "task_id": record.get("task_id"), "catch_up": catch_up,
         },
     }
 
 
 def enqueue(store: Store, conn: sqlite3.Connection, ops: OperationsFile, channels: list[str], event: str,
-            record: dict[str, Any], text: str, recipient: str = "assignee") -> int:
-    """Queue one message per channel target, inside the caller's transaction. Returns rows queued."""
-    body = json.dumps(payload(event, record, text, recipient), ensure_ascii=False)
+            record: dict[str, Any], text: str, recipient: str = "assignee", catch_up: bool = False) -> int:
+    """Queue one message per channel target, inside the caller's transaction. Returns rows queued.
+    ``catch_up``: a fail-safe notice sent late after downtime; the log channel summarises those."""
+    body = json.dumps(payload(event, record, text, recipient, catch_up), ensure_ascii=False)
     now, queued = store.now(), 0
     for name in dict.fromkeys(channels):
         channel = ops.notifications.channels[name]
@@ -85,8 +86,12 @@ def deliver(store: Store, ops: OperationsFile, now: datetime | None = None, send
             (iso(now), limit))]
         for row in rows:  # claim them so a concurrent deliverer skips them
             conn.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (iso(now + CLAIM), row["id"]))
+    caught_up: list[dict[str, Any]] = []
     for row in rows:
         channel = ops.notifications.channels.get(row["channel"])
+        if channel is not None and channel.kind == "log" and _is_catch_up(row):
+            caught_up.append(row)  # one summary line below instead of a warning each
+            continue
         try:
             _send(row, channel, send)
         except Exception as exc:  # noqa: BLE001 - any failure of a receiver is recorded, never raised
@@ -96,7 +101,27 @@ def deliver(store: Store, ops: OperationsFile, now: datetime | None = None, send
                 conn.execute("UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, "
                              "last_error = NULL WHERE id = ?", (iso(now), row["id"]))
             report.sent += 1
+    if caught_up:
+        _log_catch_up(store, now, caught_up)
+        report.sent += len(caught_up)
     return report
+
+
+def _is_catch_up(row: dict[str, Any]) -> bool:
+    return bool(json.loads(row["payload"]).get("escalation_matrix", {}).get("catch_up"))
+
+
+def _log_catch_up(store: Store, now: datetime, rows: list[dict[str, Any]]) -> None:
+    ids = list(dict.fromkeys(r["escalation_id"] for r in rows))
+    stages: dict[str, int] = {}
+    for r in rows:
+        stages[r["event"]] = stages.get(r["event"], 0) + 1
+    with store.transaction() as conn:
+        conn.executemany("UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL "
+                         "WHERE id = ?", [(iso(now), r["id"]) for r in rows])
+    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    log.warning("%d overdue escalations caught up after a pause (%s): %s; `escalation-matrix show ID` has each one",
+                len(ids), ", ".join(f"{n} {stage.replace('_', ' ')}" for stage, n in stages.items()), shown)
 
 
 def _send(row: dict[str, Any], channel: Channel | None, send: Sender) -> None:

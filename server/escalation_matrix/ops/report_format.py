@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
+from typing import Any
 
 from .reports import Report, seconds_label
 
 FORMATS = ("text", "json", "csv")
+NAME_MAX = 60  # widest name column in the text report; longer names end in an ellipsis
+
+
+def _fit(name: str, width: int) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def _pct(value: float | None) -> str:
@@ -29,11 +36,15 @@ def to_text(r: Report) -> str:
         out.append(f"{line.name:<14}{line.resolved:>9}{seconds_label(line.median_seconds):>9}"
                    f"{seconds_label(line.p90_seconds):>9}{seconds_label(line.target_seconds):>9}"
                    f"{_pct(line.within_target):>9}")
-    for title, table in (("by source", r.by_source), ("by type", r.by_type), ("by routing level", r.by_level),
-                         ("by reason", r.by_reason), ("resolution methods", r.resolution_methods)):
+    tables = (("by source", r.by_source), ("by type", r.by_type), ("by routing level", r.by_level),
+              ("by reason", r.by_reason), ("resolution methods", r.resolution_methods))
+    # one name column for every table, as wide as the longest name (a reason is free text: capped)
+    width = min(NAME_MAX, max([len(name) for _, table in tables for name in table] + [12]))
+    for title, table in tables:
         total = sum(table.values()) or 1
         out += ["", title]
-        out += [f"  {name:<44}{count:>7}  {count / total:>7.1%}" for name, count in table.items()] or ["  (none)"]
+        out += [f"  {_fit(name, width):<{width}}  {count:>7}  {count / total:>7.1%}"
+                for name, count in table.items()] or ["  (none)"]
     out += ["", f"blocked tasks ({len(r.blocked)})"]
     out += [f"  {b['id']}  task {b['task_id'] or '-'}  {b['severity']}  {b['assignee'] or '-'}  since {b['blocked_at']}"
             for b in r.blocked[:50]] or ["  (none)"]
@@ -51,17 +62,28 @@ def to_csv(r: Report) -> str:
     w.writerow(["decisions", "total", r.decisions, "", ""])
     for line in r.rates:
         w.writerow(["rate", line.name, "" if line.rate is None else round(line.rate, 6), line.target, line.status])
-    for line in r.resolution:
-        w.writerow(["resolution_median_seconds", line.name, line.median_seconds or "", line.target_seconds or "",
-                    "" if line.within_target is None else round(line.within_target, 4)])
+    for line in r.resolution:  # status holds only a status word; the share within target is a row of its own
+        median_status = "" if line.median_seconds is None or line.target_seconds is None else (
+            "ok" if line.median_seconds <= line.target_seconds else "above target")
+        w.writerow(["resolution_resolved", line.name, line.resolved, "", ""])
+        w.writerow(["resolution_median_seconds", line.name, _num(line.median_seconds), _num(line.target_seconds),
+                    median_status])
+        w.writerow(["resolution_p90_seconds", line.name, _num(line.p90_seconds), _num(line.target_seconds), ""])
+        w.writerow(["resolution_within_target", line.name,
+                    "" if line.within_target is None else round(line.within_target, 4), "", ""])
     for section, table in (("source", r.by_source), ("type", r.by_type), ("level", r.by_level),
                            ("reason", r.by_reason), ("resolution_method", r.resolution_methods)):
         for name, count in table.items():
             w.writerow([section, name, count, "", ""])
     w.writerow(["blocked", "total", len(r.blocked), "", ""])
     for p in r.trend:
-        w.writerow(["trend_rate", p.start, "" if p.rate is None else round(p.rate, 6), "", p.decisions])
+        w.writerow(["trend_decisions", p.start, p.decisions, "", ""])
+        w.writerow(["trend_rate", p.start, "" if p.rate is None else round(p.rate, 6), "", ""])
     return buf.getvalue()
+
+
+def _num(value: float | None) -> str | float:
+    return "" if value is None else value
 
 
 def render_report(r: Report, fmt: str) -> str:
@@ -72,27 +94,55 @@ def render_report(r: Report, fmt: str) -> str:
     return to_text(r)
 
 
-def chart(r: Report, path: str | Path) -> Path:
-    """A PNG of the total and per-severity rate over the trend buckets, with the total target."""
-    import matplotlib
+def _pyplot() -> Any:
+    """matplotlib is an optional extra: without it the chart says how to get it."""
+    try:
+        import matplotlib
+    except ImportError:
+        from ..errors import DependencyError
 
+        raise DependencyError("the chart needs matplotlib; install it with: pip install 'escalation-matrix[charts]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def figure(r: Report) -> Any:
+    """The chart as a matplotlib figure: the total and per-severity rate per trend bucket, with
+    the total target. A bucket without decisions has no rate and is drawn as a gap, not as 0 %;
+    the legend sits beside the plot so it never covers a point."""
+    plt = _pyplot()
+
+    def pct(value: float | None) -> float:
+        return math.nan if value is None else value * 100
+
+    x = list(range(len(r.trend)))
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
+    ax.plot(x, [pct(p.rate) for p in r.trend], marker="o", linewidth=2, label="total")
+    for sev in ("L1", "L2", "L3", "L4"):
+        ax.plot(x, [pct(p.by_severity.get(sev)) for p in r.trend], marker=".", linewidth=1, label=sev)
+    total = next(line for line in r.rates if line.name == "total")
+    ax.axhline(total.target * 100, color="red", linestyle="--", linewidth=1, label="total target")
+    empty = [i for i, p in enumerate(r.trend) if not p.decisions]
+    if empty:  # say why a line breaks
+        ax.plot([], [], " ", label=f"no data: {len(empty)} of {len(x)}")
+    ax.set_xticks(x, [p.start[:10] for p in r.trend])
+    ax.set_title(f"Escalation rate ({r.period}, {r.start[:10]} to {r.end[:10]})")
+    ax.set_ylabel("% of decisions")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+    ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def chart(r: Report, path: str | Path) -> Path:
+    """Write ``figure(r)`` as a PNG."""
+    plt = _pyplot()
     path = Path(path)
-    labels = [p.start[:10] for p in r.trend]
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
+    fig = figure(r)
     try:
-        ax.plot(labels, [(p.rate or 0) * 100 for p in r.trend], marker="o", linewidth=2, label="total")
-        for sev in ("L1", "L2", "L3", "L4"):
-            ax.plot(labels, [(p.by_severity.get(sev) or 0) * 100 for p in r.trend], linewidth=1, label=sev)
-        total = next(line for line in r.rates if line.name == "total")
-        ax.axhline(total.target * 100, color="red", linestyle="--", linewidth=1, label="total target")
-        ax.set_title(f"Escalation rate ({r.period}, {r.start[:10]} to {r.end[:10]})")
-        ax.set_ylabel("% of decisions")
-        ax.legend(loc="upper right", fontsize=8)
-        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
-        fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png")
     finally:
