@@ -32,9 +32,9 @@ def measure(path: Path) -> tuple[list[tuple[str, str, int, int, Counter]], int]:
         if not (rule.keywords or rule.patterns):
             continue
         compiled = CompiledRule.of(rule)
-        # the rule's text test only: its conditions are about a structured context these items lack
-        text_only = compiled.__class__(rule.model_copy(update={"conditions": []}), compiled.keywords, compiled.patterns)
-        fired = [i for i, t in enumerate(texts) if text_only.match(t, {})]
+        # as shipped, on a request with no structured context: a rule that needs a field set (an
+        # environment, a granted capability) does not fire on these items
+        fired = [i for i, t in enumerate(texts) if compiled.match(t, items[i].context or {})]
         labels = Counter(items[i].label for i in fired)
         rows.append((rule.name, rule.type.value, len(fired), labels.get(rule.type.value, 0), labels))
     engine = RuleEngine([], policy.classifier.contradictions)
@@ -69,7 +69,7 @@ def annotate(path: Path, rows, source: str) -> None:
         m = re.match(r"(\s*)- name: (\S+)", line)
         if m and m.group(2) in figures:
             fires, right = figures[m.group(2)]
-            prec = f"{right / fires:.2f} ({right}/{fires})" if fires else "n/a (fires on none)"
+            prec = f"{right / fires:.2f} ({right}/{fires})" if fires else "n/a (fires on none of its requests)"
             out.append(f"{m.group(1)}# precision on {source}: {prec}")
         out.append(line)
     path.write_text("\n".join(out) + "\n", encoding="utf-8")

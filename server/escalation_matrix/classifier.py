@@ -133,6 +133,12 @@ class Classifier:
         # exemplars the shipped model was not trained on: a policy author's additions, which the
         # nearest-exemplar check lets take effect before any retraining
         self.new = np.array([self.model.is_new(e.type.value, e.text) for e in exemplars] if self.model else [], bool)
+        # compared on the base encoder, which recognises paraphrases; the fine-tuned one groups by type
+        self.new_vectors = (
+            cached_vectors(self.base_embedder, [e.text for e, n in zip(exemplars, self.new) if n],
+                           content_hash([e for e, n in zip(exemplars, self.new) if n]), cache or cache_dir())
+            if self.new.any() else None
+        )
         self.rules = RuleEngine(policy.rules.rules, self.settings.contradictions)
         self.scorer = self._scorer()
 
@@ -186,8 +192,18 @@ class Classifier:
         vectors = self.embedder.encode(texts) if texts else np.zeros((0, self.vectors.shape[1]), np.float32)
         sims = vectors @ self.vectors.T
         scores = self.scorer.scores(vectors, sims)
-        results = [self._classification(t, s, row, c) for t, s, row, c in zip(texts, sims, scores, ctxs)]
+        news = self._new_exemplars(texts)
+        results = [self._classification(t, s, row, c, n) for t, s, row, c, n in zip(texts, sims, scores, ctxs, news)]
         return results, vectors
+
+    def _new_exemplars(self, texts: list[str]) -> list[tuple[EscalationType, float] | None]:
+        """Per request, the closest exemplar added since the model was trained, and how close."""
+        if self.new_vectors is None or not texts:
+            return [None] * len(texts)
+        sims = self.base_embedder.encode(texts) @ self.new_vectors.T
+        idx = np.flatnonzero(self.new)
+        best = sims.argmax(axis=1)
+        return [(self.exemplars[idx[b]].type, float(row[b])) for row, b in zip(sims, best)]
 
     def score(self, requests: list[str]) -> tuple[np.ndarray, list[tuple[EscalationType, float]]]:
         """Per-type scores (columns follow ``TYPES``) and the nearest exemplar of many requests."""
@@ -201,23 +217,18 @@ class Classifier:
         va, vb = self.similarity_vectors([a, b])
         return float(va @ vb)
 
-    def verdict(self, text: str, sims: np.ndarray, scores: np.ndarray, matches: list[RuleMatch]) -> Verdict:
+    def verdict(self, sims: np.ndarray, scores: np.ndarray, matches: list[RuleMatch],
+                new: tuple[EscalationType, float] | None = None) -> Verdict:
         order = self.policy.matrix.order
         if self.model is not None:
-            return decide_trained(scores, matches, self.settings.trained, order, self._new_exemplar(sims))
+            return decide_trained(scores, matches, self.settings.trained, order, new)
         top = int(np.argmax(sims))
         return decide(scores, matches, self.settings, order, nearest=(self.exemplars[top].type, float(sims[top])))
 
-    def _new_exemplar(self, sims: np.ndarray) -> tuple[EscalationType, float] | None:
-        if not self.new.any():
-            return None
-        idx = np.flatnonzero(self.new)
-        best = idx[int(np.argmax(sims[idx]))]
-        return self.exemplars[best].type, float(sims[best])
-
-    def _classification(self, text: str, sims: np.ndarray, scores: np.ndarray, ctx: dict[str, Any]) -> Classification:
+    def _classification(self, text: str, sims: np.ndarray, scores: np.ndarray, ctx: dict[str, Any],
+                        new: tuple[EscalationType, float] | None = None) -> Classification:
         matches = self.rules.match(text, ctx)
-        verdict = self.verdict(text, sims, scores, matches)
+        verdict = self.verdict(sims, scores, matches, new)
         n = min(self.settings.explain, sims.size)
         nearest = np.argpartition(-sims, n - 1)[:n] if n else np.array([], dtype=int)
         nearest = nearest[np.argsort(-sims[nearest])]

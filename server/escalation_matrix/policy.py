@@ -145,7 +145,7 @@ class TrainedDecision(Strict):
                           description="Another type escalates when its probability beats P(none) by this.")
     margins: dict[EscalationType, float] = Field(default_factory=dict, description="Per-type margins (override margin).")
     new_exemplar_similarity: float = Field(
-        default=0.85, gt=0, le=1.01,
+        default=0.8, gt=0, le=1.01,
         description="An exemplar added since training at least this similar to the request decides its type.",
     )
     rules_decide: bool = Field(default=True, description="Escalating text rules decide before the model.")

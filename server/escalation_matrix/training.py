@@ -130,6 +130,7 @@ def file_inputs(path: Path) -> dict:
 def cross_validate(
     items: list[Item], policy: Policy, config: finetune.TrainConfig, k: int = 5,
     progress: Callable[[int, int], Progress] | None = None,
+    on_fold: Callable[[int, Report], None] | None = None,
 ) -> tuple[Report, list[Report]]:
     """The whole procedure (train, calibrate, fit the decision) on k-1 folds, measured on the
     fold left out; returns the pooled report and one per fold."""
@@ -152,6 +153,8 @@ def cross_validate(
                                                                   [i.context for i in test_items])]
         fold_gold = [i.label or "none" for i in test_items]
         per_fold.append(evaluate(fold_gold, got))
+        if on_fold:
+            on_fold(n, per_fold[-1])
         gold += fold_gold
         pred += got
     return evaluate(gold, pred), per_fold

@@ -323,8 +323,13 @@ def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, s
         return update
 
     if cv_folds:
+        def on_fold(n: int, rep: Any) -> None:
+            click.echo(f"fold {n + 1}/{cv_folds}: macro-F1 {rep.macro_f1:.3f}, none escalated "
+                       f"{rep.none_escalated:.3f}, safety recall {rep.safety_recall:.3f} ({rep.total} items)")
+            sys.stdout.flush()
+
         pooled, per_fold = cross_validate(items, policy, config, cv_folds,
-                                          progress=lambda n, k: progress_for(f"fold {n + 1}/{k}"))
+                                          progress=lambda n, k: progress_for(f"fold {n + 1}/{k}"), on_fold=on_fold)
         from ..evaluate import format_report
 
         click.echo(f"{cv_folds}-fold cross-validation on {Path(file).name} (pooled over folds):")
