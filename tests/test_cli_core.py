@@ -170,7 +170,8 @@ def test_fit_writes_thresholds_into_classifier_yaml_keeping_comments(data_copy, 
     src = tmp_path / "labelled.jsonl"
     src.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in LABELLED))
     path = data_copy / "policies/classifier.yaml"
-    path.write_text(re.sub(r"^thresholds:.*$", "thresholds: {}", path.read_text(), flags=re.M))
+    text = re.sub(r"^thresholds:.*$", "thresholds: {}", path.read_text(), flags=re.M)
+    path.write_text(re.sub(r"^method: trained$", "method: knn", text, flags=re.M))  # per-type thresholds
     before = path.read_text()
     result = run("fit", str(src), root=data_copy)
     assert result.exit_code == 0, result.output
@@ -181,6 +182,22 @@ def test_fit_writes_thresholds_into_classifier_yaml_keeping_comments(data_copy, 
                                "safety", "technical"}
     assert run("policy", "check", str(data_copy)).exit_code == 0
     assert before != after
+
+
+@pytest.mark.model
+def test_fit_with_the_trained_model_writes_the_decision_values_keeping_comments(data_copy, tmp_path):
+    src = tmp_path / "labelled.jsonl"
+    src.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in LABELLED))
+    path = data_copy / "policies/classifier.yaml"
+    path.write_text(re.sub(r"^(  safety:).*$", r"\1 0.9", path.read_text(), flags=re.M))
+    result = run("fit", str(src), root=data_copy)
+    assert result.exit_code == 0, result.output
+    after = path.read_text()
+    assert "# escalate as safety when P(safety) reaches this" in after
+    decision = yaml.safe_load(after)["trained"]
+    assert f"safety >= {decision['safety']}, margin {decision['margin']}" in result.output
+    assert decision["safety"] < 0.9 and decision["folder"] == "bundled"
+    assert run("policy", "check", str(data_copy)).exit_code == 0
 
 
 @pytest.mark.model
@@ -220,6 +237,7 @@ def test_fit_shared_writes_one_threshold_for_all_types_but_safety(data_copy, tmp
     src = tmp_path / "labelled.jsonl"
     src.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in LABELLED))
     path = data_copy / "policies/classifier.yaml"
+    path.write_text(re.sub(r"^method: trained$", "method: knn", path.read_text(), flags=re.M))
     before = yaml.safe_load(path.read_text())["thresholds"]
     result = run("fit", "--shared", str(src), root=data_copy)
     assert result.exit_code == 0, result.output

@@ -118,7 +118,7 @@ class Classifier:
         # the fine-tuned model, or a wrapper of it (anything with ``probabilities``); an explicit
         # plain embedder (the fast test embedder) scores by nearest exemplars instead
         self.model: TrainedModel | None = None
-        if self.settings.method == "trained":
+        if uses_trained(self.settings):
             if embedder is None:
                 embedder = load_trained(self.settings)
             if hasattr(embedder, "probabilities"):
@@ -291,7 +291,13 @@ class ModelScorer:
 def serving_embedder(settings: ClassifierFile) -> Embedder:
     """What encodes requests for ``settings``: the fine-tuned model (method: trained) or the plain
     sentence encoder. Wrappers (batching, progress) keep the model's methods reachable."""
-    return load_trained(settings) if settings.method == "trained" else get_embedder(settings.model)
+    return load_trained(settings) if uses_trained(settings) else get_embedder(settings.model)
+
+
+def uses_trained(settings: ClassifierFile) -> bool:
+    """The fine-tuned model sits on the real encoder; on the fast test embedder (``model: fake``)
+    requests are scored by their nearest exemplars instead."""
+    return settings.method == "trained" and not settings.model.startswith("fake")
 
 
 def trained_folder(settings: ClassifierFile) -> Path:

@@ -172,7 +172,9 @@ def policy_check(state: AppState, folder: str | None) -> None:
     click.echo(f"ok: {loaded.paths.policies} ({len(loaded.rules.rules)} rules), "
                f"{loaded.paths.phrases} ({', '.join(loaded.phrases.formats)} templates), "
                f"{loaded.paths.embeddings} ({len(loaded.exemplars)} exemplars over {len(types)} types)")
-    if loaded.classifier.method == "trained":
+    from ..classifier import uses_trained
+
+    if uses_trained(loaded.classifier):
         _check_trained(loaded)
 
 
