@@ -124,6 +124,12 @@ MIGRATIONS: list[str] = [
         BEGIN INSERT OR REPLACE INTO counters VALUES ('audit-length', NEW.seq); END;
     INSERT OR REPLACE INTO counters SELECT 'audit-length', COALESCE(MAX(seq), 0) FROM audit;
     """,
+    # 3: security (issue 13): which agent principal owns a conversation
+    """
+    CREATE TABLE conversation_owners (
+        conversation_id TEXT PRIMARY KEY, principal TEXT NOT NULL, created_at TEXT NOT NULL
+    );
+    """,
 ]
 
 JSON_FIELDS = ("options", "context")
