@@ -57,6 +57,9 @@ class ConversationGuard:
         self.classifier = classifier
         self.store = store
         self.settings = policy.conversation
+        from .ops.policy import operations_policy
+
+        store.redactor = operations_policy(policy).redaction.redactor()
 
     # --- read-only ---
     def classify(self, request: str, context: dict | None = None) -> EscalationResult:
@@ -308,6 +311,9 @@ class ConversationGuard:
                          task_id=ask.task_id, data={"tool": ask.tool, "type": etype.value, "trigger": trigger,
                                                     "severity": severity.value, "request": ask.request,
                                                     "question": text.question})
+        from .ops.notify import announce  # the same on-create notification as operator and pipeline records
+
+        announce(self.store, conn, self.policy, esc_id, text.issue)
         return esc_id
 
 
