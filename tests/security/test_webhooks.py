@@ -199,3 +199,18 @@ def test_caller_text_cannot_ping_a_channel_or_plant_a_link(store, receivers):
     shown = message["text"] + message["blocks"][0]["text"]["text"]
     assert "<!channel>" not in shown and "<https://" not in shown and "<!here>" not in shown
     assert "&lt;!channel&gt; &lt;https://evil.example/login|Click here&gt; &amp; more" in message["text"]
+
+
+def test_two_deliverers_at_once_send_each_message_once(store, receivers):
+    hook = receivers("ok", hold=0.3)
+    ops = ops_policy(hook.url, timeout="5s")
+    for i in range(6):
+        Operations(store, ops).create(f"Refund {i}", severity="L2")
+    other = Store(store.path)  # a second server process's connection to the same file
+    threads = [threading.Thread(target=notify.deliver, args=(s, ops)) for s in (store, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(hook.bodies) == 6
+    assert len({json.loads(b)["escalation_matrix"]["escalation_id"] for b in hook.bodies}) == 6
