@@ -36,6 +36,9 @@ from .errors import InputError
 
 SESSION_KEY = "escalation_matrix.session"
 LOCAL_OPERATOR = Principal("operator", "operator", personal=False)
+# the shared ESCALATION_MATRIX_TOKEN opens the console as an operator, but its MCP clients are agents:
+# operator powers on /mcp need a personal operator token from the tokens file
+SHARED_AGENT = Principal("agent", "agent", personal=False)
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -232,7 +235,7 @@ class HttpSecurity:
             return self._unauthorized(console)
         if not console:
             if principal is not None:
-                return principal, None, None
+                return (SHARED_AGENT if principal is LOCAL_OPERATOR else principal), None, None
             return (LOCAL_AGENT, None, None) if not self.tokens else self._unauthorized(console)
         session = self.sessions.get(_cookie(headers, self.COOKIE))
         if session is not None and (principal is None or principal == session.principal):

@@ -131,3 +131,14 @@ async def test_one_agent_cannot_read_use_or_answer_another_agents_conversation(p
         back = await call(supervisor, "respond", escalation_id=made["escalation_id"], answer="I took it over")
     assert back["action"] == "proceed"
     assert Store(principals.db).escalation(made["escalation_id"])["answered_by"] == "ana"
+
+
+@pytest.mark.slow
+async def test_the_shared_token_is_an_agent_on_mcp(serve):
+    served = serve()  # ESCALATION_MATRIX_TOKEN only
+    from serving import OPERATOR_TOKEN
+
+    async with http(served.base, OPERATOR_TOKEN) as client:
+        made = await handoff(client, "chat-9")
+        message = await refused(client, "respond", escalation_id=made["escalation_id"], answer="mine now")
+    assert "hand-off" in message
