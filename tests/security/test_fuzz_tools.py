@@ -18,7 +18,8 @@ from escalation_matrix.store import Store
 
 TEXT = st.one_of(
     st.text(max_size=60),
-    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3),  # lone surrogates
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"]),
+            min_size=1, max_size=3),  # lone surrogates
     st.sampled_from(["", "   ", "Deploy the new build", "<!channel>", "x" * 20_000, "I want to kill myself",
                      "Charge card 4111 1111 1111 1111", "\x00\x01", "ESC-2026-001"]),
 )
@@ -27,7 +28,10 @@ SCALAR = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**30), ma
 JSONISH = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                         st.dictionaries(st.text(max_size=8), inner, max_size=4)),
                        max_leaves=12)
-ANY = st.one_of(SCALAR, JSONISH)
+HOSTILE = st.sampled_from([10**400, -(10**400), 2**63, float("nan"), float("inf"), "\ud800", "ok \udfff", "x" * 40_000,
+                           {"estimated_cost": 10**400}, {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}},
+                           {"note": "\ud83d"}, [], {}, -1, 0, True])
+ANY = st.one_of(HOSTILE, SCALAR, JSONISH)
 PARAMS = {
     "classify": ["request", "context"],
     "escalate": ["conversation_id", "request", "task_id", "question", "options", "details", "context"],
