@@ -36,9 +36,10 @@ from .errors import InputError
 
 SESSION_KEY = "escalation_matrix.session"
 LOCAL_OPERATOR = Principal("operator", "operator", personal=False)
-# the shared ESCALATION_MATRIX_TOKEN opens the console as an operator, but its MCP clients are agents:
+# the shared ESCALATION_MATRIX_TOKEN opens the console as an operator, but its MCP clients are the
+# default agent, the same principal as a stdio client (replicas of one agent share conversations);
 # operator powers on /mcp need a personal operator token from the tokens file
-SHARED_AGENT = Principal("agent", "agent", personal=False)
+SHARED_AGENT = LOCAL_AGENT
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
