@@ -203,7 +203,7 @@ def test_two_deliverers_at_once_send_each_message_once(store, receivers):
     ops = ops_policy(hook.url, timeout="5s")
     for i in range(6):
         Operations(store, ops).create(f"Refund {i}", severity="L2")
-    other = Store(store.path)  # a second server process's connection to the same file
+    other = Store(store.path, clock=store.clock)  # a second server process on the same file and clock
     threads = [threading.Thread(target=notify.deliver, args=(s, ops)) for s in (store, other)]
     for thread in threads:
         thread.start()
