@@ -47,7 +47,10 @@ def client(app):
 
 
 def csrf(client: TestClient) -> str:
-    return client.cookies[console.CSRF_COOKIE]
+    """The CSRF token the console page put in its forms (bound to this browser's session)."""
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/console").text)
+    assert found, "no CSRF field on the console page"
+    return found.group(1)
 
 
 def post(client: TestClient, esc_id: str, action: str, **fields: str):

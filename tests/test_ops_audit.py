@@ -80,7 +80,7 @@ def test_an_edited_entry_is_reported_with_its_sequence_number(filled):
     assert "edited" in result.problems[0]
 
 
-def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(filled):
+def test_an_edit_with_a_recomputed_hash_breaks_the_next_link_and_its_own_signature(filled):
     from escalation_matrix.store import entry_hash
     from escalation_matrix.ops.audit import FIELDS
 
@@ -92,8 +92,10 @@ def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(filled):
     conn.execute("UPDATE audit SET actor = 'mallory', hash = ? WHERE seq = 2", (forged,))
     conn.close()
     result = check(filled)
-    assert not result.ok and result.first_bad_seq == 3
-    assert "prev_hash" in result.problems[0]
+    # the re-hashed entry is caught by its keyed signature, the next one by its broken link
+    assert not result.ok and result.first_bad_seq == 2
+    assert "not signed with the audit key" in result.problems[0]
+    assert any(p.startswith("entry 3:") and "prev_hash" in p for p in result.problems)
 
 
 def test_a_deleted_entry_is_reported(filled):

@@ -3,9 +3,11 @@ their response target, each shown as its card (the locale's HTML template, escap
 answer, assign, raise, note and close. Plain server-rendered HTML; every action is a POST followed
 by a redirect back (Post/Redirect/Get) and a one-line flash of what happened.
 
-Access: the HTTP server's bearer-token middleware guards every path; a browser opens
-``/console?token=...`` once and keeps an HttpOnly session cookie (see ``mcp_app.BearerAuth``).
-Forms carry a per-browser CSRF token (cookie + hidden field, compared in constant time).
+Access: ``http_security.HttpSecurity`` guards every path (Host and Origin checks, tokens, operator
+principals only); a browser opens ``/console?token=...`` once and keeps a server-side session.
+Forms carry that session's CSRF token (hidden field, compared in constant time with the session's,
+never with a cookie a neighbouring page could plant). Actions are signed with the session's
+operator: the token's principal, or the name the holder of a shared token gave for this session.
 
 ``routes(guard)`` is what ``escalation-matrix serve --transport http`` mounts."""
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from starlette.routing import Route
 from . import console_charts, console_views
 from .card import duration_label, response_target
 from .errors import EscalationMatrixError, InputError
+from .http_security import Session, session_of
 from .models import Severity
 from .ops.records import Operations
 from .render import render
@@ -38,8 +40,6 @@ from .store import parse_iso
 log = logging.getLogger(__name__)
 
 PREFIX = "/console"
-CSRF_COOKIE = "escalation_matrix_csrf"
-OPERATOR_COOKIE = "escalation_matrix_operator"
 FLASH_COOKIE = "escalation_matrix_flash"
 DEFAULT_OPERATOR = "operator"
 SEVERITY_ORDER = (Severity.L4, Severity.L3, Severity.L2, Severity.L1)
@@ -194,6 +194,7 @@ class Console:
             Route(f"{PREFIX}/dashboard", self.dashboard, methods=["GET"]),
             Route(PREFIX + "/escalations/{esc_id}", self.escalation, methods=["GET"]),
             Route(f"{PREFIX}/operator", self.set_operator, methods=["POST"]),
+            Route(f"{PREFIX}/logout", self.logout, methods=["POST"]),
             Route(PREFIX + "/escalations/{esc_id}/{action}", self.act, methods=["POST"]),
         ]
 
@@ -202,15 +203,16 @@ class Console:
         filters = console_views.Filters.parse(request.query_params)
         paged, overdue = await run_in_threadpool(console_views.open_page, self.ops, filters, now, Entry)
         groups = group_entries(paged.items)
-        csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+        session = session_of(request)
+        if session is None:  # the security layer opens one for every page view
+            return HTMLResponse(_EXPIRED, status_code=403)
         flash = _read_flash(request.cookies.get(FLASH_COOKIE))
         page = TEMPLATES.get_template("console.html.j2").render(
-            groups=groups, csrf=csrf, flash=flash, operator=_operator(request), now=now,
+            groups=groups, csrf=session.csrf, flash=flash, operator=session.operator,
+            operator_fixed=session.principal.personal, now=now,
             total=paged.total, overdue=overdue, prefix=PREFIX, filters=filters, paged=paged, **_choices(self.ops))
         response = HTMLResponse(page, headers={"Cache-Control": "no-store", "Content-Security-Policy":
                                                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"})
-        if request.cookies.get(CSRF_COOKIE) != csrf:
-            _cookie(response, CSRF_COOKIE, csrf)
         if flash:
             response.delete_cookie(FLASH_COOKIE, path=PREFIX)
         return response
@@ -265,13 +267,27 @@ class Console:
                                                      "Response time by severity and routing level against target")))
 
     async def set_operator(self, request: Request) -> Response:
+        """With a token a team shares, the holder gives the name that signs this session's actions
+        (kept in the server-side session). A personal token's name cannot be changed."""
         form = await self._form(request)
         if isinstance(form, Response):
             return form
+        session: Session = session_of(request)  # type: ignore[assignment]  (checked by _form)
+        if session.principal.personal:
+            return _back("error", f"you are signed in as {session.principal.name}; that name signs your actions")
         name = " ".join((form.get("operator") or "").split())[:80]
-        response = _back("ok", f"Working as {name}." if name else "Give your name to sign your actions.")
         if name:
-            _cookie(response, OPERATOR_COOKIE, quote(name))
+            session.operator_name = name
+        return _back("ok", f"Working as {name}." if name else "Give your name to sign your actions.")
+
+    async def logout(self, request: Request) -> Response:
+        form = await self._form(request)
+        if isinstance(form, Response):
+            return form
+        session_of(request).ended = True  # type: ignore[union-attr]
+        response = HTMLResponse("<!doctype html><title>Signed out</title><p>Signed out of the escalation console. "
+                                f'<a href="{PREFIX}">Open it again</a> (with your token).</p>')
+        response.delete_cookie("escalation_matrix_session", path=PREFIX)
         return response
 
     async def act(self, request: Request) -> Response:
@@ -283,7 +299,7 @@ class Console:
         if handler is None:
             return _back("error", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
         try:
-            done = await run_in_threadpool(handler, self.ops, esc_id, form, _operator(request))
+            done = await run_in_threadpool(handler, self.ops, esc_id, form, session_of(request).operator)  # type: ignore[union-attr]
         except EscalationMatrixError as exc:
             return _back("error", str(exc))
         except Exception:
@@ -293,13 +309,12 @@ class Console:
         return _back("ok", done)
 
     async def _form(self, request: Request) -> dict[str, str] | Response:
-        """The posted fields, or a 403 when the CSRF field does not match this browser's cookie."""
+        """The posted fields, or a 403 when the CSRF field is not this session's token."""
+        session = session_of(request)
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        expected = request.cookies.get(CSRF_COOKIE, "")
-        if not expected or not hmac.compare_digest(form.get("csrf", "").encode(), expected.encode()):
-            return HTMLResponse("<!doctype html><title>Form expired</title><p>This form is out of date or came "
-                                f'from another site. <a href="{PREFIX}">Reload the console</a> and submit again.</p>',
-                                status_code=403)
+        given = form.get("csrf", "").encode("utf-8", "replace")
+        if session is None or not hmac.compare_digest(given, session.csrf.encode()):
+            return HTMLResponse(_EXPIRED, status_code=403)
         return form
 
 
@@ -317,8 +332,8 @@ def _choices(ops: Operations) -> dict[str, Any]:
             "assignees": sorted({lvl.assignee for lvl in ops.ops.levels.values()})}
 
 
-def _operator(request: Request) -> str:
-    return unquote(request.cookies.get(OPERATOR_COOKIE, "")).strip() or DEFAULT_OPERATOR
+_EXPIRED = ("<!doctype html><title>Form expired</title><p>This form is out of date or came from another site. "
+            f'<a href="{PREFIX}">Reload the console</a> and submit again.</p>')
 
 
 def _cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:

@@ -88,11 +88,19 @@ class CachingEmbedder:
             return
         try:
             vectors = self.inner.encode([t for job in batch for t in job.texts])
-        except BaseException as exc:  # every waiting caller gets the same error
+        except Exception:  # one caller's bad text must not fail the others: encode each job alone
+            for job in batch:
+                try:
+                    job.vectors = self.inner.encode(job.texts)
+                except Exception as exc:
+                    job.error = exc
+                job.done.set()
+            return
+        except BaseException as exc:  # the process is stopping: nobody may wait forever
             for job in batch:
                 job.error = exc
                 job.done.set()
-            return
+            raise
         start = 0
         for job in batch:
             job.vectors = vectors[start : start + len(job.texts)]

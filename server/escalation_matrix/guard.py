@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import guard_results as out
+from .access import check_agent_answer
 from .matching import has_capability, minor_preference, most_similar, needed_capabilities, normalise_capability
 from .classifier import Classifier
 from .errors import NotFoundError, StateError
@@ -56,6 +57,9 @@ class ConversationGuard:
         self.classifier = classifier
         self.store = store
         self.settings = policy.conversation
+        from .ops.policy import operations_policy
+
+        store.redactor = operations_policy(policy).redaction.redactor()
 
     # --- read-only ---
     def classify(self, request: str, context: dict | None = None) -> EscalationResult:
@@ -138,8 +142,10 @@ class ConversationGuard:
             "phrase": text.phrase, "message": self.policy.phrases.message("md", **text.variables()),
             "options": text.options, "default": None})
 
-    def respond(self, escalation_id: str, answer: str, responder: str = "operator") -> EscalationResult:
-        return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars)
+    def respond(self, escalation_id: str, answer: str, responder: str = "operator", *, role: str = "operator",
+                conversation_id: str | None = None) -> EscalationResult:
+        return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars, role=role,
+                       conversation_id=conversation_id)
 
     def unlock_task(self, conversation_id: str, task_id: str, by: str, reason: str) -> None:
         unlock_task(self.store, conversation_id, task_id, by, reason)
@@ -305,18 +311,29 @@ class ConversationGuard:
                          task_id=ask.task_id, data={"tool": ask.tool, "type": etype.value, "trigger": trigger,
                                                     "severity": severity.value, "request": ask.request,
                                                     "question": text.question})
+        from .ops.notify import announce  # the same on-create notification as operator and pipeline records
+
+        announce(self.store, conn, self.policy, esc_id, text.issue)
         return esc_id
 
 
 def respond(store: Store, escalation_id: str, answer: str, responder: str = "operator",
-            max_chars: int = 8000) -> EscalationResult:
+            max_chars: int = 8000, *, role: str = "operator", conversation_id: str | None = None) -> EscalationResult:
     """Record a person's answer (agent tool, operator CLI or console alike): the escalation is
-    answered, a handed-off task comes back to the agent, and the agent is told to proceed."""
+    answered, a handed-off task comes back to the agent, and the agent is told to proceed.
+    ``role="agent"`` applies ``access.check_agent_answer`` (an agent never answers a hand-off, an L4
+    escalation or another conversation's or an operator's record)."""
     escalation_id = out.identifier(escalation_id, "escalation_id")
     answer = out.text(answer, "answer", max_chars)
     responder = out.identifier(responder, "responder")
+    conversation_id = out.identifier(conversation_id, "conversation_id", required=False)
     with store.transaction() as conn:
         record = store.escalation(escalation_id, conn)
+        if role == "agent":
+            task = None
+            if record["conversation_id"] is not None:
+                task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
+            check_agent_answer(record, task, conversation_id)
         if record["status"] not in OPEN_STATUSES:
             when = f" at {record['answered_at']}" if record.get("answered_at") else ""
             raise StateError(f"escalation {escalation_id} is already {record['status']}{when}; "

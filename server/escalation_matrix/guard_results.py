@@ -11,6 +11,9 @@ from .policy import ConversationFile
 
 MAX_ID_CHARS = 200
 MAX_OPTION_CHARS = 500
+MAX_CONTEXT_CHARS = 16_000  # the context as JSON
+MAX_CONTEXT_DEPTH = 5
+MAX_INT = 2**63 - 1  # what SQLite stores; larger numbers are not facts a rule compares
 
 INSTRUCTIONS = {
     Severity.L1: "Say the phrase (or show the message) to the person once, wait for the answer, then pass it to "
@@ -38,7 +41,18 @@ def identifier(value: Any, name: str, *, required: bool = True) -> str | None:
         raise InputError(f"{name} must be a non-empty string (for example 'chat-42')")
     if len(value) > MAX_ID_CHARS:
         raise InputError(f"{name} is {len(value)} characters long; use at most {MAX_ID_CHARS}")
+    valid_unicode(value, name)
     return value.strip()
+
+
+def valid_unicode(value: str, name: str) -> str:
+    """Refuse unpaired surrogates (not text: they break the model's tokenizer and the database)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{name} contains an unpaired surrogate ({value[exc.start]!a}) at position {exc.start}; "
+                         "send valid Unicode text") from None
+    return value
 
 
 def text(value: Any, name: str, limit: int, *, required: bool = True) -> str | None:
@@ -46,7 +60,9 @@ def text(value: Any, name: str, limit: int, *, required: bool = True) -> str | N
         return None
     if not isinstance(value, str):
         raise InputError(f"{name} must be a string, got {type(value).__name__}")
-    cleaned = " ".join(value.split())
+    if len(value) > 4 * limit + 1000:  # before any work on a huge value
+        raise InputError(f"{name} is {len(value)} characters long; shorten it to at most {limit}")
+    cleaned = valid_unicode(" ".join(value.split()), name)
     if not cleaned:
         if not required:
             return None
@@ -62,7 +78,11 @@ def options_list(value: Any, settings: ConversationFile) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InputError("options must be a list of strings, e.g. ['Follow the first', 'Follow the second']")
-    cleaned = [" ".join(v.split()) for v in value]
+    if len(value) > settings.max_options:
+        raise InputError(f"{len(value)} options given; offer at most {settings.max_options}")
+    if any(len(v) > 4 * MAX_OPTION_CHARS for v in value):
+        raise InputError(f"each option must be at most {MAX_OPTION_CHARS} characters")
+    cleaned = [valid_unicode(" ".join(v.split()), "an option") for v in value]
     if any(not v for v in cleaned):
         raise InputError("options must not contain empty strings")
     if len(cleaned) > settings.max_options:
@@ -77,7 +97,53 @@ def context_mapping(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InputError("context must be an object of fields, e.g. {\"environment\": \"production\"}")
+    _check_fact(value, "context", 0)
+    import json
+
+    size = len(json.dumps(value, ensure_ascii=False))
+    if size > MAX_CONTEXT_CHARS:
+        raise InputError(f"context is {size} characters as JSON; send at most {MAX_CONTEXT_CHARS} "
+                         "(only the facts the policy rules read)")
     return dict(value)
+
+
+def _check_fact(value: Any, where: str, depth: int) -> None:
+    """JSON values only, numbers SQLite can store, valid text, at most MAX_CONTEXT_DEPTH levels."""
+    if depth > MAX_CONTEXT_DEPTH:
+        raise InputError(f"{where} is nested deeper than {MAX_CONTEXT_DEPTH} levels; flatten the context")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise InputError(f"{where} is a number with {len(str(abs(value)))} digits; use a value between "
+                             f"-{MAX_INT} and {MAX_INT}")
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InputError(f"{where} must be a finite number")
+        return
+    if isinstance(value, str):
+        if len(value) > MAX_CONTEXT_CHARS:
+            raise InputError(f"{where} is {len(value)} characters long; send at most {MAX_CONTEXT_CHARS}")
+        valid_unicode(value, where)
+        return
+    if isinstance(value, dict):
+        if len(value) > 200:
+            raise InputError(f"{where} has {len(value)} fields; send at most 200")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputError(f"{where} has a key that is not a string: {key!r}")
+            valid_unicode(key, f"a key of {where}")
+            _check_fact(item, f"{where}.{key[:40]}", depth + 1)
+        return
+    if isinstance(value, (list, tuple)):
+        if len(value) > 200:
+            raise InputError(f"{where} has {len(value)} items; send at most 200")
+        for index, item in enumerate(value):
+            _check_fact(item, f"{where}[{index}]", depth + 1)
+        return
+    raise InputError(f"{where} must hold JSON values (text, numbers, true/false, lists, objects), "
+                     f"got {type(value).__name__}")
 
 
 # --- results ---

@@ -13,6 +13,7 @@ tool message starting with ``Error:`` that the model can read and correct; the l
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,8 @@ from pydantic import BaseModel, Field, create_model
 from .errors import EscalationMatrixError
 from .models import EscalationResult
 from .protocol import PROTOCOL_PROMPT
+
+log = logging.getLogger(__name__)
 
 # The same protocol the MCP server's prompt teaches, plus how results look through these tools.
 ESCALATION_PROTOCOL = PROTOCOL_PROMPT + """
@@ -95,7 +98,7 @@ class EscalateArgs(BaseModel):
 class RespondArgs(BaseModel):
     escalation_id: str = Field(description="Id of the escalation answered, e.g. ESC-2026-001.")
     answer: str = Field(description="The person's answer, in their words or the option they chose.")
-    responder: str = Field(default="user", description="Who answered: user, operator, or a name.")
+    conversation_id: str | None = Field(default=None, description="Id of this conversation; the escalation must belong to it.")
 
 
 ARGS = {"classify": ClassifyArgs, "check_scope": CheckScopeArgs, "clarify": ClarifyArgs,
@@ -126,15 +129,32 @@ def _bound_schema(schema: type[BaseModel], conversation_id: str) -> type[BaseMod
     return create_model(schema.__name__, __doc__=schema.__doc__, **fields)  # type: ignore[call-overload]
 
 
-def _wrap(method: Callable[..., EscalationResult], bound: dict[str, Any]) -> Callable[..., tuple[str, EscalationResult]]:
+def _wrap(method: Callable[..., EscalationResult], bound: dict[str, Any],
+          name: str) -> Callable[..., tuple[str, EscalationResult]]:
+    """Every failure becomes a tool message the model reads: library errors with their message,
+    anything unexpected logged here and reported without its details."""
+
     def run(**kwargs: Any) -> tuple[str, EscalationResult]:
         try:
             result = method(**{**kwargs, **bound})
         except EscalationMatrixError as exc:
             raise ToolException(str(exc)) from None
+        except Exception:
+            log.exception("unexpected error in tool %s", name)
+            raise ToolException(f"{name} failed unexpectedly; the application log has the details") from None
         return result_content(result), result
 
     return run
+
+
+def _relay(guard: Any) -> Callable[..., EscalationResult]:
+    """``respond`` as the agent: the person's answer to the agent's own question, never a hand-off,
+    an L4 escalation or an operator's record (see ``access.check_agent_answer``)."""
+
+    def respond(escalation_id: str, answer: str, conversation_id: str | None = None) -> EscalationResult:
+        return guard.respond(escalation_id, answer, responder="agent", role="agent", conversation_id=conversation_id)
+
+    return respond
 
 
 def make_tools(guard: Any, *, conversation_id: str | None = None) -> list[BaseTool]:
@@ -145,8 +165,9 @@ def make_tools(guard: Any, *, conversation_id: str | None = None) -> list[BaseTo
         bound: dict[str, Any] = {}
         if conversation_id is not None and "conversation_id" in schema.model_fields:
             schema, bound = _bound_schema(schema, conversation_id), {"conversation_id": conversation_id}
+        method = _relay(guard) if name == "respond" else getattr(guard, name)
         tools.append(StructuredTool.from_function(
-            func=_wrap(getattr(guard, name), bound), name=name, description=DESCRIPTIONS[name],
+            func=_wrap(method, bound, name), name=name, description=DESCRIPTIONS[name],
             args_schema=schema, infer_schema=False, response_format="content_and_artifact",
             handle_tool_error=tool_error, handle_validation_error=validation_error,
         ))

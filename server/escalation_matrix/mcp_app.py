@@ -7,7 +7,6 @@ library errors into ``ToolError`` and wires transports. The model loads once, in
 # registration, and the resolvers below are closures it could not find by name.
 
 import functools
-import hmac
 import inspect
 import json
 import logging
@@ -19,11 +18,13 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
+from . import guard_results as out
+from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, check_owner, claim_conversation
 from .errors import EscalationMatrixError, NotFoundError
 from .guard import ConversationGuard
+from .http_security import HttpSecurity, Sessions, TokenTable
 from .loader import Policy
 from .mcp_ops import register_operations
 from .models import Action, EscalationResult
@@ -100,7 +101,7 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     @_tool_errors
     def escalate(
-        conversation_id: ConversationId, request: Request, task_id: TaskId = None,
+        ctx: Context, conversation_id: ConversationId, request: Request, task_id: TaskId = None,
         question: Annotated[str | None, Field(description="The one-sentence question to put to the person, if you have one.")] = None,
         options: Options = None,
         details: Annotated[str | None, Field(description="One sentence of context for the person (the Context line).")] = None,
@@ -110,37 +111,51 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         the phrase once and wait), proceed (with a default or an earlier answer), handoff (the task
         went to a person) or stop (L4: the task is locked). The same open issue returns the same
         escalation_id with repeated=true - never ask it twice."""
+        claim(guard, ctx, conversation_id)
         return guard.escalate(conversation_id, request, task_id, question, options, details, context)
 
     @server.tool(title="Check whether a request is in scope", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     @_tool_errors
     def check_scope(
-        request: Request,
+        ctx: Context, request: Request,
         conversation_id: Annotated[str | None, Field(description="When given, an out-of-scope result is recorded as an escalation of this conversation.")] = None,
         capabilities: Annotated[list[str] | None, Field(description="What you can do, e.g. ['database_access', 'web_access', 'file_access', 'email', 'code_execution', 'booking_access']; a technical request needing one of them is in scope.")] = None,
     ) -> EscalationResult:
         """Before acting: is this request within what you may and can do? in_scope=false comes with the
         standard scope/technical/compliance/safety phrase and the alternatives you can offer."""
+        if conversation_id is not None:
+            claim(guard, ctx, conversation_id)
         return guard.check_scope(request, conversation_id, capabilities)
 
     @server.tool(title="Record the person's answer", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     @_tool_errors
     def respond(
+        ctx: Context,
         escalation_id: Annotated[str, Field(description="The escalation answered, e.g. ESC-2026-001.")],
         answer: Annotated[str, Field(description="The person's answer, verbatim.")],
+        conversation_id: Annotated[str | None, Field(description="Your conversation id; the escalation must belong to it.")] = None,
     ) -> EscalationResult:
-        """Record the person's answer to an open escalation; returns proceed with the answer. Apply it and
-        continue at once - do not ask for confirmation. A second answer to the same escalation is an error."""
-        return guard.respond(escalation_id, answer, responder="agent")
+        """Record the person's answer to an open question of your conversation; returns proceed with the
+        answer. Apply it and continue at once - do not ask for confirmation. A second answer to the same
+        escalation is an error. Hand-offs and L4 (locked) escalations are answered by a person, not here."""
+        who = principal(ctx)
+        record = guard.store.escalation(out.identifier(escalation_id, "escalation_id"))  # type: ignore[arg-type]
+        with guard.store.transaction() as conn:
+            check_owner(conn, record["conversation_id"], who)
+        if who.is_operator:
+            return guard.respond(escalation_id, answer, responder=who.name)
+        return guard.respond(escalation_id, answer, responder="agent" if who == LOCAL_AGENT else who.name,
+                             role="agent", conversation_id=conversation_id)
 
 
 def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:
     # Resolver style (works on every protocol version): the first resolver records the L1
     # escalation, the second asks the person through the client when it can, the tool applies it.
-    def pending(conversation_id: str, request: str, question: str, task_id: str | None,
+    def pending(ctx: Context, conversation_id: str, request: str, question: str, task_id: str | None,
                 options: list[str] | None, missing: str | None) -> EscalationResult:
+        _tool_errors(claim)(guard, ctx, conversation_id)
         return _tool_errors(guard.clarify)(conversation_id, request, question, task_id, options, missing)
 
     def ask_person(result: Annotated[EscalationResult, Resolve(pending)], ctx: Context) -> Elicit[ClarifyAnswer] | None:
@@ -182,8 +197,10 @@ def _register_context(server: MCPServer, guard: ConversationGuard) -> None:
 
     @server.resource("escalation://conversations/{conversation_id}", name="conversation", mime_type="application/json",
                      title="A conversation's escalations", description="The escalations of one conversation, oldest first.")
-    def conversation(conversation_id: str) -> str:
+    def conversation(conversation_id: str, ctx: Context) -> str:
         try:
+            with guard.store.transaction() as conn:
+                check_owner(conn, conversation_id, principal(ctx))
             records = guard.history(conversation_id)
         except NotFoundError as exc:
             raise ResourceNotFoundError(str(exc)) from None
@@ -197,66 +214,36 @@ def _register_context(server: MCPServer, guard: ConversationGuard) -> None:
         return PROTOCOL_PROMPT
 
 
-class BearerAuth:
-    """ASGI middleware: every path needs ``Authorization: Bearer <token>`` (constant-time compare).
+def principal(ctx: Context) -> Principal:
+    """Who is calling: the HTTP layer puts the token's principal in the request scope; stdio and
+    in-process clients are the local agent that started the server."""
+    try:
+        request = ctx.request_context.request
+    except ValueError:
+        return LOCAL_AGENT
+    scope = getattr(request, "scope", None) or {}
+    found = scope.get(PRINCIPAL_KEY)
+    return found if isinstance(found, Principal) else LOCAL_AGENT
 
-    A browser cannot send that header, so under ``browser_prefix`` (the console) the token is also
-    accepted once as ``?token=``: the reply redirects to the same page without it and sets an
-    HttpOnly, SameSite=Strict cookie holding an HMAC of the token (not the token), valid only there."""
 
-    COOKIE = "escalation_matrix_session"
-
-    def __init__(self, app: ASGIApp, token: str, browser_prefix: str | None = "/console"):
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-        self.token = token.encode()
-        self.session = hmac.new(self.token, b"escalation-matrix browser session", "sha256").hexdigest().encode()
-        self.browser_prefix = browser_prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope.get("headers") or [])
-            if not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
-                browser = self._browser(scope, headers)
-                if browser is not True:
-                    hint = f" (a browser: open {self.browser_prefix}?token=...)" if self.browser_prefix else ""
-                    response = browser or JSONResponse(
-                        {"error": "invalid_token",
-                         "error_description": f"send Authorization: Bearer <ESCALATION_MATRIX_TOKEN>{hint}"},
-                        status_code=401, headers={"WWW-Authenticate": 'Bearer realm="escalation-matrix"'})
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-    def _browser(self, scope: Scope, headers: dict[bytes, bytes]) -> Any:
-        """True when the session cookie is valid; a redirect setting it for a valid ?token=; else None."""
-        path = scope.get("path", "")
-        prefix = self.browser_prefix
-        if not prefix or not (path == prefix or path.startswith(prefix + "/")):
-            return None
-        from http.cookies import SimpleCookie
-        from urllib.parse import parse_qsl, urlencode
-
-        cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1")).get(self.COOKIE)
-        if cookie is not None and hmac.compare_digest(cookie.value.encode(), self.session):
-            return True
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
-        given = next((v for k, v in query if k == "token"), "")
-        if scope.get("method") != "GET" or not hmac.compare_digest(given.encode(), self.token):
-            return None
-        from starlette.responses import RedirectResponse
-
-        rest = urlencode([(k, v) for k, v in query if k != "token"])
-        response = RedirectResponse(path + (f"?{rest}" if rest else ""), status_code=303)
-        response.set_cookie(self.COOKIE, self.session.decode(), path=prefix, httponly=True, samesite="strict",
-                            secure=scope.get("scheme") == "https")
-        return response
+def claim(guard: ConversationGuard, ctx: Context, conversation_id: Any) -> None:
+    """The calling agent owns the conversation from its first call on (see ``access.claim_conversation``)."""
+    conversation_id = out.identifier(conversation_id, "conversation_id")
+    with guard.store.transaction() as conn:
+        claim_conversation(conn, conversation_id, principal(ctx), guard.store.now())
 
 
 def build_http_app(server: MCPServer, token: str | None = None, extra_routes: Iterable[Any] = (),
-                   host: str = "127.0.0.1", path: str = "/mcp") -> ASGIApp:
+                   host: str = "127.0.0.1", path: str = "/mcp", *, tokens: TokenTable | None = None,
+                   allowed_hosts: Iterable[str] = (), sessions: Sessions | None = None) -> ASGIApp:
     """Streamable HTTP at ``path`` plus ``extra_routes`` (Starlette routes, e.g. a console at /console),
-    all behind the bearer token when one is given."""
+    behind ``HttpSecurity``: Host and Origin checks on every route, and the principal of ``token``
+    (the shared operator token) or of ``tokens`` on every request when any token is configured."""
     app: Starlette = server.streamable_http_app(streamable_http_path=path, host=host)
     app.router.routes.extend(extra_routes)
-    return BearerAuth(app, token) if token else app
+    table = tokens if tokens is not None else TokenTable.load(token)
+    hosts = [h for h in (host, *allowed_hosts) if h not in ("0.0.0.0", "::", "")]
+    return HttpSecurity(app, table, hosts=hosts, sessions=sessions)
+
+
+BearerAuth = HttpSecurity  # the name this middleware had when it checked one token only

@@ -2,6 +2,7 @@
 as a tool. Registered by ``mcp_app.build_server``; thin like the rest of the adapter."""
 
 import inspect
+import logging
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import MCPServer
@@ -11,7 +12,9 @@ from pydantic import Field
 
 from .errors import EscalationMatrixError
 from .guard import ConversationGuard
-from .ops.pipeline import ItemOutcome, ItemReport, report_item
+from .ops.pipeline import MAX_COUNT, MAX_DETAILS, ItemOutcome, report_item, validate
+
+log = logging.getLogger(__name__)
 from .ops.report_format import render_report
 from .ops.reports import PERIODS, build_report
 
@@ -39,20 +42,23 @@ def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
         read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
     @_clean_doc
     def report_item_tool(
-        item_id: Annotated[str, Field(description="The item being processed, e.g. a brand id.")],
-        iterations: Annotated[int, Field(ge=0, description="Feedback iterations so far.")],
-        failures: Annotated[int, Field(ge=0, description="Consecutive processing failures so far.")] = 0,
+        item_id: Annotated[str, Field(description="The item being processed, e.g. a brand id (at most 200 characters).")],
+        iterations: Annotated[int, Field(ge=0, le=MAX_COUNT, description="Feedback iterations so far.")],
+        failures: Annotated[int, Field(ge=0, le=MAX_COUNT, description="Consecutive processing failures so far.")] = 0,
         confidence: Annotated[float | None, Field(ge=0, le=1, description="Latest confidence score, 0-1.")] = None,
         error: Annotated[Literal["data-quality", "system"] | None,
                          Field(description="The kind of error this iteration hit, if any.")] = None,
-        details: Annotated[str | None, Field(description="Free text for the person who picks it up.")] = None,
+        details: Annotated[str | None, Field(description=f"Free text for the person who picks it up (at most {MAX_DETAILS} characters).")] = None,
     ) -> ItemOutcome:
         """Automatic escalation for pipelines: escalates at the iteration limit, after
         consecutive failures, on a data-quality or system error, or on low confidence after several
         iterations (limits in policies/operations.yaml). One open escalation per item."""
         try:
-            item = ItemReport(item_id=item_id, iterations=iterations, failures=failures, confidence=confidence,
-                              error=error, details=details)
+            item = validate(dict(item_id=item_id, iterations=iterations, failures=failures, confidence=confidence,
+                                 error=error, details=details))
             return report_item(guard.store, guard.policy, item)
         except EscalationMatrixError as exc:
             raise ToolError(str(exc)) from None
+        except Exception:
+            log.exception("unexpected error in tool report_item")
+            raise ToolError("report_item failed unexpectedly; the server log has the details") from None

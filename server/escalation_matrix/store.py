@@ -7,6 +7,7 @@ check-then-insert sequences are atomic across threads *and* processes sharing th
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import sqlite3
@@ -124,9 +125,25 @@ MIGRATIONS: list[str] = [
         BEGIN INSERT OR REPLACE INTO counters VALUES ('audit-length', NEW.seq); END;
     INSERT OR REPLACE INTO counters SELECT 'audit-length', COALESCE(MAX(seq), 0) FROM audit;
     """,
+    # 3: security: which agent principal owns a conversation; a keyed MAC per audit entry (the key
+    # lives outside the database, see audit_key)
+    """
+    CREATE TABLE conversation_owners (
+        conversation_id TEXT PRIMARY KEY, principal TEXT NOT NULL, created_at TEXT NOT NULL
+    );
+    ALTER TABLE audit ADD COLUMN mac TEXT;
+    ALTER TABLE escalations ADD COLUMN erased_at TEXT;
+    """,
 ]
 
 JSON_FIELDS = ("options", "context")
+# columns that hold what people wrote: redacted before they are stored
+TEXT_FIELDS = ("request", "question", "details", "answer", "reason", "message", "resolution",
+               "preventive_measures", "lessons_learned", "options", "context")
+# audit data fields whose text stays out of the append-only trail: a keyed digest refers to it
+PERSONAL_AUDIT_FIELDS = ("request", "question", "answer", "text", "details")
+AUDIT_IDENTITY_FIELDS = ("assignee", "recipient", "by", "escalations")
+AUDIT_KEY_ENV = "ESCALATION_MATRIX_AUDIT_KEY"
 
 
 class Store:
@@ -138,7 +155,53 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self._local = threading.local()
+        self._audit_key: bytes | None = None
+        from .redact import DEFAULT
+
+        self.redactor = DEFAULT  # set from the policy by the guard and Operations
         self._migrate()
+
+    # --- the audit key and anchor, kept outside the database ---
+    @property
+    def anchor_path(self) -> Path | None:
+        return None if str(self.path) == ":memory:" else self.path.with_name(self.path.name + ".audit-anchor")
+
+    @property
+    def audit_key(self) -> bytes:
+        """$ESCALATION_MATRIX_AUDIT_KEY, else the key file beside the database (created once, mode 0600).
+        Keep it where whoever can write the database cannot: then edits cannot be re-signed."""
+        if self._audit_key is None:
+            env = os.environ.get(AUDIT_KEY_ENV)
+            if env:
+                self._audit_key = env.encode()
+            elif str(self.path) == ":memory:":
+                self._audit_key = os.urandom(32)
+            else:
+                key_file = self.path.with_name(self.path.name + ".audit-key")
+                try:
+                    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(fd, "w") as out:
+                        out.write(os.urandom(32).hex())
+                except FileExistsError:
+                    pass
+                self._audit_key = key_file.read_text().strip().encode()
+        return self._audit_key
+
+    def digest(self, text: str) -> str:
+        """A keyed reference to a text kept out of the audit trail (not reversible without the key)."""
+        return "hmac-sha256:" + hmac.new(self.audit_key, text.encode("utf-8"), "sha256").hexdigest()[:32]
+
+    def _flush_anchor(self) -> None:
+        pending = getattr(self._local, "anchor", None)
+        self._local.anchor = []
+        if not pending or self.anchor_path is None:
+            return
+        lines = "".join(f"{seq} {digest} {mac}\n" for seq, digest, mac in pending).encode()
+        fd = os.open(self.anchor_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, lines)  # one append: lines from several processes never interleave
+        finally:
+            os.close(fd)
 
     # --- connections and transactions ---
     def _conn(self) -> sqlite3.Connection:
@@ -165,12 +228,15 @@ class Store:
             yield conn
             return
         conn.execute("BEGIN IMMEDIATE")
+        self._local.anchor = []
         try:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
+            self._local.anchor = []
             raise
         conn.execute("COMMIT")
+        self._flush_anchor()
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -205,17 +271,20 @@ class Store:
         year = self.clock().year
         esc_id, seq = self.next_escalation_id(conn, year)
         row = {"id": esc_id, "year": year, "seq": seq, "created_at": now, "updated_at": now,
-               "status": "awaiting_response", **_encode(fields)}
+               "status": "awaiting_response", **_encode(self._redacted(fields))}
         columns = ", ".join(row)
         conn.execute(f"INSERT INTO escalations ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
         return esc_id
 
     def update_escalation(self, conn: sqlite3.Connection, esc_id: str, **fields: Any) -> None:
-        fields = {**_encode(fields), "updated_at": self.now()}
+        fields = {**_encode(self._redacted(fields)), "updated_at": self.now()}
         assignments = ", ".join(f"{k} = ?" for k in fields)
         cur = conn.execute(f"UPDATE escalations SET {assignments} WHERE id = ?", [*fields.values(), esc_id])
         if cur.rowcount == 0:
             raise NotFoundError(f"escalation {esc_id!r} not found; list them with `escalation-matrix list`")
+
+    def _redacted(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.redactor.value(v) if k in TEXT_FIELDS and v is not None else v for k, v in fields.items()}
 
     def escalation(self, esc_id: str, conn: sqlite3.Connection | None = None) -> dict[str, Any]:
         row = (conn or self._conn()).execute("SELECT * FROM escalations WHERE id = ?", (esc_id,)).fetchone()
@@ -262,13 +331,31 @@ class Store:
               task_id: str | None = None, data: dict[str, Any] | None = None) -> int:
         last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        kept = self._audit_data(data or {})
         entry = {"seq": seq, "at": self.now(), "actor": actor, "action": action, "escalation_id": escalation_id,
                  "conversation_id": conversation_id, "task_id": task_id,
-                 "data": json.dumps(data or {}, sort_keys=True, ensure_ascii=False)}
+                 "data": json.dumps(kept, sort_keys=True, ensure_ascii=False)}
         digest = entry_hash(prev, entry)
-        conn.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (*entry.values(), prev, digest))
+        mac = entry_mac(self.audit_key, digest)
+        conn.execute("INSERT INTO audit (seq, at, actor, action, escalation_id, conversation_id, task_id, data, "
+                     "prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*entry.values(), prev, digest, mac))
+        self._local.anchor = [*getattr(self._local, "anchor", []), (seq, digest, mac)]
         return seq
+
+    def _audit_data(self, data: dict[str, Any]) -> dict[str, Any]:
+        """What people wrote stays out of the trail (a keyed reference instead); other free text is
+        redacted; who did what (actors, assignees) is kept as it is."""
+        kept: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in PERSONAL_AUDIT_FIELDS and isinstance(value, str):
+                kept[key] = {"ref": self.digest(value)}
+            elif isinstance(value, dict):
+                kept[key] = self._audit_data(value)
+            elif key in AUDIT_IDENTITY_FIELDS:
+                kept[key] = value
+            else:
+                kept[key] = self.redactor.value(value)
+        return kept
 
     def audit_entries(self, escalation_id: str | None = None, conversation_id: str | None = None) -> list[dict[str, Any]]:
         where, params = equals_where(escalation_id=escalation_id, conversation_id=conversation_id)
@@ -281,6 +368,11 @@ def equals_where(**filters: Any) -> tuple[str, list[Any]]:
     Column names come from the caller's keywords, never from user input."""
     given = {column: value for column, value in filters.items() if value not in (None, "")}
     return " AND ".join(f"{column} = ?" for column in given) or "1=1", list(given.values())
+
+
+def entry_mac(key: bytes, digest: str) -> str:
+    """The entry's hash signed with the audit key: without the key, a re-hashed chain cannot be re-signed."""
+    return hmac.new(key, digest.encode("ascii"), "sha256").hexdigest()
 
 
 def entry_hash(prev: str, entry: dict[str, Any]) -> str:

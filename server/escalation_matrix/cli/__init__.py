@@ -90,3 +90,4 @@ from . import core  # noqa: E402,F401  (registers commands on main)
 from . import serve  # noqa: E402,F401
 from . import render  # noqa: E402,F401
 from . import ops  # noqa: E402,F401
+from . import security  # noqa: E402,F401

@@ -297,7 +297,8 @@ def audit_verify(state: AppState, db) -> None:
 
     check = verify(state.store(db))
     if check.ok:
-        click.echo(f"ok: {check.entries} entries, head {check.head[:16]}")
+        unsigned = f", {check.unsigned} written before the chain was keyed" if check.unsigned else ""
+        click.echo(f"ok: {check.entries} entries ({check.anchored} anchored{unsigned}), head {check.head[:16]}")
         return
     for problem in check.problems:
         click.echo(problem, err=True)

@@ -10,9 +10,10 @@ import sys
 import click
 
 from . import main
-from .common import AppState, db_option, translate_errors
+from .common import AppState, CliError, db_option, translate_errors
 
 TOKEN_ENV = "ESCALATION_MATRIX_TOKEN"
+TOKENS_FILE_ENV = "ESCALATION_MATRIX_TOKENS_FILE"
 log = logging.getLogger(__name__)
 
 
@@ -29,14 +30,34 @@ def _quiet_model_loading() -> None:
               help="stdio for a local MCP client; http for streamable HTTP at /mcp.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP: interface to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="HTTP: port.")
+@click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False), envvar=TOKENS_FILE_ENV,
+              help="HTTP: file of principals, one 'ROLE NAME TOKEN' per line (role agent or operator).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True,
+              help="HTTP: a host name clients use to reach this server (checked against Host); repeatable.")
+@click.option("--insecure", is_flag=True,
+              help="HTTP: allow listening beyond loopback without any token (anyone who can reach the port "
+                   "can answer escalations).")
 @db_option
 @click.pass_obj
 @translate_errors
-def serve(state: AppState, transport: str, host: str, port: int, db: str | None) -> None:
+def serve(state: AppState, transport: str, host: str, port: int, tokens_file: str | None,
+          allowed_hosts: tuple[str, ...], insecure: bool, db: str | None) -> None:
     """Run the MCP server (tools escalate, clarify, check_scope, respond, classify).
 
-    HTTP requires `Authorization: Bearer $ESCALATION_MATRIX_TOKEN` on every request when that
-    variable is set."""
+    HTTP: with $ESCALATION_MATRIX_TOKEN (a shared operator token) or --tokens, every request needs
+    `Authorization: Bearer <token>`; without a token the server listens on loopback only."""
+    tokens = None
+    if transport == "http":
+        from ..http_security import TokenTable, is_loopback
+
+        tokens = TokenTable.load(os.environ.get(TOKEN_ENV) or None, tokens_file)
+        if not tokens and not is_loopback(host):
+            if not insecure:
+                raise CliError(f"refusing to listen on {host} without a token: anyone who can reach it could answer "
+                               f"escalations. Set {TOKEN_ENV} or pass --tokens FILE (or --insecure to accept that)")
+            log.warning("INSECURE: listening on %s without any token; anyone who can reach port %d can read and "
+                        "answer escalations", host, port)
+            click.echo(f"escalation-matrix: WARNING: --insecure: {host}:{port} has no authentication", err=True)
     _quiet_model_loading()
     from ..mcp_app import build_server, load_guard
 
@@ -48,12 +69,12 @@ def serve(state: AppState, transport: str, host: str, port: int, db: str | None)
 
     sweeper = start_sweeper(guard.store, guard.policy)  # fail-safe timers and notifications, in the server
     try:
-        _serve(server, guard, transport, host, port)
+        _serve(server, guard, transport, host, port, tokens, allowed_hosts)
     finally:
         sweeper.stop(timeout=2)
 
 
-def _serve(server, guard, transport: str, host: str, port: int) -> None:
+def _serve(server, guard, transport: str, host: str, port: int, tokens=None, allowed_hosts=()) -> None:
     if transport == "stdio":
         server.run()
         return
@@ -61,10 +82,9 @@ def _serve(server, guard, transport: str, host: str, port: int) -> None:
 
     from ..mcp_app import build_http_app
 
-    token = os.environ.get(TOKEN_ENV) or None
     extra_routes = _console_routes(guard)
-    app = build_http_app(server, token=token, extra_routes=extra_routes, host=host)
-    for line in addresses(host, port, token is not None, bool(extra_routes)):
+    app = build_http_app(server, extra_routes=extra_routes, host=host, tokens=tokens, allowed_hosts=allowed_hosts)
+    for line in addresses(host, port, bool(tokens), bool(extra_routes)):
         click.echo(f"escalation-matrix: {line}", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
@@ -72,7 +92,7 @@ def _serve(server, guard, transport: str, host: str, port: int) -> None:
 def addresses(host: str, port: int, token: bool, console: bool) -> list[str]:
     """What ``serve --transport http`` prints: where the MCP endpoint and the console are."""
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    lines = [f"MCP at {base}/mcp" + (" (bearer token required)" if token else "")]
+    lines = [f"MCP at {base}/mcp" + (" (bearer token required)" if token else " (this machine only, no token)")]
     if console:
         lines.append(f"console at {base}/console"
                      + (f"?token=<the value of ${TOKEN_ENV}> (opened once per browser)" if token else ""))

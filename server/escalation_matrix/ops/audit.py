@@ -1,13 +1,22 @@
 """Verify the hash-chained audit trail: every entry's hash covers the previous hash and the entry's
 canonical JSON (``store.entry_hash``), sequence numbers run without gaps, and the length kept by the
 ``audit_length`` trigger matches, so an edited, inserted or deleted entry (the last one included) is
-reported with its sequence number."""
+reported with its sequence number.
+
+Against someone who can write the database file, two more checks: each entry's hash is signed with
+the audit key kept outside the database (``store.entry_mac``), so a chain re-hashed after an edit
+fails; and every (seq, hash, mac) was appended to the anchor file beside the database as it was
+written, so a truncated trail, or one rebuilt with a stolen key, no longer matches its anchor."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
-from ..store import GENESIS, Store, entry_hash
+import hmac
+
+from ..store import GENESIS, Store, entry_hash, entry_mac
 
 FIELDS = ("seq", "at", "actor", "action", "escalation_id", "conversation_id", "task_id", "data")
 MAX_PROBLEMS = 20
@@ -21,6 +30,8 @@ class AuditCheck(BaseModel):
     head: str = Field(description="Hash of the last entry (GENESIS zeros when empty).")
     first_bad_seq: int | None = Field(default=None, description="Sequence number of the first broken entry.")
     problems: list[str] = Field(default_factory=list, description="What is wrong, entry by entry.")
+    anchored: int = Field(default=0, description="Entries confirmed by the anchor file.")
+    unsigned: int = Field(default=0, description="Entries written before the chain was keyed (no MAC to check).")
 
 
 def verify(store: Store) -> AuditCheck:
@@ -35,6 +46,9 @@ def verify(store: Store) -> AuditCheck:
         if len(problems) < MAX_PROBLEMS:
             problems.append(f"entry {seq}: {message}")
 
+    key = store.audit_key
+    hashes: dict[int, str] = {}
+    unsigned = 0
     for row in conn.execute("SELECT * FROM audit ORDER BY seq"):
         count += 1
         seq = row["seq"]
@@ -45,9 +59,37 @@ def verify(store: Store) -> AuditCheck:
         entry = {name: row[name] for name in FIELDS}
         if entry_hash(row["prev_hash"], entry) != row["hash"]:
             bad(seq, "content does not match its hash (the entry was edited)")
+        if row["mac"] is None:
+            unsigned += 1
+        elif not hmac.compare_digest(row["mac"], entry_mac(key, row["hash"])):
+            bad(seq, "its hash is not signed with the audit key (the entry was re-hashed or the key changed)")
+        hashes[seq] = row["hash"]
         prev, expected_seq = row["hash"], seq + 1
     length = conn.execute("SELECT value FROM counters WHERE name = 'audit-length'").fetchone()
     if length is not None and length[0] != expected_seq - 1:
         bad(expected_seq, f"the trail should end at entry {length[0]} but ends at {expected_seq - 1} "
                           "(entries at the end were deleted)")
-    return AuditCheck(ok=first_bad is None, entries=count, head=prev, first_bad_seq=first_bad, problems=problems)
+    anchored = _check_anchor(store, hashes, bad)
+    return AuditCheck(ok=first_bad is None, entries=count, head=prev, first_bad_seq=first_bad, problems=problems,
+                      anchored=anchored, unsigned=unsigned)
+
+
+def _check_anchor(store: Store, hashes: dict[int, str], bad: Any) -> int:
+    """Every anchored (seq, hash) must still be in the trail, unchanged; returns how many matched."""
+    path = store.anchor_path
+    if path is None or not path.exists():
+        return 0
+    matched = 0
+    for number, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), 1):
+        parts = line.split()
+        if len(parts) != 3 or not parts[0].isdigit():
+            bad(0, f"anchor line {number} is unreadable: {line[:80]!r}")
+            continue
+        seq, digest = int(parts[0]), parts[1]
+        if seq not in hashes:
+            bad(seq, f"the anchor records entry {seq} but the trail has no such entry (entries were deleted)")
+        elif not hmac.compare_digest(hashes[seq], digest):
+            bad(seq, "the entry differs from its anchored hash (the trail was rewritten)")
+        else:
+            matched += 1
+    return matched

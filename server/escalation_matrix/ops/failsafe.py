@@ -184,21 +184,25 @@ def log_sweep(result: SweepResult) -> None:
 
 
 class Sweeper:
-    """Runs ``sweep`` and then ``notify.deliver`` every ``interval`` in a daemon thread."""
+    """Runs ``sweep`` every ``interval`` in a daemon thread; notifications go out on the
+    ``notify.Dispatcher``'s own thread, woken after each sweep, so a slow receiver never delays a timer."""
 
     def __init__(self, store: Store, policy: Any, interval: float | None = None):
         self.store, self.policy = store, policy
         self.interval = interval if interval is not None else operations_policy(policy).sweep_interval.total_seconds()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="escalation-sweeper", daemon=True)
+        self.dispatcher = notify.Dispatcher(store, operations_policy(policy), self.interval)
 
     def start(self) -> "Sweeper":
+        self.dispatcher.start()
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        self.dispatcher.stop(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -206,7 +210,10 @@ class Sweeper:
                 result = sweep(self.store, self.policy)
                 if result.transitions:
                     log_sweep(result)
-                notify.deliver(self.store, operations_policy(self.policy))
+                self.dispatcher.wake()
+                from .erase import erase_expired  # retention.personal_data
+
+                erase_expired(self.store, self.policy)
             except Exception:  # noqa: BLE001 - the timer thread must survive a bad tick
                 log.exception("fail-safe sweep failed; retrying in %.0f s", self.interval)
             self._stop.wait(self.interval)

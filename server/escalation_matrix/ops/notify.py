@@ -2,33 +2,61 @@
 reports, and delivered afterwards by ``deliver`` with retries and exponential back-off. A slow or
 down receiver therefore never blocks or loses an escalation; a delivery that keeps failing ends as
 ``failed`` in the outbox and in the audit trail, where ``show``, ``notifications`` and the console
-make it visible."""
+make it visible.
+
+Each delivery has a total-time deadline (the channel's timeout, for connecting, sending and reading
+together: a receiver that drips a byte at a time is cut off), at most ``CONCURRENCY`` run at once,
+and in the server they run on their own thread (``Dispatcher``), never on the fail-safe timer's.
+Webhook URLs are secrets: the outbox, the audit trail and every message name the channel and a
+label (``urls[0]``, ``env:NAME``); the URL is read from the configuration when sending. Every field a
+caller wrote is escaped for Slack mrkdwn, so text cannot ping a channel or plant a link."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import math
+import socket
 import sqlite3
+import threading
+import time
 import urllib.error
-import urllib.request
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from ..models import Severity
 from ..store import Store, equals_where, iso
 from .policy import Channel, OperationsFile
 
 log = logging.getLogger("escalation_matrix.notify")
-CLAIM = timedelta(minutes=2)  # a claimed row is retried by someone else if its sender died
+CLAIM_MARGIN = timedelta(seconds=30)  # a claimed row is retried by someone else only if its sender died
+CONCURRENCY = 4  # deliveries at once
 Sender = Callable[[str, bytes, float], None]
 
 
+def mrkdwn(value: Any) -> str:
+    """Text shown literally by Slack: its control characters ``&``, ``<`` and ``>`` escaped, so no
+    ``<!channel>`` ping and no ``<url|label>`` link; line breaks become spaces."""
+    text = " ".join(str(value).split())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def payload(event: str, record: dict[str, Any], text: str, recipient: str, catch_up: bool = False) -> dict[str, Any]:
-    """Slack-compatible: ``text`` plus one mrkdwn section; machine fields under ``escalation_matrix``."""
-    head = f"[{record['id']}] {record['severity']} {record['type']} - {event.replace('_', ' ')}"
-    body = f"*{head}*\n{text}\nFor: {recipient}. Assignee: {record.get('assignee') or 'unassigned'}."
+    """Slack-compatible: ``text`` plus one mrkdwn section; machine fields under ``escalation_matrix``.
+    Every value is escaped (``mrkdwn``) and redacted (``redact.redact``) before it leaves."""
+    from ..redact import redact
+
+    text, recipient = redact(text), redact(recipient)
+    assignee = record.get("assignee") or "unassigned"
+    head = (f"[{mrkdwn(record['id'])}] {mrkdwn(record['severity'])} {mrkdwn(record['type'])} - "
+            f"{mrkdwn(event.replace('_', ' '))}")
+    body = f"*{head}*\n{mrkdwn(text)}\nFor: {mrkdwn(recipient)}. Assignee: {mrkdwn(assignee)}."
     return {
-        "text": f"{head}: {text}",
+        "text": f"{head}: {mrkdwn(text)}",
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": body}}],
         "escalation_matrix": {
             "event": event, "escalation_id": record["id"], "severity": record["severity"],
@@ -47,7 +75,7 @@ def enqueue(store: Store, conn: sqlite3.Connection, ops: OperationsFile, channel
     now, queued = store.now(), 0
     for name in dict.fromkeys(channels):
         channel = ops.notifications.channels[name]
-        targets = [None] if channel.kind == "log" else channel.resolved_urls()
+        targets = [None] if channel.kind == "log" else [label for label, _ in channel.targets()]
         if not targets:
             log.debug("channel %s has no webhook URL configured; skipped", name)
         for target in targets:
@@ -58,13 +86,56 @@ def enqueue(store: Store, conn: sqlite3.Connection, ops: OperationsFile, channel
     return queued
 
 
+def announce(store: Store, conn: sqlite3.Connection, policy: Any, esc_id: str, text: str) -> int:
+    """Queue the on-create notification of a new escalation, whatever made it (agent, operator, pipeline)."""
+    from .policy import operations_policy
+
+    ops = operations_policy(policy)
+    record = store.escalation(esc_id, conn)
+    channels = ops.notifications.on_create.get(Severity(record["severity"]), [])
+    return enqueue(store, conn, ops, channels, "created", record, text, record.get("assignee") or "assignee")
+
+
 def http_post(url: str, body: bytes, timeout: float) -> None:
-    """POST JSON; any non-2xx answer, timeout or connection error raises."""
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "escalation-matrix"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (URL from policy)
+    """POST JSON within ``timeout`` seconds in total (connect, send, read); any non-2xx answer,
+    timeout or connection error raises. A watchdog closes the socket at the deadline, so a receiver
+    that answers one byte at a time cannot hold the sender."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("the webhook URL must start with http:// or https://")
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = kind(parts.hostname, parts.port, timeout=timeout)
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        sock = conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    watchdog = threading.Timer(timeout, cut)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        path = parts.path or "/"
+        conn.request("POST", path + (f"?{parts.query}" if parts.query else ""), body=body,
+                     headers={"Content-Type": "application/json", "User-Agent": "escalation-matrix"})
+        response = conn.getresponse()
+        response.read(65536)
+        if expired.is_set():
+            raise TimeoutError("deadline passed")
         if not 200 <= response.status < 300:
-            raise OSError(f"HTTP {response.status}")
+            raise urllib.error.HTTPError(path, response.status, response.reason, response.headers, None)
+    except OSError as exc:
+        if expired.is_set():
+            raise TimeoutError(f"no complete answer within {timeout:g} s") from None
+        raise exc
+    finally:
+        watchdog.cancel()
+        conn.close()
 
 
 @dataclass
@@ -84,19 +155,28 @@ def deliver(store: Store, ops: OperationsFile, now: datetime | None = None, send
         rows = [dict(r) for r in conn.execute(
             "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
             (iso(now), limit))]
-        for row in rows:  # claim them so a concurrent deliverer skips them
-            conn.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (iso(now + CLAIM), row["id"]))
+        # claim them so a concurrent deliverer skips them, for longer than this run can take: every
+        # delivery ends by its deadline and CONCURRENCY run at once
+        longest = max((c.timeout for c in ops.notifications.channels.values()), default=timedelta(seconds=5))
+        claim = longest * (math.ceil(len(rows) / CONCURRENCY) + 1) + CLAIM_MARGIN
+        for row in rows:
+            conn.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (iso(now + claim), row["id"]))
     caught_up: list[dict[str, Any]] = []
+    to_send: list[dict[str, Any]] = []
     for row in rows:
         channel = ops.notifications.channels.get(row["channel"])
         if channel is not None and channel.kind == "log" and _is_catch_up(row):
             caught_up.append(row)  # one summary line below instead of a warning each
-            continue
-        try:
-            _send(row, channel, send)
-        except Exception as exc:  # noqa: BLE001 - any failure of a receiver is recorded, never raised
-            _failed(store, ops, row, channel, now, _describe(exc), report)
         else:
+            to_send.append(row)
+    if to_send:
+        with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(to_send)), thread_name_prefix="notify") as pool:
+            outcomes = list(pool.map(lambda row: _attempt(row, ops, send), to_send))
+        for row, error in zip(to_send, outcomes):
+            channel = ops.notifications.channels.get(row["channel"])
+            if error is not None:
+                _failed(store, ops, row, channel, now, error, report)
+                continue
             with store.transaction() as conn:
                 conn.execute("UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, "
                              "last_error = NULL WHERE id = ?", (iso(now), row["id"]))
@@ -124,13 +204,32 @@ def _log_catch_up(store: Store, now: datetime, rows: list[dict[str, Any]]) -> No
                 len(ids), ", ".join(f"{n} {stage.replace('_', ' ')}" for stage, n in stages.items()), shown)
 
 
-def _send(row: dict[str, Any], channel: Channel | None, send: Sender) -> None:
+def _attempt(row: dict[str, Any], ops: OperationsFile, send: Sender) -> str | None:
+    """Send one row; None when it went out, else what went wrong (never the URL)."""
+    channel = ops.notifications.channels.get(row["channel"])
+    url = None
+    try:
+        url = _send(row, channel, send)
+    except Exception as exc:  # noqa: BLE001 - any failure of a receiver is recorded, never raised
+        error = _describe(exc)
+        return error.replace(url, row["target"] or "") if url else error
+    return None
+
+
+def _send(row: dict[str, Any], channel: Channel | None, send: Sender) -> str | None:
     if channel is None:
         raise LookupError(f"channel {row['channel']!r} is no longer in policies/operations.yaml")
     if channel.kind == "log":
         log.warning("%s", json.loads(row["payload"])["text"])
-        return
-    send(row["target"], row["payload"].encode("utf-8"), channel.timeout.total_seconds())
+        return None
+    url = channel.url_for(row["target"])
+    if url is None:
+        raise LookupError(f"channel {row['channel']!r} has no {row['target']} any more")
+    try:
+        send(url, row["payload"].encode("utf-8"), channel.timeout.total_seconds())
+    except Exception as exc:
+        raise type(exc)(str(exc).replace(url, row["target"])) if url in str(exc) else exc
+    return url
 
 
 def _failed(store: Store, ops: OperationsFile, row: dict[str, Any], channel: Channel | None, now: datetime,
@@ -161,8 +260,44 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.URLError):
         return f"unreachable: {exc.reason}"
     if isinstance(exc, TimeoutError):
-        return "timed out"
+        return f"timed out ({exc})" if str(exc) else "timed out"
+    if isinstance(exc, (ConnectionError, socket.gaierror)):
+        return f"unreachable: {exc.strerror or exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+class Dispatcher:
+    """Delivers the outbox on its own thread, so a slow receiver never delays a fail-safe timer:
+    ``wake()`` after each sweep (or on a change); it also runs every ``interval``."""
+
+    def __init__(self, store: Store, ops: OperationsFile, interval: float = 30.0):
+        self.store, self.ops, self.interval = store, ops, interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="escalation-notifier", daemon=True)
+
+    def start(self) -> "Dispatcher":
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                deliver(self.store, self.ops)
+            except Exception:  # noqa: BLE001 - the notifier must survive a bad round
+                log.exception("notification delivery failed; retrying in %.0f s", self.interval)
 
 
 def outbox(store: Store, status: str | None = None, escalation_id: str | None = None) -> list[dict[str, Any]]:

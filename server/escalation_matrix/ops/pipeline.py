@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ..errors import InputError
 from ..store import OPEN_STATUSES, Store
@@ -14,17 +14,31 @@ from .policy import operations_policy
 from .records import Operations
 
 ErrorKind = Literal["data-quality", "system"]
+MAX_COUNT = 10**9
+MAX_DETAILS = 4000
 
 
 class ItemReport(BaseModel):
     """What a pipeline says about one item after an iteration."""
 
-    item_id: str = Field(min_length=1, description="The item being processed (e.g. a brand id).")
-    iterations: int = Field(ge=0, description="Feedback iterations so far.")
-    failures: int = Field(default=0, ge=0, description="Consecutive processing failures so far.")
+    item_id: str = Field(min_length=1, max_length=200, description="The item being processed (e.g. a brand id).")
+    iterations: int = Field(ge=0, le=MAX_COUNT, description="Feedback iterations so far.")
+    failures: int = Field(default=0, ge=0, le=MAX_COUNT, description="Consecutive processing failures so far.")
     confidence: float | None = Field(default=None, ge=0, le=1, description="Latest confidence score, 0-1.")
     error: ErrorKind | None = Field(default=None, description="data-quality or system when the iteration hit one.")
-    details: str | None = Field(default=None, description="Free text for the person who picks it up.")
+    details: str | None = Field(default=None, max_length=MAX_DETAILS, description="Free text for the person who picks it up.")
+
+    @field_validator("item_id", "details")
+    @classmethod
+    def _text(cls, value: str | None, info: Any) -> str | None:
+        from ..guard_results import valid_unicode
+
+        if value is None:
+            return None
+        cleaned = valid_unicode(" ".join(value.split()), info.field_name)
+        if info.field_name == "item_id" and not cleaned:
+            raise ValueError("item_id is empty; pass the id of the item being processed")
+        return cleaned or None
 
 
 class ItemOutcome(BaseModel):
@@ -57,13 +71,19 @@ def check(report: ItemReport, policy: Any) -> tuple[str, str] | None:
     return None
 
 
+def validate(fields: dict[str, Any]) -> ItemReport:
+    """An ``ItemReport`` from raw fields, or an InputError naming each field to fix."""
+    try:
+        return ItemReport.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'report'}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"invalid pipeline report: {problems}") from None
+
+
 def report_item(store: Store, policy: Any, report: ItemReport | dict[str, Any], by: str = "pipeline") -> ItemOutcome:
     """Record the item's state and escalate it when a limit is broken (once per open escalation)."""
     if isinstance(report, dict):
-        try:
-            report = ItemReport.model_validate(report)
-        except ValueError as exc:
-            raise InputError(f"invalid pipeline report: {exc}") from None
+        report = validate(report)
     ops = Operations(store, policy)
     found = check(report, policy)
     with store.transaction() as conn:

@@ -131,8 +131,17 @@ class Channel(Strict):
     backoff: Duration = Field(default=timedelta(seconds=30), description="Wait before the first retry; doubles each time.")
 
     def resolved_urls(self) -> list[str]:
+        return [url for _, url in self.targets()]
+
+    def targets(self) -> list[tuple[str, str]]:
+        """(label, URL) per receiver. A webhook URL is a secret: only the label (``urls[0]``,
+        ``env:NAME``) is stored, printed or audited; the URL is looked up when sending."""
         extra = os.environ.get(self.url_env, "") if self.url_env else ""
-        return [*self.urls, *([extra] if extra else [])]
+        found = [(f"urls[{i}]", url) for i, url in enumerate(self.urls)]
+        return found + ([(f"env:{self.url_env}", extra)] if extra else [])
+
+    def url_for(self, label: str) -> str | None:
+        return dict(self.targets()).get(label)
 
 
 class Notifications(Strict):
@@ -142,6 +151,24 @@ class Notifications(Strict):
         default_factory=lambda: {s: ["log"] for s in Severity},
         description="Channels told of a new escalation, per severity.")
     on_change: list[str] = Field(default_factory=lambda: ["log"], description="Channels told of assign/raise/answer/close.")
+
+
+class Redaction(Strict):
+    emails: bool = Field(default=True, description="Replace e-mail addresses with [email] in what is stored, logged or sent.")
+    phones: bool = Field(default=True, description="Replace phone numbers with [phone] likewise. Card numbers, API keys, "
+                                                   "tokens and webhook URLs are always redacted.")
+
+    def redactor(self) -> Any:
+        from ..redact import Redactor
+
+        return Redactor(emails=self.emails, phones=self.phones)
+
+
+class Retention(Strict):
+    personal_data: Duration | None = Field(
+        default=timedelta(days=90),
+        description="Erase the text of escalations closed, resolved or answered this long ago (request, question, "
+                    "answer, notes); null keeps it. The server applies it on every sweep; `erase --expired` by hand.")
 
 
 def _default_levels() -> dict[int, RoutingLevel]:
@@ -158,6 +185,8 @@ class OperationsFile(Strict):
     pipeline: Pipeline = Field(default_factory=Pipeline, description="Automatic pipeline triggers (seed 004).")
     notifications: Notifications = Field(default_factory=Notifications, description="Notification channels and who gets what.")
     sweep_interval: Duration = Field(default=timedelta(seconds=30), description="How often the server runs the fail-safe sweep.")
+    redaction: Redaction = Field(default_factory=Redaction, description="Personal data redacted before storing, logging or notifying.")
+    retention: Retention = Field(default_factory=Retention, description="How long personal data is kept.")
 
     @model_validator(mode="after")
     def _cross_check(self) -> "OperationsFile":

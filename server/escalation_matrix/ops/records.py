@@ -21,6 +21,7 @@ class Operations:
         self.store = store
         self.policy = policy  # the loaded Policy (matrix, phrases); OperationsFile alone also works
         self.ops: OperationsFile = operations_policy(policy)
+        store.redactor = self.ops.redaction.redactor()
 
     # --- create ---
     def create(self, reason: str, *, level: int = 1, details: str | None = None, assigned_to: str | None = None,
@@ -50,8 +51,7 @@ class Operations:
                              task_id=task_id, data={"source": source, "reason": fields["reason"], "level": level,
                                                     "severity": sev.value, "assignee": fields["assignee"]})
             record = self.store.escalation(esc_id, conn)
-            notify.enqueue(self.store, conn, self.ops, self.ops.notifications.on_create.get(sev, []), "created",
-                           record, fields["reason"], record["assignee"] or "assignee")
+            notify.announce(self.store, conn, self.ops, esc_id, fields["reason"])
             from .failsafe import apply_due  # L4 locks the task at once, not at the next sweep
 
             apply_due(self.store, conn, self.ops, record, now)
@@ -87,7 +87,7 @@ class Operations:
         with self.store.transaction() as conn:
             record = self.store.escalation(esc_id, conn)
             conn.execute("INSERT INTO notes (escalation_id, author, text, created_at) VALUES (?, ?, ?, ?)",
-                         (esc_id, by, text.strip(), self.store.now()))
+                         (esc_id, by, self.store.redactor.text(text.strip()), self.store.now()))
             self.store.update_escalation(conn, esc_id)
             self.store.audit(conn, "note_added", by, escalation_id=esc_id, data={"text": text.strip()})
             return self.store.escalation(record["id"], conn)
