@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from . import guard_results as out
-from .matching import has_capability, minor_preference, most_similar, needed_capabilities, normalise_capability
+from .matching import (Issue, has_capability, minor_preference, most_similar, needed_capabilities,
+                       normalise_capability)
 from .classifier import Classifier
 from .errors import NotFoundError, StateError
 from .loader import Policy
@@ -24,6 +25,7 @@ from .store import OPEN_STATUSES, Store
 
 DEFAULT_TASK = "default"
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
+MATCH_COLUMNS = "id, request, question, agent_question, question_vector, request_vector"
 OUT_OF_SCOPE = (EscalationType.scope, EscalationType.technical, EscalationType.compliance, EscalationType.safety)
 @dataclass
 class Ask:
@@ -35,6 +37,7 @@ class Ask:
     request: str
     classification: Classification
     vector: np.ndarray
+    request_vector: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     question: str | None = None
     options: list[str] = field(default_factory=list)
     details: str | None = None
@@ -45,6 +48,11 @@ class Ask:
     trigger: str = "clear_request"
     severity: Severity | None = None
     in_scope: bool | None = None
+    classified_as: EscalationType | None = None  # the classifier's type, when the agent insisted on another
+
+    def issue(self) -> Issue:
+        asked = self.question is not None
+        return Issue(self.request, self.request_vector, self.question, self.vector if asked else None)
 
 
 class ConversationGuard:
@@ -73,12 +81,24 @@ class ConversationGuard:
     # --- the agent tools ---
     def escalate(self, conversation_id: str, request: str, task_id: str | None = None, question: str | None = None,
                  options: list[str] | None = None, details: str | None = None,
-                 context: dict | None = None) -> EscalationResult:
+                 context: dict | None = None, type: str | None = None) -> EscalationResult:
+        """``type``: the agent insists this needs a person, as this type, whatever the classifier says."""
+        insisted = out.agent_type(type)
         ask = self._ask("escalate", conversation_id, request, task_id, question, options, details, None, context)
         rc, qc = self._classify(ask)
-        ask.minor = minor_preference(qc, rc)
-        chosen = rc if rc.escalate or qc is None or not qc.escalate else qc
+        # the question's own type counts ("Postgres or MySQL?" is a decision even when the request
+        # reads as scope); a request that stops the task (L4) always wins
+        chosen = qc if qc is not None and qc.escalate and rc.severity is not Severity.L4 else rc
         ask.classification = chosen
+        if insisted is not None and not (rc.severity is Severity.L4 and insisted is not rc.type):
+            ask.etype = insisted
+            ask.trigger = chosen.trigger if chosen.type is insisted else self.policy.matrix.default_trigger(insisted)
+            ask.severity = (chosen.severity if chosen.type is insisted
+                            else self.policy.matrix.trigger(insisted, ask.trigger).severity)
+            if chosen.type is not insisted:
+                ask.classified_as = chosen.type
+            return self._decide(ask)
+        ask.minor = minor_preference(qc, rc)
         if chosen.escalate:
             ask.etype, ask.trigger, ask.severity = chosen.type, chosen.trigger, chosen.severity
         return self._decide(ask)
@@ -123,7 +143,7 @@ class ConversationGuard:
             with self.store.transaction() as conn:
                 self._record(conn, "check_scope", result)
             return result
-        ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vectors[0], etype=c.type,
+        ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vectors[0], vectors[0], etype=c.type,
                   trigger=c.trigger, severity=c.severity, in_scope=False)
         return self._decide(ask)
 
@@ -167,7 +187,7 @@ class ConversationGuard:
         texts = [ask.request] + ([ask.question] if ask.question else [])
         results, vectors = self.classifier.classify_encoded(texts, [ask.context] + ([{}] if ask.question else []))
         # the issue is identified by the question when there is one, else by the request
-        ask.vector = vectors[-1]
+        ask.vector, ask.request_vector = vectors[-1], vectors[0]
         return results[0], (results[1] if ask.question else None)
 
     def _trigger(self, etype: EscalationType, c: Classification) -> str:
@@ -180,6 +200,8 @@ class ConversationGuard:
                       or self._proceed(ask) or self._repeated(conn, ask) or self._create(conn, ask, task))
             if ask.in_scope is not None:
                 result = result.model_copy(update={"in_scope": ask.in_scope})
+            if ask.classified_as is not None:
+                result = result.model_copy(update={"classified_as": ask.classified_as})
             self._record(conn, ask.tool, result)
         return result
 
@@ -210,9 +232,9 @@ class ConversationGuard:
 
     def _reasked(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
         rows = conn.execute(
-            "SELECT id, question_vector FROM escalations WHERE conversation_id = ? AND answer IS NOT NULL "
+            f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND answer IS NOT NULL "
             "AND question_vector IS NOT NULL ORDER BY answered_at DESC", (ask.conversation_id,)).fetchall()
-        best = most_similar(rows, ask.vector, self.settings.reask_similarity)
+        best = most_similar(rows, ask.issue(), self.settings.reask_similarity)
         if best is None:
             return None
         record = self.store.escalation(best, conn)
@@ -228,11 +250,12 @@ class ConversationGuard:
 
     def _repeated(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
         marks = ", ".join("?" * len(OPEN_STATUSES))
+        # any type: a reworded request may classify differently and is still the same issue
         rows = conn.execute(
-            f"SELECT id, question_vector FROM escalations WHERE conversation_id = ? AND task_id = ? AND type = ? "
-            f"AND status IN ({marks}) AND question_vector IS NOT NULL",
-            (ask.conversation_id, ask.task_id, ask.etype.value, *OPEN_STATUSES)).fetchall()
-        best = most_similar(rows, ask.vector, self.settings.same_issue_similarity)
+            f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND task_id = ? "
+            f"AND type != 'pattern' AND status IN ({marks}) AND question_vector IS NOT NULL",
+            (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchall()
+        best = most_similar(rows, ask.issue(), self.settings.same_issue_similarity)
         if best is None:
             return None
         conn.execute("UPDATE escalations SET repeat_count = repeat_count + 1, updated_at = ? WHERE id = ?",
@@ -300,9 +323,12 @@ class ConversationGuard:
             "reason": text.issue, "request": ask.request, "question": text.question, "options": text.options,
             "details": details, "phrase": text.phrase, "message": message, "context": ask.context,
             "question_vector": np.asarray(ask.vector, dtype=np.float32).tobytes(),
+            "request_vector": np.asarray(ask.request_vector, dtype=np.float32).tobytes(),
+            "agent_question": ask.question,
         })
+        classified = {"classified_as": ask.classified_as.value} if ask.classified_as else {}
         self.store.audit(conn, "create", "agent", escalation_id=esc_id, conversation_id=ask.conversation_id,
-                         task_id=ask.task_id, data={"tool": ask.tool, "type": etype.value, "trigger": trigger,
+                         task_id=ask.task_id, data={**classified, "tool": ask.tool, "type": etype.value, "trigger": trigger,
                                                     "severity": severity.value, "request": ask.request,
                                                     "question": text.question})
         return esc_id

@@ -57,6 +57,24 @@ def text(value: Any, name: str, limit: int, *, required: bool = True) -> str | N
     return cleaned
 
 
+AGENT_TYPES = tuple(t for t in EscalationType if t not in (EscalationType.none, EscalationType.pattern))
+
+
+def agent_type(value: Any) -> EscalationType | None:
+    """The type an agent may insist on: any of the matrix's types except pattern (the server
+    raises that one itself when it hands a task to a person)."""
+    if value is None:
+        return None
+    names = ", ".join(t.value for t in AGENT_TYPES)
+    try:
+        chosen = EscalationType(value)
+    except ValueError:
+        raise InputError(f"type {value!r} is not an escalation type; use one of {names}") from None
+    if chosen not in AGENT_TYPES:
+        raise InputError(f"type {chosen.value!r} cannot be chosen by the agent; use one of {names}")
+    return chosen
+
+
 def options_list(value: Any, settings: ConversationFile) -> list[str]:
     if value is None:
         return []

@@ -12,7 +12,7 @@ import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable, TypeVar
+from typing import Annotated, Any, Callable, Iterable, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
@@ -36,6 +36,10 @@ ConversationId = Annotated[str, Field(description="Id of the conversation with t
 Request = Annotated[str, Field(description="The person's request, verbatim.")]
 TaskId = Annotated[str | None, Field(description="Task inside the conversation; 'default' when omitted. Hand-off and locks are per task.")]
 Options = Annotated[list[str] | None, Field(description="Options to offer the person (at most 10); the type's default options when omitted.")]
+AgentType = Annotated[Literal["clarification", "conflict", "context", "decision", "compliance", "scope", "safety",
+                              "technical"] | None,
+                      Field(description="Insist on escalating as this type, e.g. 'decision', when you are unsure "
+                                        "whatever the classifier says; omitted: the classifier decides.")]
 Context_ = Annotated[dict[str, Any] | None, Field(description="Structured facts for the policy rules, e.g. {\"environment\": \"production\", \"estimated_cost\": 500}.")]
 
 
@@ -105,12 +109,15 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         options: Options = None,
         details: Annotated[str | None, Field(description="One sentence of context for the person (the Context line).")] = None,
         context: Context_ = None,
+        type: AgentType = None,
     ) -> EscalationResult:
         """Escalate once when you are unsure whether to act. Returns the action to take: escalate (say
         the phrase once and wait), proceed (with a default or an earlier answer), handoff (the task
         went to a person) or stop (L4: the task is locked). The same open issue returns the same
-        escalation_id with repeated=true - never ask it twice."""
-        return guard.escalate(conversation_id, request, task_id, question, options, details, context)
+        escalation_id with repeated=true - never ask it twice. Pass `type` when you are sure a person is
+        needed: it escalates as that type even when the classifier sees no need (classified_as then says
+        what the classifier thought)."""
+        return guard.escalate(conversation_id, request, task_id, question, options, details, context, type)
 
     @server.tool(title="Check whether a request is in scope", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))

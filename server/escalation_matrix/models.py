@@ -120,3 +120,6 @@ class EscalationResult(BaseModel):
     conversation_id: str | None = Field(default=None, description="Conversation the call belongs to.")
     task_id: str | None = Field(default=None, description="Task inside the conversation.")
     confidence: float | None = Field(default=None, description="Classifier confidence, 0-1.")
+    classified_as: EscalationType | None = Field(
+        default=None, description="escalate with a type only: the classifier's own type when it differs from "
+                                  "the type you gave (yours was used; 'none' means it saw no need to escalate).")

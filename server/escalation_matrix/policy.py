@@ -190,8 +190,10 @@ class ClassifierFile(Strict):
 
 class ConversationFile(Strict):
     handoff_after: int = Field(default=3, ge=2, description="Escalations on one task before hand-off.")
-    reask_similarity: float = Field(default=0.8, gt=0, le=1, description="Questions this similar are the same.")
-    same_issue_similarity: float = Field(default=0.85, gt=0, le=1, description="Same open issue above this.")
+    reask_similarity: float = Field(default=0.8, gt=0, le=1,
+                                    description="Cosine at which a call is the same issue as an answered one.")
+    same_issue_similarity: float = Field(default=0.8, gt=0, le=1,
+                                         description="Cosine at which a call is the same issue as an open one.")
     max_request_chars: int = Field(default=8000, ge=100, description="Longest request accepted.")
     max_question_chars: int = Field(default=2000, ge=20, description="Longest question accepted.")
     max_options: int = Field(default=10, ge=1, description="Most options an escalation may carry.")

@@ -124,6 +124,12 @@ MIGRATIONS: list[str] = [
         BEGIN INSERT OR REPLACE INTO counters VALUES ('audit-length', NEW.seq); END;
     INSERT OR REPLACE INTO counters SELECT 'audit-length', COALESCE(MAX(seq), 0) FROM audit;
     """,
+    # 3: same-issue matching (issue 12): the request's own vector beside the issue's, and the
+    # question the agent asked (null when it gave none and the type's default question was used)
+    """
+    ALTER TABLE escalations ADD COLUMN request_vector BLOB;
+    ALTER TABLE escalations ADD COLUMN agent_question TEXT;
+    """,
 ]
 
 JSON_FIELDS = ("options", "context")
@@ -322,4 +328,5 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
         if key in record and isinstance(record[key], str):
             record[key] = json.loads(record[key])
     record.pop("question_vector", None)
+    record.pop("request_vector", None)
     return record
