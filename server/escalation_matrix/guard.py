@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -67,8 +67,12 @@ class ConversationGuard:
 
     # --- read-only ---
     def classify(self, request: str, context: dict | None = None) -> EscalationResult:
+        """Records nothing but the decision itself: an evaluated request counts in the KPI denominator."""
         request = out.text(request, "request", self.settings.max_request_chars)
-        return out.from_classification(self.classifier.classify(request, out.context_mapping(context)))
+        result = out.from_classification(self.classifier.classify(request, out.context_mapping(context)))
+        with self.store.transaction() as conn:
+            self._record(conn, "classify", result, "proceed")
+        return result
 
     def history(self, conversation_id: str) -> list[dict]:
         conversation_id = out.identifier(conversation_id, "conversation_id")
@@ -136,12 +140,16 @@ class ConversationGuard:
             c.type is EscalationType.technical and has_capability(request, declared or []))
         if conversation_id is None:
             if in_scope:
-                return out.proceed(c, None, None, in_scope=True)
-            return out.from_classification(c, in_scope=False, instruction=_scope_instruction(c.severity))
+                result = out.proceed(c, None, None, in_scope=True)
+            else:
+                result = out.from_classification(c, in_scope=False, instruction=_scope_instruction(c.severity))
+            with self.store.transaction() as conn:
+                self._record(conn, "check_scope", result, "proceed")  # no conversation: no record is created
+            return result
         if in_scope:
             result = out.proceed(c, conversation_id, DEFAULT_TASK, in_scope=True)
             with self.store.transaction() as conn:
-                self._record(conn, "check_scope", result)
+                self._record(conn, "check_scope", result, "proceed")
             return result
         ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vectors[0], vectors[0], etype=c.type,
                   trigger=c.trigger, severity=c.severity, in_scope=False)
@@ -196,20 +204,28 @@ class ConversationGuard:
     def _decide(self, ask: Ask) -> EscalationResult:
         with self.store.transaction() as conn:
             task = self.store.task(conn, ask.conversation_id, ask.task_id)
-            result = (self._locked(conn, task) or self._handed_off(conn, task) or self._reasked(conn, ask)
-                      or self._proceed(ask) or self._repeated(conn, ask) or self._create(conn, ask, task))
+            steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
+                ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
+                ("reasked", lambda: self._reasked(conn, ask)), ("proceed", lambda: self._proceed(ask)),
+                ("repeated", lambda: self._repeated(conn, ask)), ("created", lambda: self._create(conn, ask, task)))
+            for outcome, step in steps:
+                found = step()
+                if found is not None:
+                    result = found
+                    break
             if ask.in_scope is not None:
                 result = result.model_copy(update={"in_scope": ask.in_scope})
             if ask.classified_as is not None:
                 result = result.model_copy(update={"classified_as": ask.classified_as})
-            self._record(conn, ask.tool, result)
+            self._record(conn, ask.tool, result, outcome)
         return result
 
-    def _record(self, conn: sqlite3.Connection, tool: str, result: EscalationResult) -> None:
+    def _record(self, conn: sqlite3.Connection, tool: str, result: EscalationResult, outcome: str) -> None:
         self.store.record_decision(
             conn, tool, result.type.value, result.action.value,
             severity=result.severity.value if result.severity else None,
-            conversation_id=result.conversation_id, task_id=result.task_id, escalation_id=result.escalation_id)
+            conversation_id=result.conversation_id, task_id=result.task_id, escalation_id=result.escalation_id,
+            outcome=outcome)
 
     def _locked(self, conn: sqlite3.Connection, task: dict) -> EscalationResult | None:
         if not task["locked"]:

@@ -79,8 +79,8 @@ class KpiTarget(Strict):
 
 
 class Kpis(Strict):
-    total: KpiTarget = Field(default_factory=lambda: KpiTarget(target=0.10, alert=0.10),
-                             description="All escalations over all decisions.")
+    total: KpiTarget = Field(default_factory=lambda: KpiTarget(target=0.05, alert=0.10),
+                             description="Escalation records created over every evaluated request.")
     severity: dict[Severity, KpiTarget] = Field(
         default_factory=lambda: {Severity.L1: KpiTarget(target=0.08, alert=0.10),
                                  Severity.L2: KpiTarget(target=0.03, alert=0.05),
