@@ -21,7 +21,7 @@ from .errors import NotFoundError, StateError
 from .loader import Policy
 from .messages import escalation_text
 from .models import Action, Classification, EscalationResult, EscalationType, Severity
-from .store import OPEN_STATUSES, Store
+from .store import OPEN_STATUSES, Store, iso
 
 DEFAULT_TASK = "default"
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
@@ -320,12 +320,11 @@ class ConversationGuard:
         return out.from_record(record, Action.handoff, out.HANDOFF.format(id=esc_id),
                                confidence=ask.classification.confidence)
 
-    def _routing_level(self, severity: Severity) -> int:
-        """Agent escalations start at the routing level of their severity's rank, capped at the
-        highest level operations.yaml defines (L4 goes to the top level, not a missing one)."""
+    def _route(self, severity: Severity) -> Any:
+        """The policy's route for an agent escalation of ``severity`` (level, assignee, channels, due)."""
         from .ops.policy import operations_policy
 
-        return min(severity.rank, max(operations_policy(self.policy).levels))
+        return operations_policy(self.policy).routing[severity]
 
     def _insert(self, conn: sqlite3.Connection, ask: Ask, etype: EscalationType, trigger: str,
                 severity: Severity, details: str | None) -> str:
@@ -333,9 +332,11 @@ class ConversationGuard:
         text = escalation_text(matrix, phrases, etype, trigger, severity, ask.request, question=ask.question,
                                options=ask.options or None, missing=ask.missing, details=details)
         message = phrases.message("md", **text.variables())
+        route, now = self._route(severity), self.store.clock()
         esc_id = self.store.insert_escalation(conn, {
             "conversation_id": ask.conversation_id, "task_id": ask.task_id, "issue_key": f"{etype.value}:{trigger}",
-            "source": "agent", "type": etype, "trigger": trigger, "severity": severity, "level": self._routing_level(severity),
+            "source": "agent", "type": etype, "trigger": trigger, "severity": severity, "level": route.level,
+            "assignee": route.assignee, "due_at": iso(now + route.respond_within), "severity_at": iso(now),
             "reason": text.issue, "request": ask.request, "question": text.question, "options": text.options,
             "details": details, "phrase": text.phrase, "message": message, "context": ask.context,
             "question_vector": np.asarray(ask.vector, dtype=np.float32).tobytes(),
@@ -347,6 +348,11 @@ class ConversationGuard:
                          task_id=ask.task_id, data={**classified, "tool": ask.tool, "type": etype.value, "trigger": trigger,
                                                     "severity": severity.value, "request": ask.request,
                                                     "question": text.question})
+        from .ops import notify
+        from .ops.policy import operations_policy
+
+        notify.enqueue(self.store, conn, operations_policy(self.policy), route.notify, "created",
+                       self.store.escalation(esc_id, conn), text.issue, route.assignee)
         return esc_id
 
 
@@ -365,7 +371,7 @@ def respond(store: Store, escalation_id: str, answer: str, responder: str = "ope
                              "if something changed, raise a new question with clarify or escalate")
         now = store.now()
         store.update_escalation(conn, escalation_id, answer=answer, answered_by=responder,
-                                answered_at=now, status="answered")
+                                answered_at=now, status="answered", resolved_at=record.get("resolved_at") or now)
         store.audit(conn, "answer", responder, escalation_id=escalation_id,
                     conversation_id=record["conversation_id"], task_id=record["task_id"], data={"answer": answer})
         locked = False

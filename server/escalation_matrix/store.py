@@ -127,11 +127,13 @@ MIGRATIONS: list[str] = [
     """,
     # 3: same-issue matching (issue 12): the request's own vector beside the issue's, and the
     # question the agent asked (null when it gave none and the type's default question was used);
-    # what each decision did (KPIs count created records, not calls)
+    # what each decision did (KPIs count created records, not calls); when a person first answered
+    # or resolved the escalation
     """
     ALTER TABLE escalations ADD COLUMN request_vector BLOB;
     ALTER TABLE escalations ADD COLUMN agent_question TEXT;
     ALTER TABLE decisions ADD COLUMN outcome TEXT;
+    ALTER TABLE escalations ADD COLUMN resolved_at TEXT;
     """,
 ]
 

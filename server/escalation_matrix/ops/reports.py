@@ -138,10 +138,10 @@ def build_report(store: Store, policy: Any, period: str = "daily", day: date | N
         trend.append(TrendPoint(start=iso(a), decisions=c["decisions"], escalations=c["escalations"],
                                 rate=_div(c["escalations"], c["decisions"]),
                                 by_severity={s.value: _div(c[s.value], c["decisions"]) for s in Severity}))
-    # resolved without an answer has no timestamp of its own: updated_at is when it was resolved
+    # records from before resolved_at was kept fall back to answered_at, closed_at or updated_at
     rows = [dict(r) for r in conn.execute(
         "SELECT source, type, reason, level, severity, status, resolution_method, created_at, "
-        "COALESCE(answered_at, closed_at, CASE WHEN status = 'resolved' THEN updated_at END) AS done_at "
+        "COALESCE(resolved_at, answered_at, closed_at, CASE WHEN status = 'resolved' THEN updated_at END) AS done_at "
         "FROM escalations WHERE created_at >= ? AND created_at < ?",
         (iso(start), iso(end)))]
     level_names = {n: lvl.name for n, lvl in ops.levels.items()}
