@@ -206,7 +206,7 @@ class ConversationGuard:
             task = self.store.task(conn, ask.conversation_id, ask.task_id)
             steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
                 ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
-                ("reasked", lambda: self._reasked(conn, ask)), ("proceed", lambda: self._proceed(ask)),
+                ("refused", lambda: self._paused(conn, ask)), ("reasked", lambda: self._reasked(conn, ask)), ("proceed", lambda: self._proceed(ask)),
                 ("repeated", lambda: self._repeated(conn, ask)), ("created", lambda: self._create(conn, ask, task)))
             for outcome, step in steps:
                 found = step()
@@ -217,6 +217,9 @@ class ConversationGuard:
                 result = result.model_copy(update={"in_scope": ask.in_scope})
             if ask.classified_as is not None:
                 result = result.model_copy(update={"classified_as": ask.classified_as})
+            notices = self._notices(conn, ask.conversation_id)
+            if notices:
+                result = result.model_copy(update={"notices": notices})
             self._record(conn, ask.tool, result, outcome)
         return result
 
@@ -245,6 +248,71 @@ class ConversationGuard:
             return None
         record = self.store.escalation(row["id"], conn)
         return out.from_record(record, Action.handoff, out.HANDOFF.format(id=record["id"]))
+
+    def _paused(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+        """An open L3 escalation pauses its task until a person answers; only an L4 gets through."""
+        if ask.severity is Severity.L4:
+            return None
+        marks = ", ".join("?" * len(OPEN_STATUSES))
+        row = conn.execute(
+            f"SELECT id FROM escalations WHERE conversation_id = ? AND task_id = ? AND severity = 'L3' "
+            f"AND type != 'pattern' AND status IN ({marks}) ORDER BY year, seq LIMIT 1",
+            (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchone()
+        if row is None:
+            return None
+        record = self.store.escalation(row["id"], conn)
+        return out.from_record(record, Action.wait, out.WAIT.format(id=row["id"]))
+
+    def _notices(self, conn: sqlite3.Connection, conversation_id: str) -> list[str]:
+        """What the fail-safe stages did to this conversation's open escalations since the agent's
+        last call (a reminder, a task now awaiting guidance or blocked), each told once."""
+        from .ops.policy import format_duration, operations_policy
+
+        stages = operations_policy(self.policy).failsafes.root
+        marks = ", ".join("?" * len(OPEN_STATUSES))
+        rows = conn.execute(
+            f"SELECT f.escalation_id, f.stage, e.task_id FROM failsafe_events f JOIN escalations e "
+            f"ON e.id = f.escalation_id WHERE e.conversation_id = ? AND f.told_at IS NULL "
+            f"AND e.status IN ({marks}) ORDER BY f.at, f.rowid", (conversation_id, *OPEN_STATUSES)).fetchall()
+        notices = []
+        for row in rows:
+            rule = stages.get(row["stage"])
+            if rule is None:
+                continue
+            if rule.action == "remind":
+                notices.append(out.NOTICE_REMINDER.format(id=row["escalation_id"], age=format_duration(rule.after)))
+            elif rule.action == "raise" and rule.awaiting_guidance:
+                notices.append(out.NOTICE_GUIDANCE.format(id=row["escalation_id"], task=row["task_id"]))
+            elif rule.action == "block":
+                notices.append(out.NOTICE_BLOCKED.format(id=row["escalation_id"], task=row["task_id"]))
+            conn.execute("UPDATE failsafe_events SET told_at = ? WHERE escalation_id = ? AND stage = ?",
+                         (self.store.now(), row["escalation_id"], row["stage"]))
+        return notices
+
+    def pending(self, conversation_id: str) -> dict[str, Any]:
+        """What the conversation is waiting for: open escalations (reminded, awaiting guidance) and
+        tasks that are paused, locked or handed off. Read-only: notices stay untold."""
+        conversation_id = out.identifier(conversation_id, "conversation_id")  # type: ignore[assignment]
+        marks = ", ".join("?" * len(OPEN_STATUSES))
+        conn = self.store._conn()
+        open_ = self.store.escalations(f"conversation_id = ? AND status IN ({marks})",
+                                       (conversation_id, *OPEN_STATUSES), order="year, seq")
+        tasks = [dict(r) for r in conn.execute(
+            "SELECT task_id, locked, locked_by_escalation, handed_off, awaiting_guidance FROM tasks "
+            "WHERE conversation_id = ? ORDER BY task_id", (conversation_id,))]
+        if not open_ and not tasks:
+            raise NotFoundError(f"conversation {conversation_id!r} is unknown: it has made no escalate, clarify "
+                                "or check_scope call; pass the conversation_id those calls used")
+        paused = {r["task_id"] for r in open_ if r["severity"] == "L3" and r["type"] != "pattern"}
+        return {
+            "conversation_id": conversation_id,
+            "escalations": [{k: r[k] for k in ("id", "task_id", "type", "severity", "status", "question", "assignee",
+                                                "due_at", "reminded_at")} for r in open_],
+            "tasks": [{"task_id": t["task_id"],
+                       "state": ("locked" if t["locked"] else "handed_off" if t["handed_off"]
+                                 else "awaiting_guidance" if t["task_id"] in paused else "active")}
+                      for t in tasks],
+        }
 
     def _reasked(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
         rows = conn.execute(
@@ -378,6 +446,8 @@ def respond(store: Store, escalation_id: str, answer: str, responder: str = "ope
         if record["conversation_id"] is not None:
             task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
             locked = bool(task["locked"])
+            if task["awaiting_guidance"] and record["severity"] == Severity.L3.value:
+                store.update_task(conn, task["conversation_id"], task["task_id"], awaiting_guidance=0)
             if record["type"] == EscalationType.pattern.value and task["handed_off"]:
                 store.update_task(conn, task["conversation_id"], task["task_id"], handed_off=0,
                                   escalation_count=0)

@@ -28,6 +28,12 @@ LOCKED = "This task is locked by {id} until a person unlocks it: stop and take n
 ANSWERED = "Apply this answer and continue the task now; do not ask for confirmation."
 ANSWERED_LOCKED = "The answer is recorded, but the task stays locked until a person unlocks it: take no action on it."
 OUT_OF_SCOPE = "Say the phrase and offer the alternatives; do not attempt the request as asked."
+WAIT = ("This task is paused awaiting guidance on {id} (L3): take no action on it and raise nothing new "
+        "until a person answers.")
+NOTICE_REMINDER = ("{id} is still unanswered after {age}: remind the person of it once, gently, without "
+                   "asking anything new.")
+NOTICE_GUIDANCE = "Task {task} is now awaiting guidance ({id}, raised to L3): pause it until a person answers."
+NOTICE_BLOCKED = "Task {task} is blocked ({id} unresolved at L3): keep it paused; it is on the blocked-tasks report."
 
 
 # --- input checks: every one runs before anything is written ---

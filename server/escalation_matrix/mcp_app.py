@@ -198,6 +198,18 @@ def _register_context(server: MCPServer, guard: ConversationGuard) -> None:
             raise ResourceError(str(exc)) from None
         return json.dumps({"conversation_id": conversation_id, "escalations": records}, indent=2, ensure_ascii=False)
 
+    @server.resource("escalation://pending/{conversation_id}", name="pending", mime_type="application/json",
+                     title="What a conversation is waiting for",
+                     description="Open escalations of one conversation (reminded, awaiting guidance) and the state of "
+                                 "each task: active, awaiting_guidance (paused), handed_off or locked.")
+    def pending(conversation_id: str) -> str:
+        try:
+            return json.dumps(guard.pending(conversation_id), indent=2, ensure_ascii=False)
+        except NotFoundError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
+        except EscalationMatrixError as exc:
+            raise ResourceError(str(exc)) from None
+
     @server.prompt(name="escalation_protocol", title="How to use the escalation tools",
                    description="Teaches an agent when to call which tool, and the golden rule.")
     def escalation_protocol() -> str:

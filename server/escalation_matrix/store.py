@@ -128,12 +128,13 @@ MIGRATIONS: list[str] = [
     # 3: same-issue matching (issue 12): the request's own vector beside the issue's, and the
     # question the agent asked (null when it gave none and the type's default question was used);
     # what each decision did (KPIs count created records, not calls); when a person first answered
-    # or resolved the escalation
+    # or resolved the escalation; when the agent was told of a fail-safe stage
     """
     ALTER TABLE escalations ADD COLUMN request_vector BLOB;
     ALTER TABLE escalations ADD COLUMN agent_question TEXT;
     ALTER TABLE decisions ADD COLUMN outcome TEXT;
     ALTER TABLE escalations ADD COLUMN resolved_at TEXT;
+    ALTER TABLE failsafe_events ADD COLUMN told_at TEXT;
     """,
 ]
 
