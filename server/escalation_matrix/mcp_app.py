@@ -66,17 +66,28 @@ def _tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def load_guard(policy: Policy | None = None, db: str | Path | None = None) -> ConversationGuard:
-    """Load the policy, the embedding model (once, seconds) and the state file."""
-    from .classifier import Classifier, serving_embedder
-    from .embedcache import CachingEmbedder
+def load_guard(policy: Policy | None = None, db: str | Path | None = None, *,
+               background: bool = False) -> ConversationGuard:
+    """Load the policy, the embedding model (once, seconds) and the state file. With ``background``
+    the model loads in a thread and the guard is returned at once; classifying calls wait for it."""
     from .loader import load_policy
     from .store import Store
 
     policy = policy or load_policy()
-    classifier = Classifier(policy, embedder=CachingEmbedder(serving_embedder(policy.classifier)))
-    classifier.classify("warm up the model")  # the first encode is slow; pay it at start, not on a call
-    return ConversationGuard(policy, classifier, Store(db))
+
+    def build() -> Any:
+        from .classifier import Classifier, serving_embedder
+        from .embedcache import CachingEmbedder
+
+        classifier = Classifier(policy, embedder=CachingEmbedder(serving_embedder(policy.classifier)))
+        classifier.classify("warm up the model")  # the first encode is slow; pay it at start, not on a call
+        return classifier
+
+    if background:
+        from .warmup import BackgroundClassifier
+
+        return ConversationGuard(policy, BackgroundClassifier(build), Store(db))  # type: ignore[arg-type]
+    return ConversationGuard(policy, build(), Store(db))
 
 
 def build_server(policy: Policy | None = None, db: str | Path | None = None, *,
