@@ -65,6 +65,11 @@ class ConversationGuard:
         self.classifier = classifier
         self.store = store
         self.settings = policy.conversation
+        self.policy_status: dict[str, Any] = {"ok": True, "problems": [], "reloads": 0}
+
+    def swap(self, policy: Policy, classifier: Classifier) -> None:
+        """Serve ``policy`` from now on (hot reload); calls already running finish on the old one."""
+        self.policy, self.classifier, self.settings = policy, classifier, policy.conversation
 
     # --- read-only ---
     def classify(self, request: str, context: dict | None = None) -> EscalationResult:

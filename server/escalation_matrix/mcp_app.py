@@ -221,6 +221,13 @@ def _register_context(server: MCPServer, guard: ConversationGuard) -> None:
         except EscalationMatrixError as exc:
             raise ResourceError(str(exc)) from None
 
+    @server.resource("policy://status", name="policy_status", mime_type="application/json",
+                     title="Policy status",
+                     description="Which policy, phrase and exemplar folders are served, when they were loaded, and "
+                                 "the problems of the last refused reload (the old policy stays in service).")
+    def policy_status() -> str:
+        return json.dumps(guard.policy_status, indent=2, ensure_ascii=False)
+
     @server.prompt(name="escalation_protocol", title="How to use the escalation tools",
                    description="Teaches an agent when to call which tool, and the golden rule.")
     def escalation_protocol() -> str:
