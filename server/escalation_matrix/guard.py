@@ -212,8 +212,9 @@ class ConversationGuard:
             task = self.store.task(conn, ask.conversation_id, ask.task_id)
             steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
                 ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
-                ("refused", lambda: self._paused(conn, ask)), ("reasked", lambda: self._reasked(conn, ask)), ("proceed", lambda: self._proceed(ask)),
-                ("repeated", lambda: self._repeated(conn, ask)), ("created", lambda: self._create(conn, ask, task)))
+                ("refused", lambda: self._paused(conn, ask)), ("reasked", lambda: self._reasked(conn, ask)),
+                ("proceed", lambda: self._proceed(ask)), ("repeated", lambda: self._repeated(conn, ask)),
+                ("created", lambda: self._create(conn, ask, task)))
             for outcome, step in steps:
                 found = step()
                 if found is not None:
