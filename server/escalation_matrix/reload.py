@@ -87,9 +87,10 @@ class Reloader:
                             reason, self.guard.policy_status.get("loaded_at"), "\n  ".join(problems))
                 self.guard.policy_status = self._status(ok=False, problems=problems, failed_at=now)
                 return self.guard.policy_status
-            old = self.guard.classifier
-            same_model = old.settings.model == policy.classifier.model
-            classifier = Classifier(policy, embedder=old.embedder if same_model else None)
+            old, new = self.guard.classifier.settings, policy.classifier
+            # the loaded encoder is kept unless the edit names another model (seconds to load otherwise)
+            same_model = (old.model, old.method, old.trained.folder) == (new.model, new.method, new.trained.folder)
+            classifier = Classifier(policy, embedder=self.guard.classifier.embedder if same_model else None)
             self.guard.swap(policy, classifier)
             for callback in self.on_reload:
                 callback(policy)
