@@ -39,7 +39,7 @@ def format_duration(delta: timedelta) -> str:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
 FailSafeAction = Literal["remind", "raise", "block", "lock", "reassign", "notify"]
-# The standard stages (seed 002 §13) imply their action; any other stage names its own.
+# The standard stages imply their action by name; any other stage names its own.
 STANDARD_ACTIONS: dict[str, FailSafeAction] = {
     "reminder": "remind", "raise_to_l2": "raise", "raise_to_l3": "raise", "blocked_report": "block",
     "lock_task": "lock"}
@@ -214,7 +214,7 @@ class OperationsFile(Strict):
     routing: dict[Severity, Route] = Field(default_factory=_default_routing,
                                            description="Agent escalations by severity: level, assignee, channels, due time.")
     failsafes: FailSafes = Field(default_factory=FailSafes,
-                                 description="Fail-safe stages for agent escalations (seed 002 §13), by name.")
+                                 description="Fail-safe stages for agent escalations, by name.")
     kpis: Kpis = Field(default_factory=Kpis, description="KPI targets and alert thresholds (seed 002 §8).")
     pipeline: Pipeline = Field(default_factory=Pipeline, description="Automatic pipeline triggers (seed 004).")
     notifications: Notifications = Field(default_factory=Notifications, description="Notification channels and who gets what.")
