@@ -102,3 +102,10 @@ def test_a_langchain_loop_sees_the_reminder_and_the_pause(guard, store, clock, p
     run_loop(ToolCallingFake(messages=script()), make_tools(guard, conversation_id="lc"), history)
     assert history[-1].content == "wait"
     assert any("awaiting guidance" in n for n in tool_json(history, "clarify")["notices"])
+
+
+def test_the_same_issue_on_a_paused_task_is_a_repeat_not_a_wait(guard, store, clock, policy):
+    first = guard.escalate("c1", DEPLOY, context=PROD)
+    sweep(store, policy, clock.at(minutes=30))  # raised to L3: the task is paused
+    again = guard.escalate("c1", DEPLOY, context=PROD)
+    assert again.repeated and again.escalation_id == first.escalation_id and again.action is not Action.wait

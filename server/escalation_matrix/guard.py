@@ -265,7 +265,7 @@ class ConversationGuard:
             f"SELECT id FROM escalations WHERE conversation_id = ? AND task_id = ? AND severity = 'L3' "
             f"AND type != 'pattern' AND status IN ({marks}) ORDER BY year, seq LIMIT 1",
             (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchone()
-        if row is None:
+        if row is None or self._open_match(conn, ask) is not None:  # the same issue again is a repeat
             return None
         record = self.store.escalation(row["id"], conn)
         return out.from_record(record, Action.wait, out.WAIT.format(id=row["id"]))
@@ -295,14 +295,18 @@ class ConversationGuard:
             return out.proceed(ask.classification, ask.conversation_id, ask.task_id)
         return None
 
-    def _repeated(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+    def _open_match(self, conn: sqlite3.Connection, ask: Ask) -> str | None:
+        """The open escalation of the task that is the same issue as ``ask``, if any."""
         marks = ", ".join("?" * len(OPEN_STATUSES))
         # any type: a reworded request may classify differently and is still the same issue
         rows = conn.execute(
             f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND task_id = ? "
             f"AND type != 'pattern' AND status IN ({marks}) AND question_vector IS NOT NULL",
             (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchall()
-        best = most_similar(rows, ask.issue(), self.settings.same_issue_similarity)
+        return most_similar(rows, ask.issue(), self.settings.same_issue_similarity)
+
+    def _repeated(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+        best = self._open_match(conn, ask)
         if best is None:
             return None
         conn.execute("UPDATE escalations SET repeat_count = repeat_count + 1, updated_at = ? WHERE id = ?",
