@@ -5,9 +5,7 @@ classifies pays for the model load."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 import time
 from typing import Any, Callable
@@ -35,8 +33,6 @@ class BackgroundClassifier:
         self._thread.start()
 
     def _load(self) -> None:
-        with contextlib.suppress(AttributeError, OSError):  # Linux: a lower priority for this thread only,
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # so the protocol answers first
         start = time.perf_counter()
         try:
             self._value = self._factory()
