@@ -41,7 +41,7 @@ def serve(state: AppState, transport: str, host: str, port: int, db: str | None)
     from ..mcp_app import build_server, load_guard
 
     with contextlib.redirect_stdout(sys.stderr):  # anything printed while loading goes to stderr
-        guard = load_guard(state.policy, db)  # background=True is not on yet: see the note on issue 12
+        guard = load_guard(state.policy, db)  # model first; background=True (answer tools/list at once) is not on yet
         server = build_server(guard=guard)
     log.info("escalation-matrix: state in %s", guard.store.path)
     from ..ops.failsafe import start_sweeper
