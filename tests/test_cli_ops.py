@@ -104,14 +104,17 @@ def test_sweep_with_a_controlled_clock_applies_due_timers_once(cli):
 
     from escalation_matrix.store import iso, parse_iso
 
-    later = iso(parse_iso(created) + timedelta(minutes=16))
+    # a manual record follows its level's response time (level 1: 24 h), not the agent timers
+    early = cli("sweep", "--now", iso(parse_iso(created) + timedelta(minutes=16)), "--no-deliver").stdout
+    assert "0 transitions" in early
+    later = iso(parse_iso(created) + timedelta(hours=24, minutes=1))
     first = cli("sweep", "--now", later, "--no-deliver").stdout
     again = cli("sweep", "--now", later, "--no-deliver").stdout
     assert "transitions" in first and "0 transitions" not in first
     assert "0 transitions" in again
     record = json.loads(cli("show", esc, "--json").stdout)
-    assert record["severity"] == "L2"
-    assert {f["stage"] for f in record["failsafes"]} >= {"reminder", "raise_to_l2"}
+    assert record["severity"] == "L1"
+    assert {f["stage"] for f in record["failsafes"]} == {"overdue_level_1"}
 
 
 @pytest.mark.parametrize("period", ["--daily", "--weekly", "--monthly"])

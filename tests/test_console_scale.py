@@ -175,7 +175,7 @@ def test_the_history_view_is_paged(client, ops):
 def test_an_escalations_page_shows_its_notes_stages_notifications_and_audit(client, ops, clock):
     from escalation_matrix.ops.failsafe import sweep
 
-    esc = ops.create("Which supplier?", severity="L1", type="clarification")["id"]
+    esc = ops.create("Which supplier?", severity="L1", type="clarification", source="agent")["id"]  # fail-safe stages
     ops.note(esc, "Checked the supplier list: two match.", by="ana")
     sweep(ops.store, ops.policy, clock.at(minutes=16))
     ops.close(esc, "Supplier B", lessons_learned="keep the list current", by="ana")

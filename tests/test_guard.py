@@ -170,10 +170,12 @@ def test_every_decision_is_logged_for_kpi_rates(guard):
     guard.escalate("c1", DEPLOY, context=PROD)
     guard.clarify("c1", "Write it", "Should headers be in title case or sentence case?")
     guard.check_scope("My card number is 4111 1111 1111 1111", conversation_id="c2")
-    guard.classify("anything at all")  # read-only: not logged
+    guard.classify("anything at all")  # records no escalation, but is an evaluated request
     rows = list(guard.store.db["decisions"].rows)
-    assert [(r["tool"], r["action"]) for r in rows] == [
-        ("escalate", "escalate"), ("escalate", "escalate"), ("clarify", "proceed"), ("check_scope", "escalate")]
+    assert [(r["tool"], r["action"], r["outcome"]) for r in rows[:4]] == [
+        ("escalate", "escalate", "created"), ("escalate", "escalate", "repeated"), ("clarify", "proceed", "proceed"),
+        ("check_scope", "escalate", "created")]
+    assert (rows[4]["tool"], rows[4]["outcome"], rows[4]["escalation_id"]) == ("classify", "proceed", None)
 
 
 def test_history_lists_the_conversation_in_order(guard):
@@ -224,5 +226,7 @@ def test_audit_trail_is_a_hash_chain(guard):
 def test_agent_escalations_route_to_a_level_the_operations_policy_defines(guard):
     stop = guard.escalate("route", "I want to kill myself", task_id="t")
     low = guard.clarify("route", "Write something for the website.", "Which page is it for?", task_id="u")
-    assert guard.store.escalation(stop.escalation_id)["level"] == 3  # L4 goes to the top level, not a level 4
+    critical = guard.store.escalation(stop.escalation_id)
+    # L4 goes to the operations lead at once (routing in operations.yaml), never to the product queue
+    assert (critical["level"], critical["assignee"], critical["due_at"]) == (1, "operations-lead", critical["created_at"])
     assert guard.store.escalation(low.escalation_id)["level"] == 1

@@ -24,7 +24,8 @@ def filled(db_path: Path, policy) -> Path:
     moment = {"now": T0}
     store = Store(db_path, clock=lambda: moment["now"])
     ops = Operations(store, policy)
-    a = ops.create("Ambiguous request", severity="L1", type="clarification", conversation_id="c1", task_id="t1")
+    a = ops.create("Ambiguous request", severity="L1", type="clarification", conversation_id="c1", task_id="t1",
+                   source="agent")  # an agent escalation, so the fail-safe stages apply
     b = ops.create("Compliance concern", severity="L2", type="compliance", conversation_id="c1", task_id="t2")
     ops.note(a["id"], "asked the customer")
     moment["now"] = T0 + timedelta(minutes=20)

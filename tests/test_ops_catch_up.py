@@ -19,7 +19,9 @@ OLD = 40
 def fill_old(store, clock, policy) -> list[str]:
     """40 L1 escalations, created and announced at T0; then the server is stopped for two days."""
     ops = Operations(store, policy)
-    ids = [ops.create(f"question {i}", severity="L1", type="clarification")["id"] for i in range(OLD)]
+    # agent escalations: the fail-safe stages watch those (manual records follow their level's clock)
+    ids = [ops.create(f"question {i}", severity="L1", type="clarification", source="agent")["id"]
+           for i in range(OLD)]
     deliver(store, operations_policy(policy), clock.moment)  # the 'created' notices went out back then
     return ids
 
@@ -74,7 +76,7 @@ def test_a_second_sweep_after_catching_up_sends_nothing_more(store, clock, polic
 
 def test_stages_swept_on_time_each_get_their_own_notice(store, clock, policy, caplog):
     ops = Operations(store, policy)
-    esc = ops.create("on time", severity="L1", type="clarification")["id"]
+    esc = ops.create("on time", severity="L1", type="clarification", source="agent")["id"]
     deliver(store, operations_policy(policy), clock.moment)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="escalation_matrix.notify"):

@@ -23,8 +23,9 @@ from clocks import T0, Clock
 
 
 def create(store: Store, policy, severity: str, task: str = "t1", type_: str = "decision") -> dict:
+    """An agent escalation: the fail-safe stages watch agent escalations only."""
     return Operations(store, policy).create(f"needs a person ({severity})", severity=severity, type=type_,
-                                            conversation_id="c1", task_id=task)
+                                            conversation_id="c1", task_id=task, source="agent")
 
 
 def stages(result) -> list[str]:

@@ -87,8 +87,12 @@ def _span(seconds: int) -> str:
 
 
 def deadline(record: dict[str, Any], ops: Operations) -> tuple[datetime, str]:
-    """When a response is due, and the target it comes from: the routing level's (``due_at``, set for
-    operator-created and raised records), else the severity's response target as the card shows it."""
+    """When a response is due, and the target it comes from: an agent escalation's severity route,
+    a record's routing level (``due_at``), else the severity's response target as the card shows it."""
+    if record.get("due_at") and record.get("source") == "agent":  # routed by severity (operations.yaml routing)
+        start = parse_iso(record.get("severity_at") or record["created_at"])
+        due = parse_iso(record["due_at"])
+        return due, f"{record['severity']} target {duration_label(int((due - start).total_seconds()))}"
     if record.get("due_at"):
         level = ops.ops.levels.get(record["level"])
         name = f"level {record['level']} ({level.name}) target" if level else f"level {record['level']} target"

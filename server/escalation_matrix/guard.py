@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from . import guard_pending as pending
 from . import guard_results as out
 from .access import check_agent_answer
-from .matching import has_capability, minor_preference, most_similar, needed_capabilities, normalise_capability
+from .matching import (Issue, has_capability, minor_preference, most_similar, needed_capabilities,
+                       normalise_capability)
 from .classifier import Classifier
 from .errors import NotFoundError, StateError
 from .loader import Policy
 from .messages import escalation_text
 from .models import Action, Classification, EscalationResult, EscalationType, Severity
-from .store import OPEN_STATUSES, Store
+from .store import OPEN_STATUSES, Store, iso
 
 DEFAULT_TASK = "default"
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
+MATCH_COLUMNS = "id, request, question, agent_question, question_vector, request_vector"
 OUT_OF_SCOPE = (EscalationType.scope, EscalationType.technical, EscalationType.compliance, EscalationType.safety)
 @dataclass
 class Ask:
@@ -36,6 +39,7 @@ class Ask:
     request: str
     classification: Classification
     vector: np.ndarray
+    request_vector: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     question: str | None = None
     options: list[str] = field(default_factory=list)
     details: str | None = None
@@ -46,6 +50,11 @@ class Ask:
     trigger: str = "clear_request"
     severity: Severity | None = None
     in_scope: bool | None = None
+    classified_as: EscalationType | None = None  # the classifier's type, when the agent insisted on another
+
+    def issue(self) -> Issue:
+        asked = self.question is not None
+        return Issue(self.request, self.request_vector, self.question, self.vector if asked else None)
 
 
 class ConversationGuard:
@@ -60,11 +69,23 @@ class ConversationGuard:
         from .ops.policy import operations_policy
 
         store.redactor = operations_policy(policy).redaction.redactor()
+        self.policy_status: dict[str, Any] = {"ok": True, "problems": [], "reloads": 0}
+
+    def swap(self, policy: Policy, classifier: Classifier) -> None:
+        """Serve ``policy`` from now on (hot reload); calls already running finish on the old one."""
+        from .ops.policy import operations_policy
+
+        self.policy, self.classifier, self.settings = policy, classifier, policy.conversation
+        self.store.redactor = operations_policy(policy).redaction.redactor()
 
     # --- read-only ---
     def classify(self, request: str, context: dict | None = None) -> EscalationResult:
+        """Records nothing but the decision itself: an evaluated request counts in the KPI denominator."""
         request = out.text(request, "request", self.settings.max_request_chars)
-        return out.from_classification(self.classifier.classify(request, out.context_mapping(context)))
+        result = out.from_classification(self.classifier.classify(request, out.context_mapping(context)))
+        with self.store.transaction() as conn:
+            self._record(conn, "classify", result, "proceed")
+        return result
 
     def history(self, conversation_id: str) -> list[dict]:
         conversation_id = out.identifier(conversation_id, "conversation_id")
@@ -77,12 +98,24 @@ class ConversationGuard:
     # --- the agent tools ---
     def escalate(self, conversation_id: str, request: str, task_id: str | None = None, question: str | None = None,
                  options: list[str] | None = None, details: str | None = None,
-                 context: dict | None = None) -> EscalationResult:
+                 context: dict | None = None, type: str | None = None) -> EscalationResult:
+        """``type``: the agent insists this needs a person, as this type, whatever the classifier says."""
+        insisted = out.agent_type(type)
         ask = self._ask("escalate", conversation_id, request, task_id, question, options, details, None, context)
         rc, qc = self._classify(ask)
-        ask.minor = minor_preference(qc, rc)
-        chosen = rc if rc.escalate or qc is None or not qc.escalate else qc
+        # the question's own type counts ("Postgres or MySQL?" is a decision even when the request
+        # reads as scope); a request that stops the task (L4) always wins
+        chosen = qc if qc is not None and qc.escalate and rc.severity is not Severity.L4 else rc
         ask.classification = chosen
+        if insisted is not None and not (rc.severity is Severity.L4 and insisted is not rc.type):
+            ask.etype = insisted
+            ask.trigger = chosen.trigger if chosen.type is insisted else self.policy.matrix.default_trigger(insisted)
+            ask.severity = (chosen.severity if chosen.type is insisted
+                            else self.policy.matrix.trigger(insisted, ask.trigger).severity)
+            if chosen.type is not insisted:
+                ask.classified_as = chosen.type
+            return self._decide(ask)
+        ask.minor = minor_preference(qc, rc)
         if chosen.escalate:
             ask.etype, ask.trigger, ask.severity = chosen.type, chosen.trigger, chosen.severity
         return self._decide(ask)
@@ -120,14 +153,18 @@ class ConversationGuard:
             c.type is EscalationType.technical and has_capability(request, declared or []))
         if conversation_id is None:
             if in_scope:
-                return out.proceed(c, None, None, in_scope=True)
-            return out.from_classification(c, in_scope=False, instruction=_scope_instruction(c.severity))
+                result = out.proceed(c, None, None, in_scope=True)
+            else:
+                result = out.from_classification(c, in_scope=False, instruction=_scope_instruction(c.severity))
+            with self.store.transaction() as conn:
+                self._record(conn, "check_scope", result, "proceed")  # no conversation: no record is created
+            return result
         if in_scope:
             result = out.proceed(c, conversation_id, DEFAULT_TASK, in_scope=True)
             with self.store.transaction() as conn:
-                self._record(conn, "check_scope", result)
+                self._record(conn, "check_scope", result, "proceed")
             return result
-        ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vectors[0], etype=c.type,
+        ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vectors[0], vectors[0], etype=c.type,
                   trigger=c.trigger, severity=c.severity, in_scope=False)
         return self._decide(ask)
 
@@ -173,7 +210,7 @@ class ConversationGuard:
         texts = [ask.request] + ([ask.question] if ask.question else [])
         results, vectors = self.classifier.classify_encoded(texts, [ask.context] + ([{}] if ask.question else []))
         # the issue is identified by the question when there is one, else by the request
-        ask.vector = vectors[-1]
+        ask.vector, ask.request_vector = vectors[-1], vectors[0]
         return results[0], (results[1] if ask.question else None)
 
     def _trigger(self, etype: EscalationType, c: Classification) -> str:
@@ -182,18 +219,32 @@ class ConversationGuard:
     def _decide(self, ask: Ask) -> EscalationResult:
         with self.store.transaction() as conn:
             task = self.store.task(conn, ask.conversation_id, ask.task_id)
-            result = (self._locked(conn, task) or self._handed_off(conn, task) or self._reasked(conn, ask)
-                      or self._proceed(ask) or self._repeated(conn, ask) or self._create(conn, ask, task))
+            steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
+                ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
+                ("refused", lambda: self._paused(conn, ask)), ("reasked", lambda: self._reasked(conn, ask)),
+                ("proceed", lambda: self._proceed(ask)), ("repeated", lambda: self._repeated(conn, ask)),
+                ("created", lambda: self._create(conn, ask, task)))
+            for outcome, step in steps:
+                found = step()
+                if found is not None:
+                    result = found
+                    break
             if ask.in_scope is not None:
                 result = result.model_copy(update={"in_scope": ask.in_scope})
-            self._record(conn, ask.tool, result)
+            if ask.classified_as is not None:
+                result = result.model_copy(update={"classified_as": ask.classified_as})
+            notices = self._notices(conn, ask.conversation_id)
+            if notices:
+                result = result.model_copy(update={"notices": notices})
+            self._record(conn, ask.tool, result, outcome)
         return result
 
-    def _record(self, conn: sqlite3.Connection, tool: str, result: EscalationResult) -> None:
+    def _record(self, conn: sqlite3.Connection, tool: str, result: EscalationResult, outcome: str) -> None:
         self.store.record_decision(
             conn, tool, result.type.value, result.action.value,
             severity=result.severity.value if result.severity else None,
-            conversation_id=result.conversation_id, task_id=result.task_id, escalation_id=result.escalation_id)
+            conversation_id=result.conversation_id, task_id=result.task_id, escalation_id=result.escalation_id,
+            outcome=outcome)
 
     def _locked(self, conn: sqlite3.Connection, task: dict) -> EscalationResult | None:
         if not task["locked"]:
@@ -214,11 +265,32 @@ class ConversationGuard:
         record = self.store.escalation(row["id"], conn)
         return out.from_record(record, Action.handoff, out.HANDOFF.format(id=record["id"]))
 
+    def _paused(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+        """An open L3 escalation pauses its task until a person answers; only an L4 gets through."""
+        if ask.severity is Severity.L4:
+            return None
+        marks = ", ".join("?" * len(OPEN_STATUSES))
+        row = conn.execute(
+            f"SELECT id FROM escalations WHERE conversation_id = ? AND task_id = ? AND severity = 'L3' "
+            f"AND type != 'pattern' AND status IN ({marks}) ORDER BY year, seq LIMIT 1",
+            (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchone()
+        if row is None or self._open_match(conn, ask) is not None:  # the same issue again is a repeat
+            return None
+        record = self.store.escalation(row["id"], conn)
+        return out.from_record(record, Action.wait, out.WAIT.format(id=row["id"]))
+
+    def _notices(self, conn: sqlite3.Connection, conversation_id: str) -> list[str]:
+        return pending.notices(self.store, conn, self.policy, conversation_id)
+
+    def pending(self, conversation_id: str) -> dict[str, Any]:
+        """What the conversation is waiting for (the ``escalation://pending/{id}`` resource)."""
+        return pending.pending(self.store, conversation_id)
+
     def _reasked(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
         rows = conn.execute(
-            "SELECT id, question_vector FROM escalations WHERE conversation_id = ? AND answer IS NOT NULL "
+            f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND answer IS NOT NULL "
             "AND question_vector IS NOT NULL ORDER BY answered_at DESC", (ask.conversation_id,)).fetchall()
-        best = most_similar(rows, ask.vector, self.settings.reask_similarity)
+        best = most_similar(rows, ask.issue(), self.settings.reask_similarity)
         if best is None:
             return None
         record = self.store.escalation(best, conn)
@@ -232,13 +304,18 @@ class ConversationGuard:
             return out.proceed(ask.classification, ask.conversation_id, ask.task_id)
         return None
 
-    def _repeated(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+    def _open_match(self, conn: sqlite3.Connection, ask: Ask) -> str | None:
+        """The open escalation of the task that is the same issue as ``ask``, if any."""
         marks = ", ".join("?" * len(OPEN_STATUSES))
+        # any type: a reworded request may classify differently and is still the same issue
         rows = conn.execute(
-            f"SELECT id, question_vector FROM escalations WHERE conversation_id = ? AND task_id = ? AND type = ? "
-            f"AND status IN ({marks}) AND question_vector IS NOT NULL",
-            (ask.conversation_id, ask.task_id, ask.etype.value, *OPEN_STATUSES)).fetchall()
-        best = most_similar(rows, ask.vector, self.settings.same_issue_similarity)
+            f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND task_id = ? "
+            f"AND type != 'pattern' AND status IN ({marks}) AND question_vector IS NOT NULL",
+            (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchall()
+        return most_similar(rows, ask.issue(), self.settings.same_issue_similarity)
+
+    def _repeated(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+        best = self._open_match(conn, ask)
         if best is None:
             return None
         conn.execute("UPDATE escalations SET repeat_count = repeat_count + 1, updated_at = ? WHERE id = ?",
@@ -287,12 +364,11 @@ class ConversationGuard:
         return out.from_record(record, Action.handoff, out.HANDOFF.format(id=esc_id),
                                confidence=ask.classification.confidence)
 
-    def _routing_level(self, severity: Severity) -> int:
-        """Agent escalations start at the routing level of their severity's rank, capped at the
-        highest level operations.yaml defines (L4 goes to the top level, not a missing one)."""
+    def _route(self, severity: Severity) -> Any:
+        """The policy's route for an agent escalation of ``severity`` (level, assignee, channels, due)."""
         from .ops.policy import operations_policy
 
-        return min(severity.rank, max(operations_policy(self.policy).levels))
+        return operations_policy(self.policy).routing[severity]
 
     def _insert(self, conn: sqlite3.Connection, ask: Ask, etype: EscalationType, trigger: str,
                 severity: Severity, details: str | None) -> str:
@@ -300,20 +376,27 @@ class ConversationGuard:
         text = escalation_text(matrix, phrases, etype, trigger, severity, ask.request, question=ask.question,
                                options=ask.options or None, missing=ask.missing, details=details)
         message = phrases.message("md", **text.variables())
+        route, now = self._route(severity), self.store.clock()
         esc_id = self.store.insert_escalation(conn, {
             "conversation_id": ask.conversation_id, "task_id": ask.task_id, "issue_key": f"{etype.value}:{trigger}",
-            "source": "agent", "type": etype, "trigger": trigger, "severity": severity, "level": self._routing_level(severity),
+            "source": "agent", "type": etype, "trigger": trigger, "severity": severity, "level": route.level,
+            "assignee": route.assignee, "due_at": iso(now + route.respond_within), "severity_at": iso(now),
             "reason": text.issue, "request": ask.request, "question": text.question, "options": text.options,
             "details": details, "phrase": text.phrase, "message": message, "context": ask.context,
             "question_vector": np.asarray(ask.vector, dtype=np.float32).tobytes(),
+            "request_vector": np.asarray(ask.request_vector, dtype=np.float32).tobytes(),
+            "agent_question": ask.question,
         })
+        classified = {"classified_as": ask.classified_as.value} if ask.classified_as else {}
         self.store.audit(conn, "create", "agent", escalation_id=esc_id, conversation_id=ask.conversation_id,
-                         task_id=ask.task_id, data={"tool": ask.tool, "type": etype.value, "trigger": trigger,
+                         task_id=ask.task_id, data={**classified, "tool": ask.tool, "type": etype.value, "trigger": trigger,
                                                     "severity": severity.value, "request": ask.request,
                                                     "question": text.question})
-        from .ops.notify import announce  # the same on-create notification as operator and pipeline records
+        from .ops import notify
+        from .ops.policy import operations_policy
 
-        announce(self.store, conn, self.policy, esc_id, text.issue)
+        notify.enqueue(self.store, conn, operations_policy(self.policy), route.notify, "created",
+                       self.store.escalation(esc_id, conn), text.issue, route.assignee)
         return esc_id
 
 
@@ -340,13 +423,15 @@ def respond(store: Store, escalation_id: str, answer: str, responder: str = "ope
                              "if something changed, raise a new question with clarify or escalate")
         now = store.now()
         store.update_escalation(conn, escalation_id, answer=answer, answered_by=responder,
-                                answered_at=now, status="answered")
+                                answered_at=now, status="answered", resolved_at=record.get("resolved_at") or now)
         store.audit(conn, "answer", responder, escalation_id=escalation_id,
                     conversation_id=record["conversation_id"], task_id=record["task_id"], data={"answer": answer})
         locked = False
         if record["conversation_id"] is not None:
             task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
             locked = bool(task["locked"])
+            if task["awaiting_guidance"] and record["severity"] == Severity.L3.value:
+                store.update_task(conn, task["conversation_id"], task["task_id"], awaiting_guidance=0)
             if record["type"] == EscalationType.pattern.value and task["handed_off"]:
                 store.update_task(conn, task["conversation_id"], task["task_id"], handed_off=0,
                                   escalation_count=0)

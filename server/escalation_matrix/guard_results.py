@@ -31,6 +31,12 @@ LOCKED = "This task is locked by {id} until a person unlocks it: stop and take n
 ANSWERED = "Apply this answer and continue the task now; do not ask for confirmation."
 ANSWERED_LOCKED = "The answer is recorded, but the task stays locked until a person unlocks it: take no action on it."
 OUT_OF_SCOPE = "Say the phrase and offer the alternatives; do not attempt the request as asked."
+WAIT = ("This task is paused awaiting guidance on {id} (L3): take no action on it and raise nothing new "
+        "until a person answers.")
+NOTICE_REMINDER = ("{id} is still unanswered after {age}: remind the person of it once, gently, without "
+                   "asking anything new.")
+NOTICE_GUIDANCE = "Task {task} is now awaiting guidance ({id}, raised to L3): pause it until a person answers."
+NOTICE_BLOCKED = "Task {task} is blocked ({id} unresolved at L3): keep it paused; it is on the blocked-tasks report."
 
 
 # --- input checks: every one runs before anything is written ---
@@ -71,6 +77,24 @@ def text(value: Any, name: str, limit: int, *, required: bool = True) -> str | N
         raise InputError(f"{name} is {len(cleaned)} characters long; shorten it to at most {limit} "
                          "(quote only the part that needs a decision)")
     return cleaned
+
+
+AGENT_TYPES = tuple(t for t in EscalationType if t not in (EscalationType.none, EscalationType.pattern))
+
+
+def agent_type(value: Any) -> EscalationType | None:
+    """The type an agent may insist on: any of the matrix's types except pattern (the server
+    raises that one itself when it hands a task to a person)."""
+    if value is None:
+        return None
+    names = ", ".join(t.value for t in AGENT_TYPES)
+    try:
+        chosen = EscalationType(value)
+    except ValueError:
+        raise InputError(f"type {value!r} is not an escalation type; use one of {names}") from None
+    if chosen not in AGENT_TYPES:
+        raise InputError(f"type {chosen.value!r} cannot be chosen by the agent; use one of {names}")
+    return chosen
 
 
 def options_list(value: Any, settings: ConversationFile) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 try:
     from langchain_core.tools import BaseTool, StructuredTool, ToolException
@@ -93,6 +93,10 @@ class EscalateArgs(BaseModel):
     details: str | None = Field(default=None, description="One or two sentences of background.")
     context: dict[str, Any] | None = Field(
         default=None, description="Structured facts, e.g. {\"estimated_cost\": 250, \"breaking_change\": true}.")
+    type: Literal["clarification", "conflict", "context", "decision", "compliance", "scope", "safety",
+                  "technical"] | None = Field(
+        default=None, description="Insist on escalating as this type when you are unsure, whatever the classifier "
+                                  "says; omitted: the classifier decides.")
 
 
 class RespondArgs(BaseModel):

@@ -1,14 +1,17 @@
 """Matching used by the conversation guard: the same issue or question (cosine of stored
-embeddings), minor preferences, and the capabilities that bring a technical request into scope."""
+embeddings plus the lexical check of ``sameissue``), minor preferences, and the capabilities that
+bring a technical request into scope."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from dataclasses import dataclass
 
 import numpy as np
 
 from .models import Classification, EscalationType
+from .sameissue import same_issue
 
 # check_scope(capabilities=[...]): what the agent can do. A request that needs a known capability
 # the agent lacks is a technical limitation; a technical limitation that needs a capability the
@@ -39,14 +42,47 @@ def minor_preference(qc: Classification | None, rc: Classification) -> Classific
     return next((c for c in (qc, rc) if minor(c) and "rule" in c.decided_by), None)
 
 
-def most_similar(rows: list[sqlite3.Row], vector: np.ndarray, threshold: float) -> str | None:
-    best, best_sim = None, threshold
+@dataclass(frozen=True)
+class Issue:
+    """What identifies the issue of one escalate/clarify/check_scope call."""
+
+    request: str
+    request_vector: np.ndarray
+    question: str | None = None
+    question_vector: np.ndarray | None = None
+
+
+def stored_issue(row: sqlite3.Row) -> Issue:
+    """The issue of a stored escalation. Records written before request vectors were kept hold
+    one vector: the agent's question when it asked one, else the request."""
+    issue_vector = np.frombuffer(row["question_vector"], dtype=np.float32)
+    if row["request_vector"] is None:
+        return Issue(row["question"] or row["request"] or "", issue_vector)
+    request_vector = np.frombuffer(row["request_vector"], dtype=np.float32)
+    asked = row["agent_question"]
+    return Issue(row["request"] or "", request_vector, asked, issue_vector if asked else None)
+
+
+def same_issue_as(new: Issue, old: Issue, threshold: float) -> bool:
+    """When both calls carry the agent's question, the questions decide (one request may raise
+    several issues); otherwise the requests do, so a question asked about a request that was
+    escalated and answered without one is that same issue, whatever its wording."""
+    if new.question and old.question and new.question_vector is not None and old.question_vector is not None:
+        return same_issue(new.question, new.question_vector, old.question, old.question_vector, threshold)
+    return same_issue(new.request, new.request_vector, old.request, old.request_vector, threshold)
+
+
+def most_similar(rows: list[sqlite3.Row], issue: Issue, threshold: float) -> str | None:
+    """The id of the stored escalation that is the same issue, the closest when several are."""
+    best, best_sim = None, -1.0
     for row in rows:
-        stored = np.frombuffer(row["question_vector"], dtype=np.float32)
-        if stored.shape != vector.shape:
-            continue  # written by another model: not comparable
-        sim = float(stored @ vector)
-        if sim >= best_sim:
+        old = stored_issue(row)
+        if not same_issue_as(issue, old, threshold):
+            continue
+        both_asked = issue.question_vector is not None and old.question_vector is not None
+        sim = float((issue.question_vector @ old.question_vector) if both_asked  # type: ignore[operator]
+                    else issue.request_vector @ old.request_vector)
+        if sim > best_sim:
             best, best_sim = row["id"], sim
     return best
 

@@ -11,7 +11,7 @@ import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable, TypeVar
+from typing import Annotated, Any, Callable, Iterable, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
@@ -37,6 +37,10 @@ ConversationId = Annotated[str, Field(description="Id of the conversation with t
 Request = Annotated[str, Field(description="The person's request, verbatim.")]
 TaskId = Annotated[str | None, Field(description="Task inside the conversation; 'default' when omitted. Hand-off and locks are per task.")]
 Options = Annotated[list[str] | None, Field(description="Options to offer the person (at most 10); the type's default options when omitted.")]
+AgentType = Annotated[Literal["clarification", "conflict", "context", "decision", "compliance", "scope", "safety",
+                              "technical"] | None,
+                      Field(description="Insist on escalating as this type, e.g. 'decision', when you are unsure "
+                                        "whatever the classifier says; omitted: the classifier decides.")]
 Context_ = Annotated[dict[str, Any] | None, Field(description="Structured facts for the policy rules, e.g. {\"environment\": \"production\", \"estimated_cost\": 500}.")]
 
 
@@ -63,17 +67,28 @@ def _tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def load_guard(policy: Policy | None = None, db: str | Path | None = None) -> ConversationGuard:
-    """Load the policy, the embedding model (once, seconds) and the state file."""
-    from .classifier import Classifier, serving_embedder
-    from .embedcache import CachingEmbedder
+def load_guard(policy: Policy | None = None, db: str | Path | None = None, *,
+               background: bool = False) -> ConversationGuard:
+    """Load the policy, the embedding model (once, seconds) and the state file. With ``background``
+    the model loads in a thread and the guard is returned at once; classifying calls wait for it."""
     from .loader import load_policy
     from .store import Store
 
     policy = policy or load_policy()
-    classifier = Classifier(policy, embedder=CachingEmbedder(serving_embedder(policy.classifier)))
-    classifier.classify("warm up the model")  # the first encode is slow; pay it at start, not on a call
-    return ConversationGuard(policy, classifier, Store(db))
+
+    def build() -> Any:
+        from .classifier import Classifier, serving_embedder
+        from .embedcache import CachingEmbedder
+
+        classifier = Classifier(policy, embedder=CachingEmbedder(serving_embedder(policy.classifier)))
+        classifier.classify("warm up the model")  # the first encode is slow; pay it at start, not on a call
+        return classifier
+
+    if background:
+        from .warmup import BackgroundClassifier
+
+        return ConversationGuard(policy, BackgroundClassifier(build), Store(db))  # type: ignore[arg-type]
+    return ConversationGuard(policy, build(), Store(db))
 
 
 def build_server(policy: Policy | None = None, db: str | Path | None = None, *,
@@ -106,13 +121,16 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         options: Options = None,
         details: Annotated[str | None, Field(description="One sentence of context for the person (the Context line).")] = None,
         context: Context_ = None,
+        type: AgentType = None,
     ) -> EscalationResult:
         """Escalate once when you are unsure whether to act. Returns the action to take: escalate (say
         the phrase once and wait), proceed (with a default or an earlier answer), handoff (the task
         went to a person) or stop (L4: the task is locked). The same open issue returns the same
-        escalation_id with repeated=true - never ask it twice."""
+        escalation_id with repeated=true - never ask it twice. Pass `type` when you are sure a person is
+        needed: it escalates as that type even when the classifier sees no need (classified_as then says
+        what the classifier thought)."""
         claim(guard, ctx, conversation_id)
-        return guard.escalate(conversation_id, request, task_id, question, options, details, context)
+        return guard.escalate(conversation_id, request, task_id, question, options, details, context, type)
 
     @server.tool(title="Check whether a request is in scope", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -207,6 +225,25 @@ def _register_context(server: MCPServer, guard: ConversationGuard) -> None:
         except EscalationMatrixError as exc:
             raise ResourceError(str(exc)) from None
         return json.dumps({"conversation_id": conversation_id, "escalations": records}, indent=2, ensure_ascii=False)
+
+    @server.resource("escalation://pending/{conversation_id}", name="pending", mime_type="application/json",
+                     title="What a conversation is waiting for",
+                     description="Open escalations of one conversation (reminded, awaiting guidance) and the state of "
+                                 "each task: active, awaiting_guidance (paused), handed_off or locked.")
+    def pending(conversation_id: str) -> str:
+        try:
+            return json.dumps(guard.pending(conversation_id), indent=2, ensure_ascii=False)
+        except NotFoundError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
+        except EscalationMatrixError as exc:
+            raise ResourceError(str(exc)) from None
+
+    @server.resource("policy://status", name="policy_status", mime_type="application/json",
+                     title="Policy status",
+                     description="Which policy, phrase and exemplar folders are served, when they were loaded, and "
+                                 "the problems of the last refused reload (the old policy stays in service).")
+    def policy_status() -> str:
+        return json.dumps(guard.policy_status, indent=2, ensure_ascii=False)
 
     @server.prompt(name="escalation_protocol", title="How to use the escalation tools",
                    description="Teaches an agent when to call which tool, and the golden rule.")

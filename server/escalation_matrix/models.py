@@ -43,6 +43,7 @@ class Action(str, Enum):
     escalate = "escalate"
     handoff = "handoff"
     stop = "stop"
+    wait = "wait"
 
 
 class RuleMatch(BaseModel):
@@ -102,7 +103,7 @@ def context_dict(context: dict[str, Any] | None) -> dict[str, Any]:
 class EscalationResult(BaseModel):
     """What every agent-facing tool (escalate, clarify, check_scope, respond, classify) returns."""
 
-    action: Action = Field(description="proceed | escalate | handoff | stop: what the agent must do now.")
+    action: Action = Field(description="proceed | escalate | handoff | stop | wait: what the agent must do now.")
     type: EscalationType = Field(description="Escalation type; none when proceeding.")
     severity: Severity | None = Field(default=None, description="L1-L4; null when proceeding.")
     trigger: str = Field(description="Matrix trigger, e.g. unclear_request.")
@@ -120,3 +121,9 @@ class EscalationResult(BaseModel):
     conversation_id: str | None = Field(default=None, description="Conversation the call belongs to.")
     task_id: str | None = Field(default=None, description="Task inside the conversation.")
     confidence: float | None = Field(default=None, description="Classifier confidence, 0-1.")
+    notices: list[str] = Field(
+        default_factory=list, description="News about this conversation's earlier escalations since your last call "
+                                          "(a reminder is due, a task awaits guidance); each is said once.")
+    classified_as: EscalationType | None = Field(
+        default=None, description="escalate with a type only: the classifier's own type when it differs from "
+                                  "the type you gave (yours was used; 'none' means it saw no need to escalate).")

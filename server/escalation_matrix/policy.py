@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -188,13 +190,37 @@ class ClassifierFile(Strict):
         return self.thresholds.get(etype, self.default_threshold)
 
 
+CONTEXT_FIELDS = {
+    "environment": "Where the action runs: production, staging, development.",
+    "involves_data_deletion": "True when the action deletes data.",
+    "record_count": "How many records the action touches.",
+    "estimated_cost": "Estimated cost of the action, in the organisation's currency.",
+    "breaking_change": "True when the change breaks existing users or interfaces.",
+    "affects_compliance": "True when the action touches a regulated area.",
+    "involves_personal_data": "True when personal data is involved.",
+    "performance_impact": "Expected performance change in percent (negative is slower).",
+    "decision_type": "Kind of decision, e.g. architecture.",
+    "scope": "Reach of the change, e.g. system-wide.",
+    "database_access": "True when the agent can query databases.",
+    "web_access": "True when the agent can browse the web.",
+    "media_access": "True when the agent can read or produce images, audio or video.",
+    "booking_access": "True when the agent can book appointments or make calls.",
+}
+
+
 class ConversationFile(Strict):
     handoff_after: int = Field(default=3, ge=2, description="Escalations on one task before hand-off.")
-    reask_similarity: float = Field(default=0.8, gt=0, le=1, description="Questions this similar are the same.")
-    same_issue_similarity: float = Field(default=0.85, gt=0, le=1, description="Same open issue above this.")
+    reask_similarity: float = Field(default=0.8, gt=0, le=1,
+                                    description="Cosine at which a call is the same issue as an answered one.")
+    same_issue_similarity: float = Field(default=0.8, gt=0, le=1,
+                                         description="Cosine at which a call is the same issue as an open one.")
     max_request_chars: int = Field(default=8000, ge=100, description="Longest request accepted.")
     max_question_chars: int = Field(default=2000, ge=20, description="Longest question accepted.")
     max_options: int = Field(default=10, ge=1, description="Most options an escalation may carry.")
+    context_fields: dict[str, str] = Field(
+        default_factory=lambda: dict(CONTEXT_FIELDS),
+        description="Structured context fields agents may pass, with what each means; a rule condition on any "
+                    "other field is an error.")
 
 
 POLICY_FILES: dict[str, type[Strict]] = {
@@ -233,11 +259,11 @@ def load_policy_files(folder: Path) -> dict[str, Strict]:
             loaded[name] = model()
     if problems:
         raise PolicyError.collect(problems)
-    _check_rules(folder, loaded["matrix"], loaded["rules"])  # type: ignore[arg-type]
+    _check_rules(folder, loaded["matrix"], loaded["rules"], loaded["conversation"])  # type: ignore[arg-type]
     return loaded
 
 
-def _check_rules(folder: Path, matrix: MatrixFile, rules: RulesFile) -> None:
+def _check_rules(folder: Path, matrix: MatrixFile, rules: RulesFile, conversation: ConversationFile) -> None:
     problems = []
     for i, rule in enumerate(rules.rules):
         triggers = matrix.types[rule.type].triggers
@@ -245,9 +271,19 @@ def _check_rules(folder: Path, matrix: MatrixFile, rules: RulesFile) -> None:
             problems.append((
                 str(folder / "rules.yaml"),
                 f"rules.{i}.trigger",
-                f"{rule.trigger!r} is not a trigger of type {rule.type.value}; use one of {sorted(triggers)}",
+                f"{rule.trigger!r} is not a trigger of type {rule.type.value}; use one of {sorted(triggers)} "
+                f"(rule {rule.name})",
             ))
         if rule.type is EscalationType.none and rule.severity:
-            problems.append((str(folder / "rules.yaml"), f"rules.{i}.severity", "proceed rules take no severity"))
+            problems.append((str(folder / "rules.yaml"), f"rules.{i}.severity",
+                             f"proceed rules take no severity (rule {rule.name})"))
+        for j, condition in enumerate(rule.conditions):
+            if condition.field not in conversation.context_fields:
+                near = difflib.get_close_matches(condition.field, conversation.context_fields, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                problems.append((
+                    str(folder / "rules.yaml"), f"rules.{i}.conditions.{j}.field",
+                    f"unknown context field {condition.field!r}; {hint}declare new fields under context_fields in "
+                    f"conversation.yaml (rule {rule.name})"))
     if problems:
         raise PolicyError.collect(problems)

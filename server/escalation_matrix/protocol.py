@@ -27,7 +27,7 @@ When to call which tool
 - escalate(conversation_id, request, question?, options?, task_id?): a choice needs human
   judgment, or cost, compliance, safety or authority is at stake.
 - respond(escalation_id, answer): the person answered an escalation. Then continue at once.
-- classify(request): look before you leap; records nothing.
+- classify(request): look before you leap; records nothing but the count of evaluated requests.
 - report_item(item_id, iterations, failures?, confidence?, error?): for batch pipelines, after
   each iteration on an item; it escalates the item to a person when a limit is reached.
 
@@ -40,7 +40,11 @@ What to do with the result (always follow `action` and `instruction`)
   once with the phrase; do not work on that task any more.
 - stop: L4. Stop the task immediately and take no further action on it; it is locked until a
   person unlocks it.
+- wait: the task is paused awaiting guidance on an L3 escalation. Take no action on it and raise
+  nothing new on it until a person answers.
 - repeated=true: you already asked this and it is still open. Do not ask again; wait.
+- notices: news about earlier escalations of this conversation (a reminder is due, a task now
+  awaits guidance); act on each once as it says.
 
 Never escalate minor preferences (formatting, synonyms, section order, bullets or numbers,
 header capitalisation): choose the conventional option and proceed - the tools return it as

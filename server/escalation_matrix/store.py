@@ -24,6 +24,7 @@ from .errors import NotFoundError
 Clock = Callable[[], datetime]
 OPEN_STATUSES = ("open", "awaiting_response", "raised", "blocked")
 STATUSES = (*OPEN_STATUSES, "answered", "resolved", "expired", "closed")
+OUTCOMES = ("created", "repeated", "reasked", "refused", "proceed")
 GENESIS = "0" * 64
 
 
@@ -133,6 +134,17 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE audit ADD COLUMN mac TEXT;
     ALTER TABLE escalations ADD COLUMN erased_at TEXT;
+    """,
+    # 4: same-issue matching: the request's own vector beside the issue's, and the
+    # question the agent asked (null when it gave none and the type's default question was used);
+    # what each decision did (KPIs count created records, not calls); when a person first answered
+    # or resolved the escalation; when the agent was told of a fail-safe stage
+    """
+    ALTER TABLE escalations ADD COLUMN request_vector BLOB;
+    ALTER TABLE escalations ADD COLUMN agent_question TEXT;
+    ALTER TABLE decisions ADD COLUMN outcome TEXT;
+    ALTER TABLE escalations ADD COLUMN resolved_at TEXT;
+    ALTER TABLE failsafe_events ADD COLUMN told_at TEXT;
     """,
 ]
 
@@ -319,11 +331,18 @@ class Store:
     # --- decision log (KPI denominators) ---
     def record_decision(self, conn: sqlite3.Connection, tool: str, type_: str, action: str,
                         severity: str | None = None, conversation_id: str | None = None,
-                        task_id: str | None = None, escalation_id: str | None = None) -> None:
+                        task_id: str | None = None, escalation_id: str | None = None,
+                        outcome: str | None = None) -> None:
+        """One evaluated request. ``outcome``: created (a new escalation record), repeated (an open
+        one returned), reasked (an earlier answer returned), refused (a locked or handed-off task)
+        or proceed; by default created when the action is not proceed."""
+        outcome = outcome or ("proceed" if action == "proceed" else "created")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
         conn.execute(
-            "INSERT INTO decisions (at, tool, conversation_id, task_id, type, severity, action, escalation_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.now(), tool, conversation_id, task_id, type_, severity, action, escalation_id))
+            "INSERT INTO decisions (at, tool, conversation_id, task_id, type, severity, action, escalation_id, "
+            "outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.now(), tool, conversation_id, task_id, type_, severity, action, escalation_id, outcome))
 
     # --- audit trail ---
     def audit(self, conn: sqlite3.Connection, action: str, actor: str = "system", *,
@@ -414,4 +433,5 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
         if key in record and isinstance(record[key], str):
             record[key] = json.loads(record[key])
     record.pop("question_vector", None)
+    record.pop("request_vector", None)
     return record

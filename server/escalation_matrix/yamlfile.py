@@ -38,7 +38,18 @@ def load_model(path: Path, model: type[M], data: Any = None) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError.collect([_problem(path, err) for err in exc.errors()]) from None
+        raise PolicyError.collect([_named(_problem(path, err), err, data) for err in exc.errors()]) from None
+
+
+def _named(problem: tuple[str, str, str], err: dict[str, Any], data: dict[str, Any]) -> tuple[str, str, str]:
+    """A problem inside a list of named items (rules) also names the item."""
+    loc = err["loc"]
+    if len(loc) >= 2 and isinstance(loc[1], int) and isinstance(data.get(loc[0]), list):
+        items = data[loc[0]]
+        item = items[loc[1]] if loc[1] < len(items) else None
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            return (problem[0], problem[1], f"{problem[2]} ({loc[0].rstrip('s')} {item['name']})")
+    return problem
 
 
 def _problem(path: Path, err: dict[str, Any]) -> tuple[str, str, str]:

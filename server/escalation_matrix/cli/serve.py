@@ -62,15 +62,20 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
     from ..mcp_app import build_server, load_guard
 
     with contextlib.redirect_stdout(sys.stderr):  # anything printed while loading goes to stderr
-        guard = load_guard(state.policy, db)
+        guard = load_guard(state.policy, db)  # model first; background=True (answer tools/list at once) is not on yet
         server = build_server(guard=guard)
     log.info("escalation-matrix: state in %s", guard.store.path)
     from ..ops.failsafe import start_sweeper
 
+    from ..reload import start_reloader
+
     sweeper = start_sweeper(guard.store, guard.policy)  # fail-safe timers and notifications, in the server
+    # edited policy, phrase and exemplar files, SIGHUP or `escalation-matrix reload`: validated, then served
+    reloader = start_reloader(guard, on_reload=[lambda policy: setattr(sweeper, "policy", policy)])
     try:
         _serve(server, guard, transport, host, port, tokens, allowed_hosts)
     finally:
+        reloader.stop(timeout=2)
         sweeper.stop(timeout=2)
 
 
@@ -107,6 +112,21 @@ def _console_routes(guard) -> list:
         return []
     routes = getattr(console, "routes", None)
     return list(routes(guard)) if callable(routes) else list(routes or [])
+
+
+@main.command()
+@db_option
+@click.pass_obj
+@translate_errors
+def reload(state: AppState, db: str | None) -> None:
+    """Validate the policy, phrase and exemplar files, then have every running server on the state
+    file reload them (servers also reload on their own when a file changes, and on SIGHUP)."""
+    from ..reload import request_reload
+
+    loaded = state.policy  # a bad edit stops here with file: key: what to fix; servers keep the old policy
+    count = request_reload(state.store(db))
+    click.echo(f"ok: {loaded.paths.policies} validated; reload #{count} requested - running servers on "
+               f"{state.store(db).path} pick it up within a few seconds (see the policy://status resource)")
 
 
 @main.command()

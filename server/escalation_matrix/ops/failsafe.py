@@ -8,7 +8,11 @@ and a cron job) or a restart half-way can neither skip nor repeat a stage.
 Timers run on the escalation's logical clock: a raise is dated when it was due, not when a sweep
 noticed it, so after downtime the stages catch up in order (L1 → L2 at 15 min → L3 30 min later).
 Catching up sends one notice per escalation, for the stage it reached (each stage passed on the
-way is audited as usual), and the sweeper logs one summary line instead of a line per stage."""
+way is audited as usual), and the sweeper logs one summary line instead of a line per stage.
+
+Clocks per kind: the stages (policy ``failsafes``) watch agent escalations; manual and pipeline
+records follow their routing level's response time (24 h, 48 h, 1 week) and are reported overdue
+once per level."""
 
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ from typing import Any
 
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
-from .policy import STAGES, FailSafe, OperationsFile, operations_policy
+from .policy import FailSafe, OperationsFile, operations_policy
 
 log = logging.getLogger("escalation_matrix.failsafe")
+OVERDUE = "overdue_level_"  # the stage of a manual or pipeline record past its level's response time
 CATCH_UP_GRACE = timedelta(minutes=5)  # a stage due longer ago than this (or two sweep intervals) is catch-up
 
 
@@ -94,15 +99,27 @@ def apply_due(store: Store, conn: sqlite3.Connection, ops: OperationsFile, recor
 
 def _next_due(ops: OperationsFile, record: dict[str, Any], now: datetime,
               done: set[str]) -> tuple[str, FailSafe, datetime] | None:
+    """The earliest stage due for ``record``. Agent escalations follow the fail-safe stages on the
+    clock of their current severity; manual and pipeline records follow their routing level's
+    response time (one ``overdue_level_N`` stage per level, so raising a level restarts that clock)
+    and only the lock of an L4."""
+    agent = record.get("source") == "agent"
     start = parse_iso(record.get("severity_at") or record["created_at"])
-    for stage in STAGES:
-        rule: FailSafe = getattr(ops.failsafes, stage)
-        if stage in done or rule.severity.value != record["severity"]:
+    found: tuple[str, FailSafe, datetime] | None = None
+    if not agent:
+        stage = f"{OVERDUE}{record['level']}"
+        if record.get("due_at") and stage not in done and parse_iso(record["due_at"]) <= now:
+            overdue = FailSafe(severity=record["severity"], after=timedelta(0), action="notify",
+                               notify=ops.notifications.on_change, recipient=record.get("assignee") or "assignee")
+            found = (stage, overdue, parse_iso(record["due_at"]))
+    for stage, rule in ops.failsafes.items():
+        # an L4 record stops its task whoever filed it; the other stages are agent timers
+        if stage in done or rule.severity.value != record["severity"] or not (agent or rule.action == "lock"):
             continue
         due = start + rule.after
-        if due <= now:
-            return stage, rule, due
-    return None
+        if due <= now and (found is None or due < found[2]):
+            found = (stage, rule, due)
+    return found
 
 
 @dataclass(frozen=True)
@@ -129,23 +146,39 @@ def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: d
     conversation, task = record.get("conversation_id"), record.get("task_id")
     changes: dict[str, Any] = {}
     data: dict[str, Any] = {"due_at": iso(due), "severity": record["severity"]}
-    if stage == "reminder":
+    if stage.startswith(OVERDUE):  # a manual or pipeline record past its level's response time
+        level = ops.levels.get(record["level"])
+        name = f"level {record['level']} ({level.name})" if level else f"level {record['level']}"
+        text = f"Overdue: no response within the {name} response time. {record.get('reason') or ''}".strip()
+        store.audit(conn, "overdue", "failsafe", escalation_id=esc_id, conversation_id=conversation, task_id=task,
+                    data={**data, "level": record["level"]})
+        updated = store.escalation(esc_id, conn)
+        return updated, Notice("overdue", rule, updated, text)
+    if rule.action == "remind":
         changes = {"reminded_at": now}
         text = f"Reminder: unanswered for {_age(record, due)}. {record.get('reason') or ''}".strip()
-    elif stage in ("raise_to_l2", "raise_to_l3"):
-        new = "L2" if stage == "raise_to_l2" else "L3"
-        changes = {"severity": new, "severity_at": iso(due), "status": "raised", "raised_at": now}
+    elif rule.action == "raise":
+        new = rule.to.value  # type: ignore[union-attr]  (set by the policy's validation)
+        route = ops.routing[rule.to]  # type: ignore[index]
+        changes = {"severity": new, "severity_at": iso(due), "status": "raised", "raised_at": now,
+                   "level": max(record["level"], route.level), "due_at": iso(due + route.respond_within)}
         if rule.assign_to:
             changes["assignee"] = rule.assign_to
         data.update(to=new)
         text = f"Unanswered for {_age(record, due)} at {record['severity']}: raised to {new}."
-        if stage == "raise_to_l3" and conversation and task:
+        if rule.awaiting_guidance and conversation and task:
             store.update_task(conn, conversation, task, awaiting_guidance=1)
             text += f" Task {task} is awaiting guidance."
-    elif stage == "blocked_report":
+    elif rule.action == "block":
         changes = {"status": "blocked", "blocked_at": now}
-        text = f"Unresolved for {_age(record, due)} at L3: added to the blocked-tasks report."
-    else:  # lock_task
+        text = f"Unresolved for {_age(record, due)} at {record['severity']}: added to the blocked-tasks report."
+    elif rule.action == "reassign":
+        changes = {"assignee": rule.assign_to}
+        data.update(assignee=rule.assign_to, before=record.get("assignee"))
+        text = f"Unanswered for {_age(record, due)} at {record['severity']}: reassigned to {rule.assign_to}."
+    elif rule.action == "notify":
+        text = f"Unanswered for {_age(record, due)} at {record['severity']}. {record.get('reason') or ''}".strip()
+    else:  # lock
         text = "Critical escalation: a person must review it before any further action."
         if conversation and task:
             current = store.task(conn, conversation, task)

@@ -98,11 +98,20 @@ def report_item(store: Store, policy: Any, report: ItemReport | dict[str, Any], 
             "confidence = excluded.confidence, last_error = excluded.last_error, updated_at = excluded.updated_at",
             (report.item_id, report.iterations, report.failures, report.confidence, report.error, existing,
              store.now()))
+        def decided(outcome: str, escalation_id: str | None, severity: str | None = None) -> None:
+            # every pipeline report is an evaluated request (KPI denominator)
+            store.record_decision(conn, "report_item", "technical" if escalation_id else "none",
+                                  "proceed" if outcome == "proceed" else "escalate", severity=severity,
+                                  conversation_id="pipeline", task_id=report.item_id,
+                                  escalation_id=escalation_id, outcome=outcome)
+
         if found is None:
+            decided("proceed", None)
             return ItemOutcome(item_id=report.item_id, escalated=existing is not None, escalation_id=existing,
                                repeated=existing is not None, reason="within limits; continue processing")
         trigger, why = found
         if existing:
+            decided("repeated", existing)
             return ItemOutcome(item_id=report.item_id, escalated=True, trigger=trigger, escalation_id=existing,
                                repeated=True, reason=f"{why}; already escalated as {existing}")
         spec = ops.ops.pipeline.triggers[trigger]
@@ -111,5 +120,6 @@ def report_item(store: Store, policy: Any, report: ItemReport | dict[str, Any], 
                             severity=spec.severity.value, conversation_id="pipeline", task_id=report.item_id,
                             source="pipeline")
         conn.execute("UPDATE pipeline_items SET escalation_id = ? WHERE item_id = ?", (record["id"], report.item_id))
+        decided("created", record["id"], spec.severity.value)
     return ItemOutcome(item_id=report.item_id, escalated=True, trigger=trigger, escalation_id=record["id"],
                        reason=f"{why}; escalated as {record['id']}")

@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, RootModel, model_validator
 
 from ..models import Severity
 from ..strict import Strict
@@ -38,7 +38,11 @@ def format_duration(delta: timedelta) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
-STAGES: tuple[str, ...] = ("reminder", "raise_to_l2", "raise_to_l3", "blocked_report", "lock_task")
+FailSafeAction = Literal["remind", "raise", "block", "lock", "reassign", "notify"]
+# The standard stages imply their action by name; any other stage names its own.
+STANDARD_ACTIONS: dict[str, FailSafeAction] = {
+    "reminder": "remind", "raise_to_l2": "raise", "raise_to_l3": "raise", "blocked_report": "block",
+    "lock_task": "lock"}
 
 
 class RoutingLevel(Strict):
@@ -47,30 +51,77 @@ class RoutingLevel(Strict):
     assignee: str = Field(description="Default assignee when an escalation reaches this level.")
 
 
+class Route(Strict):
+    """Where an agent escalation of one severity goes the moment it is created."""
+
+    level: int = Field(ge=1, description="Routing level (a key of `levels`).")
+    assignee: str = Field(description="Who it is assigned to, e.g. operations-lead.")
+    notify: list[str] = Field(default_factory=lambda: ["log"], description="Channels told at once.")
+    respond_within: Duration = Field(description="Due time: how long a person has to respond; 0s = at once.")
+
+
 class FailSafe(Strict):
-    severity: Severity = Field(description="Severity of the escalations this timer watches.")
-    after: Duration = Field(description="How long unanswered (unresolved for blocked_report) before it fires; 0s = at once.")
+    severity: Severity = Field(description="Severity of the agent escalations this timer watches.")
+    after: Duration = Field(description="How long unanswered (unresolved for block) before it fires; 0s = at once.")
+    action: FailSafeAction | None = Field(
+        default=None, description="remind, raise (severity + 1 or `to`), block (blocked-tasks report), lock "
+                                  "(the task), reassign (to `assign_to`) or notify; the standard stage names "
+                                  "(reminder, raise_to_l2, raise_to_l3, blocked_report, lock_task) imply theirs.")
+    to: Severity | None = Field(default=None, description="raise: the new severity; one above when omitted.")
+    awaiting_guidance: bool | None = Field(
+        default=None, description="raise: mark the task awaiting guidance; by default when raising to L3.")
     notify: list[str] = Field(default_factory=list, description="Channel names to notify when it fires.")
     recipient: str = Field(default="assignee", description="Who the notification is for, e.g. supervisor, operations lead.")
     assign_to: str | None = Field(default=None, description="New assignee when it fires (e.g. team-lead); none keeps it.")
 
 
-def _fs(severity: str, after: str, recipient: str, assign_to: str | None = None) -> Any:
-    return lambda: FailSafe(severity=Severity(severity), after=parse_duration(after), notify=["log"],
-                            recipient=recipient, assign_to=assign_to)
+def _fs(severity: str, after: str, recipient: str, action: FailSafeAction, assign_to: str | None = None) -> FailSafe:
+    return FailSafe(severity=Severity(severity), after=parse_duration(after), notify=["log"], recipient=recipient,
+                    action=action, assign_to=assign_to)
 
 
-class FailSafes(Strict):
-    reminder: FailSafe = Field(default_factory=_fs("L1", "5m", "assignee"),
-                               description="Gentle reminder (seed 002 §13: L1 after 5m).")
-    raise_to_l2: FailSafe = Field(default_factory=_fs("L1", "15m", "supervisor"),
-                                  description="Raise L1 to L2 with a supervisor notification (15m).")
-    raise_to_l3: FailSafe = Field(default_factory=_fs("L2", "30m", "team lead", "team-lead"),
-                                  description="Raise L2 to L3, task awaiting guidance (30m).")
-    blocked_report: FailSafe = Field(default_factory=_fs("L3", "24h", "operations team"),
-                                     description="L3 unresolved: status report and blocked-tasks list (24h).")
-    lock_task: FailSafe = Field(default_factory=_fs("L4", "0s", "operations lead"),
-                                description="L4: lock the task until a person reviews, notify at once.")
+def _default_failsafes() -> dict[str, FailSafe]:
+    return {"reminder": _fs("L1", "5m", "assignee", "remind"),
+            "raise_to_l2": _fs("L1", "15m", "supervisor", "raise"),
+            "raise_to_l3": _fs("L2", "30m", "team lead", "raise", "team-lead"),
+            "blocked_report": _fs("L3", "24h", "operations team", "block"),
+            "lock_task": _fs("L4", "0s", "operations lead", "lock")}
+
+
+class FailSafes(RootModel[dict[str, FailSafe]]):
+    """Fail-safe stages by name, in the order written. A policy author may add stages, e.g.
+    ``reroute_to_deputy: {severity: L3, after: 4h, action: reassign, assign_to: deputy}``."""
+
+    root: dict[str, FailSafe] = Field(default_factory=_default_failsafes)
+
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("_") and name in self.root:
+            return self.root[name]
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def items(self) -> Any:
+        return self.root.items()
+
+    def __iter__(self) -> Any:  # type: ignore[override]  (name, stage) pairs, like a model's fields
+        return iter(self.root.items())
+
+    @model_validator(mode="after")
+    def _actions(self) -> "FailSafes":
+        for name, stage in list(self.root.items()):
+            action = stage.action or STANDARD_ACTIONS.get(name)
+            if action is None:
+                raise ValueError(f"failsafes.{name}: add an action (remind, raise, block, lock, reassign or notify)")
+            if action == "reassign" and not stage.assign_to:
+                raise ValueError(f"failsafes.{name}: a reassign stage needs assign_to (who takes it over)")
+            update: dict[str, Any] = {"action": action}
+            if action == "raise":
+                target = stage.to or (Severity(f"L{stage.severity.rank + 1}") if stage.severity.rank < 4 else None)
+                if target is None or target.rank <= stage.severity.rank:
+                    raise ValueError(f"failsafes.{name}: raise needs `to` above {stage.severity.value}")
+                update.update(to=target, awaiting_guidance=(target is Severity.L3 if stage.awaiting_guidance is None
+                                                            else stage.awaiting_guidance))
+            self.root[name] = stage.model_copy(update=update)
+        return self
 
 
 class KpiTarget(Strict):
@@ -79,8 +130,8 @@ class KpiTarget(Strict):
 
 
 class Kpis(Strict):
-    total: KpiTarget = Field(default_factory=lambda: KpiTarget(target=0.10, alert=0.10),
-                             description="All escalations over all decisions.")
+    total: KpiTarget = Field(default_factory=lambda: KpiTarget(target=0.05, alert=0.10),
+                             description="Escalation records created over every evaluated request.")
     severity: dict[Severity, KpiTarget] = Field(
         default_factory=lambda: {Severity.L1: KpiTarget(target=0.08, alert=0.10),
                                  Severity.L2: KpiTarget(target=0.03, alert=0.05),
@@ -177,10 +228,20 @@ def _default_levels() -> dict[int, RoutingLevel]:
             3: RoutingLevel(name="product", response_target=timedelta(weeks=1), assignee="product-team")}
 
 
+def _default_routing() -> dict[Severity, Route]:
+    return {Severity.L1: Route(level=1, assignee="operations-team", notify=["log"], respond_within=timedelta(minutes=2)),
+            Severity.L2: Route(level=1, assignee="operations-team", notify=["log"], respond_within=timedelta(minutes=15)),
+            Severity.L3: Route(level=2, assignee="engineering-team", notify=["log"], respond_within=timedelta(hours=24)),
+            Severity.L4: Route(level=1, assignee="operations-lead", notify=["log"], respond_within=timedelta(0))}
+
+
 class OperationsFile(Strict):
     levels: dict[int, RoutingLevel] = Field(default_factory=_default_levels,
                                             description="Routing levels (seed 004): 1 operational, 2 engineering, 3 product.")
-    failsafes: FailSafes = Field(default_factory=FailSafes, description="Fail-safe timers (seed 002 §13).")
+    routing: dict[Severity, Route] = Field(default_factory=_default_routing,
+                                           description="Agent escalations by severity: level, assignee, channels, due time.")
+    failsafes: FailSafes = Field(default_factory=FailSafes,
+                                 description="Fail-safe stages for agent escalations, by name.")
     kpis: Kpis = Field(default_factory=Kpis, description="KPI targets and alert thresholds (seed 002 §8).")
     pipeline: Pipeline = Field(default_factory=Pipeline, description="Automatic pipeline triggers (seed 004).")
     notifications: Notifications = Field(default_factory=Notifications, description="Notification channels and who gets what.")
@@ -194,13 +255,20 @@ class OperationsFile(Strict):
             raise ValueError("levels: add level 1 (the default routing level)")
         known = set(self.notifications.channels)
         named = [*self.notifications.on_change, *(c for cs in self.notifications.on_create.values() for c in cs)]
-        named += [c for stage in STAGES for c in getattr(self.failsafes, stage).notify]
+        named += [c for stage in self.failsafes.root.values() for c in stage.notify]
+        named += [c for route in self.routing.values() for c in route.notify]
         unknown = sorted(set(named) - known)
         if unknown:
             raise ValueError(f"channels {unknown} are used but not defined; add them under notifications.channels")
         bad = sorted({t.level for t in self.pipeline.triggers.values()} - set(self.levels))
         if bad:
             raise ValueError(f"pipeline.triggers use levels {bad} that are not under levels")
+        missing = [s.value for s in Severity if s not in self.routing]
+        if missing:
+            raise ValueError(f"routing: add {', '.join(missing)} (every severity needs a route)")
+        bad = sorted({r.level for r in self.routing.values()} - set(self.levels))
+        if bad:
+            raise ValueError(f"routing uses levels {bad} that are not under levels")
         return self
 
     def level(self, number: int) -> RoutingLevel:

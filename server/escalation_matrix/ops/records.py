@@ -24,7 +24,7 @@ class Operations:
         store.redactor = self.ops.redaction.redactor()
 
     # --- create ---
-    def create(self, reason: str, *, level: int = 1, details: str | None = None, assigned_to: str | None = None,
+    def create(self, reason: str, *, level: int | None = None, details: str | None = None, assigned_to: str | None = None,
                by: str = "operator", type: str = "decision", trigger: str | None = None,
                severity: str | None = None, conversation_id: str | None = None, task_id: str | None = None,
                source: str = "manual", request: str | None = None, question: str | None = None) -> dict[str, Any]:
@@ -35,13 +35,20 @@ class Operations:
             raise InputError("type 'none' means proceed; pick an escalation type such as decision or technical")
         trigger = trigger or self._default_trigger(etype)
         sev = _enum(Severity, severity, "severity") if severity else self._default_severity(etype, trigger)
-        target = self.ops.level(level)
         now = self.store.clock()
+        if source == "agent":  # an agent escalation recorded here follows the routing table and its stages
+            route = self.ops.routing[sev]
+            level, assignee, due = level or route.level, assigned_to or route.assignee, now + route.respond_within
+            self.ops.level(level)
+        else:  # manual and pipeline records follow their level's response time
+            level = level or 1
+            target = self.ops.level(level)
+            assignee, due = assigned_to or target.assignee, now + target.response_target
         fields = {
             "conversation_id": conversation_id, "task_id": task_id, "source": source, "type": etype.value,
-            "trigger": trigger, "severity": sev.value, "level": level, "assignee": assigned_to or target.assignee,
+            "trigger": trigger, "severity": sev.value, "level": level, "assignee": assignee,
             "status": "open", "reason": reason.strip(), "details": details, "request": request or details or reason,
-            "question": question, "due_at": iso(now + target.response_target), "severity_at": iso(now),
+            "question": question, "due_at": iso(due), "severity_at": iso(now),
         }
         with self.store.transaction() as conn:
             esc_id = self.store.insert_escalation(conn, fields)
@@ -142,6 +149,8 @@ class Operations:
             }
             if close:
                 changes.update(closed_at=self.store.now(), closed_by=by)
+            if not record.get("resolved_at"):
+                changes["resolved_at"] = self.store.now()
             event = "closed" if close else "resolved"
             return self._change(conn, record, event, by, changes, f"{event}: {resolution}")
 

@@ -2,8 +2,10 @@
 rate overall and per severity against targets with alert flags, counts by type, reason, source and
 routing level, resolution times against targets, resolution methods, blocked tasks and a trend.
 
-A rate is escalations over all decisions evaluated (the ``decisions`` table: every classify,
-escalate, clarify and check_scope call, proceed included). Rendering lives in ``report_format``."""
+A rate is escalation records created over every evaluated request (the ``decisions`` table: every
+classify, check_scope, escalate, clarify and pipeline report_item, proceed included). A repeat of an
+open issue, a re-ask answered from an earlier answer and a refusal on a locked or handed-off task
+are evaluated requests but not new escalations; the report counts them separately. Rendering lives in ``report_format``."""
 
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ PERIODS = ("daily", "weekly", "monthly")
 
 class RateLine(BaseModel):
     name: str = Field(description="total, or a severity L1-L4.")
-    escalations: int = Field(description="Decisions that escalated.")
-    rate: float | None = Field(description="escalations / decisions; null without decisions.")
+    escalations: int = Field(description="Escalation records created by evaluated requests (each record once).")
+    rate: float | None = Field(description="escalations / evaluated requests; null without any.")
     target: float = Field(description="Rate to stay under.")
     alert_above: float = Field(description="Rate above which this is an alert.")
     status: Literal["ok", "above target", "ALERT", "no data"] = Field(description="Against target and alert.")
@@ -58,6 +60,9 @@ class Report(BaseModel):
     decisions: int = Field(description="Decisions evaluated in the period.")
     rates: list[RateLine] = Field(description="Total and per-severity rates with their status.")
     alerts: list[str] = Field(description="One line per rate above its alert threshold.")
+    repeats: int = Field(default=0, description="Calls answered with an escalation already open (not counted as escalations).")
+    reasked: int = Field(default=0, description="Calls answered with an earlier answer (not counted as escalations).")
+    refusals: int = Field(default=0, description="Calls on a locked or handed-off task (stop/handoff; not counted).")
     records: int = Field(description="Escalation records created in the period (agent, manual, pipeline).")
     by_source: dict[str, int] = Field(description="Records by source.")
     by_type: dict[str, int] = Field(description="Records by type.")
@@ -100,14 +105,18 @@ def build_report(store: Store, policy: Any, period: str = "daily", day: date | N
     buckets = _trend_buckets(period, start, end)
     lo = min(start, buckets[0][0]) if buckets else start
     # One pass over the decision log, grouped by day (or hour) and severity, covers rates and trend.
+    # The numerator counts escalation records created (one per record, however often the agent asks
+    # again); repeats, re-asks and refusals on locked or handed-off tasks are counted on their own.
     per_day: dict[str, Counter] = defaultdict(Counter)
-    for day_key, severity, total, escalated in conn.execute(
-            "SELECT substr(at, 1, 10), severity, COUNT(*), SUM(action != 'proceed') FROM decisions "
-            "WHERE at >= ? AND at < ? GROUP BY 1, 2", (iso(lo), iso(end))):
+    outcome = "COALESCE(outcome, CASE WHEN action = 'proceed' THEN 'proceed' ELSE 'created' END)"
+    for day_key, severity, kind, total in conn.execute(
+            f"SELECT substr(at, 1, 10), severity, {outcome}, COUNT(*) FROM decisions "
+            "WHERE at >= ? AND at < ? GROUP BY 1, 2, 3", (iso(lo), iso(end))):
         per_day[day_key]["decisions"] += total
-        if escalated:
-            per_day[day_key]["escalations"] += escalated
-            per_day[day_key][severity or "L1"] += escalated
+        per_day[day_key][kind] += total
+        if kind == "created":
+            per_day[day_key]["escalations"] += total
+            per_day[day_key][severity or "L1"] += total
 
     def window(a: datetime, b: datetime) -> Counter:
         total: Counter = Counter()
@@ -129,10 +138,10 @@ def build_report(store: Store, policy: Any, period: str = "daily", day: date | N
         trend.append(TrendPoint(start=iso(a), decisions=c["decisions"], escalations=c["escalations"],
                                 rate=_div(c["escalations"], c["decisions"]),
                                 by_severity={s.value: _div(c[s.value], c["decisions"]) for s in Severity}))
-    # resolved without an answer has no timestamp of its own: updated_at is when it was resolved
+    # records from before resolved_at was kept fall back to answered_at, closed_at or updated_at
     rows = [dict(r) for r in conn.execute(
         "SELECT source, type, reason, level, severity, status, resolution_method, created_at, "
-        "COALESCE(answered_at, closed_at, CASE WHEN status = 'resolved' THEN updated_at END) AS done_at "
+        "COALESCE(resolved_at, answered_at, closed_at, CASE WHEN status = 'resolved' THEN updated_at END) AS done_at "
         "FROM escalations WHERE created_at >= ? AND created_at < ?",
         (iso(start), iso(end)))]
     level_names = {n: lvl.name for n, lvl in ops.levels.items()}
@@ -147,6 +156,7 @@ def build_report(store: Store, policy: Any, period: str = "daily", day: date | N
         "WHERE status = 'blocked' ORDER BY blocked_at")]
     return Report(
         period=period, start=iso(start), end=iso(end), decisions=decisions, rates=rates, alerts=alerts,
+        repeats=counts["repeated"], reasked=counts["reasked"], refusals=counts["refused"],
         records=len(rows), by_source=_count(rows, "source"), by_type=_count(rows, "type"),
         by_reason=dict(Counter(r["reason"] or "(none)" for r in rows).most_common(15)),
         by_level={level_names.get(k, str(k)): v for k, v in Counter(r["level"] for r in rows).most_common()},

@@ -1,0 +1,69 @@
+"""The lexical half of same-issue detection (no model) and the labelled pairs it is measured on.
+The figures themselves come from benchmarks/bench_same_issue.py with the real model."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from escalation_matrix.sameissue import conflict, same_issue, signature
+
+PAIRS = Path(__file__).parent / "data" / "same_issue_pairs.jsonl"
+
+
+@pytest.mark.parametrize("a, b, why", [
+    ("Delete customer records older than 2019.", "Delete customer records older than 2022.", "numbers"),
+    ("Transfer 5,000 dollars to the supplier.", "Transfer 50,000 dollars to the supplier.", "numbers"),
+    ("Restart web-3 now.", "Restart db-1 now.", "numbers"),
+    ("Send the contract to Acme.", "Send the contract to Globex.", "names"),
+    ("Translate the guide into Spanish.", "Translate the guide into German.", "country or language"),
+    ("Delete the test users from production.", "Delete the test users from staging.", "environment"),
+    ("Fix the login bug on Android.", "Fix the login bug on iOS.", "platform"),
+    ("Plan the trip for April.", "Plan the trip for November.", "month"),
+    ("Archive the empty channels.", "Delete the empty channels.", "actions"),
+    ("Export the customer list.", "Import the customer list.", "actions"),
+])
+def test_a_different_value_of_the_same_kind_tells_two_issues_apart(a, b, why):
+    assert why in (conflict(a, b) or "")
+
+
+@pytest.mark.parametrize("a, b", [
+    ("Delete the test users from the production database.", "Remove the test accounts from the prod DB."),
+    ("Transfer 5,000 dollars to the supplier.", "Wire $5000 to the supplier."),
+    ("Order 200 mugs.", "Buy two hundred mugs."),
+    ("Push the release to production tonight.", "Deploy the new release to prod this evening."),
+    ("Should I use British or American spelling?", "Do you prefer UK or US spelling?"),
+    ("May I reboot the server now?", "Can I restart the server now?"),
+    ("Write a poem for my mother's 70th birthday.", "Compose a poem for Mum turning 70."),
+])
+def test_rewordings_keep_their_values(a, b):
+    assert conflict(a, b) is None
+
+
+def test_numbers_are_read_in_any_common_spelling():
+    assert signature("Wire $5,000 on the 3rd").numbers == {"5000", "3"}
+    assert signature("Buy two hundred mugs").numbers == {"200"}
+
+
+def test_same_issue_needs_both_signals():
+    v = np.array([1.0, 0.0], dtype=np.float32)
+    w = np.array([0.6, 0.8], dtype=np.float32)
+    assert same_issue("Delete the old rows.", v, "Remove the old rows.", v, 0.8)
+    assert not same_issue("Delete the old rows.", v, "Remove the old rows.", w, 0.8)  # cosine 0.6
+    assert not same_issue("Delete rows before 2019.", v, "Delete rows before 2020.", v, 0.8)  # lexical veto
+    assert not same_issue("a", v, "b", np.zeros(3, dtype=np.float32), 0.0)  # another model's vector
+
+
+def test_the_labelled_set_has_enough_pairs_of_each_kind():
+    rows = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
+    kinds = Counter(r["kind"] for r in rows)
+    assert len(rows) >= 150
+    assert set(kinds) == {"reworded", "shared_words", "different_task"}
+    assert all(kinds[k] >= 25 for k in kinds)
+    assert all(r["same"] == (r["kind"] == "reworded") for r in rows)
+    assert len({(r["a"], r["b"]) for r in rows}) == len(rows)  # no pair twice
+    assert all(r["a"] != r["b"] for r in rows)
