@@ -126,7 +126,8 @@ def test_a_silent_receiver_does_not_delay_the_fail_safe_timers(db_path, receiver
     ops = ops_policy(hook.url, timeout="5s", reminder="1s")
     store = Store(db_path)
     records = Operations(store, ops)
-    ids = [records.create(f"Question {i}", severity="L1", type="clarification")["id"] for i in range(6)]
+    # agent escalations: the fail-safe stages watch those
+    ids = [records.create(f"Question {i}", severity="L1", type="clarification", source="agent")["id"] for i in range(6)]
     sweeper = Sweeper(store, ops, interval=0.2).start()
     try:
         deadline = time.monotonic() + 10
