@@ -102,6 +102,13 @@ def test_the_fine_tuned_encoder_matches_the_torch_merge(adapter):
     pa, pb = onnx.probabilities(a), torch.probabilities(b)
     assert np.abs(pa - pb).max() < 1e-3
     assert (pa.argmax(axis=1) == pb.argmax(axis=1)).all()
+    # the base vectors served from the same file (shared lower layers): from the pass just made,
+    # and from a fresh one, both equal to the torch base encoder's
+    base = get_embedder("bundled", "torch").encode(TEXTS)
+    assert onnx.base_encoder is not None and onnx.base_encoder.name == get_embedder("bundled", "onnx").name
+    assert cosines(onnx.base_encoder.encode(TEXTS), base).min() >= 0.9999
+    onnx._encoder._base_memo.clear()
+    assert cosines(onnx.base_encoder.encode(TEXTS[::-1]), base[::-1]).min() >= 0.9999
 
 
 @pytest.mark.model
@@ -187,7 +194,7 @@ def with_settings(policy, **update):
 @pytest.mark.model
 @pytest.mark.skipif(not DEV.exists(), reason="the labelled dev file is not on this machine")
 @pytest.mark.parametrize("method", ["trained", "knn"])
-def test_eval_figures_are_identical_on_both_backends(policy, adapter, method, tmp_path):
+def test_eval_figures_are_identical_on_both_backends(policy, adapter, method):
     """Same types, same explanations and the same eval report from onnx and torch, for the
     fine-tuned model (shipped, or the test adapter when none is shipped) and the base encoder."""
     from escalation_matrix.classifier import Classifier
@@ -201,7 +208,7 @@ def test_eval_figures_are_identical_on_both_backends(policy, adapter, method, tm
         trained = trained.model_copy(update={"folder": str(adapter)})
     runs = {}
     for backend in ("onnx", "torch"):
-        clf = Classifier(with_settings(policy, method=method, backend=backend, trained=trained), cache=tmp_path)
+        clf = Classifier(with_settings(policy, method=method, backend=backend, trained=trained))
         results = clf.classify_many(texts)
         runs[backend] = (results, evaluate(gold, [r.type.value for r in results], texts))
     (onnx, onnx_report), (torch, torch_report) = runs["onnx"], runs["torch"]

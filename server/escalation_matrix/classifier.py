@@ -182,7 +182,9 @@ class Classifier:
 
     @property
     def base_embedder(self) -> Embedder:
-        return self.embedder if self.model is None else get_embedder(self.settings.model, self.settings.backend)
+        if self.model is None:
+            return self.embedder
+        return getattr(self.model, "base_encoder", None) or get_embedder(self.settings.model, self.settings.backend)
 
     def _classify(
         self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
@@ -307,7 +309,8 @@ def load_trained(settings: ClassifierFile) -> TrainedModel:
     key = f"trained:{folder.resolve()}@{settings.backend}"
     with _TRAINED_LOCK:
         if key not in _TRAINED:
-            _TRAINED[key] = TrainedModel(folder, _resolve_model(settings.model), settings.backend)
+            _TRAINED[key] = TrainedModel(folder, _resolve_model(settings.model), settings.backend,
+                                         base_name=f"{settings.model}@onnx")
         return _TRAINED[key]
 
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 GRAPH_VERSION = 1
 OPSET = 18
 BATCH = 32  # texts per model pass, as sentence-transformers does
+MEMO = 4096  # base vectors kept from the last fine-tuned passes
 
 
 def _require(module: str, extra: str = "") -> None:
@@ -77,9 +79,12 @@ def merged_weights(folder: Path, lora: Mapping[str, np.ndarray] | None = None,
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items() if v.dtype.kind == "f"}
 
 
-def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig) -> bytes:
+def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, base: Mapping[str, np.ndarray] | None = None,
+                branch_from: int = 0) -> bytes:
     """A BERT encoder + mean pooling + L2 normalisation as a serialised ONNX model.
-    Inputs: input_ids, attention_mask (int64, batch x tokens). Output: embedding (batch x hidden)."""
+    Inputs: input_ids, attention_mask (int64, batch x tokens). Output: embedding (batch x hidden);
+    with ``base`` (the un-adapted weights) also base_embedding, the layers below ``branch_from``
+    (identical in both) computed once and stored once."""
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -99,11 +104,6 @@ def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig) -> bytes:
     def node(op: str, inputs: list[str], output: str, **attrs) -> str:
         nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
-
-    def linear(x: str, prefix: str, out: str) -> str:
-        w = init(f"{prefix}.weight_t", weights[f"{prefix}.weight"].T)  # MatMul wants (in, out)
-        b = init(f"{prefix}.bias", weights[f"{prefix}.bias"])
-        return node("Add", [node("MatMul", [x, w], f"{out}_mm"), b], out)
 
     def layer_norm(x: str, prefix: str, out: str) -> str:
         g = init(f"{prefix}.weight", weights[f"{prefix}.weight"])
@@ -129,42 +129,72 @@ def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig) -> bytes:
     split_shape = const("split_shape", [0, 0, heads, d])
     merge_shape = const("merge_shape", [0, 0, h])
     scale = init("attn_scale", np.array(1.0 / np.sqrt(d), np.float32))
-    for i in range(cfg.layers):
-        p = f"encoder.layer.{i}"
-        q = node("Transpose", [node("Reshape", [linear(x, f"{p}.attention.self.query", f"l{i}_q"), split_shape], f"l{i}_q4")],
-                 f"l{i}_qt", perm=[0, 2, 1, 3])
-        k = node("Transpose", [node("Reshape", [linear(x, f"{p}.attention.self.key", f"l{i}_k"), split_shape], f"l{i}_k4")],
-                 f"l{i}_kt", perm=[0, 2, 3, 1])
-        v = node("Transpose", [node("Reshape", [linear(x, f"{p}.attention.self.value", f"l{i}_v"), split_shape], f"l{i}_v4")],
-                 f"l{i}_vt", perm=[0, 2, 1, 3])
-        scores = node("Mul", [node("MatMul", [q, k], f"l{i}_qk"), scale], f"l{i}_scaled")
-        probs = node("Softmax", [node("Add", [scores, mask4], f"l{i}_masked")], f"l{i}_probs", axis=-1)
-        ctx = node("Transpose", [node("MatMul", [probs, v], f"l{i}_ctx4")], f"l{i}_ctxt", perm=[0, 2, 1, 3])
-        ctx = node("Reshape", [ctx, merge_shape], f"l{i}_ctx")
-        attn = linear(ctx, f"{p}.attention.output.dense", f"l{i}_attn")
-        x = layer_norm(node("Add", [attn, x], f"l{i}_res1"), f"{p}.attention.output.LayerNorm", f"l{i}_ln1")
-        inter = linear(x, f"{p}.intermediate.dense", f"l{i}_inter")
+    def encoder_layer(x: str, i: int, w: Mapping[str, np.ndarray], tag: str) -> str:
+        p, t = f"encoder.layer.{i}", f"{tag}l{i}"
+
+        def lin(src: str, name: str, out: str) -> str:
+            wt = init(f"{tag}{p}.{name}.weight_t", w[f"{p}.{name}.weight"].T)  # MatMul wants (in, out)
+            b = init(f"{tag}{p}.{name}.bias", w[f"{p}.{name}.bias"])
+            return node("Add", [node("MatMul", [src, wt], f"{out}_mm"), b], out)
+
+        def ln(src: str, name: str, out: str) -> str:
+            g = init(f"{tag}{p}.{name}.weight", w[f"{p}.{name}.weight"])
+            b = init(f"{tag}{p}.{name}.bias", w[f"{p}.{name}.bias"])
+            return node("LayerNormalization", [src, g, b], out, axis=-1, epsilon=cfg.eps)
+
+        q = node("Transpose", [node("Reshape", [lin(x, "attention.self.query", f"{t}_q"), split_shape], f"{t}_q4")],
+                 f"{t}_qt", perm=[0, 2, 1, 3])
+        k = node("Transpose", [node("Reshape", [lin(x, "attention.self.key", f"{t}_k"), split_shape], f"{t}_k4")],
+                 f"{t}_kt", perm=[0, 2, 3, 1])
+        v = node("Transpose", [node("Reshape", [lin(x, "attention.self.value", f"{t}_v"), split_shape], f"{t}_v4")],
+                 f"{t}_vt", perm=[0, 2, 1, 3])
+        scores = node("Mul", [node("MatMul", [q, k], f"{t}_qk"), scale], f"{t}_scaled")
+        probs = node("Softmax", [node("Add", [scores, mask4], f"{t}_masked")], f"{t}_probs", axis=-1)
+        ctx = node("Transpose", [node("MatMul", [probs, v], f"{t}_ctx4")], f"{t}_ctxt", perm=[0, 2, 1, 3])
+        ctx = node("Reshape", [ctx, merge_shape], f"{t}_ctx")
+        attn = lin(ctx, "attention.output.dense", f"{t}_attn")
+        x = ln(node("Add", [attn, x], f"{t}_res1"), "attention.output.LayerNorm", f"{t}_ln1")
+        inter = lin(x, "intermediate.dense", f"{t}_inter")
         # exact GELU: 0.5 * x * (1 + erf(x / sqrt(2)))
-        erf = node("Erf", [node("Div", [inter, init(f"l{i}_sqrt2", np.array(np.sqrt(2.0), np.float32))], f"l{i}_gdiv")], f"l{i}_erf")
-        gelu = node("Mul", [node("Mul", [inter, init(f"l{i}_half", np.array(0.5, np.float32))], f"l{i}_ghalf"),
-                            node("Add", [erf, init(f"l{i}_gone", np.array(1.0, np.float32))], f"l{i}_gadd")], f"l{i}_gelu")
-        out = linear(gelu, f"{p}.output.dense", f"l{i}_out")
-        x = layer_norm(node("Add", [out, x], f"l{i}_res2"), f"{p}.output.LayerNorm", f"l{i}_ln2")
-    # mean pooling over attended tokens, then L2 normalisation (as sentence-transformers)
+        erf = node("Erf", [node("Div", [inter, sqrt2], f"{t}_gdiv")], f"{t}_erf")
+        gelu = node("Mul", [node("Mul", [inter, half], f"{t}_ghalf"), node("Add", [erf, one], f"{t}_gadd")], f"{t}_gelu")
+        out = lin(gelu, "output.dense", f"{t}_out")
+        return ln(node("Add", [out, x], f"{t}_res2"), "output.LayerNorm", f"{t}_ln2")
+
+    def pool(x: str, out: str) -> str:
+        """Mean pooling over attended tokens, then L2 normalisation (as sentence-transformers)."""
+        summed = node("ReduceSum", [node("Mul", [x, mask3], f"{out}_masked"), axis_1], f"{out}_sum", keepdims=0)
+        mean = node("Div", [summed, count], f"{out}_mean")
+        norm = node("Max", [node("ReduceL2", [mean, axis_last], f"{out}_norm_raw", keepdims=1), min_norm], f"{out}_norm")
+        return node("Div", [mean, norm], out)
+
+    sqrt2 = init("sqrt2", np.array(np.sqrt(2.0), np.float32))
+    half = init("half", np.array(0.5, np.float32))
+    one = init("one", np.array(1.0, np.float32))
     mask3 = node("Unsqueeze", [mask_f, const("axis_2", [2])], "mask3")
-    summed = node("ReduceSum", [node("Mul", [x, mask3], "masked_tokens"), const("axis_1", [1])], "token_sum", keepdims=0)
-    count = node("Max", [node("ReduceSum", [mask3, const("axis_1b", [1])], "token_count_raw", keepdims=0),
+    axis_1, axis_last = const("axis_1", [1]), const("axis_last", [-1])
+    count = node("Max", [node("ReduceSum", [mask3, axis_1], "token_count_raw", keepdims=0),
                          init("min_count", np.array(1e-9, np.float32))], "token_count")
-    mean = node("Div", [summed, count], "mean")
-    norm = node("ReduceL2", [mean, const("axis_last", [-1])], "norm_raw", keepdims=1)
-    norm = node("Max", [norm, init("min_norm", np.array(1e-12, np.float32))], "norm")
-    node("Div", [mean, norm], "embedding")
+    min_norm = init("min_norm", np.array(1e-12, np.float32))
+    split = cfg.layers if base is None else branch_from
+    for i in range(split):
+        x = encoder_layer(x, i, weights, "")
+    shared = x
+    for i in range(split, cfg.layers):
+        x = encoder_layer(x, i, weights, "")
+    outputs = [pool(x, "embedding")]
+    if base is not None:
+        # the base encoder's vectors from the same pass: the layers below ``branch_from`` are shared
+        x = shared
+        for i in range(split, cfg.layers):
+            x = encoder_layer(x, i, base, "base.")
+        outputs.append(pool(x, "base_embedding"))
 
     graph = helper.make_graph(
         nodes, "sentence_encoder",
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", h])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", h]) for name in outputs],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="escalation-matrix")
@@ -183,20 +213,33 @@ def source_digest(folder: Path, extra: Mapping[str, str] | None = None) -> str:
 
 
 def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.ndarray] | None = None,
-                 alpha: float = 1.0, r: int = 1, extra: Mapping[str, str] | None = None) -> Path:
+                 alpha: float = 1.0, r: int = 1, extra: Mapping[str, str] | None = None, with_base: bool = False) -> Path:
     """The cached ONNX file for these weights, built first if missing (atomic write, so processes
-    starting together never read half a file)."""
-    digest = source_digest(folder, extra)
+    starting together never read half a file). ``with_base``: the file also gives the base
+    encoder's vectors (output base_embedding) from the same pass, sharing the un-adapted layers."""
+    digest = source_digest(folder, {**(extra or {}), "with_base": str(with_base)})
     path = cache / "onnx" / f"{stem}-{digest}.onnx"
     if path.exists():
         return path
     cfg = BertConfig(folder)
-    data = build_graph(merged_weights(folder, lora, alpha, r), cfg)
+    weights = merged_weights(folder, lora, alpha, r)
+    base, branch_from = None, 0
+    if with_base:
+        base = merged_weights(folder)
+        changed = [k for k in weights if not np.array_equal(weights[k], base[k])]
+        layers = [int(k.split(".")[2]) for k in changed if k.startswith("encoder.layer.")]
+        if len(layers) != len(changed):  # the adapter changed the embeddings: nothing to share
+            raise PolicyError("adapter.safetensors", "", "adapts the embeddings; the ONNX backend adapts encoder layers only")
+        branch_from = min(layers, default=cfg.layers)
+    data = build_graph(weights, cfg, base, branch_from)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
     log.info("built ONNX encoder %s (%d MB)", path, len(data) // 2**20)
+    for old in path.parent.glob(f"{stem}-*.onnx"):  # the same model built from older sources
+        if old != path:
+            old.unlink(missing_ok=True)
     return path
 
 
@@ -237,12 +280,31 @@ class OnnxEncoder:
             model_file = rebuild()
             self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         self.model_file = model_file
+        self.outputs = [o.name for o in self.session.get_outputs()]
         self._lock = threading.Lock()
+        # base vectors computed alongside the fine-tuned ones (a file built with_base), kept for
+        # the caller that asks for them next: the guard compares the request it just classified
+        self._base_memo: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self._run(texts)
+        if len(vectors) > 1:
+            with self._lock:
+                for text, row in zip(texts, vectors[1]):
+                    self._base_memo[text] = row
+                    self._base_memo.move_to_end(text)
+                while len(self._base_memo) > MEMO:
+                    self._base_memo.popitem(last=False)
+        return vectors[0]
+
+    def base_view(self, name: str) -> "BaseView | None":
+        """The base encoder's vectors from this file, or None when it was built without them."""
+        return BaseView(self, name) if "base_embedding" in self.outputs else None
+
+    def _run(self, texts: list[str]) -> list[np.ndarray]:
+        out = [np.zeros((len(texts), self.cfg.hidden), np.float32) for _ in self.outputs]
         if not texts:
-            return np.zeros((0, self.cfg.hidden), np.float32)
-        out = np.empty((len(texts), self.cfg.hidden), np.float32)
+            return out
         with self._lock:
             encodings = self.tokenizer.encode_batch(list(texts))
         lengths = np.array([len(e.ids) for e in encodings])
@@ -256,8 +318,29 @@ class OnnxEncoder:
                 n = lengths[row]
                 ids[i, :n] = encodings[row].ids
                 mask[i, :n] = 1
-            out[rows] = self.session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+            for target, result in zip(out, self.session.run(self.outputs, {"input_ids": ids, "attention_mask": mask})):
+                target[rows] = result
         return out
+
+
+class BaseView:
+    """The base (un-adapted) encoder served by a fine-tuned model's file: vectors of texts the
+    fine-tuned model has just encoded come from that pass, others from a new one."""
+
+    def __init__(self, encoder: OnnxEncoder, name: str):
+        self.encoder = encoder
+        self.name = name
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        enc = self.encoder
+        with enc._lock:
+            found = {t: enc._base_memo[t] for t in texts if t in enc._base_memo}
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            found.update(zip(missing, enc._run(missing)[1]))
+        if not texts:
+            return np.zeros((0, enc.cfg.hidden), np.float32)
+        return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
 
 
 def base_encoder(folder: Path, name: str, cache: Path) -> OnnxEncoder:

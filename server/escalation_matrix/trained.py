@@ -93,7 +93,11 @@ class TrainedModel:
     """Encoder (base + merged adapter) and head. ``encode`` follows the ``Embedder`` protocol, so the
     exemplar cache, the batching encoder and kNN explanations work on the fine-tuned vectors."""
 
-    def __init__(self, folder: Path, base_model: str, backend: str = "torch", cache: Path | None = None):
+    # the base encoder served with this model (ONNX backend), else None: the caller loads its own
+    base_encoder: Any = None
+
+    def __init__(self, folder: Path, base_model: str, backend: str = "torch", cache: Path | None = None,
+                 base_name: str = "bundled@onnx"):
         from safetensors.numpy import load_file
 
         self.folder = folder
@@ -120,10 +124,13 @@ class TrainedModel:
 
             def build() -> Path:
                 return ensure_model(base, cache or cache_dir(), f"trained-{digest[:12]}", lora, alpha, r,
-                                    extra={"adapter": digest})
+                                    extra={"adapter": digest}, with_base=True)
 
             self.name = f"trained-{digest[:12]}-onnx"
             self._encoder = OnnxEncoder(base, build(), self.name, max_length=max_length, rebuild=build)
+            # one file, one pass: the base encoder's vectors (for comparing requests) come from
+            # the same session, whose un-adapted lower layers are shared
+            self.base_encoder = self._encoder.base_view(base_name)
             return
         from sentence_transformers import SentenceTransformer
 
