@@ -193,10 +193,9 @@ def with_settings(policy, **update):
 
 @pytest.mark.model
 @pytest.mark.skipif(not DEV.exists(), reason="the labelled dev file is not on this machine")
-@pytest.mark.parametrize("method", ["trained", "knn"])
-def test_eval_figures_are_identical_on_both_backends(policy, adapter, method):
+def test_eval_figures_are_identical_on_both_backends(policy, adapter):
     """Same types, same explanations and the same eval report from onnx and torch, for the
-    fine-tuned model (shipped, or the test adapter when none is shipped) and the base encoder."""
+    fine-tuned model (shipped, or the test adapter when none is shipped)."""
     from escalation_matrix.classifier import Classifier
     from escalation_matrix.evaluate import evaluate
     from escalation_matrix.paths import default_dir
@@ -208,7 +207,7 @@ def test_eval_figures_are_identical_on_both_backends(policy, adapter, method):
         trained = trained.model_copy(update={"folder": str(adapter)})
     runs = {}
     for backend in ("onnx", "torch"):
-        clf = Classifier(with_settings(policy, method=method, backend=backend, trained=trained))
+        clf = Classifier(with_settings(policy, method="trained", backend=backend, trained=trained))
         results = clf.classify_many(texts)
         runs[backend] = (results, evaluate(gold, [r.type.value for r in results], texts))
     (onnx, onnx_report), (torch, torch_report) = runs["onnx"], runs["torch"]
