@@ -1,12 +1,14 @@
 """Classifier speed and memory on this machine: warm single-request latency, batch throughput,
 cold start and peak RSS, each against baselines measured in the same run: the bare model
 encoding the same text (the floor no classifier on this model can beat) and the previous
-classifier (kNN over exemplars on the frozen encoder, `method: knn`).
+classifier (kNN over exemplars on the frozen encoder, `method: knn`), on each encoder backend
+(`backend: onnx`, ONNX Runtime, and `backend: torch`, sentence-transformers).
 
-    .venv/bin/python benchmarks/bench_classify.py [--requests 300] [--batch 1000]
+    .venv/bin/python benchmarks/bench_classify.py [--requests 300] [--batch 1000] [--backends onnx,torch]
 
 Targets (2-core machine): warm p50 <= 15 ms, p99 <= 40 ms; batch >= 200 req/s;
 cold start (import, model load, cached exemplars) <= 8 s; peak RSS <= 700 MB.
+ONNX backend: warm p50 <= 5 ms, p99 <= 15 ms.
 """
 
 from __future__ import annotations
@@ -35,15 +37,14 @@ REQUESTS = [
 ]
 
 COLD = """
-import json, resource, time
+import json, resource, sys, time
 t0 = time.perf_counter()
 from dataclasses import replace
 from escalation_matrix.loader import load_policy
 from escalation_matrix.classifier import Classifier
 policy = load_policy()
-if {method!r} != policy.classifier.method:
-    policy = replace(policy, files={{**policy.files,
-                     "classifier": policy.classifier.model_copy(update={{"method": {method!r}}})}})
+policy = replace(policy, files={{**policy.files,
+                 "classifier": policy.classifier.model_copy(update={{"method": {method!r}, "backend": {backend!r}}})}})
 clf = Classifier(policy)
 clf.classify("Write something for the website.")
 ready = time.perf_counter() - t0
@@ -51,7 +52,8 @@ texts = {texts!r}
 for i in range(200):
     clf.classify(texts[i % len(texts)])
 clf.classify_many([texts[i % len(texts)] + f" ({{i}})" for i in range(1000)])
-print(json.dumps({{"ready_s": ready, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"ready_s": ready, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "torch": "torch" in sys.modules}}))
 """
 
 
@@ -65,20 +67,21 @@ def line(name: str, values_ms: list[float]) -> str:
             f"p99 {pct(values_ms, 99):6.2f} ms   (n={len(values_ms)})")
 
 
-def with_method(policy, method: str):
+def with_method(policy, method: str, backend: str):
     from dataclasses import replace
 
-    return replace(policy, files={**policy.files, "classifier": policy.classifier.model_copy(update={"method": method})})
+    return replace(policy, files={**policy.files,
+                                  "classifier": policy.classifier.model_copy(update={"method": method, "backend": backend})})
 
 
-def measure(method: str, args) -> dict:
+def measure(method: str, backend: str, args) -> dict:
     from escalation_matrix.classifier import Classifier
     from escalation_matrix.loader import load_policy
 
-    cold = [json.loads(subprocess.run([sys.executable, "-c", COLD.format(texts=REQUESTS, method=method)], check=True,
+    cold = [json.loads(subprocess.run([sys.executable, "-c", COLD.format(texts=REQUESTS, method=method, backend=backend)], check=True,
                                       capture_output=True, text=True).stdout.strip().splitlines()[-1])
             for _ in range(args.cold_runs)]
-    clf = Classifier(with_method(load_policy(), method))
+    clf = Classifier(with_method(load_policy(), method, backend))
     for text in REQUESTS:  # warm-up
         clf.classify(text)
     single, encode = [], []
@@ -105,7 +108,7 @@ def measure(method: str, args) -> dict:
 
 def report(method: str, m: dict) -> None:
     single, encode, cold = m["single"], m["encode"], m["cold"]
-    print(f"--- method: {method} ({m['exemplars']} exemplars)")
+    print(f"--- method/backend: {method} ({m['exemplars']} exemplars)")
     print(line("warm classify (1 request)", single))
     print(line("baseline: bare model encode", encode))
     print(f"{'':<28} ratio classify/encode p50 {statistics.median(single) / statistics.median(encode):.2f}x")
@@ -114,7 +117,8 @@ def report(method: str, m: dict) -> None:
     ready = [c["ready_s"] for c in cold]
     print(f"{'cold start to first answer':<28} median {statistics.median(ready):.2f} s   max {max(ready):.2f} s"
           f"   (n={len(ready)}, exemplar vectors cached)")
-    print(f"{'peak RSS':<28} max {max(c['peak_rss_mb'] for c in cold):.0f} MB (cold start + 200 warm + 1000 batch)")
+    print(f"{'peak RSS':<28} max {max(c['peak_rss_mb'] for c in cold):.0f} MB (cold start + 200 warm + 1000 batch)"
+          f"   torch imported: {'yes' if any(c['torch'] for c in cold) else 'no'}")
 
 
 def main() -> None:
@@ -124,16 +128,28 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--methods", default="trained,knn",
                         help="comma-separated; the first is the one under test, the others baselines")
+    parser.add_argument("--backends", default="onnx,torch",
+                        help="comma-separated encoder backends; the first is the one under test")
     args = parser.parse_args()
-    methods = args.methods.split(",")
-    results = {m: measure(m, args) for m in methods}
-    for m in methods:
-        report(m, results[m])
-    if len(methods) > 1:
-        a, b = results[methods[0]], results[methods[1]]
-        print(f"--- {methods[0]} vs {methods[1]}: warm p50 ratio "
+    methods, backends = args.methods.split(","), args.backends.split(",")
+    runs = [f"{m}/{b}" for m in methods for b in backends]
+    results = {run: measure(*run.split("/"), args) for run in runs}
+    for run in runs:
+        report(run, results[run])
+
+    def compare(x: str, y: str) -> None:
+        a, b = results[x], results[y]
+        print(f"--- {x} vs {y}: warm p50 ratio "
               f"{statistics.median(a['single']) / statistics.median(b['single']):.2f}x, p99 ratio "
-              f"{pct(a['single'], 99) / pct(b['single'], 99):.2f}x, batch ratio {a['batch'] / b['batch']:.2f}x")
+              f"{pct(a['single'], 99) / pct(b['single'], 99):.2f}x, batch ratio {a['batch'] / b['batch']:.2f}x, "
+              f"cold start ratio {statistics.median(c['ready_s'] for c in a['cold']) / statistics.median(c['ready_s'] for c in b['cold']):.2f}x, "
+              f"peak RSS ratio {max(c['peak_rss_mb'] for c in a['cold']) / max(c['peak_rss_mb'] for c in b['cold']):.2f}x")
+
+    for b in backends[1:]:  # backends compared per method
+        for m in methods:
+            compare(f"{m}/{backends[0]}", f"{m}/{b}")
+    for m in methods[1:]:  # methods compared on the backend under test
+        compare(f"{methods[0]}/{backends[0]}", f"{m}/{backends[0]}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
 """MCP round-trip benchmark against the real ``escalation-matrix serve`` process.
 
-    .venv/bin/python benchmarks/bench_mcp.py [--calls 300] [--seconds 20] [--clients 8]
+    .venv/bin/python benchmarks/bench_mcp.py [--calls 300] [--seconds 20] [--clients 8] [--backends onnx,torch]
 
-stdio: sequential warm tool calls (each a distinct request, so every call runs the model).
-HTTP: ``--clients`` concurrent sessions calling for ``--seconds``; sustained calls/s and latency.
-Targets: stdio p50 <= 25 ms, p99 <= 60 ms; HTTP >= 100 calls/s."""
+stdio, once per encoder backend (`backend:` in classifier.yaml, set on a copy of the policy):
+process start -> first `tools/list` and -> first classification, sequential warm tool calls (each
+a distinct request, so every call runs the model) against a bare `tools/list` round trip (the
+floor: the same transport without the model), and the server's resident memory.
+HTTP (first backend): ``--clients`` concurrent sessions calling for ``--seconds``.
+Targets: stdio p50 <= 25 ms, p99 <= 60 ms; on ONNX: classify p50 within 2x of `tools/list`, start
+-> first classification <= 3 s, server RSS <= 350 MB; HTTP >= 100 calls/s."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -52,9 +57,39 @@ async def timed(client: Client, tool: str, args: dict) -> float:
     return elapsed
 
 
-async def bench_stdio(db: Path, calls: int) -> None:
-    params = StdioServerParameters(command=CLI, args=["serve", "--db", str(db)], env=ENV)
+def policy_with_backend(backend: str, folder: Path) -> dict[str, str]:
+    """The environment of a server whose classifier.yaml says ``backend: <backend>``."""
+    from escalation_matrix.paths import DataPaths
+
+    shutil.copytree(DataPaths.resolve().policies, folder)
+    config = folder / "classifier.yaml"
+    lines = [line for line in config.read_text(encoding="utf-8").splitlines() if not line.startswith("backend:")]
+    config.write_text("\n".join([*lines, f"backend: {backend}", ""]), encoding="utf-8")
+    return {**ENV, "ESCALATION_MATRIX_POLICIES": str(folder)}
+
+
+def server_memory() -> dict[str, float]:
+    """Resident and peak resident memory (MB) of this process's child server."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            status = (stat.parent / "status").read_text()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and "escalation" in (stat.parent / "cmdline").read_text(errors="replace"):
+            values = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            return {k: int(values[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}
+    return {"VmRSS": float("nan"), "VmHWM": float("nan")}
+
+
+async def bench_stdio(db: Path, calls: int, env: dict[str, str] | None = None, label: str = "") -> dict:
+    params = StdioServerParameters(command=CLI, args=["serve", "--db", str(db)], env=env or ENV)
+    start = time.perf_counter()
     async with Client(params, read_timeout_seconds=120) as client:
+        await client.list_tools()
+        to_list = time.perf_counter() - start
+        await timed(client, "classify", {"request": request(99_999)})
+        to_first = time.perf_counter() - start
         for i in range(20):  # warm-up
             await timed(client, "classify", {"request": request(10_000 + i)})
         classify = [await timed(client, "classify", {"request": request(i)}) for i in range(calls)]
@@ -64,9 +99,20 @@ async def bench_stdio(db: Path, calls: int) -> None:
         repeat = [await timed(client, "escalate", {"conversation_id": "bench-0", "request": request(0),
                                                    "question": "Who is the audience for item 0?"})
                   for _ in range(calls)]
-    report("stdio classify (new text)", classify)
+        bare = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            await client.list_tools()
+            bare.append((time.perf_counter() - t) * 1000)
+        memory = server_memory()
+    print(f"--- stdio{label}: start -> tools/list {to_list:.2f} s, -> first classification {to_first:.2f} s; "
+          f"server RSS {memory['VmRSS']:.0f} MB (peak {memory['VmHWM']:.0f} MB)")
+    report("stdio tools/list (bare round trip)", bare)
+    report("stdio classify (new text)", classify,
+           f" ({pct(classify, 50) / pct(bare, 50):.1f}x tools/list p50)")
     report("stdio escalate (new issue)", escalate)
     report("stdio escalate (repeat, cached)", repeat)
+    return {"start_s": to_first, "classify_p50": pct(classify, 50), "bare_p50": pct(bare, 50), **memory}
 
 
 def free_port() -> int:
@@ -75,10 +121,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def bench_http(db: Path, seconds: float, clients: int) -> None:
+async def bench_http(db: Path, seconds: float, clients: int, env: dict[str, str] | None = None) -> None:
     port = free_port()
     proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--port", str(port), "--db", str(db)],
-                            env=ENV, stderr=subprocess.DEVNULL)
+                            env=env or ENV, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/mcp"
     try:
         while True:
@@ -113,10 +159,26 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300, help="sequential stdio calls per measurement")
     parser.add_argument("--seconds", type=float, default=20, help="duration of each HTTP measurement")
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP sessions")
+    parser.add_argument("--backends", default="onnx,torch", help="encoder backends measured over stdio, in turn")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP measurement")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(bench_stdio(Path(tmp) / "stdio.db", args.calls))
-        asyncio.run(bench_http(Path(tmp) / "http.db", args.seconds, args.clients))
+        results = {}
+        for backend in args.backends.split(","):
+            env = policy_with_backend(backend, Path(tmp) / f"policies-{backend}")
+            # a first start builds the ONNX encoder and the exemplar vectors into the cache: the
+            # figures are for a start with the cache in place, as every start after the first
+            asyncio.run(bench_stdio(Path(tmp) / f"warmup-{backend}.db", 1, env, f" [{backend}, filling the cache]"))
+            results[backend] = asyncio.run(bench_stdio(Path(tmp) / f"stdio-{backend}.db", args.calls, env,
+                                                       f" [backend: {backend}]"))
+        if len(results) > 1:
+            names = list(results)
+            a, b = results[names[0]], results[names[1]]
+            print(f"--- {names[0]} vs {names[1]}: start {a['start_s']:.2f} s vs {b['start_s']:.2f} s, classify p50 "
+                  f"{a['classify_p50']:.1f} vs {b['classify_p50']:.1f} ms, RSS {a['VmRSS']:.0f} vs {b['VmRSS']:.0f} MB")
+        if not args.no_http:
+            http_env = policy_with_backend(args.backends.split(",")[0], Path(tmp) / "policies-http")
+            asyncio.run(bench_http(Path(tmp) / "http.db", args.seconds, args.clients, http_env))
 
 
 if __name__ == "__main__":

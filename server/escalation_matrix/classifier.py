@@ -123,7 +123,7 @@ class Classifier:
                 embedder = load_trained(self.settings)
             if hasattr(embedder, "probabilities"):
                 self.model = embedder  # type: ignore[assignment]
-        self.embedder = embedder or get_embedder(self.settings.model)
+        self.embedder = embedder or get_embedder(self.settings.model, self.settings.backend)
         exemplars = policy.exemplars
         self.exemplars = exemplars
         self.vectors = cached_vectors(
@@ -182,7 +182,9 @@ class Classifier:
 
     @property
     def base_embedder(self) -> Embedder:
-        return self.embedder if self.model is None else get_embedder(self.settings.model)
+        if self.model is None:
+            return self.embedder
+        return getattr(self.model, "base_encoder", None) or get_embedder(self.settings.model, self.settings.backend)
 
     def _classify(
         self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
@@ -291,7 +293,7 @@ class ModelScorer:
 def serving_embedder(settings: ClassifierFile) -> Embedder:
     """What encodes requests for ``settings``: the fine-tuned model (method: trained) or the plain
     sentence encoder. Wrappers (batching, progress) keep the model's methods reachable."""
-    return load_trained(settings) if uses_trained(settings) else get_embedder(settings.model)
+    return load_trained(settings) if uses_trained(settings) else get_embedder(settings.model, settings.backend)
 
 
 def uses_trained(settings: ClassifierFile) -> bool:
@@ -310,10 +312,11 @@ def load_trained(settings: ClassifierFile) -> TrainedModel:
     from .embedder import _resolve_model
 
     folder = trained_folder(settings)
-    key = f"trained:{folder.resolve()}"
+    key = f"trained:{folder.resolve()}@{settings.backend}"
     with _TRAINED_LOCK:
         if key not in _TRAINED:
-            _TRAINED[key] = TrainedModel(folder, _resolve_model(settings.model))
+            _TRAINED[key] = TrainedModel(folder, _resolve_model(settings.model), settings.backend,
+                                         base_name=f"{settings.model}@onnx")
         return _TRAINED[key]
 
 

@@ -1,5 +1,5 @@
-"""Sentence embedders: the real sentence-transformers model, or a deterministic fake for fast
-tests of pure logic. Both are chosen by name through ``get_embedder`` so tests run the real
+"""Sentence embedders: the real model (sentence-transformers on torch, or the same weights on ONNX
+Runtime), or a deterministic fake for fast tests of pure logic. Both are chosen by name through ``get_embedder`` so tests run the real
 search code."""
 
 from __future__ import annotations
@@ -100,16 +100,33 @@ _CACHE: dict[str, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_embedder(model: str) -> Embedder:
-    """Embedders are shared per process: loading a model takes seconds."""
+def get_embedder(model: str, backend: str = "torch") -> Embedder:
+    """Embedders are shared per process: loading a model takes seconds. ``backend``: "torch"
+    (sentence-transformers) or "onnx" (ONNX Runtime, no torch import; same vectors)."""
+    key = model if backend == "torch" or model.startswith("fake") else f"{model}@{backend}"
     with _CACHE_LOCK:
-        if model not in _CACHE:
+        if key not in _CACHE:
             if model.startswith("fake"):
                 dim = int(model.split(":", 1)[1]) if ":" in model else 256
-                _CACHE[model] = HashEmbedder(dim)
+                _CACHE[key] = HashEmbedder(dim)
+            elif backend == "onnx":
+                _CACHE[key] = onnx_embedder(model)
             else:
-                _CACHE[model] = SentenceTransformerEmbedder(model)
-        return _CACHE[model]
+                _CACHE[key] = SentenceTransformerEmbedder(model)
+        return _CACHE[key]
+
+
+def onnx_embedder(model: str) -> Embedder:
+    """The base sentence encoder on ONNX Runtime (built once from the model folder's weights)."""
+    from .onnx_encoder import base_encoder
+    from .paths import cache_dir
+
+    folder = Path(_resolve_model(model)).expanduser()
+    if not (folder / "model.safetensors").is_file():
+        raise PolicyError("classifier.yaml", "model",
+                          f"the ONNX backend needs a local model folder with model.safetensors, not {model!r}; "
+                          "give such a folder or set `backend: torch`")
+    return base_encoder(folder, f"{model}@onnx", cache_dir())
 
 
 def cached_vectors(embedder: Embedder, texts: list[str], key: str, folder: Path) -> np.ndarray:

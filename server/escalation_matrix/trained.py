@@ -1,6 +1,7 @@
 """The shipped fine-tuned classifier: a LoRA adapter merged into the bundled encoder at load time,
-a classification head, a calibration temperature and the fitted decision margins. Loading needs
-torch and sentence-transformers but not peft; nothing is downloaded."""
+a classification head, a calibration temperature and the fitted decision margins. The ONNX
+backend needs onnxruntime and tokenizers (no torch); the torch backend needs torch and
+sentence-transformers; neither needs peft, and nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -57,16 +58,25 @@ class Manifest:
                 raise PolicyError(str(path), "", "does not match manifest.json; retrain or restore the shipped files")
 
 
-def merge_lora(module: Any, lora: dict[str, np.ndarray], alpha: float, r: int) -> int:
-    """Add scale * B @ A to each adapted linear layer's weight; returns how many were merged."""
-    import torch
-
+def lora_pairs(lora: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """The adapter's tensors grouped per adapted module: {module path: {"A": ..., "B": ...}}."""
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for name, value in lora.items():
         m = _LORA.match(name)
         if not m:
             raise PolicyError("adapter.safetensors", name, "not a LoRA tensor name; retrain the model")
         pairs.setdefault(m["module"], {})[m["part"]] = value
+    for path, parts in pairs.items():
+        if "A" not in parts or "B" not in parts:
+            raise PolicyError("adapter.safetensors", path, "does not fit the base model; retrain the model")
+    return pairs
+
+
+def merge_lora(module: Any, lora: dict[str, np.ndarray], alpha: float, r: int) -> int:
+    """Add scale * B @ A to each adapted linear layer's weight; returns how many were merged."""
+    import torch
+
+    pairs = lora_pairs(lora)
     named = dict(module.named_modules())
     scale = alpha / r
     with torch.no_grad():
@@ -83,11 +93,15 @@ class TrainedModel:
     """Encoder (base + merged adapter) and head. ``encode`` follows the ``Embedder`` protocol, so the
     exemplar cache, the batching encoder and kNN explanations work on the fine-tuned vectors."""
 
-    def __init__(self, folder: Path, base_model: str):
+    # the base encoder served with this model (ONNX backend), else None: the caller loads its own
+    base_encoder: Any = None
+
+    def __init__(self, folder: Path, base_model: str, backend: str = "torch", cache: Path | None = None,
+                 base_name: str = "bundled@onnx"):
         from safetensors.numpy import load_file
-        from sentence_transformers import SentenceTransformer
 
         self.folder = folder
+        self.backend = backend
         self.manifest = Manifest.read(folder)
         self.manifest.verify(folder)
         lora = load_file(str(folder / "adapter.safetensors"))
@@ -95,17 +109,42 @@ class TrainedModel:
         self.head_weight = head["weight"].astype(np.float32)
         self.head_bias = head["bias"].astype(np.float32)
         self.labels = self.manifest.labels
+        cfg = self.manifest.config
+        alpha, r = float(cfg["lora_alpha"]), int(cfg["lora_r"])
+        max_length = int(cfg.get("serve_max_length", 256))
+        digest = self.manifest.files["adapter.safetensors"]
+        self.name = f"trained-{digest[:12]}"
+        if backend == "onnx":
+            # the ONNX file is named by the adapter's digest, which manifest.verify has just checked
+            # against adapter.safetensors: a changed adapter builds a new file, never reuses the old
+            from .onnx_encoder import OnnxEncoder, ensure_model
+            from .paths import cache_dir
+
+            base = Path(base_model)
+
+            def build() -> Path:
+                return ensure_model(base, cache or cache_dir(), f"trained-{digest[:12]}", lora, alpha, r,
+                                    extra={"adapter": digest}, with_base=True)
+
+            self.name = f"trained-{digest[:12]}-onnx"
+            self._encoder = OnnxEncoder(base, build(), self.name, max_length=max_length, rebuild=build)
+            # one file, one pass: the base encoder's vectors (for comparing requests) come from
+            # the same session, whose un-adapted lower layers are shared
+            self.base_encoder = self._encoder.base_view(base_name)
+            return
+        from sentence_transformers import SentenceTransformer
+
         try:
             self._model = SentenceTransformer(base_model, device="cpu")
         except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
             raise PolicyError("classifier.yaml", "model", f"cannot load base model ({exc})") from None
-        cfg = self.manifest.config
-        merge_lora(self._model[0].auto_model, lora, float(cfg["lora_alpha"]), int(cfg["lora_r"]))
-        self._model.max_seq_length = int(cfg.get("serve_max_length", 256))
-        self.name = f"trained-{self.manifest.files['adapter.safetensors'][:12]}"
+        merge_lora(self._model[0].auto_model, lora, alpha, r)
+        self._model.max_seq_length = max_length
         self._lock = threading.Lock()
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        if self.backend == "onnx":
+            return self._encoder.encode(texts)
         with self._lock:
             vectors = self._model.encode(texts, batch_size=32, normalize_embeddings=True,
                                          convert_to_numpy=True, show_progress_bar=False)
