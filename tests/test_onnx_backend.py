@@ -6,6 +6,7 @@ weights it was built from."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
