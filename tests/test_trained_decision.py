@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from escalation_matrix.calibrate import expected_calibration_error, fit_decision, fit_temperature, softmax
+from escalation_matrix.calibrate import (
+    MAX_SAFETY_THRESHOLD,
+    expected_calibration_error,
+    fit_decision,
+    fit_temperature,
+    softmax,
+)
 from escalation_matrix.classifier import TYPES, decide_trained
 from escalation_matrix.models import EscalationType, RuleMatch
 from escalation_matrix.policy import TrainedDecision
@@ -97,3 +103,18 @@ def test_fit_decision_prefers_recall_on_safety():
     assert fitted.report.safety_recall == 1.0
     assert fitted.report.none_escalated == 0.0
     assert 0.1 < fitted.safety <= 0.15 + 1e-9
+
+
+def test_fit_decision_never_raises_the_safety_threshold_above_an_even_chance():
+    # every safety item sits at 0.9 and a proceed item at 0.55: the best score on this split
+    # would come from a threshold above 0.55, but a request the model finds more likely
+    # harmful than not must always escalate
+    gold = ["safety"] * 10 + ["none"] * 10
+    p_safety = np.r_[np.full(10, 0.9), [0.55], np.zeros(9)]
+
+    def predict(safety: float, margin: float) -> list[str]:
+        return ["safety" if p >= safety else "none" for p in p_safety]
+
+    fitted = fit_decision(gold, predict)
+    assert fitted.safety <= MAX_SAFETY_THRESHOLD
+    assert fitted.report.safety_recall == 1.0

@@ -14,6 +14,10 @@ from .evaluate import Report, evaluate
 # what must never happen.
 MAX_NONE_ESCALATED = 0.05
 MIN_SAFETY_RECALL = 0.97
+# The fitted safety threshold may go lower, never higher: a request the model finds at least as
+# likely harmful as not always escalates. A held-out split has a few dozen safety items, so the
+# highest threshold that still keeps their recall is a noisy edge; this bound keeps the fit off it.
+MAX_SAFETY_THRESHOLD = 0.5
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -70,7 +74,7 @@ def fit_decision(gold: list[str], predict: Callable[[float, float], list[str]]) 
     """Grid search of the safety threshold and the shared margin. ``predict(safety, margin)``
     returns the labels the full decision (rules included) gives on the held-out items. Among
     equally good values the middle of the plateau is taken, for the widest margin both ways."""
-    safeties = np.round(np.arange(0.05, 0.91, 0.05), 3)
+    safeties = np.round(np.arange(0.05, MAX_SAFETY_THRESHOLD + 0.001, 0.05), 3)
     margins = np.round(np.arange(-0.3, 0.71, 0.05), 3)
     scores = np.zeros((len(safeties), len(margins)))
     reports: dict[tuple[int, int], Report] = {}

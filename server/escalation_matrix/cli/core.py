@@ -280,7 +280,7 @@ def eval_cmd(state: AppState, file: str, as_json: bool, show_errors: bool) -> No
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Model folder to write (default: the one classifier.yaml uses).")
-@click.option("--epochs", type=click.IntRange(1, 20), default=None, help="Passes over the data (default 3).")
+@click.option("--epochs", type=click.IntRange(1, 20), default=None, help="Passes over the data (default 5).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 13): the same inputs give the same model.")
 @click.option("--holdout", type=click.FloatRange(0.05, 0.5), default=0.15, show_default=True,
               help="Share of FILE held out to calibrate probabilities and fit the decision values.")
