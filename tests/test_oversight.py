@@ -8,8 +8,6 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from mcp import Client
-
 from escalation_matrix.errors import InputError, NotFoundError, StateError
 from escalation_matrix.guard import ConversationGuard
 from escalation_matrix.mcp_app import build_server
@@ -21,8 +19,8 @@ from escalation_matrix.ops.oversight_policy import OversightFile
 from escalation_matrix.ops.policy import OperationsFile
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
+from mcp import Client
 from test_cli_core import run
-from test_policy_check import edit
 
 
 def small(**rules) -> SimpleNamespace:
@@ -166,8 +164,8 @@ def test_operator_suspend_and_reinstate_are_audited_and_refused_when_they_make_n
     ("actors: {clark: grants}", "actors.clark: team 'grants' is not under teams"),
     ("teams: {default: {chain: [{role: supervisor, actor: patel}, {role: deputy, actor: lee}]}}",
      "teams.default.chain.0: add answer_within (how long supervisor has before the ticket moves to deputy)"),
-    ("rules: [{name: low, score_below: 70, suspend_at: never}]\n"
-     "teams: {default: {chain: [{role: supervisor, actor: patel, notify: [pager]}]}}",
+    (("rules: [{name: low, score_below: 70, suspend_at: never}]\n"
+      "teams: {default: {chain: [{role: supervisor, actor: patel, notify: [pager]}]}}"),
      "teams.default.chain.0.notify: channels ['pager'] are not defined"),
     ("rules: [{name: low, score_below: 70, cooldwn: 24h}]", "rules.0.cooldwn: unknown key"),
 ])
@@ -230,3 +228,18 @@ async def test_the_actor_resources_give_scores_and_one_actors_history(policy, fa
             await client.read_resource("escalation://actors/nobody")
     assert [(a["name"], a["score"], a["status"]) for a in listed] == [("clark", 0.0, "active")]
     assert one["recent_decisions"][0]["choice"] == "Reject" and one["chain"]["team"] == "default"
+
+
+def test_erasing_a_record_erases_the_suggestion_and_choice_but_keeps_the_score(store, clock):
+    from escalation_matrix.ops.erase import erase_expired
+
+    policy = small(score_below=1)
+    ops = Operations(store, policy)
+    esc = ops.create("Grant for 12 Elm Street", suggestion="Approve for 12 Elm Street")["id"]
+    ops.answer(esc, "Reject the claim of Mr Smith", by="clark")
+    clock.at(days=100)
+    assert erase_expired(store, policy) == 1
+    decision = Oversight(store, policy).actor("clark")["recent_decisions"][0]
+    assert (decision["suggestion"], decision["choice"], decision["delta"], decision["score"]) == \
+        ("[erased]", "[erased]", -1, 0.0)
+    assert store.escalation(esc)["suggestion"] == "[erased]"

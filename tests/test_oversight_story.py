@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
-from starlette.testclient import TestClient
-
 from escalation_matrix import console
 from escalation_matrix.cli import main
 from escalation_matrix.errors import StateError
@@ -25,6 +22,7 @@ from escalation_matrix.ops.failsafe import sweep
 from escalation_matrix.ops.oversight import Oversight
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
+from starlette.testclient import TestClient
 
 TOKEN = "story-token-7c1d"
 BASE = "http://127.0.0.1:8765"
@@ -83,7 +81,7 @@ def actor_json(data_copy, db_path, name: str) -> dict:
 
 
 def row_of(page: str, actor: str) -> str:
-    found = re.search(rf'<tr data-actor="{actor}">(.*?)</tr>', page, re.S)
+    found = re.search(rf'<tr data-actor="{actor}">(.*?)</tr>', page, re.DOTALL)
     assert found, f"{actor} is not on the actors page"
     return found.group(1)
 

@@ -48,7 +48,7 @@ def _reinstate(oversight: Oversight, name: str, form: dict[str, str], by: str) -
 ACTIONS = {"suspend": _suspend, "reinstate": _reinstate}
 
 
-def routes(console: "Console") -> list[Route]:
+def routes(console: Console) -> list[Route]:
     from .console import PREFIX
 
     pages = ActorPages(console)
@@ -58,7 +58,7 @@ def routes(console: "Console") -> list[Route]:
 
 
 class ActorPages:
-    def __init__(self, console: "Console"):
+    def __init__(self, console: Console):
         self.console = console
 
     @property
@@ -66,7 +66,14 @@ class ActorPages:
         return Oversight(self.console.ops.store, self.console.ops.policy)
 
     async def index(self, request: Request) -> Response:
-        from .console import FLASH_COOKIE, PREFIX, TEMPLATES, _EXPIRED, _html, _read_flash
+        from .console import (
+            _EXPIRED,
+            FLASH_COOKIE,
+            PREFIX,
+            TEMPLATES,
+            _html,
+            _read_flash,
+        )
 
         session = session_of(request)
         if session is None:
@@ -82,7 +89,7 @@ class ActorPages:
         return response
 
     async def actor(self, request: Request) -> Response:
-        from .console import PREFIX, TEMPLATES, _EXPIRED, _html
+        from .console import _EXPIRED, PREFIX, TEMPLATES, _html
 
         session = session_of(request)
         if session is None:

@@ -51,7 +51,7 @@ def check_assignee(conn: sqlite3.Connection, actor: str) -> None:
                          f"stands in, or reinstate {actor} first")
 
 
-def suspend_in(oversight: "Oversight", conn: sqlite3.Connection, actor: str, *, reason: str, by: str,
+def suspend_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, reason: str, by: str,
                cooldown: timedelta, ticket: str | None = None, at: datetime | None = None) -> dict[str, Any]:
     store = oversight.store
     if current_suspension(conn, actor):
@@ -92,7 +92,7 @@ def suspend_in(oversight: "Oversight", conn: sqlite3.Connection, actor: str, *, 
     return current_suspension(conn, actor)  # type: ignore[return-value]
 
 
-def reinstate_in(oversight: "Oversight", conn: sqlite3.Connection, actor: str, *, by: str, reason: str,
+def reinstate_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, by: str, reason: str,
                  at: datetime | None = None) -> dict[str, Any]:
     store = oversight.store
     held = current_suspension(conn, actor)
@@ -110,7 +110,7 @@ def reinstate_in(oversight: "Oversight", conn: sqlite3.Connection, actor: str, *
     return {**held, "reinstated_at": when, "reinstated_by": by}
 
 
-def suspend(oversight: "Oversight", actor: str, reason: str, by: str, cooldown: timedelta | None = None) -> dict[str, Any]:
+def suspend(oversight: Oversight, actor: str, reason: str, by: str, cooldown: timedelta | None = None) -> dict[str, Any]:
     """An operator suspends an actor by hand (default cool-down: the first rule's)."""
     from .oversight import _name
 
@@ -121,7 +121,7 @@ def suspend(oversight: "Oversight", actor: str, reason: str, by: str, cooldown: 
         return suspend_in(oversight, conn, _name(actor), reason=reason.strip(), by=by, cooldown=cooldown)
 
 
-def reinstate(oversight: "Oversight", actor: str, by: str, reason: str = "reinstated by an operator") -> dict[str, Any]:
+def reinstate(oversight: Oversight, actor: str, by: str, reason: str = "reinstated by an operator") -> dict[str, Any]:
     from .oversight import _name
 
     with oversight.store.transaction() as conn:
@@ -144,8 +144,8 @@ def sweep_oversight(store: Store, conn: sqlite3.Connection, policy: Any, now: da
     return fired
 
 
-def _hops(oversight: "Oversight", conn: sqlite3.Connection, now: datetime) -> list[Transition]:
-    store, fired = oversight.store, []
+def _hops(oversight: Oversight, conn: sqlite3.Connection, now: datetime) -> list[Transition]:
+    fired = []
     marks = ", ".join("?" * len(OPEN_STATUSES))
     tickets = conn.execute(f"SELECT t.* FROM oversight_tickets t JOIN escalations e ON e.id = t.escalation_id "
                            f"WHERE e.status IN ({marks}) ORDER BY t.opened_at", OPEN_STATUSES).fetchall()
@@ -176,7 +176,7 @@ def _hops(oversight: "Oversight", conn: sqlite3.Connection, now: datetime) -> li
     return fired
 
 
-def _hop(oversight: "Oversight", conn: sqlite3.Connection, ticket: sqlite3.Row, held: Any, nxt: Any, stage: str,
+def _hop(oversight: Oversight, conn: sqlite3.Connection, ticket: sqlite3.Row, held: Any, nxt: Any, stage: str,
          due: datetime) -> None:
     store = oversight.store
     esc_id = ticket["escalation_id"]

@@ -78,7 +78,7 @@ class OversightFile(Strict):
     actors: dict[str, str] = Field(default_factory=dict, description="Actor name -> team.")
 
     @model_validator(mode="after")
-    def _cross_check(self) -> "OversightFile":
+    def _cross_check(self) -> OversightFile:
         problems = []
         if "default" not in self.teams:
             problems.append("teams: add a `default` team (it serves every actor not listed under actors)")
@@ -133,7 +133,7 @@ def check_with_operations(folder: Path, oversight: OversightFile, ops: Operation
         for i, step in enumerate(team.chain):
             unknown = sorted(set(step.notify) - known)
             if unknown:
-                problems.append((path, f"teams.{name}.chain.{i}.notify",
-                                 f"channels {unknown} are not defined; add them under notifications.channels in "
-                                 f"operations.yaml or use one of {sorted(known)}"))
+                message = (f"channels {unknown} are not defined; add them under notifications.channels in "
+                           f"operations.yaml or use one of {sorted(known)}")
+                problems.append((path, f"teams.{name}.chain.{i}.notify", message))
     return problems
