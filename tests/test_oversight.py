@@ -8,6 +8,8 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from mcp import Client
+
 from escalation_matrix.errors import InputError, NotFoundError, StateError
 from escalation_matrix.guard import ConversationGuard
 from escalation_matrix.mcp_app import build_server
@@ -19,7 +21,6 @@ from escalation_matrix.ops.oversight_policy import OversightFile
 from escalation_matrix.ops.policy import OperationsFile
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
-from mcp import Client
 from test_cli_core import run
 
 

@@ -12,6 +12,8 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from starlette.testclient import TestClient
+
 from escalation_matrix import console
 from escalation_matrix.cli import main
 from escalation_matrix.errors import StateError
@@ -22,7 +24,7 @@ from escalation_matrix.ops.failsafe import sweep
 from escalation_matrix.ops.oversight import Oversight
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
-from starlette.testclient import TestClient
+
 
 TOKEN = "story-token-7c1d"
 BASE = "http://127.0.0.1:8765"
