@@ -122,6 +122,17 @@ def test_suspend_at_ticket_moves_open_items_to_the_replacement_at_once(store, cl
     assert verify(store).ok
 
 
+def test_the_actor_cannot_answer_or_close_the_ticket_about_itself(store, clock):
+    policy = small()
+    ops = Operations(store, policy)
+    ticket = [Oversight(store, policy).record("ana", "A", "B") for _ in range(3)][-1]["ticket"]
+    with pytest.raises(StateError, match=f"{ticket} is the oversight ticket about ana"):
+        ops.answer(ticket, "all fine", by="ana")
+    with pytest.raises(StateError, match="its holder in the chain answers it"):
+        ops.close(ticket, "nothing to see", by="ana")
+    assert ops.answer(ticket, "coaching booked", by="supervisor")["status"] == "answered"
+
+
 def test_the_chain_catches_up_in_order_after_downtime_and_fires_each_hop_once(store, clock, policy):
     oversight = Oversight(store, small())
     ticket = [oversight.record("ana", "A", "B") for _ in range(3)][-1]["ticket"]

@@ -37,7 +37,12 @@ def current_suspension(conn: sqlite3.Connection, actor: str) -> dict[str, Any] |
 
 
 def check_answerer(conn: sqlite3.Connection, actor: str, esc_id: str) -> None:
-    """A suspended actor does not answer: its items are with the replacement."""
+    """A suspended actor does not answer: its items are with the replacement. Nobody answers or
+    closes the oversight ticket about themselves."""
+    about = conn.execute("SELECT actor FROM oversight_tickets WHERE escalation_id = ?", (esc_id,)).fetchone()
+    if about is not None and about[0] == actor:
+        raise StateError(f"{esc_id} is the oversight ticket about {actor}; its holder in the chain answers it, "
+                         f"not {actor}")
     held = current_suspension(conn, actor)
     if held:
         raise StateError(f"{actor} is suspended until {held['until']} and cannot answer {esc_id}; "

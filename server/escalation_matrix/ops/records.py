@@ -151,6 +151,10 @@ class Operations:
                 close: bool = False) -> dict[str, Any]:
         with self.store.transaction() as conn:
             record = self.store.escalation(esc_id, conn)
+            if record.get("source") == "oversight":
+                from .oversight_chain import check_answerer
+
+                check_answerer(conn, by, esc_id)
             if record["status"] == "closed":
                 raise StateError(f"{esc_id} is already closed (by {record['closed_by']} at {record['closed_at']})")
             resolution = (resolution or record.get("resolution") or "").strip()
