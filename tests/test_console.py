@@ -350,3 +350,73 @@ async def test_an_operator_answers_in_headless_chromium_and_the_agent_proceeds(s
     assert again["action"] == "proceed" and again["answer"] == "eu-west-1, behind the feature flag"
     for shot in (before, after):
         assert shot.stat().st_size > 1000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+
+@pytest.fixture
+def served_in_process(guard):
+    """The same HTTP app (MCP, console, token middleware) served by uvicorn on a loopback port in
+    this process, over the fake embedder: a browser test of the console without loading the model."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = build_http_app(build_server(guard=guard), token=TOKEN, extra_routes=console.routes(guard))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason=f"Chromium is not installed at {CHROMIUM} "
+                    "(apt-get install chromium); the browser test needs it")
+async def test_an_operator_suspends_and_reinstates_an_actor_in_headless_chromium(served_in_process, guard, ops,
+                                                                                 tmp_path):
+    from playwright.async_api import async_playwright
+
+    from escalation_matrix.ops.oversight import Oversight
+
+    base = served_in_process
+    oversight = Oversight(guard.store, guard.policy)
+    for choice in ("Approve", "Reject", "Reject"):
+        oversight.record("clark", "Approve", choice)
+    desk = ops.create("Roof grant file", assigned_to="clark")["id"]
+    shot = tmp_path / "actors-suspended.png"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1200, "height": 900})
+            await page.goto(f"{base}/console?token={TOKEN}")
+            await page.fill("#operator", "ana")
+            await page.click("header button")
+            await page.wait_for_selector(".flash--ok")
+            await page.click("nav.views a:has-text('Actors')")
+            row = page.locator("tr[data-actor='clark']")
+            assert "33.3" in await row.locator(".score").inner_text()
+            await row.locator("form.action-suspend input[name=reason]").fill("audit finding")
+            await row.locator("form.action-suspend button").click()
+            await page.wait_for_selector(".flash--ok:has-text('clark suspended by ana')")
+            assert "replaced by backup-agent" in await page.locator("tr[data-actor='clark'] .status").inner_text()
+            await page.screenshot(path=str(shot), full_page=True)
+            await page.locator("tr[data-actor='clark'] form.action-reinstate button").click()
+            await page.wait_for_selector(".flash--ok:has-text('clark reinstated by ana')")
+            assert (await page.locator("tr[data-actor='clark'] .status").inner_text()).strip() == "active"
+        finally:
+            await browser.close()
+    assert guard.store.escalation(desk)["assignee"] == "backup-agent"
+    actions = [(e["action"], e["actor"]) for e in guard.store.audit_entries()
+               if e["action"] in ("actor_suspended", "actor_reinstated")]
+    assert actions == [("actor_suspended", "ana"), ("actor_reinstated", "ana")]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -74,6 +74,6 @@ def test_every_command_the_readme_shows_exists():
     shown = set(re.findall(r"escalation-matrix ([a-z][a-z-]+)", README))
     missing = sorted(shown - set(main.commands))
     assert missing == [], f"the README shows commands that do not exist: {missing}"
-    for group in ("policy", "audit", "pipeline"):
+    for group in ("policy", "audit", "pipeline", "actors"):
         for sub in re.findall(rf"escalation-matrix {group} ([a-z][a-z-]+)", README):
             assert sub in main.commands[group].commands, f"{group} {sub}"

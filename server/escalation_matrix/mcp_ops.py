@@ -1,9 +1,11 @@
-"""MCP additions for operations: the escalation report as a resource and the pipeline trigger
-as a tool. Registered by ``mcp_app.build_server``; thin like the rest of the adapter."""
+"""MCP additions for operations: the escalation report and the actors' oversight scores as
+resources, and the pipeline trigger as a tool. Registered by ``mcp_app.build_server``; thin like the rest of the adapter."""
 
 import inspect
+import json
 import logging
 from typing import Annotated, Literal
+from urllib.parse import unquote
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
@@ -12,6 +14,7 @@ from pydantic import Field
 
 from .errors import EscalationMatrixError
 from .guard import ConversationGuard
+from .ops.oversight import Oversight
 from .ops.pipeline import MAX_COUNT, MAX_DETAILS, ItemOutcome, report_item, validate
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,21 @@ def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
             raise ResourceError(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
         try:
             return render_report(build_report(guard.store, guard.policy, period), "json")
+        except EscalationMatrixError as exc:
+            raise ResourceError(str(exc)) from None
+
+    @server.resource("escalation://actors", name="actors", mime_type="application/json", title="Actor scores",
+                     description="Every actor with its rolling score (0-100, the share of its last decisions that chose "
+                                 "the agent's suggestion), status (active or suspended), replacement and open ticket.")
+    def actors() -> str:
+        return json.dumps([a.model_dump() for a in Oversight(guard.store, guard.policy).actors()], ensure_ascii=False)
+
+    @server.resource("escalation://actors/{name}", name="actor", mime_type="application/json", title="One actor",
+                     description="One actor's score, recent decisions, oversight tickets, suspensions and its team's "
+                                 "re-routing chain.")
+    def actor(name: str) -> str:
+        try:
+            return json.dumps(Oversight(guard.store, guard.policy).actor(unquote(name)), ensure_ascii=False)
         except EscalationMatrixError as exc:
             raise ResourceError(str(exc)) from None
 

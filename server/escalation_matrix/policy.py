@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .errors import PolicyError
 from .models import EscalationType, Severity
+from .ops.oversight_policy import OversightFile, check_with_operations
 from .ops.policy import OperationsFile
 from .strict import Strict
 from .yamlfile import load_model
@@ -232,6 +233,7 @@ POLICY_FILES: dict[str, type[Strict]] = {
     "classifier": ClassifierFile,
     "conversation": ConversationFile,
     "operations": OperationsFile,
+    "oversight": OversightFile,
 }
 REQUIRED = ("matrix",)
 
@@ -263,6 +265,9 @@ def load_policy_files(folder: Path) -> dict[str, Strict]:
     if problems:
         raise PolicyError.collect(problems)
     _check_rules(folder, loaded["matrix"], loaded["rules"], loaded["conversation"])  # type: ignore[arg-type]
+    crossed = check_with_operations(folder, loaded["oversight"], loaded["operations"])  # type: ignore[arg-type]
+    if crossed:
+        raise PolicyError.collect(crossed)
     return loaded
 
 

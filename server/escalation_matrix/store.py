@@ -146,15 +146,41 @@ MIGRATIONS: list[str] = [
     ALTER TABLE escalations ADD COLUMN resolved_at TEXT;
     ALTER TABLE failsafe_events ADD COLUMN told_at TEXT;
     """,
+    # 5: actor oversight: the agent's suggestion on a record, each actor's scored decisions, its
+    # rolling score, the tickets a low score opened and the suspensions with their stand-in
+    """
+    ALTER TABLE escalations ADD COLUMN suggestion TEXT;
+    CREATE TABLE actors (
+        name TEXT PRIMARY KEY, score REAL NOT NULL DEFAULT 100, decisions INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE actor_decisions (
+        id INTEGER PRIMARY KEY, actor TEXT NOT NULL, at TEXT NOT NULL, escalation_id TEXT UNIQUE,
+        suggestion TEXT NOT NULL, choice TEXT NOT NULL, delta INTEGER NOT NULL, score REAL NOT NULL
+    );
+    CREATE INDEX actor_decisions_actor ON actor_decisions (actor, id);
+    CREATE INDEX actor_decisions_at ON actor_decisions (at);
+    CREATE TABLE oversight_tickets (
+        escalation_id TEXT PRIMARY KEY, actor TEXT NOT NULL, rule TEXT NOT NULL, team TEXT NOT NULL,
+        step INTEGER NOT NULL DEFAULT 0, step_at TEXT NOT NULL, score REAL NOT NULL, opened_at TEXT NOT NULL
+    );
+    CREATE INDEX oversight_tickets_actor ON oversight_tickets (actor);
+    CREATE TABLE actor_suspensions (
+        id INTEGER PRIMARY KEY, actor TEXT NOT NULL, ticket TEXT, replacement TEXT NOT NULL, reason TEXT,
+        suspended_by TEXT NOT NULL, suspended_at TEXT NOT NULL, until TEXT NOT NULL,
+        moved TEXT NOT NULL DEFAULT '[]', reinstated_at TEXT, reinstated_by TEXT
+    );
+    CREATE INDEX actor_suspensions_actor ON actor_suspensions (actor, reinstated_at);
+    """,
 ]
 
 JSON_FIELDS = ("options", "context")
 # columns that hold what people wrote: redacted before they are stored
-TEXT_FIELDS = ("request", "question", "details", "answer", "reason", "message", "resolution",
+TEXT_FIELDS = ("request", "question", "details", "answer", "reason", "message", "resolution", "suggestion",
                "preventive_measures", "lessons_learned", "options", "context")
 # audit data fields whose text stays out of the append-only trail: a keyed digest refers to it
 PERSONAL_AUDIT_FIELDS = ("request", "question", "answer", "text", "details")
-AUDIT_IDENTITY_FIELDS = ("assignee", "recipient", "by", "escalations")
+AUDIT_IDENTITY_FIELDS = ("assignee", "recipient", "by", "escalations", "actor", "replacement", "holder")
 AUDIT_KEY_ENV = "ESCALATION_MATRIX_AUDIT_KEY"
 
 

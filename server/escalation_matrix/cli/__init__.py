@@ -91,3 +91,4 @@ from . import serve  # noqa: E402,F401
 from . import render  # noqa: E402,F401
 from . import ops  # noqa: E402,F401
 from . import security  # noqa: E402,F401
+from . import actors  # noqa: E402,F401

@@ -50,14 +50,17 @@ def _moment(value: str | None, what: str) -> datetime | None:
 @click.option("--severity", type=click.Choice(["L1", "L2", "L3", "L4"]), help="Severity (default: the type's).")
 @click.option("--conversation", help="Conversation the escalation belongs to, if any.")
 @click.option("--task", help="Task inside the conversation, if any.")
+@click.option("--suggestion", help="The option the agent suggests; the answer is scored against it (actors).")
 @BY
 @db_option
 @click.pass_obj
 @translate_errors
-def create(state: AppState, reason, level, details, assigned_to, etype, severity, conversation, task, by, db) -> None:
+def create(state: AppState, reason, level, details, assigned_to, etype, severity, conversation, task, suggestion, by,
+           db) -> None:
     """Create a manual escalation, routed to a level and its assignee."""
     record = _ops(state, db).create(reason, level=level, details=details, assigned_to=assigned_to, by=by,
-                                    type=etype, severity=severity, conversation_id=conversation, task_id=task)
+                                    type=etype, severity=severity, conversation_id=conversation, task_id=task,
+                                    suggestion=suggestion)
     _echo_record(record, "created")
 
 

@@ -58,5 +58,9 @@ def _erase(store: Store, conn: Any, ids: list[str]) -> None:
             "context = '{}', options = '[]', question_vector = NULL, erased_at = ?, updated_at = ? WHERE id = ?",
             (ERASED, ERASED, ERASED, ERASED, now, now, esc_id))
         conn.execute("UPDATE notes SET text = ? WHERE escalation_id = ?", (ERASED, esc_id))
+        # the agent's suggestion and the actor's choice go too; the decision's +1/-1 and score stay
+        conn.execute("UPDATE escalations SET suggestion = ? WHERE id = ? AND suggestion IS NOT NULL", (ERASED, esc_id))
+        conn.execute("UPDATE actor_decisions SET suggestion = ?, choice = ? WHERE escalation_id = ?",
+                     (ERASED, ERASED, esc_id))
         conn.execute("UPDATE outbox SET payload = ? WHERE escalation_id = ?",
                      (json.dumps({"text": f"[{esc_id}] {ERASED}"}), esc_id))

@@ -63,6 +63,9 @@ def sweep(store: Store, policy: Any, now: datetime | None = None) -> SweepResult
         result.open = len(records)
         for record in records:
             result.transitions.extend(apply_due(store, conn, ops, record, now, done.get(record["id"], set())))
+        from .oversight_chain import sweep_oversight  # oversight tickets' chain hops and cool-downs
+
+        result.transitions.extend(sweep_oversight(store, conn, policy, now))
     return result
 
 
@@ -106,7 +109,7 @@ def _next_due(ops: OperationsFile, record: dict[str, Any], now: datetime,
     agent = record.get("source") == "agent"
     start = parse_iso(record.get("severity_at") or record["created_at"])
     found: tuple[str, FailSafe, datetime] | None = None
-    if not agent:
+    if not agent and record.get("source") != "oversight":  # an oversight ticket follows its team's chain
         stage = f"{OVERDUE}{record['level']}"
         if record.get("due_at") and stage not in done and parse_iso(record["due_at"]) <= now:
             overdue = FailSafe(severity=record["severity"], after=timedelta(0), action="notify",

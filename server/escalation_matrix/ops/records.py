@@ -27,7 +27,8 @@ class Operations:
     def create(self, reason: str, *, level: int | None = None, details: str | None = None, assigned_to: str | None = None,
                by: str = "operator", type: str = "decision", trigger: str | None = None,
                severity: str | None = None, conversation_id: str | None = None, task_id: str | None = None,
-               source: str = "manual", request: str | None = None, question: str | None = None) -> dict[str, Any]:
+               source: str = "manual", request: str | None = None, question: str | None = None,
+               suggestion: str | None = None) -> dict[str, Any]:
         if not reason or not reason.strip():
             raise InputError("give a --reason: one sentence saying why this needs a person")
         etype = _enum(EscalationType, type, "type")
@@ -49,8 +50,14 @@ class Operations:
             "trigger": trigger, "severity": sev.value, "level": level, "assignee": assignee,
             "status": "open", "reason": reason.strip(), "details": details, "request": request or details or reason,
             "question": question, "due_at": iso(due), "severity_at": iso(now),
+            "suggestion": (suggestion or "").strip() or None,
         }
         with self.store.transaction() as conn:
+            from .oversight_chain import current_suspension  # a suspended actor's replacement takes new items
+
+            held = current_suspension(conn, fields["assignee"]) if fields["assignee"] else None
+            if held:
+                fields["assignee"] = held["replacement"]
             esc_id = self.store.insert_escalation(conn, fields)
             if conversation_id and task_id:
                 self.store.task(conn, conversation_id, task_id)
@@ -82,6 +89,9 @@ class Operations:
             raise InputError("give the assignee, e.g. --assigned-to ed.allison@example.com")
         with self.store.transaction() as conn:
             record = self._open(conn, esc_id, "assign")
+            from .oversight_chain import check_assignee
+
+            check_assignee(conn, assignee.strip())
             changes: dict[str, Any] = {"assignee": assignee.strip()}
             if level is not None and level != record["level"]:
                 target = self.ops.level(level)
@@ -123,10 +133,15 @@ class Operations:
 
         if not answer.strip():
             raise InputError("the answer is empty; write the decision the agent should apply")
+        from .oversight import Oversight
+        from .oversight_chain import check_answerer
+
         with self.store.transaction() as conn:
             self._open(conn, esc_id, "answer")
+            check_answerer(conn, by, esc_id)
             respond(self.store, esc_id, answer, by)  # joins this transaction
             updated = self.store.escalation(esc_id, conn)
+            Oversight(self.store, self.policy).score_answer(conn, updated)  # the agent's suggestion vs this answer
             notify.enqueue(self.store, conn, self.ops, self.ops.notifications.on_change, "answered", updated,
                            f"answered by {by}: {answer.strip()}", updated.get("assignee") or "assignee")
             return updated
@@ -136,6 +151,10 @@ class Operations:
                 close: bool = False) -> dict[str, Any]:
         with self.store.transaction() as conn:
             record = self.store.escalation(esc_id, conn)
+            if record.get("source") == "oversight":
+                from .oversight_chain import check_answerer
+
+                check_answerer(conn, by, esc_id)
             if record["status"] == "closed":
                 raise StateError(f"{esc_id} is already closed (by {record['closed_by']} at {record['closed_at']})")
             resolution = (resolution or record.get("resolution") or "").strip()
@@ -216,6 +235,10 @@ class Operations:
         record["notifications"] = notify.outbox(self.store, escalation_id=esc_id)
         record["audit"] = [{k: e[k] for k in ("seq", "at", "actor", "action", "data")}
                            for e in self.store.audit_entries(escalation_id=esc_id)]
+        if record.get("source") == "oversight":  # the actor, rule and chain position of an oversight ticket
+            from .oversight import Oversight
+
+            record["oversight"] = Oversight(self.store, self.policy).ticket(esc_id)
         return record
 
 

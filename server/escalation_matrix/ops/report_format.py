@@ -49,6 +49,14 @@ def to_text(r: Report) -> str:
     out += ["", f"blocked tasks ({len(r.blocked)})"]
     out += [f"  {b['id']}  task {b['task_id'] or '-'}  {b['severity']}  {b['assignee'] or '-'}  since {b['blocked_at']}"
             for b in r.blocked[:50]] or ["  (none)"]
+    out += ["", f"actor scores ({len(r.actors)})"]
+    out += [f"  {_fit(a.actor, 24):<24}{a.decisions:>6} decisions {a.agreed:>6} agreed  period "
+            f"{'-' if a.period_score is None else f'{a.period_score:.1f}':>5}  score {'-' if a.score_at_end is None else f'{a.score_at_end:.1f}':>5}"
+            f"  tickets {a.tickets}  suspensions {a.suspensions}" for a in r.actors] or ["  (none)"]
+    out += ["", f"replacements ({len(r.replacements)})"]
+    out += [f"  {p.actor} -> {p.replacement}  {p.suspended_at} to {p.reinstated_at or 'until ' + p.until}"
+            f"{' by ' + p.reinstated_by if p.reinstated_by else ''}  items {p.items_moved}  ticket {p.ticket or '-'}"
+            for p in r.replacements] or ["  (none)"]
     out += ["", "trend", f"  {'from':<22}{'decisions':>10}{'escalations':>12}{'rate':>9}"]
     out += [f"  {p.start:<22}{p.decisions:>10}{p.escalations:>12}{_pct(p.rate):>9}" for p in r.trend]
     return "\n".join(out) + "\n"
@@ -77,6 +85,11 @@ def to_csv(r: Report) -> str:
         for name, count in table.items():
             w.writerow([section, name, count, "", ""])
     w.writerow(["blocked", "total", len(r.blocked), "", ""])
+    for a in r.actors:
+        w.writerow(["actor_decisions", a.actor, a.decisions, "", ""])
+        w.writerow(["actor_score", a.actor, _num(a.score_at_end), "", ""])
+    for p in r.replacements:
+        w.writerow(["replacement", f"{p.actor}->{p.replacement}", p.items_moved, "", p.reinstated_at or "suspended"])
     for p in r.trend:
         w.writerow(["trend_decisions", p.start, p.decisions, "", ""])
         w.writerow(["trend_rate", p.start, "" if p.rate is None else round(p.rate, 6), "", ""])

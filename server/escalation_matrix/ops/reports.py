@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from ..errors import InputError
 from ..models import Severity
 from ..store import Store, iso, parse_iso
+from .oversight_report import ActorLine, ReplacementLine, actor_lines, replacement_lines
 from .policy import operations_policy
 
 Period = Literal["daily", "weekly", "monthly"]
@@ -73,6 +74,9 @@ class Report(BaseModel):
     open_now: int = Field(description="Escalations still open at the end of the period.")
     blocked: list[dict[str, Any]] = Field(description="Blocked tasks (L3 unresolved past the fail-safe).")
     trend: list[TrendPoint] = Field(description="Rate over time.")
+    actors: list[ActorLine] = Field(default_factory=list, description="Actor scores: decisions and score per actor.")
+    replacements: list[ReplacementLine] = Field(default_factory=list,
+                                                description="Suspensions that overlapped the period, with the replacement.")
 
 
 def period_bounds(period: str, day: date) -> tuple[datetime, datetime]:
@@ -163,6 +167,7 @@ def build_report(store: Store, policy: Any, period: str = "daily", day: date | N
         resolution=resolution,
         resolution_methods=_count([r for r in rows if r["status"] in ("resolved", "closed")], "resolution_method"),
         open_now=open_now, blocked=blocked, trend=trend,
+        actors=actor_lines(conn, iso(start), iso(end)), replacements=replacement_lines(conn, iso(start), iso(end)),
     )
 
 

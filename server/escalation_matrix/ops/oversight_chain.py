@@ -1,0 +1,202 @@
+"""The oversight ticket's re-routing chain and the actor's suspension.
+
+A ticket unanswered for its holder's ``answer_within`` moves to the next step of the team's chain
+(supervisor -> deputy -> director -> backup agent by default). Each hop is a fail-safe stage
+(``reroute_to_<role>`` in ``failsafe_events``, so it fires once even with two sweepers), with its
+audit entry and notification, dated when it was due so a sweep after downtime catches up in order.
+
+A suspension moves every open item assigned to the actor to its team's replacement in the same
+transaction, so an item is never in between: the actor can no longer answer it (``check_answerer``)
+and the replacement answers it once (answering an answered record is refused). It ends when an
+operator reinstates the actor or when its cool-down has passed (the sweep). Items stay with the
+replacement after reinstatement; an operator can assign them back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InputError, StateError
+from ..store import OPEN_STATUSES, Store, iso, parse_iso
+from . import notify
+from .failsafe import CATCH_UP_GRACE, Transition
+from .oversight_policy import stage_name
+
+if TYPE_CHECKING:
+    from .oversight import Oversight
+
+SOURCE = "oversight"
+
+
+def current_suspension(conn: sqlite3.Connection, actor: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM actor_suspensions WHERE actor = ? AND reinstated_at IS NULL "
+                       "ORDER BY id DESC LIMIT 1", (actor,)).fetchone()
+    return {**dict(row), "moved": json.loads(row["moved"])} if row else None
+
+
+def check_answerer(conn: sqlite3.Connection, actor: str, esc_id: str) -> None:
+    """A suspended actor does not answer: its items are with the replacement. Nobody answers or
+    closes the oversight ticket about themselves."""
+    about = conn.execute("SELECT actor FROM oversight_tickets WHERE escalation_id = ?", (esc_id,)).fetchone()
+    if about is not None and about[0] == actor:
+        raise StateError(f"{esc_id} is the oversight ticket about {actor}; its holder in the chain answers it, "
+                         f"not {actor}")
+    held = current_suspension(conn, actor)
+    if held:
+        raise StateError(f"{actor} is suspended until {held['until']} and cannot answer {esc_id}; "
+                         f"{held['replacement']} answers in its place (or reinstate {actor} first)")
+
+
+def check_assignee(conn: sqlite3.Connection, actor: str) -> None:
+    held = current_suspension(conn, actor)
+    if held:
+        raise StateError(f"{actor} is suspended until {held['until']}; assign it to {held['replacement']}, who "
+                         f"stands in, or reinstate {actor} first")
+
+
+def suspend_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, reason: str, by: str,
+               cooldown: timedelta, ticket: str | None = None, at: datetime | None = None) -> dict[str, Any]:
+    store = oversight.store
+    if current_suspension(conn, actor):
+        held = current_suspension(conn, actor)
+        raise StateError(f"{actor} is already suspended until {held['until']}")  # type: ignore[index]
+    team_name, team = oversight.rules.team_of(actor)
+    replacement = team.stand_in
+    if replacement == actor:
+        raise StateError(f"{actor} is the replacement of team {team_name}; set teams.{team_name}.replacement in "
+                         "oversight.yaml to someone else before suspending it")
+    at = at or store.clock()
+    until = at + cooldown
+    marks = ", ".join("?" * len(OPEN_STATUSES))
+    items = store.escalations(f"assignee = ? AND status IN ({marks})", (actor, *OPEN_STATUSES), conn=conn)
+    conn.execute("INSERT INTO actors (name, score, decisions, updated_at) VALUES (?, 100, 0, ?) "
+                 "ON CONFLICT(name) DO NOTHING", (actor, store.now()))
+    for item in items:  # one transaction: each item is the actor's or the replacement's, never neither
+        store.update_escalation(conn, item["id"], assignee=replacement)
+        store.audit(conn, "escalation_assigned", by, escalation_id=item["id"],
+                    conversation_id=item.get("conversation_id"), task_id=item.get("task_id"),
+                    data={"before": {"assignee": actor}, "after": {"assignee": replacement},
+                          "reason": f"{actor} suspended", "actor": actor})
+        moved = store.escalation(item["id"], conn)
+        notify.enqueue(store, conn, oversight.ops, oversight.ops.notifications.on_change, "assigned", moved,
+                       f"{actor} is suspended until {iso(until)}: this item is now with {replacement}.", replacement)
+    ids = [i["id"] for i in items]
+    conn.execute("INSERT INTO actor_suspensions (actor, ticket, replacement, reason, suspended_by, suspended_at, until, "
+                 "moved) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 (actor, ticket, replacement, store.redactor.text(reason), by, iso(at), iso(until), json.dumps(ids)))
+    store.audit(conn, "actor_suspended", by, escalation_id=ticket,
+                data={"actor": actor, "replacement": replacement, "until": iso(until), "escalations": ids,
+                      "reason": reason, "team": team_name})
+    if ticket:
+        notify.enqueue(store, conn, oversight.ops, oversight.ops.notifications.on_change, "actor_suspended",
+                       store.escalation(ticket, conn),
+                       f"{actor} is suspended until {iso(until)}; {len(ids)} open items moved to {replacement}.",
+                       replacement)
+    return current_suspension(conn, actor)  # type: ignore[return-value]
+
+
+def reinstate_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, by: str, reason: str,
+                 at: datetime | None = None) -> dict[str, Any]:
+    store = oversight.store
+    held = current_suspension(conn, actor)
+    if held is None:
+        raise StateError(f"{actor} is not suspended; `escalation-matrix actors list` shows who is")
+    when = iso(at or store.clock())
+    conn.execute("UPDATE actor_suspensions SET reinstated_at = ?, reinstated_by = ? WHERE id = ?", (when, by, held["id"]))
+    early = parse_iso(when) < parse_iso(held["until"])
+    store.audit(conn, "actor_reinstated", by, escalation_id=held["ticket"],
+                data={"actor": actor, "reason": reason, "suspended_at": held["suspended_at"], "until": held["until"],
+                      "early": early, "replacement": held["replacement"]})
+    if held["ticket"]:
+        notify.enqueue(store, conn, oversight.ops, oversight.ops.notifications.on_change, "actor_reinstated",
+                       store.escalation(held["ticket"], conn), f"{actor} is reinstated ({reason}).", actor)
+    return {**held, "reinstated_at": when, "reinstated_by": by}
+
+
+def suspend(oversight: Oversight, actor: str, reason: str, by: str, cooldown: timedelta | None = None) -> dict[str, Any]:
+    """An operator suspends an actor by hand (default cool-down: the first rule's)."""
+    from .oversight import _name
+
+    if not (reason or "").strip():
+        raise InputError("give a --reason: why the actor is suspended")
+    cooldown = cooldown or (oversight.rules.rules[0].cooldown if oversight.rules.rules else timedelta(hours=24))
+    with oversight.store.transaction() as conn:
+        return suspend_in(oversight, conn, _name(actor), reason=reason.strip(), by=by, cooldown=cooldown)
+
+
+def reinstate(oversight: Oversight, actor: str, by: str, reason: str = "reinstated by an operator") -> dict[str, Any]:
+    from .oversight import _name
+
+    with oversight.store.transaction() as conn:
+        return reinstate_in(oversight, conn, _name(actor), by=by, reason=(reason or "").strip() or "reinstated")
+
+
+def sweep_oversight(store: Store, conn: sqlite3.Connection, policy: Any, now: datetime) -> list[Transition]:
+    """Inside the fail-safe sweep's transaction: score answers not yet scored, move unanswered
+    tickets along their chain, and end the suspensions whose cool-down has passed."""
+    from .oversight import Oversight
+
+    oversight = Oversight(store, policy)
+    oversight.catch_up(conn, now)
+    fired = _hops(oversight, conn, now)
+    for row in conn.execute("SELECT actor, until, ticket FROM actor_suspensions WHERE reinstated_at IS NULL "
+                            "AND until <= ? ORDER BY until", (iso(now),)).fetchall():
+        reinstate_in(oversight, conn, row["actor"], by=SOURCE, reason="cool-down ended", at=parse_iso(row["until"]))
+        fired.append(Transition(row["ticket"] or row["actor"], f"cooldown_ended:{row['actor']}", row["until"],
+                                now - parse_iso(row["until"]) > CATCH_UP_GRACE))
+    return fired
+
+
+def _hops(oversight: Oversight, conn: sqlite3.Connection, now: datetime) -> list[Transition]:
+    fired = []
+    marks = ", ".join("?" * len(OPEN_STATUSES))
+    tickets = conn.execute(f"SELECT t.* FROM oversight_tickets t JOIN escalations e ON e.id = t.escalation_id "
+                           f"WHERE e.status IN ({marks}) ORDER BY t.opened_at", OPEN_STATUSES).fetchall()
+    for ticket in tickets:
+        team = oversight.rules.teams.get(ticket["team"]) or oversight.rules.team_of(ticket["actor"])[1]
+        rule = oversight.rules.rule(ticket["rule"])
+        step, step_at = ticket["step"], parse_iso(ticket["step_at"])
+        while step < len(team.chain) - 1 and team.chain[step].answer_within:
+            held, nxt = team.chain[step], team.chain[step + 1]
+            due = step_at + held.answer_within  # type: ignore[operator]
+            if due > now:
+                break
+            step, step_at = step + 1, due
+            stage = stage_name(nxt.role)
+            cur = conn.execute("INSERT INTO failsafe_events (escalation_id, stage, at) VALUES (?, ?, ?) "
+                               "ON CONFLICT DO NOTHING", (ticket["escalation_id"], stage, iso(due)))
+            conn.execute("UPDATE oversight_tickets SET step = ?, step_at = ? WHERE escalation_id = ?",
+                         (step, iso(due), ticket["escalation_id"]))
+            if cur.rowcount == 0:  # another sweeper moved it
+                continue
+            _hop(oversight, conn, ticket, held, nxt, stage, due)
+            fired.append(Transition(ticket["escalation_id"], stage, iso(due), now - due > CATCH_UP_GRACE))
+            if rule is not None and rule.suspend_at == nxt.role and current_suspension(conn, ticket["actor"]) is None:
+                suspend_in(oversight, conn, ticket["actor"], by=SOURCE, cooldown=rule.cooldown, at=due,
+                           ticket=ticket["escalation_id"],
+                           reason=f"ticket {ticket['escalation_id']} unanswered until it reached the {nxt.role} "
+                                  f"(rule {rule.name})")
+    return fired
+
+
+def _hop(oversight: Oversight, conn: sqlite3.Connection, ticket: sqlite3.Row, held: Any, nxt: Any, stage: str,
+         due: datetime) -> None:
+    store = oversight.store
+    esc_id = ticket["escalation_id"]
+    record = store.escalation(esc_id, conn)
+    route_within = oversight.ops.routing[record["severity"]].respond_within
+    store.update_escalation(conn, esc_id, assignee=nxt.actor, status="raised", raised_at=store.now(),
+                            due_at=iso(due + (nxt.answer_within or route_within)))
+    store.audit(conn, f"failsafe_{stage}", "failsafe", escalation_id=esc_id,
+                data={"due_at": iso(due), "before": {"assignee": record.get("assignee")},
+                      "after": {"assignee": nxt.actor}, "role": nxt.role, "actor": ticket["actor"],
+                      "holder": nxt.actor})
+    updated = store.escalation(esc_id, conn)
+    span = held.answer_within
+    from .policy import format_duration
+
+    notify.enqueue(store, conn, oversight.ops, nxt.notify, stage, updated,
+                   f"The {held.role} ({held.actor}) did not answer within {format_duration(span)}: the ticket about "
+                   f"{ticket['actor']} moves to the {nxt.role} ({nxt.actor}).", nxt.actor)
