@@ -10,9 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from mcp import Client
-
 from escalation_matrix.errors import InputError, PolicyError
 from escalation_matrix.guard import ConversationGuard
 from escalation_matrix.langchain import escalation_tools, make_tools
@@ -20,6 +17,8 @@ from escalation_matrix.loader import load_policy
 from escalation_matrix.mcp_app import build_server
 from escalation_matrix.render import card, render
 from escalation_matrix.store import Store
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from mcp import Client
 from test_cli_core import run
 from test_langchain import ToolCallingFake, call, run_loop, tool_json
 from test_policy_check import edit, load

@@ -8,10 +8,17 @@ from pathlib import Path
 
 from .errors import InputError, PolicyError
 from .exemplars import Exemplar, load_exemplars
-from .paths import DataPaths
 from .models import EscalationType
+from .paths import DataPaths
 from .phrases import UI_TEXTS, PhraseBook
-from .policy import ClassifierFile, ConversationFile, MatrixFile, RulesFile, Strict, load_policy_files
+from .policy import (
+    ClassifierFile,
+    ConversationFile,
+    MatrixFile,
+    RulesFile,
+    Strict,
+    load_policy_files,
+)
 
 
 @dataclass(frozen=True)
@@ -25,7 +32,7 @@ class Policy:
     books: dict[str, PhraseBook] = field(default_factory=dict)  # every locale under phrases/, by code
     locale_override: str | None = None  # chosen by the server (flag or environment), not classifier.yaml
     source_matrix: MatrixFile | None = None  # matrix.yaml as written, before translation
-    _localized: dict[str, "Policy"] = field(default_factory=dict, compare=False, repr=False)
+    _localized: dict[str, Policy] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def locale(self) -> str:
@@ -36,7 +43,7 @@ class Policy:
     def locales(self) -> list[str]:
         return sorted(self.books or {self.locale: self.phrases})
 
-    def in_locale(self, locale: str | None) -> "Policy":
+    def in_locale(self, locale: str | None) -> Policy:
         """This policy speaking ``locale``: its phrase book, and matrix.yaml's labels, reasons and
         defaults in that language. ``None`` or the policy's own locale returns the policy itself."""
         if locale is None or locale == self.locale:
@@ -97,11 +104,12 @@ def load_policy(
         try:
             books[code] = PhraseBook(paths.phrases / code)
         except PolicyError as exc:
+            found = exc
             if code == locale and not (paths.phrases / code).is_dir():
                 available = ", ".join(c for c in codes if c != code) or "none"
-                exc = PolicyError(str(paths.phrases / code), "", f"locale {code!r} has no phrase folder; "
-                                  f"available: {available} (copy phrases/en/ to add one)")
-            problems.extend(exc.problems)
+                found = PolicyError(str(paths.phrases / code), "", f"locale {code!r} has no phrase folder; "
+                                    f"available: {available} (copy phrases/en/ to add one)")
+            problems.extend(found.problems)
     exemplars: list[Exemplar] = []
     if "matrix" in files:
         matrix: MatrixFile = files["matrix"]  # type: ignore[assignment]
@@ -152,12 +160,12 @@ def _missing_translations(matrix: MatrixFile, book: PhraseBook) -> list[tuple[st
     texts = book.data.types
     if book.locale == matrix.locale:
         if texts:
-            return [(where, "types", f"matrix.yaml is written in {matrix.locale!r}: edit the labels and reasons "
-                                     "there and remove this section")]
+            return [(where, "types", (f"matrix.yaml is written in {matrix.locale!r}: edit the labels and reasons "
+                                      "there and remove this section"))]
         return []
     if not texts:
-        return [(where, "types", f"missing: this locale needs matrix.yaml's labels and reasons in its language "
-                                 f"(matrix.yaml is in {matrix.locale!r}); add a types section like phrases/de/")]
+        return [(where, "types", (f"missing: this locale needs matrix.yaml's labels and reasons in its language "
+                                  f"(matrix.yaml is in {matrix.locale!r}); add a types section like phrases/de/"))]
     found = []
     for etype, mtype in matrix.types.items():
         own = texts.get(etype)
