@@ -70,7 +70,7 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
             from ..loader import load_policy
 
             policy = load_policy(*state.folders, locale=locale)
-        guard = load_guard(policy, db)  # model first; background=True (answer tools/list at once) is not on yet
+        guard = load_guard(policy, db, background=True)  # answer initialize and tools/list at once
         server = build_server(guard=guard)
     log.info("escalation-matrix: state in %s", guard.store.path)
     from ..ops.failsafe import start_sweeper
