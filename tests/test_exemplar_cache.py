@@ -166,7 +166,7 @@ def test_the_fine_tuned_classifier_encodes_one_new_exemplar_on_each_encoder(data
     added text once their stores are warm."""
     from escalation_matrix.classifier import load_trained
 
-    cache = tmp_path / "cache"
+    cache = None  # the session's cache: the shipped exemplars are likely encoded already
     policy = load(data_copy)
     model = load_trained(policy.classifier)
     trained, base = Counting(model), Counting(model.base_encoder)
