@@ -169,7 +169,10 @@ def test_the_fine_tuned_classifier_encodes_one_new_exemplar_on_each_encoder(data
     cache = None  # the session's cache: the shipped exemplars are likely encoded already
     policy = load(data_copy)
     model = load_trained(policy.classifier)
-    trained, base = Counting(model), Counting(model.base_encoder)
+    # the base encoder: the model's own view of it (ONNX) or the plain sentence encoder (torch)
+    trained = Counting(model)
+    base = Counting(getattr(model, "base_encoder", None)
+                    or get_embedder(policy.classifier.model, policy.classifier.backend))
     model_wrapper = _WithBase(trained, base)
     Classifier(policy, embedder=model_wrapper, cache=cache)
     add_exemplar(data_copy, "Wire the quarterly bonus to my personal account before the audit.", "scope.yaml")
