@@ -14,6 +14,9 @@ same issue when the embedding cosine reaches a threshold and the lexical check f
 3. prints 2-fold figures (fit on one half, measure on the other) over --splits random splits, an
    honest estimate for unseen pairs;
 4. prints the cosine alone (no lexical check) at its own fitted threshold, for comparison.
+With --scorer tokens the cosine of the pooled sentence vectors is replaced by a token-alignment
+score (each word vector matched to its most similar one in the other text, F1 of the two
+directions, as BERTScore does), an alternative tried for recall; --scorer both prints the two.
 Targets: precision >= 0.97, recall >= 0.90."""
 
 from __future__ import annotations
@@ -58,15 +61,44 @@ def main() -> None:
     parser.add_argument("--pairs", default=str(ROOT / "tests" / "data" / "same_issue_pairs.jsonl"))
     parser.add_argument("--min-precision", type=float, default=0.97)
     parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--scorer", choices=["cosine", "tokens", "both"], default="cosine",
+                        help="pooled-vector cosine (what the server uses), token alignment, or both")
     args = parser.parse_args()
     rows = [json.loads(line) for line in Path(args.pairs).read_text().splitlines() if line.strip()]
     policy = load_policy()
     embedder = get_embedder(policy.classifier.model)
     texts = sorted({t for r in rows for t in (r["a"], r["b"])})
     vectors = dict(zip(texts, embedder.encode(texts)))
+    tokens = token_vectors(embedder, texts) if args.scorer != "cosine" else {}
     for r in rows:
-        r["cos"] = float(vectors[r["a"]] @ vectors[r["b"]])
+        r["pooled"] = float(vectors[r["a"]] @ vectors[r["b"]])
+        if tokens:
+            r["tokens"] = alignment(tokens[r["a"]], tokens[r["b"]])
         r["conflict"] = conflict(r["a"], r["b"])
+    for scorer in (["cosine", "tokens"] if args.scorer == "both" else [args.scorer]):
+        for r in rows:
+            r["cos"] = r["pooled" if scorer == "cosine" else "tokens"]
+        print(f"== scorer: {scorer}")
+        report(rows, policy, args)
+
+
+def token_vectors(embedder, texts: list[str]) -> dict[str, np.ndarray]:
+    """Unit word-piece vectors of each text from the sentence encoder (no [CLS]/[SEP])."""
+    model = embedder._model  # the SentenceTransformer
+    found = {}
+    for text, matrix in zip(texts, model.encode(texts, output_value="token_embeddings", show_progress_bar=False)):
+        m = np.asarray(matrix)[1:-1]
+        found[text] = m / np.linalg.norm(m, axis=1, keepdims=True)
+    return found
+
+
+def alignment(a: np.ndarray, b: np.ndarray) -> float:
+    sims = a @ b.T
+    precision, recall = sims.max(1).mean(), sims.max(0).mean()
+    return float(2 * precision * recall / (precision + recall))
+
+
+def report(rows: list[dict], policy, args) -> None:
     kinds = Counter(r["kind"] for r in rows)
     print(f"pairs: {len(rows)} ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}); "
           f"model {policy.classifier.model}; target precision >= 0.97, recall >= 0.90")

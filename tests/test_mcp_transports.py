@@ -83,8 +83,10 @@ def http_client(url: str) -> Client:
 
 
 def stdio_client(db: Path) -> Client:
+    # the server answers initialize at once and loads the model in the background, so the first
+    # tools/call carries the model load: as long as the HTTP fixture allows a server to start
     return Client(StdioServerParameters(command=CLI, args=["serve", "--db", str(db)], env=server_env()),
-                  read_timeout_seconds=120)
+                  read_timeout_seconds=300)
 
 
 async def call(client: Client, tool: str, **args) -> dict:

@@ -9,9 +9,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .embedder import Embedder, cached_vectors, get_embedder
+from .embedcache import exemplar_vectors
+from .embedder import Embedder, get_embedder
 from .errors import InputError
-from .exemplars import content_hash
 from .loader import Policy
 from .messages import escalation_text
 from .models import Classification, EscalationType, ExemplarMatch, RuleMatch, Severity, context_dict
@@ -126,17 +126,17 @@ class Classifier:
         self.embedder = embedder or get_embedder(self.settings.model, self.settings.backend)
         exemplars = policy.exemplars
         self.exemplars = exemplars
-        self.vectors = cached_vectors(
-            self.embedder, [e.text for e in exemplars], content_hash(exemplars), cache or cache_dir()
-        )
+        # per-text store: only exemplars added or edited since the last run are encoded
+        every = [e.text for e in exemplars]
+        self.vectors = exemplar_vectors(self.embedder, every, cache or cache_dir())
         self.labels = np.array([TYPES.index(e.type) for e in exemplars])
         # exemplars the shipped model was not trained on: a policy author's additions, which the
         # nearest-exemplar check lets take effect before any retraining
         self.new = np.array([self.model.is_new(e.type.value, e.text) for e in exemplars] if self.model else [], bool)
         # compared on the base encoder, which recognises paraphrases; the fine-tuned one groups by type
         self.new_vectors = (
-            cached_vectors(self.base_embedder, [e.text for e, n in zip(exemplars, self.new) if n],
-                           content_hash([e for e, n in zip(exemplars, self.new) if n]), cache or cache_dir())
+            exemplar_vectors(self.base_embedder, [e.text for e, n in zip(exemplars, self.new) if n],
+                             cache or cache_dir(), keep=every)
             if self.new.any() else None
         )
         self.rules = RuleEngine(policy.rules.rules, self.settings.contradictions)

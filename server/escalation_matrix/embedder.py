@@ -130,22 +130,8 @@ def onnx_embedder(model: str) -> Embedder:
 
 
 def cached_vectors(embedder: Embedder, texts: list[str], key: str, folder: Path) -> np.ndarray:
-    """Encode ``texts`` once per (model, content) and keep the vectors on disk."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", embedder.name)[-60:]
-    path = folder / f"{slug}-{key}.npy"
-    if path.exists():
-        try:
-            vectors = np.load(path)
-            if vectors.shape[0] == len(texts):
-                return vectors
-        except (OSError, ValueError):
-            log.warning("ignoring unreadable exemplar cache %s", path)
-    vectors = embedder.encode(texts)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, path)  # atomic: concurrent servers never read half a file
-    except OSError as exc:
-        log.warning("cannot write exemplar cache %s: %s", path, exc)
-    return vectors
+    """Encode ``texts`` once per (model, text) and keep the vectors on disk (``key`` is no longer
+    needed: the store is keyed per text, see ``embedcache.exemplar_vectors``)."""
+    from .embedcache import exemplar_vectors
+
+    return exemplar_vectors(embedder, texts, folder)

@@ -19,7 +19,7 @@ from .access import check_agent_answer
 from .matching import (Issue, has_capability, minor_preference, most_similar, needed_capabilities,
                        normalise_capability)
 from .classifier import Classifier
-from .errors import NotFoundError, StateError
+from .errors import InputError, NotFoundError, StateError
 from .loader import Policy
 from .messages import escalation_text
 from .models import Action, Classification, EscalationResult, EscalationType, Severity
@@ -51,6 +51,8 @@ class Ask:
     severity: Severity | None = None
     in_scope: bool | None = None
     classified_as: EscalationType | None = None  # the classifier's type, when the agent insisted on another
+    locale: str | None = None  # the language of this call's texts (argument, conversation's, server's)
+    locale_given: str | None = None  # the call's own locale argument: the conversation keeps it
 
     def issue(self) -> Issue:
         asked = self.question is not None
@@ -78,11 +80,43 @@ class ConversationGuard:
         self.policy, self.classifier, self.settings = policy, classifier, policy.conversation
         self.store.redactor = operations_policy(policy).redaction.redactor()
 
+    # --- languages ---
+    def speaking(self, locale: str | None) -> Policy:
+        """The policy in ``locale`` (None: the server's); an unknown locale is an InputError naming those available."""
+        if locale is not None and not isinstance(locale, str):
+            raise InputError(f"locale must be a string such as 'en' or 'de', got {type(locale).__name__}")
+        return self.policy.in_locale(locale.strip() if locale else None)
+
+    def conversation_locale(self, conversation_id: str | None, given: str | None = None) -> str:
+        """The locale of a call: its own argument, else the one its conversation chose, else the server's."""
+        if given:
+            return self.speaking(given).locale
+        if conversation_id:
+            chosen = self.store.conversation_locale(conversation_id)
+            if chosen and chosen in self.policy.locales:
+                return chosen
+        return self.policy.locale
+
+    def localized(self, c: Classification, locale: str | None) -> Classification:
+        """``c`` with its phrase, message, options and default in ``locale`` (the classifier speaks
+        the server's locale)."""
+        policy = self.speaking(locale)
+        if policy.locale == self.policy.locale:
+            return c
+        if c.type is EscalationType.none:
+            default = policy.matrix.trigger(c.type, c.trigger).default if c.default is not None else None
+            return c.model_copy(update={"default": default})
+        text = escalation_text(policy.matrix, policy.phrases, c.type, c.trigger, c.severity, c.request)  # type: ignore[arg-type]
+        return c.model_copy(update={"phrase": text.phrase, "message": policy.phrases.message("md", **text.variables()),
+                                    "options": text.options})
+
     # --- read-only ---
-    def classify(self, request: str, context: dict | None = None) -> EscalationResult:
+    def classify(self, request: str, context: dict | None = None, locale: str | None = None) -> EscalationResult:
         """Records nothing but the decision itself: an evaluated request counts in the KPI denominator."""
         request = out.text(request, "request", self.settings.max_request_chars)
-        result = out.from_classification(self.classifier.classify(request, out.context_mapping(context)))
+        locale = self.speaking(locale).locale
+        c = self.classifier.classify(request, out.context_mapping(context))
+        result = out.from_classification(self.localized(c, locale), locale=locale)
         with self.store.transaction() as conn:
             self._record(conn, "classify", result, "proceed")
         return result
@@ -98,10 +132,12 @@ class ConversationGuard:
     # --- the agent tools ---
     def escalate(self, conversation_id: str, request: str, task_id: str | None = None, question: str | None = None,
                  options: list[str] | None = None, details: str | None = None,
-                 context: dict | None = None, type: str | None = None) -> EscalationResult:
-        """``type``: the agent insists this needs a person, as this type, whatever the classifier says."""
+                 context: dict | None = None, type: str | None = None, locale: str | None = None) -> EscalationResult:
+        """``type``: the agent insists this needs a person, as this type, whatever the classifier says.
+        ``locale``: the language of the texts (e.g. 'de'); the conversation keeps it for later calls."""
         insisted = out.agent_type(type)
-        ask = self._ask("escalate", conversation_id, request, task_id, question, options, details, None, context)
+        ask = self._ask("escalate", conversation_id, request, task_id, question, options, details, None, context,
+                        locale=locale)
         rc, qc = self._classify(ask)
         # the question's own type counts ("Postgres or MySQL?" is a decision even when the request
         # reads as scope); a request that stops the task (L4) always wins
@@ -121,9 +157,10 @@ class ConversationGuard:
         return self._decide(ask)
 
     def clarify(self, conversation_id: str, request: str, question: str, task_id: str | None = None,
-                options: list[str] | None = None, missing: str | None = None) -> EscalationResult:
+                options: list[str] | None = None, missing: str | None = None,
+                locale: str | None = None) -> EscalationResult:
         ask = self._ask("clarify", conversation_id, request, task_id, question, options, None, missing, None,
-                        question_required=True)
+                        question_required=True, locale=locale)
         rc, qc = self._classify(ask)
         ask.minor = minor_preference(qc, rc)
         if rc.severity is Severity.L4:  # safety first: distress stops the task even on the L1 path
@@ -140,43 +177,50 @@ class ConversationGuard:
         return self._decide(ask)
 
     def check_scope(self, request: str, conversation_id: str | None = None,
-                    capabilities: list[str] | None = None) -> EscalationResult:
+                    capabilities: list[str] | None = None, locale: str | None = None) -> EscalationResult:
         request = out.text(request, "request", self.settings.max_request_chars)
         conversation_id = out.identifier(conversation_id, "conversation_id", required=False)
         declared = None if capabilities is None else out.options_list(capabilities, self.settings)
+        given = self.speaking(locale).locale if locale else None
+        locale = self.conversation_locale(conversation_id, given)
         [c], vectors = self.classifier.classify_encoded([request])
+        c = self.localized(c, locale)
         if declared is not None and c.type not in OUT_OF_SCOPE:
             lacking = needed_capabilities(request) - {normalise_capability(n) for n in declared}
             if lacking:
-                c = self._as_technical(c, sorted(lacking))
+                c = self._as_technical(c, sorted(lacking), locale)
         in_scope = c.type not in OUT_OF_SCOPE or (
             c.type is EscalationType.technical and has_capability(request, declared or []))
         if conversation_id is None:
             if in_scope:
-                result = out.proceed(c, None, None, in_scope=True)
+                result = out.proceed(c, None, None, in_scope=True, locale=locale)
             else:
-                result = out.from_classification(c, in_scope=False, instruction=_scope_instruction(c.severity))
+                result = out.from_classification(c, in_scope=False, instruction=_scope_instruction(c.severity),
+                                                 locale=locale)
             with self.store.transaction() as conn:
                 self._record(conn, "check_scope", result, "proceed")  # no conversation: no record is created
             return result
         if in_scope:
-            result = out.proceed(c, conversation_id, DEFAULT_TASK, in_scope=True)
+            result = out.proceed(c, conversation_id, DEFAULT_TASK, in_scope=True, locale=locale)
             with self.store.transaction() as conn:
+                if given:
+                    self.store.set_conversation_locale(conn, conversation_id, given)
                 self._record(conn, "check_scope", result, "proceed")
             return result
         ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vectors[0], vectors[0], etype=c.type,
-                  trigger=c.trigger, severity=c.severity, in_scope=False)
+                  trigger=c.trigger, severity=c.severity, in_scope=False, locale=locale, locale_given=given)
         return self._decide(ask)
 
-    def _as_technical(self, c: Classification, lacking: list[str]) -> Classification:
+    def _as_technical(self, c: Classification, lacking: list[str], locale: str | None = None) -> Classification:
+        policy = self.speaking(locale)
         etype = EscalationType.technical
-        trigger = self.policy.matrix.default_trigger(etype)
-        severity = self.policy.matrix.trigger(etype, trigger).severity
-        text = escalation_text(self.policy.matrix, self.policy.phrases, etype, trigger, severity,  # type: ignore[arg-type]
-                               c.request, details=f"This needs {', '.join(lacking)}, which I do not have.")
+        trigger = policy.matrix.default_trigger(etype)
+        severity = policy.matrix.trigger(etype, trigger).severity
+        text = escalation_text(policy.matrix, policy.phrases, etype, trigger, severity,  # type: ignore[arg-type]
+                               c.request, details=policy.phrases.text("lacking", capabilities=lacking))
         return c.model_copy(update={
             "type": etype, "trigger": trigger, "severity": severity, "decided_by": "capability",
-            "phrase": text.phrase, "message": self.policy.phrases.message("md", **text.variables()),
+            "phrase": text.phrase, "message": policy.phrases.message("md", **text.variables()),
             "options": text.options, "default": None})
 
     def respond(self, escalation_id: str, answer: str, responder: str = "operator", *, role: str = "operator",
@@ -189,8 +233,10 @@ class ConversationGuard:
 
     # --- internals ---
     def _ask(self, tool: str, conversation_id: Any, request: Any, task_id: Any, question: Any, options: Any,
-             details: Any, missing: Any, context: Any, question_required: bool = False) -> Ask:
+             details: Any, missing: Any, context: Any, question_required: bool = False,
+             locale: Any = None) -> Ask:
         s = self.settings
+        given = self.speaking(locale).locale if locale else None
         ask = Ask(
             tool=tool,
             conversation_id=out.identifier(conversation_id, "conversation_id"),  # type: ignore[arg-type]
@@ -204,11 +250,14 @@ class ConversationGuard:
             missing=out.text(missing, "missing", s.max_question_chars, required=False),
             context=out.context_mapping(context),
         )
+        ask.locale_given = given
+        ask.locale = self.conversation_locale(ask.conversation_id, given)
         return ask
 
     def _classify(self, ask: Ask) -> tuple[Classification, Classification | None]:
         texts = [ask.request] + ([ask.question] if ask.question else [])
         results, vectors = self.classifier.classify_encoded(texts, [ask.context] + ([{}] if ask.question else []))
+        results = [self.localized(c, ask.locale) for c in results]
         # the issue is identified by the question when there is one, else by the request
         ask.vector, ask.request_vector = vectors[-1], vectors[0]
         return results[0], (results[1] if ask.question else None)
@@ -236,6 +285,10 @@ class ConversationGuard:
             notices = self._notices(conn, ask.conversation_id)
             if notices:
                 result = result.model_copy(update={"notices": notices})
+            if ask.locale_given:
+                self.store.set_conversation_locale(conn, ask.conversation_id, ask.locale_given)
+            if result.locale is None:  # a stored record keeps its own language
+                result = result.model_copy(update={"locale": self.policy.locale if result.escalation_id else ask.locale})
             self._record(conn, ask.tool, result, outcome)
         return result
 
@@ -299,9 +352,9 @@ class ConversationGuard:
 
     def _proceed(self, ask: Ask) -> EscalationResult | None:
         if ask.minor is not None:
-            return out.proceed(ask.minor, ask.conversation_id, ask.task_id)
+            return out.proceed(ask.minor, ask.conversation_id, ask.task_id, locale=ask.locale)
         if ask.severity is None:
-            return out.proceed(ask.classification, ask.conversation_id, ask.task_id)
+            return out.proceed(ask.classification, ask.conversation_id, ask.task_id, locale=ask.locale)
         return None
 
     def _open_match(self, conn: sqlite3.Connection, ask: Ask) -> str | None:
@@ -352,7 +405,7 @@ class ConversationGuard:
             "SELECT id FROM escalations WHERE conversation_id = ? AND task_id = ? ORDER BY year, seq",
             (ask.conversation_id, ask.task_id))]
         latest = ask.question or ask.request
-        details = f"Escalations on this task so far: {', '.join(earlier) or 'none'}. Latest issue: {latest}"
+        details = self.speaking(ask.locale).phrases.text("handoff_details", earlier=earlier, latest=latest)
         pattern = EscalationType.pattern
         trigger = self.policy.matrix.default_trigger(pattern)
         severity = self.policy.matrix.trigger(pattern, trigger).severity
@@ -372,7 +425,8 @@ class ConversationGuard:
 
     def _insert(self, conn: sqlite3.Connection, ask: Ask, etype: EscalationType, trigger: str,
                 severity: Severity, details: str | None) -> str:
-        matrix, phrases = self.policy.matrix, self.policy.phrases
+        speaking = self.speaking(ask.locale)
+        matrix, phrases = speaking.matrix, speaking.phrases
         text = escalation_text(matrix, phrases, etype, trigger, severity, ask.request, question=ask.question,
                                options=ask.options or None, missing=ask.missing, details=details)
         message = phrases.message("md", **text.variables())
@@ -385,7 +439,7 @@ class ConversationGuard:
             "details": details, "phrase": text.phrase, "message": message, "context": ask.context,
             "question_vector": np.asarray(ask.vector, dtype=np.float32).tobytes(),
             "request_vector": np.asarray(ask.request_vector, dtype=np.float32).tobytes(),
-            "agent_question": ask.question,
+            "agent_question": ask.question, "locale": speaking.locale,
         })
         classified = {"classified_as": ask.classified_as.value} if ask.classified_as else {}
         self.store.audit(conn, "create", "agent", escalation_id=esc_id, conversation_id=ask.conversation_id,

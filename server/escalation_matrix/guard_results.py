@@ -210,7 +210,7 @@ def from_record(record: dict[str, Any], action: Action, instruction: str, **extr
         trigger=record["trigger"], escalation_id=record["id"], status=record["status"],
         phrase=record["phrase"], message=record["message"], question=record["question"],
         options=list(record["options"] or []), conversation_id=record["conversation_id"],
-        task_id=record["task_id"], instruction=instruction,
+        task_id=record["task_id"], instruction=instruction, locale=record.get("locale"),
     )
     fields.update(extra)
     return EscalationResult(**fields)

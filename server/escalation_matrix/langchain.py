@@ -66,6 +66,8 @@ class ClassifyArgs(BaseModel):
     request: str = Field(description="The request you received, verbatim.")
     context: dict[str, Any] | None = Field(
         default=None, description="Structured facts, e.g. {\"environment\": \"production\", \"record_count\": 5000}.")
+    locale: str | None = Field(default=None, description="Language of the phrase and message, e.g. \"de\"; omitted: "
+                                                      "the conversation's, else the application's.")
 
 
 class CheckScopeArgs(BaseModel):
@@ -73,6 +75,8 @@ class CheckScopeArgs(BaseModel):
     conversation_id: str | None = Field(default=None, description="Conversation id, to remember the decision.")
     capabilities: list[str] | None = Field(
         default=None, description="Capabilities you have, e.g. [\"database_access\", \"web_access\"].")
+    locale: str | None = Field(default=None, description="Language of the phrase and message, e.g. \"de\"; omitted: "
+                                                      "the conversation's, else the application's.")
 
 
 class ClarifyArgs(BaseModel):
@@ -82,6 +86,8 @@ class ClarifyArgs(BaseModel):
     task_id: str | None = Field(default=None, description="Task inside the conversation, if there are several.")
     options: list[str] | None = Field(default=None, description="Options the person can choose from, if any.")
     missing: str | None = Field(default=None, description="The missing piece of information, if that is the issue.")
+    locale: str | None = Field(default=None, description="Language of the phrase and message, e.g. \"de\"; omitted: "
+                                                      "the conversation's, else the application's.")
 
 
 class EscalateArgs(BaseModel):
@@ -97,6 +103,8 @@ class EscalateArgs(BaseModel):
                   "technical"] | None = Field(
         default=None, description="Insist on escalating as this type when you are unsure, whatever the classifier "
                                   "says; omitted: the classifier decides.")
+    locale: str | None = Field(default=None, description="Language of the phrase and message, e.g. \"de\"; omitted: "
+                                                      "the conversation's, else the application's.")
 
 
 class RespondArgs(BaseModel):
@@ -179,14 +187,16 @@ def make_tools(guard: Any, *, conversation_id: str | None = None) -> list[BaseTo
 
 
 def escalation_tools(db: str | Path | None = None, policy: Any = None, *, conversation_id: str | None = None,
-                     embedder: Any = None) -> list[BaseTool]:
+                     embedder: Any = None, locale: str | None = None) -> list[BaseTool]:
     """Build a ``ConversationGuard`` on the SQLite file ``db`` (default: ESCALATION_MATRIX_DB or the
-    per-user state file) and the policy (default: the shipped one), and return its tools."""
+    per-user state file) and the policy (default: the shipped one), and return its tools.
+    ``locale`` (e.g. "de"): the language of phrases and messages when a call names none."""
     from .classifier import Classifier
     from .guard import ConversationGuard
     from .loader import load_policy
     from .store import Store
 
-    policy = policy or load_policy()
+    policy = policy or load_policy(locale=locale)
+    policy = policy.in_locale(locale)
     guard = ConversationGuard(policy, Classifier(policy, embedder=embedder), Store(db))
     return make_tools(guard, conversation_id=conversation_id)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import PolicyError
+from .errors import InputError, PolicyError
 from .exemplars import Exemplar, load_exemplars
+from .models import EscalationType
 from .paths import DataPaths
-from .phrases import PhraseBook
-from .policy import ClassifierFile, ConversationFile, MatrixFile, RulesFile, Strict, load_policy_files
+from .phrases import UI_TEXTS, PhraseBook
+from .policy import (
+    ClassifierFile,
+    ConversationFile,
+    MatrixFile,
+    RulesFile,
+    Strict,
+    load_policy_files,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,33 @@ class Policy:
     files: dict[str, Strict]
     phrases: PhraseBook
     exemplars: list[Exemplar]
+    books: dict[str, PhraseBook] = field(default_factory=dict)  # every locale under phrases/, by code
+    locale_override: str | None = None  # chosen by the server (flag or environment), not classifier.yaml
+    source_matrix: MatrixFile | None = None  # matrix.yaml as written, before translation
+    _localized: dict[str, Policy] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def locale(self) -> str:
+        """The locale this policy speaks (its phrase book's folder name)."""
+        return self.phrases.locale
+
+    @property
+    def locales(self) -> list[str]:
+        return sorted(self.books or {self.locale: self.phrases})
+
+    def in_locale(self, locale: str | None) -> Policy:
+        """This policy speaking ``locale``: its phrase book, and matrix.yaml's labels, reasons and
+        defaults in that language. ``None`` or the policy's own locale returns the policy itself."""
+        if locale is None or locale == self.locale:
+            return self
+        if locale not in self._localized:
+            if locale not in self.books:
+                raise InputError(f"locale {locale!r} is not available; use one of {', '.join(self.locales)}")
+            book = self.books[locale]
+            source = self.source_matrix or self.files["matrix"]
+            files = dict(self.files, matrix=translated_matrix(source, book))  # type: ignore[arg-type]
+            self._localized[locale] = replace(self, files=files, phrases=book, source_matrix=source, _localized={})
+        return self._localized[locale]
 
     @property
     def matrix(self) -> MatrixFile:
@@ -38,38 +74,139 @@ class Policy:
         return self.files["conversation"]  # type: ignore[return-value]
 
 
+LOCALE_ENV = "ESCALATION_MATRIX_LOCALE"
+
+
 def load_policy(
     policies: str | Path | None = None,
     phrases: str | Path | None = None,
     embeddings: str | Path | None = None,
+    locale: str | None = None,
 ) -> Policy:
-    """Load and validate; raises PolicyError listing every problem as ``file: key: what to fix``."""
+    """Load and validate; raises PolicyError listing every problem as ``file: key: what to fix``.
+
+    Every locale folder under the phrase folder is loaded and checked (same phrases, options,
+    texts and templates; matrix.yaml's labels and reasons translated; every template renders).
+    The policy speaks ``locale`` (default: $ESCALATION_MATRIX_LOCALE, else classifier.yaml's
+    ``locale``); ``Policy.in_locale`` gives the others."""
     paths = DataPaths.resolve(policies, phrases, embeddings)
+    override = locale or os.environ.get(LOCALE_ENV) or None
     problems: list[tuple[str, str, str]] = []
     files: dict[str, Strict] = {}
     try:
         files = load_policy_files(paths.policies)
     except PolicyError as exc:
         problems.extend(exc.problems)
-    locale = files["classifier"].locale if "classifier" in files else "en"  # type: ignore[attr-defined]
-    book = None
-    try:
-        book = PhraseBook(paths.phrases / locale)
-    except PolicyError as exc:
-        problems.extend(exc.problems)
+    locale = override or (files["classifier"].locale if "classifier" in files else "en")  # type: ignore[attr-defined]
+    books: dict[str, PhraseBook] = {}
+    codes = sorted({p.parent.name for p in paths.phrases.glob("*/phrases.yaml")} | {locale})
+    for code in codes:
+        try:
+            books[code] = PhraseBook(paths.phrases / code)
+        except PolicyError as exc:
+            found = exc
+            if code == locale and not (paths.phrases / code).is_dir():
+                available = ", ".join(c for c in codes if c != code) or "none"
+                found = PolicyError(str(paths.phrases / code), "", f"locale {code!r} has no phrase folder; "
+                                    f"available: {available} (copy phrases/en/ to add one)")
+            problems.extend(found.problems)
     exemplars: list[Exemplar] = []
     if "matrix" in files:
+        matrix: MatrixFile = files["matrix"]  # type: ignore[assignment]
         try:
-            exemplars = load_exemplars(paths.embeddings, files["matrix"])  # type: ignore[arg-type]
+            exemplars = load_exemplars(paths.embeddings, matrix)
         except PolicyError as exc:
             problems.extend(exc.problems)
-        if book is not None:
-            missing = _missing_phrases(paths, files["matrix"], book, locale)  # type: ignore[arg-type]
-            problems.extend(missing or _render_samples(files["matrix"], book))  # type: ignore[arg-type]
+        problems.extend(_locale_differences(books))
+        for code, book in books.items():
+            missing = _missing_phrases(paths, matrix, book, code) + _missing_translations(matrix, book)
+            if missing:
+                problems.extend(missing)
+                continue
+            problems.extend(_render_samples(translated_matrix(matrix, book), book))
     if problems:
         raise PolicyError.collect(problems)
-    assert book is not None
-    return Policy(paths=paths, files=files, phrases=book, exemplars=exemplars)
+    source = files["matrix"]
+    files = dict(files, matrix=translated_matrix(source, books[locale]))  # type: ignore[arg-type]
+    return Policy(paths=paths, files=files, phrases=books[locale], exemplars=exemplars, books=books,
+                  locale_override=override, source_matrix=source)  # type: ignore[arg-type]
+
+
+def translated_matrix(matrix: MatrixFile, book: PhraseBook) -> MatrixFile:
+    """``matrix`` with the labels, reasons and defaults of ``book``'s locale (itself when the book
+    is in matrix.yaml's own language)."""
+    texts = book.data.types
+    if book.locale == matrix.locale or not texts:
+        return matrix
+    types = {}
+    for etype, mtype in matrix.types.items():
+        own = texts.get(etype)
+        if own is None:
+            types[etype] = mtype
+            continue
+        triggers = {}
+        for name, trigger in mtype.triggers.items():
+            t = own.triggers.get(name)
+            triggers[name] = trigger if t is None else trigger.model_copy(
+                update={"reason": t.reason, "default": t.default if trigger.default is not None else None})
+        types[etype] = mtype.model_copy(update={"label": own.label, "triggers": triggers})
+    return matrix.model_copy(update={"types": types})
+
+
+def _missing_translations(matrix: MatrixFile, book: PhraseBook) -> list[tuple[str, str, str]]:
+    """A locale other than matrix.yaml's translates every label, reason and default; the matrix's
+    own locale translates nothing (its text is matrix.yaml)."""
+    where = str(book.folder / "phrases.yaml")
+    texts = book.data.types
+    if book.locale == matrix.locale:
+        if texts:
+            return [(where, "types", (f"matrix.yaml is written in {matrix.locale!r}: edit the labels and reasons "
+                                      "there and remove this section"))]
+        return []
+    if not texts:
+        return [(where, "types", (f"missing: this locale needs matrix.yaml's labels and reasons in its language "
+                                  f"(matrix.yaml is in {matrix.locale!r}); add a types section like phrases/de/"))]
+    found = []
+    for etype, mtype in matrix.types.items():
+        own = texts.get(etype)
+        if own is None:
+            found.append((where, f"types.{etype.value}", "missing; add its label and each trigger's reason"))
+            continue
+        for name, trigger in mtype.triggers.items():
+            t = own.triggers.get(name)
+            if t is None:
+                found.append((where, f"types.{etype.value}.triggers.{name}", "missing; add its reason"))
+            elif trigger.default is not None and not t.default:
+                found.append((where, f"types.{etype.value}.triggers.{name}.default",
+                              "missing; matrix.yaml gives this proceed trigger a default - translate it"))
+        for name in sorted(set(own.triggers) - set(mtype.triggers)):
+            found.append((where, f"types.{etype.value}.triggers.{name}",
+                          f"matrix.yaml has no such trigger; use one of {', '.join(mtype.triggers)}"))
+    return found
+
+
+def _locale_differences(books: dict[str, PhraseBook]) -> list[tuple[str, str, str]]:
+    """Every locale defines the same phrases, option lists, renderer texts and message formats, so
+    no escalation can render in one language and fail in another."""
+    if len(books) < 2:
+        return []
+    found = []
+    for code, book in books.items():
+        where = str(book.folder / "phrases.yaml")
+        for other_code, other in books.items():
+            if other_code == code:
+                continue
+            for kind, mine, theirs in (
+                ("phrases", set(book.data.phrases), set(other.data.phrases)),
+                ("options", {t.value for t in book.data.options}, {t.value for t in other.data.options}),
+                ("texts", set(book.data.texts or UI_TEXTS), set(other.data.texts or UI_TEXTS)),
+            ):
+                for key in sorted(theirs - mine):
+                    found.append((where, f"{kind}.{key}", f"missing; locale {other_code!r} defines it - add it here"))
+            for fmt in sorted(set(other.formats) - set(book.formats)):
+                found.append((str(book.folder / f"message.{fmt}.j2"), "",
+                              f"missing; locale {other_code!r} has it - add it here"))
+    return sorted(set(found))
 
 
 # A complete sample and a bare one: a template that uses a variable only inside {% if %} is
@@ -102,6 +239,15 @@ def _render_samples(matrix: MatrixFile, book: PhraseBook) -> list[tuple[str, str
                 except PolicyError as exc:
                     for file, key, message in exc.problems:  # one report per broken spot, naming the first use
                         found.setdefault((file, key), (file, key, f"{message} (rendering {etype.value}/{name})"))
+    variables = {"type": "decision", "type_label": matrix.types[EscalationType.decision].label, "severity": "L2",
+                 "answer": "Use the blue theme.", "default": "Use a numbered list.", "latest": "Which theme?",
+                 "earlier": ["ESC-2026-001", "ESC-2026-002"], "capabilities": ["database_access"]}
+    for key in UI_TEXTS:
+        try:
+            book.text(key, **variables)
+            book.text(key, **dict(variables, earlier=[]))
+        except PolicyError as exc:
+            found.update({(f, k): (f, k, m) for f, k, m in exc.problems})
     return list(found.values())
 
 

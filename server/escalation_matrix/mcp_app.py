@@ -41,6 +41,9 @@ AgentType = Annotated[Literal["clarification", "conflict", "context", "decision"
                               "technical"] | None,
                       Field(description="Insist on escalating as this type, e.g. 'decision', when you are unsure "
                                         "whatever the classifier says; omitted: the classifier decides.")]
+Locale = Annotated[str | None, Field(description="Language of the phrase, message and options, e.g. 'en' or 'de'; the "
+                                             "conversation keeps it for later calls. Omitted: the conversation's "
+                                             "language, else the server's.")]
 Context_ = Annotated[dict[str, Any] | None, Field(description="Structured facts for the policy rules, e.g. {\"environment\": \"production\", \"estimated_cost\": 500}.")]
 
 
@@ -107,10 +110,10 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
     @server.tool(title="Classify a request", annotations=ToolAnnotations(
         read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
     @_tool_errors
-    def classify(request: Request, context: Context_ = None) -> EscalationResult:
+    def classify(request: Request, context: Context_ = None, locale: Locale = None) -> EscalationResult:
         """Say whether a request needs escalating (type, severity, standard phrase) without recording
         anything. Use escalate, clarify or check_scope to act on it."""
-        return guard.classify(request, context)
+        return guard.classify(request, context, locale)
 
     @server.tool(title="Escalate to a person", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -122,6 +125,7 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         details: Annotated[str | None, Field(description="One sentence of context for the person (the Context line).")] = None,
         context: Context_ = None,
         type: AgentType = None,
+        locale: Locale = None,
     ) -> EscalationResult:
         """Escalate once when you are unsure whether to act. Returns the action to take: escalate (say
         the phrase once and wait), proceed (with a default or an earlier answer), handoff (the task
@@ -130,7 +134,7 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         needed: it escalates as that type even when the classifier sees no need (classified_as then says
         what the classifier thought)."""
         claim(guard, ctx, conversation_id)
-        return guard.escalate(conversation_id, request, task_id, question, options, details, context, type)
+        return guard.escalate(conversation_id, request, task_id, question, options, details, context, type, locale)
 
     @server.tool(title="Check whether a request is in scope", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -139,12 +143,13 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         ctx: Context, request: Request,
         conversation_id: Annotated[str | None, Field(description="When given, an out-of-scope result is recorded as an escalation of this conversation.")] = None,
         capabilities: Annotated[list[str] | None, Field(description="What you can do, e.g. ['database_access', 'web_access', 'file_access', 'email', 'code_execution', 'booking_access']; a technical request needing one of them is in scope.")] = None,
+        locale: Locale = None,
     ) -> EscalationResult:
         """Before acting: is this request within what you may and can do? in_scope=false comes with the
         standard scope/technical/compliance/safety phrase and the alternatives you can offer."""
         if conversation_id is not None:
             claim(guard, ctx, conversation_id)
-        return guard.check_scope(request, conversation_id, capabilities)
+        return guard.check_scope(request, conversation_id, capabilities, locale)
 
     @server.tool(title="Record the person's answer", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -172,9 +177,9 @@ def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:
     # Resolver style (works on every protocol version): the first resolver records the L1
     # escalation, the second asks the person through the client when it can, the tool applies it.
     def pending(ctx: Context, conversation_id: str, request: str, question: str, task_id: str | None,
-                options: list[str] | None, missing: str | None) -> EscalationResult:
+                options: list[str] | None, missing: str | None, locale: str | None = None) -> EscalationResult:
         _tool_errors(claim)(guard, ctx, conversation_id)
-        return _tool_errors(guard.clarify)(conversation_id, request, question, task_id, options, missing)
+        return _tool_errors(guard.clarify)(conversation_id, request, question, task_id, options, missing, locale)
 
     def ask_person(result: Annotated[EscalationResult, Resolve(pending)], ctx: Context) -> Elicit[ClarifyAnswer] | None:
         if result.action is not Action.escalate or result.escalation_id is None or not _can_elicit(ctx):
@@ -191,6 +196,7 @@ def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:
         reply: Annotated[ElicitationResult[ClarifyAnswer], Resolve(ask_person)],
         task_id: TaskId = None, options: Options = None,
         missing: Annotated[str | None, Field(description="The one missing piece of information, e.g. 'the target audience' (a Context escalation).")] = None,
+        locale: Locale = None,
     ) -> EscalationResult:
         """The L1 path (unclear request, conflicting instructions, missing information). If an equivalent
         question was already answered in this conversation you get proceed with that answer and nothing is

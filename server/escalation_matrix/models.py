@@ -127,3 +127,6 @@ class EscalationResult(BaseModel):
     classified_as: EscalationType | None = Field(
         default=None, description="escalate with a type only: the classifier's own type when it differs from "
                                   "the type you gave (yours was used; 'none' means it saw no need to escalate).")
+    locale: str | None = Field(
+        default=None, description="Language of phrase, message, question and options (e.g. 'en', 'de'); an "
+                                  "existing escalation keeps the language it was raised in.")

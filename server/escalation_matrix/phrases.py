@@ -17,11 +17,38 @@ from .yamlfile import load_model
 
 TEMPLATE_FORMATS = ("md", "txt", "html")
 
+# Short lines the renderers print outside the message templates (card title, proceed lines), in
+# English when a locale's phrases.yaml leaves them out.
+UI_TEXTS = {
+    "title": "{{ type_label | upper }} ESCALATION REQUIRED",
+    "proceed_title": "PROCEED",
+    "proceed": "Proceed.",
+    "proceed_answer": "Proceed with the answer: {{ answer }}",
+    "proceed_default": "Proceed: {{ default }}",
+    "handoff_details": "Escalations on this task so far: {{ earlier | join(', ') if earlier else 'none' }}. "
+                       "Latest issue: {{ latest }}",
+    "lacking": "This needs {{ capabilities | join(', ') }}, which I do not have.",
+}
+
+
+class TriggerText(Strict):
+    reason: str = Field(description="The trigger's reason (the Issue line) in this locale.")
+    default: str | None = Field(default=None, description="Proceed triggers: the conventional default in this locale.")
+
+
+class TypeText(Strict):
+    label: str = Field(description="The type's label in this locale, e.g. Entscheidung.")
+    triggers: dict[str, TriggerText] = Field(default_factory=dict, description="Each trigger's text by name.")
+
 
 class PhrasesFile(Strict):
     phrases: dict[str, str] = Field(description="Standard phrase templates by key.")
     options: dict[EscalationType, list[str]] = Field(default_factory=dict, description="Default options per type.")
     context_line: str = Field(description="Template of the Context line; gets `request`.")
+    texts: dict[str, str] = Field(default_factory=dict, description=f"Renderer lines: {', '.join(UI_TEXTS)}.")
+    types: dict[EscalationType, TypeText] | None = Field(
+        default=None, description="Labels, reasons and defaults of matrix.yaml in this locale; needed by every "
+                                  "locale but the one matrix.yaml is written in.")
 
 
 class PhraseBook:
@@ -29,6 +56,7 @@ class PhraseBook:
 
     def __init__(self, folder: Path):
         self.folder = folder
+        self.locale = folder.name
         if not folder.is_dir():
             raise PolicyError(str(folder), "", "phrase folder not found; copy phrases/en/ to add a locale")
         self.env = SandboxedEnvironment(
@@ -52,6 +80,15 @@ class PhraseBook:
             self._context = self.env.from_string(self.data.context_line)
         except jinja2.TemplateSyntaxError as exc:
             problems.append((str(path), "context_line", f"template error: {exc.message}"))
+        unknown = sorted(set(self.data.texts) - set(UI_TEXTS))
+        if unknown:
+            problems.append((str(path), f"texts.{unknown[0]}", f"unknown text; use {', '.join(UI_TEXTS)}"))
+        self._texts = {}
+        for key, default in UI_TEXTS.items():
+            try:
+                self._texts[key] = self.env.from_string(self.data.texts.get(key, default))
+            except jinja2.TemplateSyntaxError as exc:
+                problems.append((str(path), f"texts.{key}", f"template error: {exc.message}"))
         self._templates: dict[str, jinja2.Template] = {}
         for template in sorted(folder.glob("message.*.j2")):
             fmt = template.name.split(".")[1]
@@ -77,6 +114,10 @@ class PhraseBook:
 
     def phrase(self, key: str, **variables: Any) -> str:
         return self._render(self._phrases[key], f"phrases.yaml: phrases.{key}", variables).strip()
+
+    def text(self, key: str, **variables: Any) -> str:
+        """A renderer line (``UI_TEXTS``): card title and the proceed lines."""
+        return self._render(self._texts[key], f"phrases.yaml: texts.{key}", variables).strip()
 
     def context_line(self, **variables: Any) -> str:
         return self._render(self._context, "phrases.yaml: context_line", variables).strip()

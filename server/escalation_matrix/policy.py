@@ -33,6 +33,8 @@ class MatrixType(Strict):
 
 
 class MatrixFile(Strict):
+    locale: str = Field(default="en", description="Language of the labels, reasons and defaults in this file; "
+                                                  "every other locale translates them in its phrases.yaml.")
     order: list[EscalationType] = Field(description="Decision-tree order used to break ties.")
     types: dict[EscalationType, MatrixType] = Field(description="Every type with its triggers.")
 

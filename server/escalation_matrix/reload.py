@@ -80,7 +80,7 @@ class Reloader:
             self._seen = fingerprint(self.folders)
             now = self.guard.store.now()
             try:
-                policy = load_policy(*self.folders)
+                policy = load_policy(*self.folders, locale=self.guard.policy.locale_override)
             except PolicyError as exc:
                 problems = [f"{f}: {k}: {m}" if k else f"{f}: {m}" for f, k, m in exc.problems]
                 log.warning("policy reload (%s) refused, still serving the policy loaded at %s:\n  %s",

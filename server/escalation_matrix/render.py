@@ -160,19 +160,23 @@ def _complete(fields: dict[str, Any], policy: Policy) -> EscalationView:
     return EscalationView(type_label=label, request=request, issue=issue, context=context, **fields)
 
 
-def title(v: EscalationView) -> str:
+def title(v: EscalationView, policy: Policy | None = None) -> str:
+    """The card's title in the policy's locale."""
+    book = (policy or _default_policy()).phrases
     if v.escalates:
-        return f"{v.type_label.upper()} ESCALATION REQUIRED"
-    return "PROCEED"
+        return book.text("title", type_label=v.type_label, type=v.type.value)
+    return book.text("proceed_title")
 
 
-def _proceed_text(v: EscalationView) -> str:
+def _proceed_text(v: EscalationView, policy: Policy) -> str:
     """A proceed decision has no escalation template: one line with what to apply."""
+    book = policy.phrases
     if v.answer:
-        return f"Proceed with the answer: {v.answer}"
+        return book.text("proceed_answer", answer=v.answer)
     if v.default:
-        return f"Proceed: {v.default}"
-    return f"Proceed. {v.instruction}" if v.instruction else "Proceed."
+        return book.text("proceed_default", default=v.default)
+    proceed = book.text("proceed")
+    return f"{proceed} {v.instruction}" if v.instruction else proceed
 
 
 def render_view(v: EscalationView, fmt: str, policy: Policy | None = None) -> str:
@@ -182,7 +186,7 @@ def render_view(v: EscalationView, fmt: str, policy: Policy | None = None) -> st
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if not v.escalates:
-        text = _proceed_text(v)
+        text = _proceed_text(v, policy)
         if fmt == "html":
             return f'<div class="escalation escalation--proceed"><p>{html.escape(text)}</p></div>\n'
         return text + "\n"
@@ -195,7 +199,7 @@ def card_from_view(v: EscalationView, policy: Policy | None = None) -> Escalatio
     choices = [Choice(id=f"option-{i}", index=i, label=o, answer=o) for i, o in enumerate(options, 1)]
     return EscalationCard(
         action=v.action, type=v.type, type_label=v.type_label, severity=v.severity, trigger=v.trigger,
-        title=title(v), phrase=v.phrase, issue=v.issue, context=v.context,
+        title=title(v, policy), phrase=v.phrase, issue=v.issue, context=v.context,
         question=(v.question or v.phrase) if v.escalates else v.question, choices=choices,
         escalation_id=v.escalation_id, status=v.status, repeated=v.repeated,
         response_target=response_target(v.severity, policy.files) if v.escalates else None,
@@ -204,13 +208,26 @@ def card_from_view(v: EscalationView, policy: Policy | None = None) -> Escalatio
     )
 
 
+def in_locale_of(obj: Any, policy: Policy | None = None) -> Policy:
+    """The policy speaking the language ``obj`` was written in (a result's or record's ``locale``),
+    so that a German escalation renders in German whatever the server's default."""
+    policy = policy or _default_policy()
+    locale = obj.get("locale") if isinstance(obj, Mapping) else getattr(obj, "locale", None)
+    if locale and locale in policy.locales:
+        return policy.in_locale(locale)
+    return policy
+
+
 def render(obj: Any, fmt: str = "md", policy: Policy | None = None, *, request: str | None = None,
            details: str | None = None, store: Any = None) -> str:
-    """Render a result, classification or record as ``md``, ``txt``, ``html`` or ``json`` (the card)."""
+    """Render a result, classification or record as ``md``, ``txt``, ``html`` or ``json`` (the card),
+    in the language it was written in."""
+    policy = in_locale_of(obj, policy)
     return render_view(view(obj, policy, request=request, details=details, store=store), fmt, policy)
 
 
 def card(obj: Any, policy: Policy | None = None, *, request: str | None = None,
          details: str | None = None, store: Any = None) -> EscalationCard:
     """The JSON card of a result, classification or record."""
+    policy = in_locale_of(obj, policy)
     return card_from_view(view(obj, policy, request=request, details=details, store=store), policy)

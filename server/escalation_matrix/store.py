@@ -172,6 +172,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX actor_suspensions_actor ON actor_suspensions (actor, reinstated_at);
     """,
+    # 6: languages: the locale an escalation's text was written in; the locale a conversation
+    # chose (a call's `locale` argument), used by its later calls that name none
+    """
+    ALTER TABLE escalations ADD COLUMN locale TEXT;
+    CREATE TABLE conversation_locales (
+        conversation_id TEXT PRIMARY KEY, locale TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 JSON_FIELDS = ("options", "context")
@@ -346,6 +354,17 @@ class Store:
         row = conn.execute("SELECT * FROM tasks WHERE conversation_id = ? AND task_id = ?",
                            (conversation_id, task_id)).fetchone()
         return dict(row)
+
+    def conversation_locale(self, conversation_id: str, conn: sqlite3.Connection | None = None) -> str | None:
+        """The locale a conversation chose with a call's ``locale`` argument, if any."""
+        row = (conn or self._conn()).execute(
+            "SELECT locale FROM conversation_locales WHERE conversation_id = ?", (conversation_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_conversation_locale(self, conn: sqlite3.Connection, conversation_id: str, locale: str) -> None:
+        conn.execute("INSERT INTO conversation_locales VALUES (?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE "
+                     "SET locale = excluded.locale, updated_at = excluded.updated_at",
+                     (conversation_id, locale, self.now()))
 
     def update_task(self, conn: sqlite3.Connection, conversation_id: str, task_id: str, **fields: Any) -> None:
         self.task(conn, conversation_id, task_id)

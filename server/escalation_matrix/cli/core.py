@@ -170,7 +170,8 @@ def policy_check(state: AppState, folder: str | None) -> None:
     loaded = load_policy(policies, phrases, embeddings)
     types = {e.type.value for e in loaded.exemplars}
     click.echo(f"ok: {loaded.paths.policies} ({len(loaded.rules.rules)} rules), "
-               f"{loaded.paths.phrases} ({', '.join(loaded.phrases.formats)} templates), "
+               f"{loaded.paths.phrases} (locales {', '.join(loaded.locales)}, each with the same phrases and "
+               f"{', '.join(loaded.phrases.formats)} templates, all rendered), "
                f"{loaded.paths.embeddings} ({len(loaded.exemplars)} exemplars over {len(types)} types)")
     from ..classifier import uses_trained
 

@@ -37,11 +37,14 @@ def _quiet_model_loading() -> None:
 @click.option("--insecure", is_flag=True,
               help="HTTP: allow listening beyond loopback without any token (anyone who can reach the port "
                    "can answer escalations).")
+@click.option("--locale", envvar="ESCALATION_MATRIX_LOCALE", default=None,
+              help="Language of phrases and messages when a call and its conversation name none, e.g. de "
+                   "(default: ESCALATION_MATRIX_LOCALE, else `locale` in classifier.yaml).")
 @db_option
 @click.pass_obj
 @translate_errors
 def serve(state: AppState, transport: str, host: str, port: int, tokens_file: str | None,
-          allowed_hosts: tuple[str, ...], insecure: bool, db: str | None) -> None:
+          allowed_hosts: tuple[str, ...], insecure: bool, db: str | None, locale: str | None = None) -> None:
     """Run the MCP server (tools escalate, clarify, check_scope, respond, classify).
 
     HTTP: with $ESCALATION_MATRIX_TOKEN (a shared operator token) or --tokens, every request needs
@@ -62,7 +65,12 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
     from ..mcp_app import build_server, load_guard
 
     with contextlib.redirect_stdout(sys.stderr):  # anything printed while loading goes to stderr
-        guard = load_guard(state.policy, db)  # model first; background=True (answer tools/list at once) is not on yet
+        policy = state.policy
+        if locale and locale != policy.locale:
+            from ..loader import load_policy
+
+            policy = load_policy(*state.folders, locale=locale)
+        guard = load_guard(policy, db, background=True)  # answer initialize and tools/list at once
         server = build_server(guard=guard)
     log.info("escalation-matrix: state in %s", guard.store.path)
     from ..ops.failsafe import start_sweeper
