@@ -359,4 +359,4 @@ def _read_flash(raw: str | None) -> dict[str, str] | None:
     return {"kind": "error" if kind == "error" else "ok", "text": text}
 
 
-__all__ = ["routes", "Console", "open_groups", "deadline", "ACTIONS"]
+__all__ = ["ACTIONS", "Console", "deadline", "open_groups", "routes"]

@@ -224,7 +224,7 @@ class ConversationGuard:
                 ("refused", lambda: self._paused(conn, ask)), ("reasked", lambda: self._reasked(conn, ask)),
                 ("proceed", lambda: self._proceed(ask)), ("repeated", lambda: self._repeated(conn, ask)),
                 ("created", lambda: self._create(conn, ask, task)))
-            for outcome, step in steps:
+            for outcome, step in steps:  # noqa: B007 - the outcome of the step that answered is recorded below
                 found = step()
                 if found is not None:
                     result = found

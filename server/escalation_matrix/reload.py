@@ -138,7 +138,7 @@ class Reloader:
                 self._reason = "watch"
                 if reason:
                     self.reload(reason)
-            except Exception:  # noqa: BLE001 - the watcher must survive a bad tick
+            except Exception:  # the watcher must survive a bad tick
                 log.exception("policy watcher failed; retrying in %.0f s", self.interval)
 
 

@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest

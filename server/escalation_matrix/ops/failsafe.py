@@ -250,7 +250,7 @@ class Sweeper:
                 from .erase import erase_expired  # retention.personal_data
 
                 erase_expired(self.store, self.policy)
-            except Exception:  # noqa: BLE001 - the timer thread must survive a bad tick
+            except Exception:  # the timer thread must survive a bad tick
                 log.exception("fail-safe sweep failed; retrying in %.0f s", self.interval)
             self._stop.wait(self.interval)
 

@@ -20,7 +20,6 @@ import math
 import socket
 import sqlite3
 import threading
-import time
 import urllib.error
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -228,7 +227,9 @@ def _send(row: dict[str, Any], channel: Channel | None, send: Sender) -> str | N
     try:
         send(url, row["payload"].encode("utf-8"), channel.timeout.total_seconds())
     except Exception as exc:
-        raise type(exc)(str(exc).replace(url, row["target"])) if url in str(exc) else exc
+        if url in str(exc):  # the error names the target, never the secret URL
+            raise type(exc)(str(exc).replace(url, row["target"])) from None
+        raise
     return url
 
 
@@ -296,7 +297,7 @@ class Dispatcher:
                 return
             try:
                 deliver(self.store, self.ops)
-            except Exception:  # noqa: BLE001 - the notifier must survive a bad round
+            except Exception:  # the notifier must survive a bad round
                 log.exception("notification delivery failed; retrying in %.0f s", self.interval)
 
 
