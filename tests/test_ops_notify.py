@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from escalation_matrix.ops import notify
-from escalation_matrix.ops.policy import OperationsFile
+from escalation_matrix.ops_policy import OperationsFile
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from . import guard_results as out
 from .errors import NotFoundError
-from .ops.policy import format_duration, operations_policy
+from .ops_policy import format_duration, operations_policy
 from .store import OPEN_STATUSES, Store
 
 

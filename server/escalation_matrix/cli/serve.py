@@ -139,7 +139,7 @@ def reload(state: AppState, db: str | None) -> None:
 @translate_errors
 def unlock(state: AppState, conversation: str, task: str, by: str, reason: str, db: str | None) -> None:
     """Unlock TASK of CONVERSATION after a person reviewed its L4 escalation."""
-    from ..guard import unlock_task
+    from ..answers import unlock_task
 
     unlock_task(state.store(db), conversation, task, by, reason)
     click.echo(f"unlocked task {task!r} of conversation {conversation!r}")

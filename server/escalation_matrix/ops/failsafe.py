@@ -25,7 +25,7 @@ from typing import Any
 
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
-from .policy import FailSafe, OperationsFile, operations_policy
+from ..ops_policy import FailSafe, OperationsFile, operations_policy
 
 log = logging.getLogger("escalation_matrix.failsafe")
 OVERDUE = "overdue_level_"  # the stage of a manual or pipeline record past its level's response time
@@ -199,7 +199,7 @@ def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: d
 
 
 def _age(record: dict[str, Any], due: datetime) -> str:
-    from .policy import format_duration
+    from ..ops_policy import format_duration
 
     start = parse_iso(record.get("severity_at") or record["created_at"])
     return format_duration(timedelta(seconds=round((due - start).total_seconds())))

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from ..models import Severity
 from ..store import Store, equals_where, iso
-from .policy import Channel, OperationsFile
+from ..ops_policy import Channel, OperationsFile
 
 log = logging.getLogger("escalation_matrix.notify")
 CLAIM_MARGIN = timedelta(seconds=30)  # a claimed row is retried by someone else only if its sender died
@@ -87,7 +87,7 @@ def enqueue(store: Store, conn: sqlite3.Connection, ops: OperationsFile, channel
 
 def announce(store: Store, conn: sqlite3.Connection, policy: Any, esc_id: str, text: str) -> int:
     """Queue the on-create notification of a new escalation, whatever made it (agent, operator, pipeline)."""
-    from .policy import operations_policy
+    from ..ops_policy import operations_policy
 
     ops = operations_policy(policy)
     record = store.escalation(esc_id, conn)

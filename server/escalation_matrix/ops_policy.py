@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, RootModel, model_validator
 
-from ..models import Severity
-from ..strict import Strict
+from .models import Severity
+from .strict import Strict
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -210,7 +210,7 @@ class Redaction(Strict):
                                                    "tokens and webhook URLs are always redacted.")
 
     def redactor(self) -> Any:
-        from ..redact import Redactor
+        from .redact import Redactor
 
         return Redactor(emails=self.emails, phones=self.phones)
 
@@ -273,7 +273,7 @@ class OperationsFile(Strict):
 
     def level(self, number: int) -> RoutingLevel:
         if number not in self.levels:
-            from ..errors import InputError
+            from .errors import InputError
 
             raise InputError(f"routing level {number} is not defined; use one of {sorted(self.levels)}")
         return self.levels[number]
