@@ -59,10 +59,10 @@ def respond(store: Store, escalation_id: str, answer: str, responder: str = "ope
 
 def unlock_task(store: Store, conversation_id: str, task_id: str, by: str, reason: str) -> None:
     """A person reviewed an L4 escalation: let the agent work on the task again (no model needed)."""
-    conversation_id = out.identifier(conversation_id, "conversation_id")  # type: ignore[assignment]
-    task_id = out.identifier(task_id, "task_id")  # type: ignore[assignment]
-    by = out.identifier(by, "by")  # type: ignore[assignment]
-    reason = out.text(reason, "reason", 2000)  # type: ignore[assignment]
+    conversation_id = out.identifier(conversation_id, "conversation_id")
+    task_id = out.identifier(task_id, "task_id")
+    by = out.identifier(by, "by")
+    reason = out.text(reason, "reason", 2000)
     with store.transaction() as conn:
         row = conn.execute("SELECT * FROM tasks WHERE conversation_id = ? AND task_id = ?",
                            (conversation_id, task_id)).fetchone()

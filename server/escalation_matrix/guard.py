@@ -192,10 +192,10 @@ class ConversationGuard:
         s = self.settings
         ask = Ask(
             tool=tool,
-            conversation_id=out.identifier(conversation_id, "conversation_id"),  # type: ignore[arg-type]
+            conversation_id=out.identifier(conversation_id, "conversation_id"),
             task_id=out.identifier(task_id, "task_id", required=False) or DEFAULT_TASK,
-            request=out.text(request, "request", s.max_request_chars),  # type: ignore[arg-type]
-            classification=None,  # type: ignore[arg-type]  (set by the caller)
+            request=out.text(request, "request", s.max_request_chars),
+            classification=None,  # type: ignore[arg-type]  # set by the caller
             vector=np.zeros(0, dtype=np.float32),
             question=out.text(question, "question", s.max_question_chars, required=question_required),
             options=out.options_list(options, s),

@@ -9,7 +9,8 @@ from .errors import PolicyError
 from .exemplars import Exemplar, load_exemplars
 from .paths import DataPaths
 from .phrases import PhraseBook
-from .policy import ClassifierFile, ConversationFile, MatrixFile, RulesFile, Strict, load_policy_files
+from .policy import ClassifierFile, ConversationFile, MatrixFile, RulesFile, load_policy_files
+from .strict import Strict
 
 
 @dataclass(frozen=True)

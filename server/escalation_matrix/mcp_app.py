@@ -159,7 +159,7 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         answer. Apply it and continue at once - do not ask for confirmation. A second answer to the same
         escalation is an error. Hand-offs and L4 (locked) escalations are answered by a person, not here."""
         who = principal(ctx)
-        record = guard.store.escalation(out.identifier(escalation_id, "escalation_id"))  # type: ignore[arg-type]
+        record = guard.store.escalation(out.identifier(escalation_id, "escalation_id"))
         with guard.store.transaction() as conn:
             check_owner(conn, record["conversation_id"], who)
         if who.is_operator:

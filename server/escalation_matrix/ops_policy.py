@@ -102,7 +102,7 @@ class FailSafes(RootModel[dict[str, FailSafe]]):
     def items(self) -> Any:
         return self.root.items()
 
-    def __iter__(self) -> Any:  # type: ignore[override]  (name, stage) pairs, like a model's fields
+    def __iter__(self) -> Any:  # name, stage pairs, like a model's fields
         return iter(self.root.items())
 
     @model_validator(mode="after")

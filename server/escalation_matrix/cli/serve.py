@@ -107,7 +107,7 @@ def addresses(host: str, port: int, token: bool, console: bool) -> list[str]:
 def _console_routes(guard) -> list:
     """The operations console, when that module is installed, shares the HTTP server at /console."""
     try:
-        from .. import console  # type: ignore[attr-defined]
+        from .. import console
     except ImportError:
         return []
     routes = getattr(console, "routes", None)

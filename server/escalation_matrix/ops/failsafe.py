@@ -161,7 +161,7 @@ def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: d
         changes = {"reminded_at": now}
         text = f"Reminder: unanswered for {_age(record, due)}. {record.get('reason') or ''}".strip()
     elif rule.action == "raise":
-        new = rule.to.value  # type: ignore[union-attr]  (set by the policy's validation)
+        new = rule.to.value  # type: ignore[union-attr]  # set by the policy's validation
         route = ops.routing[rule.to]  # type: ignore[index]
         changes = {"severity": new, "severity_at": iso(due), "status": "raised", "raised_at": now,
                    "level": max(record["level"], route.level), "due_at": iso(due + route.respond_within)}
