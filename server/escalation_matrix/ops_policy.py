@@ -47,7 +47,7 @@ STANDARD_ACTIONS: dict[str, FailSafeAction] = {
 
 class RoutingLevel(Strict):
     name: str = Field(description="Team name of the level, e.g. operational, engineering, product.")
-    response_target: Duration = Field(description="Time allowed to respond, e.g. 24h (seed 004).")
+    response_target: Duration = Field(description="Time allowed to respond, e.g. 24h.")
     assignee: str = Field(description="Default assignee when an escalation reaches this level.")
 
 
@@ -137,7 +137,7 @@ class Kpis(Strict):
                                  Severity.L2: KpiTarget(target=0.03, alert=0.05),
                                  Severity.L3: KpiTarget(target=0.01, alert=0.02),
                                  Severity.L4: KpiTarget(target=0.001, alert=0.005)},
-        description="Per-severity rate targets (seed 002 §8).")
+        description="Per-severity rate targets.")
     resolution: dict[Severity, Duration] = Field(
         default_factory=lambda: {Severity.L1: timedelta(minutes=2), Severity.L2: timedelta(minutes=15)},
         description="Resolution-time targets by severity.")
@@ -237,13 +237,13 @@ def _default_routing() -> dict[Severity, Route]:
 
 class OperationsFile(Strict):
     levels: dict[int, RoutingLevel] = Field(default_factory=_default_levels,
-                                            description="Routing levels (seed 004): 1 operational, 2 engineering, 3 product.")
+                                            description="Routing levels: 1 operational, 2 engineering, 3 product.")
     routing: dict[Severity, Route] = Field(default_factory=_default_routing,
                                            description="Agent escalations by severity: level, assignee, channels, due time.")
     failsafes: FailSafes = Field(default_factory=FailSafes,
                                  description="Fail-safe stages for agent escalations, by name.")
-    kpis: Kpis = Field(default_factory=Kpis, description="KPI targets and alert thresholds (seed 002 §8).")
-    pipeline: Pipeline = Field(default_factory=Pipeline, description="Automatic pipeline triggers (seed 004).")
+    kpis: Kpis = Field(default_factory=Kpis, description="KPI targets and alert thresholds.")
+    pipeline: Pipeline = Field(default_factory=Pipeline, description="Automatic pipeline triggers.")
     notifications: Notifications = Field(default_factory=Notifications, description="Notification channels and who gets what.")
     sweep_interval: Duration = Field(default=timedelta(seconds=30), description="How often the server runs the fail-safe sweep.")
     redaction: Redaction = Field(default_factory=Redaction, description="Personal data redacted before storing, logging or notifying.")
