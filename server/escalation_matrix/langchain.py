@@ -151,13 +151,9 @@ def make_tools(guard: Any, *, conversation_id: str | None = None) -> list[BaseTo
 
 def escalation_tools(db: str | Path | None = None, policy: Any = None, *, conversation_id: str | None = None,
                      embedder: Any = None) -> list[BaseTool]:
-    """Build a ``ConversationGuard`` on the SQLite file ``db`` (default: ESCALATION_MATRIX_DB or the
-    per-user state file) and the policy (default: the shipped one), and return its tools."""
-    from .classifier import Classifier
-    from .guard import ConversationGuard
-    from .loader import load_policy
-    from .store import Store
+    """The tools over ``open_guard(policy, db, embedder=embedder)``: the same guard, encoder cache and
+    warm-up as the MCP server, on the SQLite file ``db`` (default: ESCALATION_MATRIX_DB or the
+    per-user state file) and the policy (default: the shipped one)."""
+    from .factory import open_guard
 
-    policy = policy or load_policy()
-    guard = ConversationGuard(policy, Classifier(policy, embedder=embedder), Store(db))
-    return make_tools(guard, conversation_id=conversation_id)
+    return make_tools(open_guard(policy, db, embedder=embedder), conversation_id=conversation_id)

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 from . import guard_results as out
 from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, check_owner, claim_conversation
 from .errors import EscalationMatrixError, NotFoundError
+from .factory import open_guard
 from .guard import ConversationGuard
 from .http_security import HttpSecurity, Sessions, TokenTable
 from .loader import Policy
@@ -68,34 +69,13 @@ def _tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def load_guard(policy: Policy | None = None, db: str | Path | None = None, *,
-               background: bool = False) -> ConversationGuard:
-    """Load the policy, the embedding model (once, seconds) and the state file. With ``background``
-    the model loads in a thread and the guard is returned at once; classifying calls wait for it."""
-    from .loader import load_policy
-    from .store import Store
-
-    policy = policy or load_policy()
-
-    def build() -> Any:
-        from .classifier import Classifier, serving_embedder
-        from .embedcache import CachingEmbedder
-
-        classifier = Classifier(policy, embedder=CachingEmbedder(serving_embedder(policy.classifier)))
-        classifier.classify("warm up the model")  # the first encode is slow; pay it at start, not on a call
-        return classifier
-
-    if background:
-        from .warmup import BackgroundClassifier
-
-        return ConversationGuard(policy, BackgroundClassifier(build), Store(db))  # type: ignore[arg-type]
-    return ConversationGuard(policy, build(), Store(db))
+load_guard = open_guard  # the name the CLI and earlier code use
 
 
 def build_server(policy: Policy | None = None, db: str | Path | None = None, *,
                  guard: ConversationGuard | None = None, name: str = "escalation-matrix") -> MCPServer:
     """An MCP server over ``guard`` (built from ``policy`` and ``db`` when not given)."""
-    guard = guard or load_guard(policy, db)
+    guard = guard or open_guard(policy, db)
     server = MCPServer(name, title="Escalation matrix", instructions=SERVER_INSTRUCTIONS, log_level="WARNING")
     _register_tools(server, guard)
     _register_clarify(server, guard)
