@@ -9,7 +9,7 @@ TORCH_STAMP := $(VENV)/.installed-torch
 # sentence-transformers is a CUDA build.
 TORCH := "torch==2.13.0"
 
-.PHONY: demo test serve bench clean
+.PHONY: demo test test-fast check serve bench clean
 
 $(TORCH_STAMP):
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,16 @@ serve: $(CORE_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The fast lane: no model load, no subprocesses or browsers (well under a minute on an idle machine).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not model and not slow"
+
+# Lint (never a formatter), types, and the import layers (pyproject.toml holds each tool's settings).
+check: $(STAMP)
+	$(BIN)/ruff check server tests scripts benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(CORE_STAMP)
 	$(BIN)/python benchmarks/bench_classify.py

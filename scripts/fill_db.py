@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from escalation_matrix.loader import load_policy
-from escalation_matrix.ops.policy import operations_policy
+from escalation_matrix.ops_policy import operations_policy
 from escalation_matrix.store import Store, iso
 
 SEVERITIES = [("L1", 0.62), ("L2", 0.27), ("L3", 0.10), ("L4", 0.01)]

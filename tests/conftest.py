@@ -19,6 +19,42 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["ESCALATION_MATRIX_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
+# session fixtures that load the real model: set up before any per-test check can see them
+MODEL_FIXTURES = {"classifier"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items if MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("model") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests use the real model but are not marked @pytest.mark.model: "
+                                + ", ".join(unmarked))
+
+
+@pytest.fixture(autouse=True)
+def _honest_marks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast lane (``make test-fast``: ``-m "not model and not slow"``) stays fast only if the marks
+    are true: a test that loads the real model must be marked ``model``, one that starts a process
+    (a server, a browser, the CLI) ``slow``. When a run deselects a mark, an unmarked test that does
+    the marked thing fails at once and names the mark to add."""
+    import subprocess
+
+    from escalation_matrix import embedder, onnx_encoder
+
+    selection = request.config.option.markexpr or ""
+
+    def refuse(mark: str, what: str):
+        def call(*args, **kwargs):
+            raise AssertionError(f"{request.node.nodeid} {what}; mark it @pytest.mark.{mark}")
+        return call
+
+    if "not model" in selection and request.node.get_closest_marker("model") is None:
+        monkeypatch.setattr(embedder.SentenceTransformerEmbedder, "__init__", refuse("model", "loads the real model"))
+        monkeypatch.setattr(onnx_encoder.OnnxEncoder, "__init__", refuse("model", "loads the real model"))
+    if "not slow" in selection and request.node.get_closest_marker("slow") is None:
+        monkeypatch.setattr(subprocess.Popen, "__init__", refuse("slow", "starts a subprocess"))
+
+
 @pytest.fixture(scope="session")
 def policy():
     from escalation_matrix.loader import load_policy

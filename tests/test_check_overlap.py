@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,7 @@ def check(tmp_path: Path, texts: list[str]) -> subprocess.CompletedProcess:
                           timeout=300, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_flags_an_evaluation_request_that_an_exemplar_copies(tmp_path):
     exemplar = yaml.safe_load((ROOT / "embeddings" / "scope.yaml").read_text(encoding="utf-8"))["exemplars"][20]
     done = check(tmp_path, [exemplar.rstrip(".") + " today.", UNRELATED])
@@ -32,6 +34,7 @@ def test_flags_an_evaluation_request_that_an_exemplar_copies(tmp_path):
     assert not any("walrus" in line for line in flagged), done.stdout
 
 
+@pytest.mark.slow
 def test_passes_when_no_shipped_sentence_is_close(tmp_path):
     done = check(tmp_path, [UNRELATED])
     assert done.returncode == 0, done.stdout + done.stderr

@@ -55,6 +55,7 @@ def test_version_prints_the_installed_version():
     assert result.stdout.strip() == f"escalation-matrix, version {version('escalation-matrix')}"
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_same_command():
     done = subprocess.run([sys.executable, "-m", "escalation_matrix", "--version"], capture_output=True, text=True,
                           env=env_with_source(), timeout=120)

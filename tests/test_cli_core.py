@@ -221,6 +221,7 @@ def test_eval_rejects_unknown_labels(tmp_path):
     assert result.exit_code == 1 and "line 1: label 'urgent' is not one of" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_console_script_runs_as_installed(tmp_path):
     exe = Path(sys.executable).parent / "escalation-matrix"

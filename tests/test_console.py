@@ -257,45 +257,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 @pytest.fixture
 def served(tmp_path):
     """`escalation-matrix serve --transport http` with a token, on its own state file."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
+    from servers import serve_http, server_env, stop
 
-    import httpx2
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    db, log = tmp_path / "state.db", tmp_path / "server.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ESCALATION_MATRIX_TOKEN": TOKEN}
-    cli = str(Path(sys.executable).with_name("escalation-matrix"))
-    with open(log, "w") as err:
-        proc = subprocess.Popen([cli, "serve", "--transport", "http", "--port", str(port), "--db", str(db)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
+    db = tmp_path / "state.db"
+    server = serve_http(["serve", "--transport", "http", "--db", str(db)], server_env(ESCALATION_MATRIX_TOKEN=TOKEN),
+                        tmp_path / "server.log", db=db, probe="/console")
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                httpx2.get(f"{base}/console", timeout=2)
-                break
-            except httpx2.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail("HTTP server did not start within 300 s")
-                time.sleep(0.5)
-        yield base, db
+        yield server.base, db
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(server.proc)
 
 
 async def mcp_clarify(base: str, question: str) -> dict:

@@ -249,12 +249,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 @pytest.fixture
 def served_filled(tmp_path, data_copy):
     """`serve --transport http` (fake embedder) on a state file with 400 escalations, 60 open."""
-    import socket
     import subprocess
     import sys
-    import time
 
-    import httpx2
+    from servers import serve_http, server_env, stop
 
     classifier = data_copy / "policies" / "classifier.yaml"
     classifier.write_text(classifier.read_text().replace("model: bundled", "model: fake"))
@@ -262,36 +260,13 @@ def served_filled(tmp_path, data_copy):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "fill_db.py"), str(db), "--escalations", "400",
                     "--days", "14", "--open", "60"], check=True, capture_output=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT / "server")})
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "ESCALATION_MATRIX_TOKEN": TOKEN, "PYTHONPATH": str(ROOT / "server")}
-    log = tmp_path / "server.log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "escalation_matrix", "--policies", str(data_copy / "policies"),
-                                 "serve", "--transport", "http", "--port", str(port), "--db", str(db)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
-    base = f"http://127.0.0.1:{port}"
+    server = serve_http(["--policies", str(data_copy / "policies"), "serve", "--transport", "http", "--db", str(db)],
+                        server_env(ESCALATION_MATRIX_TOKEN=TOKEN), tmp_path / "server.log", db=db, probe="/console",
+                        timeout=120)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                httpx2.get(f"{base}/console", timeout=2)
-                break
-            except httpx2.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail("HTTP server did not start within 120 s")
-                time.sleep(0.3)
-        yield base
+        yield server.base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(server.proc)
 
 
 @pytest.mark.slow

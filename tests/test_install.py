@@ -51,6 +51,7 @@ def run_without_extras(code: str, tmp_path: Path) -> subprocess.CompletedProcess
                           cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_the_core_works_without_any_extra(tmp_path):
     done = run_without_extras("""
 from click.testing import CliRunner
@@ -83,6 +84,7 @@ def first_screen_commands() -> list[str]:
     return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_the_readme_first_screen_names_make_targets_that_install_what_they_need(tmp_path):
     commands = first_screen_commands()

@@ -62,6 +62,7 @@ def tool_json(messages: list[BaseMessage], name: str, nth: int = -1) -> dict:
     return json.loads(found[nth].content)
 
 
+@pytest.mark.model
 def test_the_five_tools_have_typed_described_arguments(guard):
     tools = make_tools(guard)
     assert sorted(t.name for t in tools) == ["check_scope", "clarify", "classify", "escalate", "respond"]
@@ -75,6 +76,7 @@ def test_the_five_tools_have_typed_described_arguments(guard):
     assert set(clarify["required"]) == {"conversation_id", "request", "question"}
 
 
+@pytest.mark.model
 def test_a_bound_conversation_id_is_not_asked_of_the_model(guard):
     tools = {t.name: t for t in make_tools(guard, conversation_id="chat-7")}
     schema = tools["escalate"].tool_call_schema.model_json_schema()
@@ -83,6 +85,7 @@ def test_a_bound_conversation_id_is_not_asked_of_the_model(guard):
     assert json.loads(message.content)["conversation_id"] == "chat-7"
 
 
+@pytest.mark.model
 def test_tool_loop_escalates_gets_the_answer_and_proceeds_without_re_asking(guard):
     history: list[BaseMessage] = [SystemMessage(ESCALATION_PROTOCOL), HumanMessage(REQUEST)]
 
@@ -108,6 +111,7 @@ def test_tool_loop_escalates_gets_the_answer_and_proceeds_without_re_asking(guar
     assert len(guard.store.escalations("conversation_id = ?", ("chat-1",))) == 1
 
 
+@pytest.mark.model
 def test_tool_errors_come_back_as_messages_and_the_loop_goes_on(guard):
     history: list[BaseMessage] = [HumanMessage(REQUEST)]
     script = iter([
@@ -126,6 +130,7 @@ def test_tool_errors_come_back_as_messages_and_the_loop_goes_on(guard):
     assert history[-1].content == "I will ask differently."
 
 
+@pytest.mark.model
 def test_the_artifact_is_the_library_result_and_renders_the_same_card(guard, policy):
     tools = {t.name: t for t in make_tools(guard, conversation_id="chat-3")}
     message = tools["clarify"].invoke(call("clarify", {"request": REQUEST, "question": QUESTION, "options": OPTIONS}))
@@ -136,6 +141,7 @@ def test_the_artifact_is_the_library_result_and_renders_the_same_card(guard, pol
         EscalationResult.model_validate_json(message.content), policy, request=record["request"])
 
 
+@pytest.mark.model
 def test_tools_share_state_with_the_library_guard(guard, policy, db_path):
     tools = {t.name: t for t in make_tools(guard, conversation_id="chat-4")}
     made = tools["clarify"].invoke(call("clarify", {"request": REQUEST, "question": QUESTION})).artifact
@@ -145,6 +151,7 @@ def test_tools_share_state_with_the_library_guard(guard, policy, db_path):
     assert (again.action.value, again.answer) == ("proceed", "Blog post")
 
 
+@pytest.mark.slow
 def test_the_library_never_imports_langchain():
     modules = [m.name for m in pkgutil.walk_packages(escalation_matrix.__path__, "escalation_matrix.")
                if m.name != "escalation_matrix.langchain" and "__main__" not in m.name]

@@ -195,3 +195,26 @@ async def test_report_resource_gives_the_period_report(server):
         with pytest.raises(Exception, match="unknown period 'hourly'"):
             await client.read_resource("escalation://reports/hourly")
     assert report["period"] == "daily"
+
+
+@pytest.mark.parametrize("tool, target, args", [
+    ("classify", "classify", {"request": "Deploy it"}),
+    ("escalate", "escalate", {"conversation_id": "c1", "request": "Deploy it"}),
+    ("clarify", "clarify", {"conversation_id": "c1", "request": "Write it", "question": "Which one?"}),
+    ("check_scope", "check_scope", {"request": "Deploy it"}),
+    ("respond", "store.escalation", {"escalation_id": "ESC-2026-001", "answer": "yes"}),
+])
+async def test_an_unexpected_exception_in_a_tool_is_logged_not_leaked(guard, caplog, monkeypatch, tool, target, args):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+    owner, _, name = target.rpartition(".")
+    monkeypatch.setattr(guard.store if owner else guard, name, broken)
+    async with Client(build_server(guard=guard)) as client:
+        result = await client.call_tool(tool, args)
+        text = " ".join(getattr(part, "text", "") for part in result.content)
+        assert result.is_error and "failed unexpectedly; the server log has the details" in text, text
+        assert "secret internal detail" not in text and "Traceback" not in text
+        assert "secret internal detail" in caplog.text  # logged for the operator
+        other = "check_scope" if tool == "classify" else "classify"
+        assert not (await client.call_tool(other, {"request": "Tell me about sourdough"})).is_error  # still serving

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx2
@@ -21,25 +17,13 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from escalation_matrix.store import Store
+from servers import CLI, serve_http, server_env, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
-CLI = str(Path(sys.executable).with_name("escalation-matrix"))
 TOKEN = "test-token-7d1f"
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 DELETE = "Delete all customer email addresses from the database."
-
-
-def server_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "ESCALATION_MATRIX_TOKEN"}
-    env.update(HF_HUB_OFFLINE="1", **extra)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -49,32 +33,12 @@ def db(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def http_url(db, tmp_path_factory):
-    port = free_port()
     log = tmp_path_factory.mktemp("log") / "http.log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--port", str(port), "--db", str(db)],
-                                env=server_env(ESCALATION_MATRIX_TOKEN=TOKEN), stdout=subprocess.PIPE, stderr=err)
-    url = f"http://127.0.0.1:{port}/mcp"
-    deadline = time.monotonic() + 300
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            httpx2.post(url, timeout=2)
-            break
-        except httpx2.TransportError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("HTTP server did not start within 300 s")
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    assert proc.stdout is not None and proc.stdout.read() == b""  # nothing on stdout, ever
+    server = serve_http(["serve", "--transport", "http", "--db", str(db)], server_env(ESCALATION_MATRIX_TOKEN=TOKEN),
+                        log, db=db, stdout=subprocess.PIPE)
+    yield f"{server.base}/mcp"
+    stop(server.proc)
+    assert server.proc.stdout is not None and server.proc.stdout.read() == b""  # nothing on stdout, ever
 
 
 def http_client(url: str) -> Client:

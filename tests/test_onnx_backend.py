@@ -242,6 +242,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_the_serving_path_never_imports_torch(data_copy, adapter, tmp_path):
     """An MCP server (fine-tuned model, base encoder for the conversation guard, exemplar cache)

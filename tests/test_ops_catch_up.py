@@ -10,7 +10,7 @@ from collections import Counter
 
 from escalation_matrix.ops.failsafe import log_sweep, sweep
 from escalation_matrix.ops.notify import deliver
-from escalation_matrix.ops.policy import operations_policy
+from escalation_matrix.ops_policy import operations_policy
 from escalation_matrix.ops.records import Operations
 
 OLD = 40

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from escalation_matrix.guard import unlock_task
+from escalation_matrix.answers import unlock_task
 from escalation_matrix.ops.failsafe import start_sweeper, sweep
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.ops.reports import build_report
@@ -42,7 +42,7 @@ def task_row(store: Store, task: str = "t1") -> dict:
 
 
 def test_the_timer_durations_come_from_the_shipped_policy(policy):
-    from escalation_matrix.ops.policy import operations_policy
+    from escalation_matrix.ops_policy import operations_policy
 
     fs = operations_policy(policy).failsafes
     assert (fs.reminder.after, fs.raise_to_l2.after, fs.raise_to_l3.after, fs.blocked_report.after) == (

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from escalation_matrix.ops import notify
-from escalation_matrix.ops.policy import OperationsFile
+from escalation_matrix.ops_policy import OperationsFile
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 
@@ -36,7 +36,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:  # http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(receiver.delay)
                 receiver.received.append(json.loads(body))

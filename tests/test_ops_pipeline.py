@@ -9,7 +9,7 @@ import pytest
 
 from escalation_matrix.errors import InputError
 from escalation_matrix.ops.pipeline import ItemReport, report_item
-from escalation_matrix.ops.policy import operations_policy
+from escalation_matrix.ops_policy import operations_policy
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 from clocks import T0

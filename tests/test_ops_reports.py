@@ -163,6 +163,7 @@ def test_the_chart_is_a_valid_png(daily, tmp_path: Path):
     assert pixels.shape[0] > 100 and pixels.shape[1] > 100
 
 
+@pytest.mark.slow
 def test_a_filled_history_gives_a_monthly_report_near_the_ten_percent_rate(tmp_path: Path, policy):
     import subprocess
     import sys
@@ -240,6 +241,7 @@ def test_the_chart_draws_days_without_data_as_gaps_and_keeps_the_legend_off_the_
         plt.close(fig)
 
 
+@pytest.mark.slow
 def test_fill_db_uses_the_policys_routing_levels(tmp_path: Path, policy, data_copy):
     import sqlite3
     import subprocess

@@ -16,7 +16,7 @@ from escalation_matrix.guard import ConversationGuard
 from escalation_matrix.loader import load_policy
 from escalation_matrix.mcp_app import build_server
 from escalation_matrix.ops.failsafe import sweep
-from escalation_matrix.ops.policy import OperationsFile, operations_policy
+from escalation_matrix.ops_policy import OperationsFile, operations_policy
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import iso
 

@@ -17,8 +17,8 @@ from escalation_matrix.ops.audit import verify
 from escalation_matrix.ops.failsafe import sweep
 from escalation_matrix.ops.oversight import Oversight, same_choice
 from escalation_matrix.ops.oversight_chain import reinstate, suspend
-from escalation_matrix.ops.oversight_policy import OversightFile
-from escalation_matrix.ops.policy import OperationsFile
+from escalation_matrix.oversight_policy import OversightFile
+from escalation_matrix.ops_policy import OperationsFile
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 from test_cli_core import run

@@ -20,6 +20,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return next(out.glob("escalation_matrix-*.whl"))
 
 
+@pytest.mark.slow
 def test_wheel_ships_policies_phrases_and_exemplars(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for folder in ("policies", "phrases", "embeddings"):
@@ -29,6 +30,7 @@ def test_wheel_ships_policies_phrases_and_exemplars(wheel):
     assert "escalation_matrix/schemas/card.schema.json" in names
 
 
+@pytest.mark.slow
 def test_installed_package_loads_its_bundled_defaults(wheel, tmp_path):
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)

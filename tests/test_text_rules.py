@@ -92,6 +92,7 @@ def test_a_granted_booking_tool_lifts_the_in_person_limitation(engine):
     assert "acting_in_person" not in granted and "booking_access_granted" in granted
 
 
+@pytest.mark.model
 @pytest.mark.parametrize(
     "text, expected",
     [

@@ -111,6 +111,7 @@ def test_train_end_to_end_and_load(data_copy: Path, tmp_path: Path):
         TrainedModel(out, "no-base-needed")  # verification runs before the base model loads
 
 
+@pytest.mark.slow
 def test_shipped_model_loads_offline(tmp_path: Path):
     code = ("from escalation_matrix.classifier import Classifier\n"
             "from escalation_matrix.loader import load_policy\n"

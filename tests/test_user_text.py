@@ -56,6 +56,7 @@ def section(title: str) -> str:
     return README[start:end]
 
 
+@pytest.mark.slow
 def test_the_policy_author_copy_step_runs_as_written(tmp_path):
     block = re.search(r"```bash\n(.*?)```", section("### For policy authors"), re.S).group(1)
     assert "mkdir -p ~/my-policy" in block

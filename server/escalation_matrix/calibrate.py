@@ -4,6 +4,7 @@ file that the model did not train on (never on the files used to measure it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Callable
 
 import numpy as np
@@ -45,7 +46,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     right = probs.argmax(axis=1) == labels
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in pairwise(edges):
         inside = (conf > lo) & (conf <= hi)
         if inside.any():
             total += inside.mean() * abs(conf[inside].mean() - right[inside].mean())

@@ -277,7 +277,7 @@ class Console:
         form = await self._form(request)
         if isinstance(form, Response):
             return form
-        session: Session = session_of(request)  # type: ignore[assignment]  (checked by _form)
+        session: Session = session_of(request)  # type: ignore[assignment]  # checked by _form
         if session.principal.personal:
             return _back("error", f"you are signed in as {session.principal.name}; that name signs your actions")
         name = " ".join((form.get("operator") or "").split())[:80]
@@ -359,4 +359,4 @@ def _read_flash(raw: str | None) -> dict[str, str] | None:
     return {"kind": "error" if kind == "error" else "ok", "text": text}
 
 
-__all__ = ["routes", "Console", "open_groups", "deadline", "ACTIONS"]
+__all__ = ["ACTIONS", "Console", "deadline", "open_groups", "routes"]

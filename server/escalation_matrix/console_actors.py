@@ -17,8 +17,8 @@ from .errors import EscalationMatrixError, InputError
 from .http_security import session_of
 from .ops.oversight import Oversight
 from .ops.oversight_chain import reinstate, suspend
-from .ops.oversight_policy import oversight_policy
-from .ops.policy import format_duration, parse_duration
+from .oversight_policy import oversight_policy
+from .ops_policy import format_duration, parse_duration
 
 if TYPE_CHECKING:
     from .console import Console

@@ -216,11 +216,11 @@ class CachingEmbedder:
             return
         try:
             vectors = self.inner.encode([t for job in batch for t in job.texts])
-        except Exception:  # one caller's bad text must not fail the others: encode each job alone
+        except Exception:  # noqa: BLE001 - one caller's bad text must not fail the others: encode each job alone
             for job in batch:
                 try:
                     job.vectors = self.inner.encode(job.texts)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
                     job.error = exc
                 job.done.set()
             return

@@ -10,7 +10,8 @@ from pydantic import Field, field_validator
 
 from .errors import PolicyError
 from .models import EscalationType
-from .policy import MatrixFile, Strict
+from .policy import MatrixFile
+from .strict import Strict
 from .yamlfile import load_model
 
 

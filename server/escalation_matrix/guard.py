@@ -15,17 +15,16 @@ import numpy as np
 
 from . import guard_pending as pending
 from . import guard_results as out
-from .access import check_agent_answer
+from .answers import DEFAULT_TASK, respond, unlock_task
 from .matching import (Issue, has_capability, minor_preference, most_similar, needed_capabilities,
                        normalise_capability)
 from .classifier import Classifier
-from .errors import InputError, NotFoundError, StateError
+from .errors import InputError, NotFoundError
 from .loader import Policy
 from .messages import escalation_text
 from .models import Action, Classification, EscalationResult, EscalationType, Severity
 from .store import OPEN_STATUSES, Store, iso
 
-DEFAULT_TASK = "default"
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
 MATCH_COLUMNS = "id, request, question, agent_question, question_vector, request_vector"
 OUT_OF_SCOPE = (EscalationType.scope, EscalationType.technical, EscalationType.compliance, EscalationType.safety)
@@ -68,14 +67,14 @@ class ConversationGuard:
         self.classifier = classifier
         self.store = store
         self.settings = policy.conversation
-        from .ops.policy import operations_policy
+        from .ops_policy import operations_policy
 
         store.redactor = operations_policy(policy).redaction.redactor()
         self.policy_status: dict[str, Any] = {"ok": True, "problems": [], "reloads": 0}
 
     def swap(self, policy: Policy, classifier: Classifier) -> None:
         """Serve ``policy`` from now on (hot reload); calls already running finish on the old one."""
-        from .ops.policy import operations_policy
+        from .ops_policy import operations_policy
 
         self.policy, self.classifier, self.settings = policy, classifier, policy.conversation
         self.store.redactor = operations_policy(policy).redaction.redactor()
@@ -239,10 +238,10 @@ class ConversationGuard:
         given = self.speaking(locale).locale if locale else None
         ask = Ask(
             tool=tool,
-            conversation_id=out.identifier(conversation_id, "conversation_id"),  # type: ignore[arg-type]
+            conversation_id=out.identifier(conversation_id, "conversation_id"),
             task_id=out.identifier(task_id, "task_id", required=False) or DEFAULT_TASK,
-            request=out.text(request, "request", s.max_request_chars),  # type: ignore[arg-type]
-            classification=None,  # type: ignore[arg-type]  (set by the caller)
+            request=out.text(request, "request", s.max_request_chars),
+            classification=None,  # type: ignore[arg-type]  # set by the caller
             vector=np.zeros(0, dtype=np.float32),
             question=out.text(question, "question", s.max_question_chars, required=question_required),
             options=out.options_list(options, s),
@@ -273,7 +272,7 @@ class ConversationGuard:
                 ("refused", lambda: self._paused(conn, ask)), ("reasked", lambda: self._reasked(conn, ask)),
                 ("proceed", lambda: self._proceed(ask)), ("repeated", lambda: self._repeated(conn, ask)),
                 ("created", lambda: self._create(conn, ask, task)))
-            for outcome, step in steps:
+            for outcome, step in steps:  # noqa: B007 - the outcome of the step that answered is recorded below
                 found = step()
                 if found is not None:
                     result = found
@@ -419,7 +418,7 @@ class ConversationGuard:
 
     def _route(self, severity: Severity) -> Any:
         """The policy's route for an agent escalation of ``severity`` (level, assignee, channels, due)."""
-        from .ops.policy import operations_policy
+        from .ops_policy import operations_policy
 
         return operations_policy(self.policy).routing[severity]
 
@@ -447,74 +446,11 @@ class ConversationGuard:
                                                     "severity": severity.value, "request": ask.request,
                                                     "question": text.question})
         from .ops import notify
-        from .ops.policy import operations_policy
+        from .ops_policy import operations_policy
 
         notify.enqueue(self.store, conn, operations_policy(self.policy), route.notify, "created",
                        self.store.escalation(esc_id, conn), text.issue, route.assignee)
         return esc_id
-
-
-def respond(store: Store, escalation_id: str, answer: str, responder: str = "operator",
-            max_chars: int = 8000, *, role: str = "operator", conversation_id: str | None = None) -> EscalationResult:
-    """Record a person's answer (agent tool, operator CLI or console alike): the escalation is
-    answered, a handed-off task comes back to the agent, and the agent is told to proceed.
-    ``role="agent"`` applies ``access.check_agent_answer`` (an agent never answers a hand-off, an L4
-    escalation or another conversation's or an operator's record)."""
-    escalation_id = out.identifier(escalation_id, "escalation_id")
-    answer = out.text(answer, "answer", max_chars)
-    responder = out.identifier(responder, "responder")
-    conversation_id = out.identifier(conversation_id, "conversation_id", required=False)
-    with store.transaction() as conn:
-        record = store.escalation(escalation_id, conn)
-        if role == "agent":
-            task = None
-            if record["conversation_id"] is not None:
-                task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
-            check_agent_answer(record, task, conversation_id)
-        if record["status"] not in OPEN_STATUSES:
-            when = f" at {record['answered_at']}" if record.get("answered_at") else ""
-            raise StateError(f"escalation {escalation_id} is already {record['status']}{when}; "
-                             "if something changed, raise a new question with clarify or escalate")
-        now = store.now()
-        store.update_escalation(conn, escalation_id, answer=answer, answered_by=responder,
-                                answered_at=now, status="answered", resolved_at=record.get("resolved_at") or now)
-        store.audit(conn, "answer", responder, escalation_id=escalation_id,
-                    conversation_id=record["conversation_id"], task_id=record["task_id"], data={"answer": answer})
-        locked = False
-        if record["conversation_id"] is not None:
-            task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
-            locked = bool(task["locked"])
-            if task["awaiting_guidance"] and record["severity"] == Severity.L3.value:
-                store.update_task(conn, task["conversation_id"], task["task_id"], awaiting_guidance=0)
-            if record["type"] == EscalationType.pattern.value and task["handed_off"]:
-                store.update_task(conn, task["conversation_id"], task["task_id"], handed_off=0,
-                                  escalation_count=0)
-                store.audit(conn, "hand_back", responder, escalation_id=escalation_id,
-                            conversation_id=task["conversation_id"], task_id=task["task_id"])
-        record = store.escalation(escalation_id, conn)
-    if locked:
-        return out.from_record(record, Action.stop, out.ANSWERED_LOCKED, answer=answer)
-    return out.from_record(record, Action.proceed, out.ANSWERED, answer=answer)
-
-
-def unlock_task(store: Store, conversation_id: str, task_id: str, by: str, reason: str) -> None:
-    """A person reviewed an L4 escalation: let the agent work on the task again (no model needed)."""
-    conversation_id = out.identifier(conversation_id, "conversation_id")  # type: ignore[assignment]
-    task_id = out.identifier(task_id, "task_id")  # type: ignore[assignment]
-    by = out.identifier(by, "by")  # type: ignore[assignment]
-    reason = out.text(reason, "reason", 2000)  # type: ignore[assignment]
-    with store.transaction() as conn:
-        row = conn.execute("SELECT * FROM tasks WHERE conversation_id = ? AND task_id = ?",
-                           (conversation_id, task_id)).fetchone()
-        if row is None:
-            raise NotFoundError(f"task {task_id!r} of conversation {conversation_id!r} not found; "
-                                "check both ids (the task id is 'default' when the agent gave none)")
-        if not row["locked"]:
-            raise StateError(f"task {task_id!r} of conversation {conversation_id!r} is not locked; nothing to unlock")
-        store.update_task(conn, conversation_id, task_id, locked=0, locked_reason=None, locked_at=None,
-                          locked_by_escalation=None)
-        store.audit(conn, "unlock", by, escalation_id=row["locked_by_escalation"], conversation_id=conversation_id,
-                    task_id=task_id, data={"reason": reason})
 
 
 def _scope_instruction(severity: Severity | None) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from . import guard_results as out
 from .errors import NotFoundError
-from .ops.policy import format_duration, operations_policy
+from .ops_policy import format_duration, operations_policy
 from .store import OPEN_STATUSES, Store
 
 
@@ -40,7 +40,7 @@ def notices(store: Store, conn: sqlite3.Connection, policy: Any, conversation_id
 def pending(store: Store, conversation_id: str) -> dict[str, Any]:
     """What the conversation is waiting for: open escalations (reminded, awaiting guidance) and
     tasks that are paused, locked or handed off. Read-only: notices stay untold."""
-    conversation_id = out.identifier(conversation_id, "conversation_id")  # type: ignore[assignment]
+    conversation_id = out.identifier(conversation_id, "conversation_id")
     marks = ", ".join("?" * len(OPEN_STATUSES))
     conn = store._conn()
     open_ = store.escalations(f"conversation_id = ? AND status IN ({marks})",

@@ -3,7 +3,7 @@ from a classification or a stored escalation record, with the one-sentence instr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import InputError
 from .models import Action, Classification, EscalationResult, EscalationType, Severity
@@ -40,6 +40,10 @@ NOTICE_BLOCKED = "Task {task} is blocked ({id} unresolved at L3): keep it paused
 
 
 # --- input checks: every one runs before anything is written ---
+@overload
+def identifier(value: Any, name: str, *, required: Literal[True] = ...) -> str: ...
+@overload
+def identifier(value: Any, name: str, *, required: bool) -> str | None: ...
 def identifier(value: Any, name: str, *, required: bool = True) -> str | None:
     if value is None and not required:
         return None
@@ -61,6 +65,10 @@ def valid_unicode(value: str, name: str) -> str:
     return value
 
 
+@overload
+def text(value: Any, name: str, limit: int, *, required: Literal[True] = ...) -> str: ...
+@overload
+def text(value: Any, name: str, limit: int, *, required: bool) -> str | None: ...
 def text(value: Any, name: str, limit: int, *, required: bool = True) -> str | None:
     if value is None and not required:
         return None

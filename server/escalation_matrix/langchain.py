@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, create_model
 from .errors import EscalationMatrixError
 from .models import EscalationResult
 from .protocol import PROTOCOL_PROMPT
+from .toolspec import TOOLS, argument
 
 log = logging.getLogger(__name__)
 
@@ -36,85 +37,51 @@ Each tool result is JSON: read `action` and `instruction` first. A tool result t
 "Error:" means the call was not made: fix the arguments it names and call again.
 """
 
-DESCRIPTIONS = {
-    "classify": (
-        "Classify a request without recording anything: returns whether to proceed or which "
-        "escalation type (clarification, conflict, context, decision, compliance, scope, safety, "
-        "technical), severity L1-L4 and standard phrase applies. Call it when you want to know, "
-        "before acting, whether a request needs a person."),
-    "check_scope": (
-        "Check whether a request is within what you may and can do. Call it before acting on a "
-        "request that may be prohibited, outside your authority, or beyond your technical "
-        "capabilities. Returns in_scope and, if out of scope, the standard phrase to say."),
-    "clarify": (
-        "Ask the person one clarifying question (L1). Call it when the request is unclear, has two "
-        "conflicting instructions, or lacks one piece of information (pass `missing`). If the same "
-        "question was already answered in this conversation it returns proceed with that answer."),
-    "escalate": (
-        "Escalate a request that needs a person: a decision requiring human judgment, a compliance "
-        "or legal concern, sensitive data, a safety concern, or an action outside your scope. "
-        "Returns the type, severity and exact phrase to say; an issue already escalated returns the "
-        "existing open escalation instead of a new one."),
-    "respond": (
-        "Record the person's answer to an escalation. Call it as soon as the person replies to an "
-        "escalation or clarifying question, with its escalation_id and their answer; then continue "
-        "the task with that answer."),
-}
-
-
+# Argument models for langchain-core; every description is the MCP tool's (toolspec).
 class ClassifyArgs(BaseModel):
-    request: str = Field(description="The request you received, verbatim.")
-    context: dict[str, Any] | None = Field(
-        default=None, description="Structured facts, e.g. {\"environment\": \"production\", \"record_count\": 5000}.")
-    locale: str | None = Field(default=None, description="Language of the phrase and message, e.g. \"de\"; omitted: "
-                                                      "the conversation's, else the application's.")
+    request: str = Field(description=argument("classify", "request"))
+    context: dict[str, Any] | None = Field(default=None, description=argument("classify", "context"))
+    locale: str | None = Field(default=None, description=argument("classify", "locale"))
 
 
 class CheckScopeArgs(BaseModel):
-    request: str = Field(description="The request you received, verbatim.")
-    conversation_id: str | None = Field(default=None, description="Conversation id, to remember the decision.")
-    capabilities: list[str] | None = Field(
-        default=None, description="Capabilities you have, e.g. [\"database_access\", \"web_access\"].")
-    locale: str | None = Field(default=None, description="Language of the phrase and message, e.g. \"de\"; omitted: "
-                                                      "the conversation's, else the application's.")
+    request: str = Field(description=argument("check_scope", "request"))
+    conversation_id: str | None = Field(default=None, description=argument("check_scope", "conversation_id"))
+    capabilities: list[str] | None = Field(default=None, description=argument("check_scope", "capabilities"))
+    locale: str | None = Field(default=None, description=argument("check_scope", "locale"))
 
 
 class ClarifyArgs(BaseModel):
-    conversation_id: str = Field(description="Id of this conversation; the same for every call in it.")
-    request: str = Field(description="The request you received, verbatim.")
-    question: str = Field(description="The one question you need answered.")
-    task_id: str | None = Field(default=None, description="Task inside the conversation, if there are several.")
-    options: list[str] | None = Field(default=None, description="Options the person can choose from, if any.")
-    missing: str | None = Field(default=None, description="The missing piece of information, if that is the issue.")
-    locale: str | None = Field(default=None, description="Language of the phrase and message, e.g. \"de\"; omitted: "
-                                                      "the conversation's, else the application's.")
+    conversation_id: str = Field(description=argument("clarify", "conversation_id"))
+    request: str = Field(description=argument("clarify", "request"))
+    question: str = Field(description=argument("clarify", "question"))
+    task_id: str | None = Field(default=None, description=argument("clarify", "task_id"))
+    options: list[str] | None = Field(default=None, description=argument("clarify", "options"))
+    missing: str | None = Field(default=None, description=argument("clarify", "missing"))
+    locale: str | None = Field(default=None, description=argument("clarify", "locale"))
 
 
 class EscalateArgs(BaseModel):
-    conversation_id: str = Field(description="Id of this conversation; the same for every call in it.")
-    request: str = Field(description="The request you received, verbatim.")
-    task_id: str | None = Field(default=None, description="Task inside the conversation, if there are several.")
-    question: str | None = Field(default=None, description="The question for the person, if you have one.")
-    options: list[str] | None = Field(default=None, description="The options you see; never choose one yourself.")
-    details: str | None = Field(default=None, description="One or two sentences of background.")
-    context: dict[str, Any] | None = Field(
-        default=None, description="Structured facts, e.g. {\"estimated_cost\": 250, \"breaking_change\": true}.")
+    conversation_id: str = Field(description=argument("escalate", "conversation_id"))
+    request: str = Field(description=argument("escalate", "request"))
+    task_id: str | None = Field(default=None, description=argument("escalate", "task_id"))
+    question: str | None = Field(default=None, description=argument("escalate", "question"))
+    options: list[str] | None = Field(default=None, description=argument("escalate", "options"))
+    details: str | None = Field(default=None, description=argument("escalate", "details"))
+    context: dict[str, Any] | None = Field(default=None, description=argument("escalate", "context"))
     type: Literal["clarification", "conflict", "context", "decision", "compliance", "scope", "safety",
-                  "technical"] | None = Field(
-        default=None, description="Insist on escalating as this type when you are unsure, whatever the classifier "
-                                  "says; omitted: the classifier decides.")
-    locale: str | None = Field(default=None, description="Language of the phrase and message, e.g. \"de\"; omitted: "
-                                                      "the conversation's, else the application's.")
+                  "technical"] | None = Field(default=None, description=argument("escalate", "type"))
+    locale: str | None = Field(default=None, description=argument("escalate", "locale"))
 
 
 class RespondArgs(BaseModel):
-    escalation_id: str = Field(description="Id of the escalation answered, e.g. ESC-2026-001.")
-    answer: str = Field(description="The person's answer, in their words or the option they chose.")
-    conversation_id: str | None = Field(default=None, description="Id of this conversation; the escalation must belong to it.")
+    escalation_id: str = Field(description=argument("respond", "escalation_id"))
+    answer: str = Field(description=argument("respond", "answer"))
+    conversation_id: str | None = Field(default=None, description=argument("respond", "conversation_id"))
 
 
-ARGS = {"classify": ClassifyArgs, "check_scope": CheckScopeArgs, "clarify": ClarifyArgs,
-        "escalate": EscalateArgs, "respond": RespondArgs}
+ARGS: dict[str, type[BaseModel]] = {"classify": ClassifyArgs, "check_scope": CheckScopeArgs, "clarify": ClarifyArgs,
+                                    "escalate": EscalateArgs, "respond": RespondArgs}
 
 
 def result_content(result: EscalationResult) -> str:
@@ -179,7 +146,7 @@ def make_tools(guard: Any, *, conversation_id: str | None = None) -> list[BaseTo
             schema, bound = _bound_schema(schema, conversation_id), {"conversation_id": conversation_id}
         method = _relay(guard) if name == "respond" else getattr(guard, name)
         tools.append(StructuredTool.from_function(
-            func=_wrap(method, bound, name), name=name, description=DESCRIPTIONS[name],
+            func=_wrap(method, bound, name), name=name, description=TOOLS[name].description,
             args_schema=schema, infer_schema=False, response_format="content_and_artifact",
             handle_tool_error=tool_error, handle_validation_error=validation_error,
         ))
@@ -188,15 +155,12 @@ def make_tools(guard: Any, *, conversation_id: str | None = None) -> list[BaseTo
 
 def escalation_tools(db: str | Path | None = None, policy: Any = None, *, conversation_id: str | None = None,
                      embedder: Any = None, locale: str | None = None) -> list[BaseTool]:
-    """Build a ``ConversationGuard`` on the SQLite file ``db`` (default: ESCALATION_MATRIX_DB or the
-    per-user state file) and the policy (default: the shipped one), and return its tools.
-    ``locale`` (e.g. "de"): the language of phrases and messages when a call names none."""
-    from .classifier import Classifier
-    from .guard import ConversationGuard
+    """The tools over ``open_guard(policy, db, embedder=embedder)``: the same guard, encoder cache and
+    warm-up as the MCP server, on the SQLite file ``db`` (default: ESCALATION_MATRIX_DB or the
+    per-user state file) and the policy (default: the shipped one). ``locale`` (e.g. "de"): the
+    language of phrases and messages when a call names none."""
+    from .factory import open_guard
     from .loader import load_policy
-    from .store import Store
 
-    policy = policy or load_policy(locale=locale)
-    policy = policy.in_locale(locale)
-    guard = ConversationGuard(policy, Classifier(policy, embedder=embedder), Store(db))
-    return make_tools(guard, conversation_id=conversation_id)
+    policy = (policy or load_policy(locale=locale)).in_locale(locale)
+    return make_tools(open_guard(policy, db, embedder=embedder), conversation_id=conversation_id)

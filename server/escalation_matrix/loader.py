@@ -11,14 +11,8 @@ from .exemplars import Exemplar, load_exemplars
 from .models import EscalationType
 from .paths import DataPaths
 from .phrases import UI_TEXTS, PhraseBook
-from .policy import (
-    ClassifierFile,
-    ConversationFile,
-    MatrixFile,
-    RulesFile,
-    Strict,
-    load_policy_files,
-)
+from .policy import ClassifierFile, ConversationFile, MatrixFile, RulesFile, load_policy_files
+from .strict import Strict
 
 
 @dataclass(frozen=True)
@@ -54,7 +48,8 @@ class Policy:
             book = self.books[locale]
             source = self.source_matrix or self.files["matrix"]
             files = dict(self.files, matrix=translated_matrix(source, book))  # type: ignore[arg-type]
-            self._localized[locale] = replace(self, files=files, phrases=book, source_matrix=source, _localized={})
+            self._localized[locale] = replace(self, files=files, phrases=book, source_matrix=source,  # type: ignore[arg-type]
+                                              _localized={})
         return self._localized[locale]
 
     @property

@@ -23,28 +23,28 @@ from starlette.types import ASGIApp
 from . import guard_results as out
 from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, check_owner, claim_conversation
 from .errors import EscalationMatrixError, NotFoundError
+from .factory import open_guard
 from .guard import ConversationGuard
 from .http_security import HttpSecurity, Sessions, TokenTable
 from .loader import Policy
 from .mcp_ops import register_operations
 from .models import Action, EscalationResult
 from .protocol import PROTOCOL_PROMPT, SERVER_INSTRUCTIONS, matrix_document
+from . import toolspec as spec
+from .toolspec import TOOLS, argument
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ConversationId = Annotated[str, Field(description="Id of the conversation with the person, stable across calls (e.g. 'chat-42').")]
-Request = Annotated[str, Field(description="The person's request, verbatim.")]
-TaskId = Annotated[str | None, Field(description="Task inside the conversation; 'default' when omitted. Hand-off and locks are per task.")]
-Options = Annotated[list[str] | None, Field(description="Options to offer the person (at most 10); the type's default options when omitted.")]
+# the descriptions are the ones the LangChain tools use too (toolspec)
+ConversationId = Annotated[str, Field(description=spec.CONVERSATION_ID)]
+Request = Annotated[str, Field(description=spec.REQUEST)]
+TaskId = Annotated[str | None, Field(description=spec.TASK_ID)]
+Options = Annotated[list[str] | None, Field(description=spec.OPTIONS)]
 AgentType = Annotated[Literal["clarification", "conflict", "context", "decision", "compliance", "scope", "safety",
-                              "technical"] | None,
-                      Field(description="Insist on escalating as this type, e.g. 'decision', when you are unsure "
-                                        "whatever the classifier says; omitted: the classifier decides.")]
-Locale = Annotated[str | None, Field(description="Language of the phrase, message and options, e.g. 'en' or 'de'; the "
-                                             "conversation keeps it for later calls. Omitted: the conversation's "
-                                             "language, else the server's.")]
-Context_ = Annotated[dict[str, Any] | None, Field(description="Structured facts for the policy rules, e.g. {\"environment\": \"production\", \"estimated_cost\": 500}.")]
+                              "technical"] | None, Field(description=argument("escalate", "type"))]
+Locale = Annotated[str | None, Field(description=spec.LOCALE)]
+Context_ = Annotated[dict[str, Any] | None, Field(description=spec.CONTEXT)]
 
 
 class ClarifyAnswer(BaseModel):
@@ -70,34 +70,13 @@ def _tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def load_guard(policy: Policy | None = None, db: str | Path | None = None, *,
-               background: bool = False) -> ConversationGuard:
-    """Load the policy, the embedding model (once, seconds) and the state file. With ``background``
-    the model loads in a thread and the guard is returned at once; classifying calls wait for it."""
-    from .loader import load_policy
-    from .store import Store
-
-    policy = policy or load_policy()
-
-    def build() -> Any:
-        from .classifier import Classifier, serving_embedder
-        from .embedcache import CachingEmbedder
-
-        classifier = Classifier(policy, embedder=CachingEmbedder(serving_embedder(policy.classifier)))
-        classifier.classify("warm up the model")  # the first encode is slow; pay it at start, not on a call
-        return classifier
-
-    if background:
-        from .warmup import BackgroundClassifier
-
-        return ConversationGuard(policy, BackgroundClassifier(build), Store(db))  # type: ignore[arg-type]
-    return ConversationGuard(policy, build(), Store(db))
+load_guard = open_guard  # the name the CLI and earlier code use
 
 
 def build_server(policy: Policy | None = None, db: str | Path | None = None, *,
                  guard: ConversationGuard | None = None, name: str = "escalation-matrix") -> MCPServer:
     """An MCP server over ``guard`` (built from ``policy`` and ``db`` when not given)."""
-    guard = guard or load_guard(policy, db)
+    guard = guard or open_guard(policy, db)
     server = MCPServer(name, title="Escalation matrix", instructions=SERVER_INSTRUCTIONS, log_level="WARNING")
     _register_tools(server, guard)
     _register_clarify(server, guard)
@@ -107,64 +86,51 @@ def build_server(policy: Policy | None = None, db: str | Path | None = None, *,
 
 
 def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
-    @server.tool(title="Classify a request", annotations=ToolAnnotations(
+    @server.tool(title=TOOLS["classify"].title, description=TOOLS["classify"].description, annotations=ToolAnnotations(
         read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
     @_tool_errors
     def classify(request: Request, context: Context_ = None, locale: Locale = None) -> EscalationResult:
-        """Say whether a request needs escalating (type, severity, standard phrase) without recording
-        anything. Use escalate, clarify or check_scope to act on it."""
         return guard.classify(request, context, locale)
 
-    @server.tool(title="Escalate to a person", annotations=ToolAnnotations(
+    @server.tool(title=TOOLS["escalate"].title, description=TOOLS["escalate"].description, annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     @_tool_errors
     def escalate(
         ctx: Context, conversation_id: ConversationId, request: Request, task_id: TaskId = None,
-        question: Annotated[str | None, Field(description="The one-sentence question to put to the person, if you have one.")] = None,
+        question: Annotated[str | None, Field(description=argument("escalate", "question"))] = None,
         options: Options = None,
-        details: Annotated[str | None, Field(description="One sentence of context for the person (the Context line).")] = None,
+        details: Annotated[str | None, Field(description=argument("escalate", "details"))] = None,
         context: Context_ = None,
         type: AgentType = None,
         locale: Locale = None,
     ) -> EscalationResult:
-        """Escalate once when you are unsure whether to act. Returns the action to take: escalate (say
-        the phrase once and wait), proceed (with a default or an earlier answer), handoff (the task
-        went to a person) or stop (L4: the task is locked). The same open issue returns the same
-        escalation_id with repeated=true - never ask it twice. Pass `type` when you are sure a person is
-        needed: it escalates as that type even when the classifier sees no need (classified_as then says
-        what the classifier thought)."""
         claim(guard, ctx, conversation_id)
         return guard.escalate(conversation_id, request, task_id, question, options, details, context, type, locale)
 
-    @server.tool(title="Check whether a request is in scope", annotations=ToolAnnotations(
+    @server.tool(title=TOOLS["check_scope"].title, description=TOOLS["check_scope"].description, annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     @_tool_errors
     def check_scope(
         ctx: Context, request: Request,
-        conversation_id: Annotated[str | None, Field(description="When given, an out-of-scope result is recorded as an escalation of this conversation.")] = None,
-        capabilities: Annotated[list[str] | None, Field(description="What you can do, e.g. ['database_access', 'web_access', 'file_access', 'email', 'code_execution', 'booking_access']; a technical request needing one of them is in scope.")] = None,
+        conversation_id: Annotated[str | None, Field(description=argument("check_scope", "conversation_id"))] = None,
+        capabilities: Annotated[list[str] | None, Field(description=argument("check_scope", "capabilities"))] = None,
         locale: Locale = None,
     ) -> EscalationResult:
-        """Before acting: is this request within what you may and can do? in_scope=false comes with the
-        standard scope/technical/compliance/safety phrase and the alternatives you can offer."""
         if conversation_id is not None:
             claim(guard, ctx, conversation_id)
         return guard.check_scope(request, conversation_id, capabilities, locale)
 
-    @server.tool(title="Record the person's answer", annotations=ToolAnnotations(
+    @server.tool(title=TOOLS["respond"].title, description=TOOLS["respond"].description, annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     @_tool_errors
     def respond(
         ctx: Context,
-        escalation_id: Annotated[str, Field(description="The escalation answered, e.g. ESC-2026-001.")],
-        answer: Annotated[str, Field(description="The person's answer, verbatim.")],
-        conversation_id: Annotated[str | None, Field(description="Your conversation id; the escalation must belong to it.")] = None,
+        escalation_id: Annotated[str, Field(description=argument("respond", "escalation_id"))],
+        answer: Annotated[str, Field(description=argument("respond", "answer"))],
+        conversation_id: Annotated[str | None, Field(description=argument("respond", "conversation_id"))] = None,
     ) -> EscalationResult:
-        """Record the person's answer to an open question of your conversation; returns proceed with the
-        answer. Apply it and continue at once - do not ask for confirmation. A second answer to the same
-        escalation is an error. Hand-offs and L4 (locked) escalations are answered by a person, not here."""
         who = principal(ctx)
-        record = guard.store.escalation(out.identifier(escalation_id, "escalation_id"))  # type: ignore[arg-type]
+        record = guard.store.escalation(out.identifier(escalation_id, "escalation_id"))
         with guard.store.transaction() as conn:
             check_owner(conn, record["conversation_id"], who)
         if who.is_operator:
@@ -186,22 +152,18 @@ def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:
             return None
         return Elicit(result.message or result.question or "", ClarifyAnswer)
 
-    @server.tool(title="Ask a clarifying question", annotations=ToolAnnotations(
+    @server.tool(title=TOOLS["clarify"].title, description=TOOLS["clarify"].description, annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     @_tool_errors
     def clarify(
         conversation_id: ConversationId, request: Request,
-        question: Annotated[str, Field(description="The one clarifying question you would ask the person.")],
+        question: Annotated[str, Field(description=argument("clarify", "question"))],
         result: Annotated[EscalationResult, Resolve(pending)],
         reply: Annotated[ElicitationResult[ClarifyAnswer], Resolve(ask_person)],
         task_id: TaskId = None, options: Options = None,
-        missing: Annotated[str | None, Field(description="The one missing piece of information, e.g. 'the target audience' (a Context escalation).")] = None,
+        missing: Annotated[str | None, Field(description=argument("clarify", "missing"))] = None,
         locale: Locale = None,
     ) -> EscalationResult:
-        """The L1 path (unclear request, conflicting instructions, missing information). If an equivalent
-        question was already answered in this conversation you get proceed with that answer and nothing is
-        asked. When your client supports elicitation the person is asked inside this call and you get
-        proceed with the answer; otherwise the escalation awaiting a response."""
         if reply.action == "accept" and isinstance(reply.data, ClarifyAnswer) and result.escalation_id:
             return guard.respond(result.escalation_id, reply.data.answer, responder="person")
         return result

@@ -16,10 +16,10 @@ from .errors import EscalationMatrixError
 from .guard import ConversationGuard
 from .ops.oversight import Oversight
 from .ops.pipeline import MAX_COUNT, MAX_DETAILS, ItemOutcome, report_item, validate
-
-log = logging.getLogger(__name__)
 from .ops.report_format import render_report
 from .ops.reports import PERIODS, build_report
+
+log = logging.getLogger(__name__)
 
 
 def _clean_doc(fn):

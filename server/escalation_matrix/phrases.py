@@ -12,7 +12,7 @@ from pydantic import Field
 
 from .errors import InputError, PolicyError
 from .models import EscalationType
-from .policy import Strict
+from .strict import Strict
 from .yamlfile import load_model
 
 TEMPLATE_FORMATS = ("md", "txt", "html")

@@ -12,8 +12,8 @@ from pydantic import Field, field_validator, model_validator
 
 from .errors import PolicyError
 from .models import EscalationType, Severity
-from .ops.oversight_policy import OversightFile, check_with_operations
-from .ops.policy import OperationsFile
+from .oversight_policy import OversightFile, check_with_operations
+from .ops_policy import OperationsFile
 from .strict import Strict
 from .yamlfile import load_model
 

@@ -80,7 +80,8 @@ class Reloader:
             self._seen = fingerprint(self.folders)
             now = self.guard.store.now()
             try:
-                policy = load_policy(*self.folders, locale=self.guard.policy.locale_override)
+                policies, phrases, embeddings = self.folders
+                policy = load_policy(policies, phrases, embeddings, locale=self.guard.policy.locale_override)
             except PolicyError as exc:
                 problems = [f"{f}: {k}: {m}" if k else f"{f}: {m}" for f, k, m in exc.problems]
                 log.warning("policy reload (%s) refused, still serving the policy loaded at %s:\n  %s",
@@ -138,7 +139,7 @@ class Reloader:
                 self._reason = "watch"
                 if reason:
                     self.reload(reason)
-            except Exception:  # noqa: BLE001 - the watcher must survive a bad tick
+            except Exception:  # the watcher must survive a bad tick
                 log.exception("policy watcher failed; retrying in %.0f s", self.interval)
 
 

@@ -184,7 +184,7 @@ def write_decision(path: Path, safety: float, margin: float) -> None:
         inner = block.group(1)
         for key, value in values.items():
             pattern = re.compile(rf"^([ \t]+){key}:[^\n]*$", re.MULTILINE)
-            inner = pattern.sub(lambda m: f"{m.group(1)}{key}: {value}", inner, count=1) if pattern.search(inner) \
+            inner = pattern.sub(lambda m, key=key, value=value: f"{m.group(1)}{key}: {value}", inner, count=1) if pattern.search(inner) \
                 else inner + f"  {key}: {value}\n"
         text = text[: block.start(1)] + inner + text[block.end(1):]
     path.write_text(text, encoding="utf-8")

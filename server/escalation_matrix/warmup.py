@@ -38,7 +38,7 @@ class BackgroundClassifier:
             self._value = self._factory()
             self.load_seconds = time.perf_counter() - start
             log.info("classifier ready in %.1f s", self.load_seconds)
-        except BaseException as exc:  # noqa: BLE001 - reported to every caller, not lost in the thread
+        except BaseException as exc:  # reported to every caller, not lost in the thread
             self._error = exc
             log.exception("the classifier failed to load")
         finally:

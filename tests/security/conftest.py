@@ -3,14 +3,13 @@ server process on it; see ``serving``)."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
-import httpx2
 import pytest
-from serving import OPERATOR_TOKEN, ROOT, Served, free_port, server_env, start, stop
+from serving import OPERATOR_TOKEN, ROOT, Served, serve_http, server_env, stop
 
 
 @pytest.fixture
@@ -26,27 +25,17 @@ def fake_policies(tmp_path: Path) -> Path:
 def serve(tmp_path: Path, fake_policies: Path):
     """``serve(token=..., extra=[...], **env)`` starts a real HTTP server and waits until it answers."""
     started: list[subprocess.Popen] = []
+    count = itertools.count(1)
 
     def run(token: str | None = OPERATOR_TOKEN, extra: list[str] | None = None, **env: str) -> Served:
-        port = free_port()
-        db, log = tmp_path / f"state-{port}.db", tmp_path / f"server-{port}.log"
+        n = next(count)
+        db, log = tmp_path / f"state-{n}.db", tmp_path / f"server-{n}.log"
         if token:
             env["ESCALATION_MATRIX_TOKEN"] = token
-        proc = start(["--policies", str(fake_policies), "serve", "--transport", "http", "--port", str(port),
-                      "--db", str(db), *(extra or [])], server_env(**env), log)
-        started.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                httpx2.get(f"{base}/mcp", timeout=2)
-                return Served(base, port, db, log, proc)
-            except httpx2.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail("HTTP server did not start within 120 s")
-                time.sleep(0.2)
+        served = serve_http(["--policies", str(fake_policies), "serve", "--transport", "http", "--db", str(db),
+                             *(extra or [])], server_env(**env), log, db=db, timeout=120)
+        started.append(served.proc)
+        return served
 
     yield run
     for proc in started:

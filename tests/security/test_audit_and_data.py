@@ -134,7 +134,7 @@ def test_an_operator_answer_is_redacted_in_storage_and_in_notifications(guard, p
     with caplog.at_level(logging.INFO):
         ops.answer(esc, f"Use card {CARD}, key sk-live-4eC39HqLyjWDarjtT1zdp7dc, call +44 20 7946 0958")
         from escalation_matrix.ops.notify import deliver
-        from escalation_matrix.ops.policy import operations_policy
+        from escalation_matrix.ops_policy import operations_policy
 
         deliver(guard.store, operations_policy(policy))
     stored = everything_stored(guard.store)

@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from escalation_matrix.cli import main
 from escalation_matrix.guard import ConversationGuard
 from escalation_matrix.ops import notify
 from escalation_matrix.ops.failsafe import Sweeper
-from escalation_matrix.ops.policy import OperationsFile, operations_policy
+from escalation_matrix.ops_policy import OperationsFile, operations_policy
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 

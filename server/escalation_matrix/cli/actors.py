@@ -102,7 +102,7 @@ def record_cmd(state: AppState, actor, suggested, chosen, escalation, db) -> Non
 def suspend_cmd(state: AppState, actor, reason, cooldown, by, db) -> None:
     """Suspend ACTOR for a cool-down; its open items go to its team's replacement."""
     from ..ops.oversight_chain import suspend
-    from ..ops.policy import parse_duration
+    from ..ops_policy import parse_duration
 
     try:
         span = parse_duration(cooldown) if cooldown else None
@@ -135,7 +135,7 @@ def reinstate_cmd(state: AppState, actor, reason, by, db) -> None:
 @translate_errors
 def chain_cmd(state: AppState, team, as_json) -> None:
     """Show who holds a ticket at each step of each team's chain, and for how long."""
-    from ..ops.oversight_policy import oversight_policy, stage_name
+    from ..oversight_policy import oversight_policy, stage_name
 
     rules = oversight_policy(state.policy)
     if team and team not in rules.teams:
@@ -148,7 +148,7 @@ def chain_cmd(state: AppState, team, as_json) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    from ..ops.policy import format_duration
+    from ..ops_policy import format_duration
 
     for name, t in teams.items():
         click.echo(f"{name}: replacement {t.stand_in}")

@@ -138,7 +138,7 @@ def _parse_context(raw: str | None) -> dict[str, Any] | None:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise CliError(f"--context is not valid JSON ({exc.msg}); pass an object like '{{\"environment\": \"production\"}}'")
+        raise CliError(f"--context is not valid JSON ({exc.msg}); pass an object like '{{\"environment\": \"production\"}}'") from None
     if not isinstance(value, dict):
         raise CliError("--context must be a JSON object")
     return value

@@ -161,7 +161,7 @@ _closing_command("close", True,
 @translate_errors
 def list_cmd(state: AppState, status, level, etype, severity, assignee, older_than, limit, as_json, db) -> None:
     """List escalations, newest first, with filters."""
-    from ..ops.policy import parse_duration
+    from ..ops_policy import parse_duration
 
     age = None
     if older_than:
@@ -228,7 +228,7 @@ def sweep(state: AppState, now_text, no_deliver, db) -> None:
     (times as set in policies/operations.yaml)."""
     from ..ops.failsafe import sweep as run_sweep
     from ..ops.notify import deliver
-    from ..ops.policy import operations_policy
+    from ..ops_policy import operations_policy
 
     store = state.store(db)
     now = _moment(now_text, "--now")

@@ -29,7 +29,8 @@ def _quiet_model_loading() -> None:
 @click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True,
               help="stdio for a local MCP client; http for streamable HTTP at /mcp.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP: interface to listen on.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="HTTP: port.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="HTTP: port; 0 picks a free one (the address is printed at start).")
 @click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False), envvar=TOKENS_FILE_ENV,
               help="HTTP: file of principals, one 'ROLE NAME TOKEN' per line (role agent or operator).")
 @click.option("--allowed-host", "allowed_hosts", multiple=True,
@@ -97,9 +98,11 @@ def _serve(server, guard, transport: str, host: str, port: int, tokens=None, all
 
     extra_routes = _console_routes(guard)
     app = build_http_app(server, extra_routes=extra_routes, host=host, tokens=tokens, allowed_hosts=allowed_hosts)
-    for line in addresses(host, port, bool(tokens), bool(extra_routes)):
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    sock = config.bind_socket()  # bound here, so --port 0 (the system picks a free port) prints the real one
+    for line in addresses(host, sock.getsockname()[1], bool(tokens), bool(extra_routes)):
         click.echo(f"escalation-matrix: {line}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def addresses(host: str, port: int, token: bool, console: bool) -> list[str]:
@@ -115,7 +118,7 @@ def addresses(host: str, port: int, token: bool, console: bool) -> list[str]:
 def _console_routes(guard) -> list:
     """The operations console, when that module is installed, shares the HTTP server at /console."""
     try:
-        from .. import console  # type: ignore[attr-defined]
+        from .. import console
     except ImportError:
         return []
     routes = getattr(console, "routes", None)
@@ -147,7 +150,7 @@ def reload(state: AppState, db: str | None) -> None:
 @translate_errors
 def unlock(state: AppState, conversation: str, task: str, by: str, reason: str, db: str | None) -> None:
     """Unlock TASK of CONVERSATION after a person reviewed its L4 escalation."""
-    from ..guard import unlock_task
+    from ..answers import unlock_task
 
     unlock_task(state.store(db), conversation, task, by, reason)
     click.echo(f"unlocked task {task!r} of conversation {conversation!r}")

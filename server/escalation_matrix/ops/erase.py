@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import InputError, NotFoundError
 from ..store import OPEN_STATUSES, Store, iso
-from .policy import operations_policy
+from ..ops_policy import operations_policy
 
 ERASED = "[erased]"
 

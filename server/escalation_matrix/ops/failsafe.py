@@ -25,7 +25,7 @@ from typing import Any
 
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
-from .policy import FailSafe, OperationsFile, operations_policy
+from ..ops_policy import FailSafe, OperationsFile, operations_policy
 
 log = logging.getLogger("escalation_matrix.failsafe")
 OVERDUE = "overdue_level_"  # the stage of a manual or pipeline record past its level's response time
@@ -161,7 +161,7 @@ def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: d
         changes = {"reminded_at": now}
         text = f"Reminder: unanswered for {_age(record, due)}. {record.get('reason') or ''}".strip()
     elif rule.action == "raise":
-        new = rule.to.value  # type: ignore[union-attr]  (set by the policy's validation)
+        new = rule.to.value  # type: ignore[union-attr]  # set by the policy's validation
         route = ops.routing[rule.to]  # type: ignore[index]
         changes = {"severity": new, "severity_at": iso(due), "status": "raised", "raised_at": now,
                    "level": max(record["level"], route.level), "due_at": iso(due + route.respond_within)}
@@ -199,7 +199,7 @@ def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: d
 
 
 def _age(record: dict[str, Any], due: datetime) -> str:
-    from .policy import format_duration
+    from ..ops_policy import format_duration
 
     start = parse_iso(record.get("severity_at") or record["created_at"])
     return format_duration(timedelta(seconds=round((due - start).total_seconds())))
@@ -250,7 +250,7 @@ class Sweeper:
                 from .erase import erase_expired  # retention.personal_data
 
                 erase_expired(self.store, self.policy)
-            except Exception:  # noqa: BLE001 - the timer thread must survive a bad tick
+            except Exception:  # the timer thread must survive a bad tick
                 log.exception("fail-safe sweep failed; retrying in %.0f s", self.interval)
             self._stop.wait(self.interval)
 

@@ -20,7 +20,6 @@ import math
 import socket
 import sqlite3
 import threading
-import time
 import urllib.error
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ from typing import Any, Callable
 
 from ..models import Severity
 from ..store import Store, equals_where, iso
-from .policy import Channel, OperationsFile
+from ..ops_policy import Channel, OperationsFile
 
 log = logging.getLogger("escalation_matrix.notify")
 CLAIM_MARGIN = timedelta(seconds=30)  # a claimed row is retried by someone else only if its sender died
@@ -88,7 +87,7 @@ def enqueue(store: Store, conn: sqlite3.Connection, ops: OperationsFile, channel
 
 def announce(store: Store, conn: sqlite3.Connection, policy: Any, esc_id: str, text: str) -> int:
     """Queue the on-create notification of a new escalation, whatever made it (agent, operator, pipeline)."""
-    from .policy import operations_policy
+    from ..ops_policy import operations_policy
 
     ops = operations_policy(policy)
     record = store.escalation(esc_id, conn)
@@ -228,7 +227,9 @@ def _send(row: dict[str, Any], channel: Channel | None, send: Sender) -> str | N
     try:
         send(url, row["payload"].encode("utf-8"), channel.timeout.total_seconds())
     except Exception as exc:
-        raise type(exc)(str(exc).replace(url, row["target"])) if url in str(exc) else exc
+        if url in str(exc):  # the error names the target, never the secret URL
+            raise type(exc)(str(exc).replace(url, row["target"])) from None
+        raise
     return url
 
 
@@ -296,7 +297,7 @@ class Dispatcher:
                 return
             try:
                 deliver(self.store, self.ops)
-            except Exception:  # noqa: BLE001 - the notifier must survive a bad round
+            except Exception:  # the notifier must survive a bad round
                 log.exception("notification delivery failed; retrying in %.0f s", self.interval)
 
 

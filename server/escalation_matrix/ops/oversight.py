@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field
 from ..errors import InputError, NotFoundError, StateError
 from ..store import OPEN_STATUSES, Store, iso
 from . import notify
-from .oversight_policy import OversightFile, OversightRule, oversight_policy, stage_name
-from .policy import OperationsFile, operations_policy
+from ..oversight_policy import OversightFile, OversightRule, oversight_policy, stage_name
+from ..ops_policy import OperationsFile, operations_policy
 
 SOURCE = "oversight"
 MAX_TEXT = 500
@@ -286,6 +286,6 @@ def chain_of(rules: OversightFile, actor: str) -> dict[str, Any]:
 
 
 def _span(delta: timedelta | None) -> str:
-    from .policy import format_duration
+    from ..ops_policy import format_duration
 
     return format_duration(delta) if delta is not None else "-"

@@ -22,7 +22,7 @@ from ..errors import InputError, StateError
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
 from .failsafe import CATCH_UP_GRACE, Transition
-from .oversight_policy import stage_name
+from ..oversight_policy import stage_name
 
 if TYPE_CHECKING:
     from .oversight import Oversight
@@ -195,7 +195,7 @@ def _hop(oversight: Oversight, conn: sqlite3.Connection, ticket: sqlite3.Row, he
                       "holder": nxt.actor})
     updated = store.escalation(esc_id, conn)
     span = held.answer_within
-    from .policy import format_duration
+    from ..ops_policy import format_duration
 
     notify.enqueue(store, conn, oversight.ops, nxt.notify, stage, updated,
                    f"The {held.role} ({held.actor}) did not answer within {format_duration(span)}: the ticket about "

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ..errors import InputError
 from ..store import OPEN_STATUSES, Store
-from .policy import operations_policy
+from ..ops_policy import operations_policy
 from .records import Operations
 
 ErrorKind = Literal["data-quality", "system"]

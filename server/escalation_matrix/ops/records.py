@@ -11,8 +11,9 @@ from typing import Any
 from ..errors import InputError, StateError
 from ..models import EscalationType, Severity
 from ..store import OPEN_STATUSES, STATUSES, Store, iso, parse_iso
+from ..answers import respond
 from . import notify
-from .policy import OperationsFile, operations_policy
+from ..ops_policy import OperationsFile, operations_policy
 
 class Operations:
     """What an operator (CLI, console, pipeline) does to escalation records."""
@@ -129,8 +130,6 @@ class Operations:
     def answer(self, esc_id: str, answer: str, by: str = "operator") -> dict[str, Any]:
         """The same path as the agent's ``respond`` tool (a handed-off task comes back, the agent's
         next call proceeds with the answer), then the change is notified."""
-        from ..guard import respond
-
         if not answer.strip():
             raise InputError("the answer is empty; write the decision the agent should apply")
         from .oversight import Oversight

@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..models import Severity
 from ..store import Store, iso, parse_iso
 from .oversight_report import ActorLine, ReplacementLine, actor_lines, replacement_lines
-from .policy import operations_policy
+from ..ops_policy import operations_policy
 
 Period = Literal["daily", "weekly", "monthly"]
 PERIODS = ("daily", "weekly", "monthly")

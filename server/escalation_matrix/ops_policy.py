@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, RootModel, model_validator
 
-from ..models import Severity
-from ..strict import Strict
+from .models import Severity
+from .strict import Strict
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -47,7 +47,7 @@ STANDARD_ACTIONS: dict[str, FailSafeAction] = {
 
 class RoutingLevel(Strict):
     name: str = Field(description="Team name of the level, e.g. operational, engineering, product.")
-    response_target: Duration = Field(description="Time allowed to respond, e.g. 24h (seed 004).")
+    response_target: Duration = Field(description="Time allowed to respond, e.g. 24h.")
     assignee: str = Field(description="Default assignee when an escalation reaches this level.")
 
 
@@ -102,7 +102,7 @@ class FailSafes(RootModel[dict[str, FailSafe]]):
     def items(self) -> Any:
         return self.root.items()
 
-    def __iter__(self) -> Any:  # type: ignore[override]  (name, stage) pairs, like a model's fields
+    def __iter__(self) -> Any:  # name, stage pairs, like a model's fields
         return iter(self.root.items())
 
     @model_validator(mode="after")
@@ -137,7 +137,7 @@ class Kpis(Strict):
                                  Severity.L2: KpiTarget(target=0.03, alert=0.05),
                                  Severity.L3: KpiTarget(target=0.01, alert=0.02),
                                  Severity.L4: KpiTarget(target=0.001, alert=0.005)},
-        description="Per-severity rate targets (seed 002 §8).")
+        description="Per-severity rate targets.")
     resolution: dict[Severity, Duration] = Field(
         default_factory=lambda: {Severity.L1: timedelta(minutes=2), Severity.L2: timedelta(minutes=15)},
         description="Resolution-time targets by severity.")
@@ -210,7 +210,7 @@ class Redaction(Strict):
                                                    "tokens and webhook URLs are always redacted.")
 
     def redactor(self) -> Any:
-        from ..redact import Redactor
+        from .redact import Redactor
 
         return Redactor(emails=self.emails, phones=self.phones)
 
@@ -237,13 +237,13 @@ def _default_routing() -> dict[Severity, Route]:
 
 class OperationsFile(Strict):
     levels: dict[int, RoutingLevel] = Field(default_factory=_default_levels,
-                                            description="Routing levels (seed 004): 1 operational, 2 engineering, 3 product.")
+                                            description="Routing levels: 1 operational, 2 engineering, 3 product.")
     routing: dict[Severity, Route] = Field(default_factory=_default_routing,
                                            description="Agent escalations by severity: level, assignee, channels, due time.")
     failsafes: FailSafes = Field(default_factory=FailSafes,
                                  description="Fail-safe stages for agent escalations, by name.")
-    kpis: Kpis = Field(default_factory=Kpis, description="KPI targets and alert thresholds (seed 002 §8).")
-    pipeline: Pipeline = Field(default_factory=Pipeline, description="Automatic pipeline triggers (seed 004).")
+    kpis: Kpis = Field(default_factory=Kpis, description="KPI targets and alert thresholds.")
+    pipeline: Pipeline = Field(default_factory=Pipeline, description="Automatic pipeline triggers.")
     notifications: Notifications = Field(default_factory=Notifications, description="Notification channels and who gets what.")
     sweep_interval: Duration = Field(default=timedelta(seconds=30), description="How often the server runs the fail-safe sweep.")
     redaction: Redaction = Field(default_factory=Redaction, description="Personal data redacted before storing, logging or notifying.")
@@ -273,7 +273,7 @@ class OperationsFile(Strict):
 
     def level(self, number: int) -> RoutingLevel:
         if number not in self.levels:
-            from ..errors import InputError
+            from .errors import InputError
 
             raise InputError(f"routing level {number} is not defined; use one of {sorted(self.levels)}")
         return self.levels[number]

@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from ..models import EscalationType, Severity
-from ..strict import Strict
-from .policy import Duration, OperationsFile
+from .models import EscalationType, Severity
+from .strict import Strict
+from .ops_policy import Duration, OperationsFile
 
 SPECIAL_SUSPEND = ("ticket", "never")
 

@@ -1,0 +1,41 @@
+"""One way to open the product: ``open_guard`` builds the conversation guard (policy, classifier,
+state file) that the MCP server, the LangChain tools and the CLI all run on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .guard import ConversationGuard
+from .loader import Policy
+
+
+def open_guard(policy: Policy | None = None, db: str | Path | None = None, *, embedder: Any = None,
+               background: bool = False) -> ConversationGuard:
+    """A ``ConversationGuard`` on the SQLite file ``db`` (default: $ESCALATION_MATRIX_DB or the
+    per-user state file) and ``policy`` (default: the shipped one, see ``load_policy``).
+
+    The encoder is the policy's serving model behind a batching cache, warmed up before this returns
+    (the first encode is slow; it is paid here, not on a call). Pass ``embedder`` to use another
+    one, e.g. ``get_embedder("fake")`` in tests. With ``background`` the model loads in a thread and
+    the guard is returned at once; classifying calls wait for it."""
+    from .loader import load_policy
+    from .store import Store
+
+    chosen = policy or load_policy()
+
+    def build() -> Any:
+        from .classifier import Classifier, serving_embedder
+        from .embedcache import CachingEmbedder
+
+        encoder = embedder if embedder is not None else CachingEmbedder(serving_embedder(chosen.classifier))
+        classifier = Classifier(chosen, embedder=encoder)
+        classifier.classify("warm up the model")
+        return classifier
+
+    if background:
+        from .warmup import BackgroundClassifier
+
+        # stands in for the Classifier (same methods), loading it on first use
+        return ConversationGuard(chosen, BackgroundClassifier(build), Store(db))  # type: ignore[arg-type]
+    return ConversationGuard(chosen, build(), Store(db))
