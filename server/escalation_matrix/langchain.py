@@ -100,7 +100,8 @@ class EscalateArgs(BaseModel):
 
 
 class RespondArgs(BaseModel):
-    escalation_id: str = Field(description="Id of the escalation answered, e.g. ESC-2026-001.")
+    escalation_id: str = Field(description="The escalation answered: the `ref` returned with it, or its id, "
+                                           "e.g. ESC-2026-001.")
     answer: str = Field(description="The person's answer, in their words or the option they chose.")
     conversation_id: str | None = Field(default=None, description="Id of this conversation; the escalation must belong to it.")
 

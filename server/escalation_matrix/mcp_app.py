@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from . import guard_results as out
-from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, check_owner, claim_conversation
+from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, check_owner, check_reference, claim_conversation
 from .errors import EscalationMatrixError, NotFoundError
 from .guard import ConversationGuard
 from .http_security import HttpSecurity, Sessions, TokenTable
@@ -151,7 +151,9 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
     @_tool_errors
     def respond(
         ctx: Context,
-        escalation_id: Annotated[str, Field(description="The escalation answered, e.g. ESC-2026-001.")],
+        escalation_id: Annotated[str, Field(description="The escalation answered: its `ref` as returned with it "
+                                                        "(required over HTTP); a stdio client may also give its id, "
+                                                        "e.g. ESC-2026-001.")],
         answer: Annotated[str, Field(description="The person's answer, verbatim.")],
         conversation_id: Annotated[str | None, Field(description="Your conversation id; the escalation must belong to it.")] = None,
     ) -> EscalationResult:
@@ -159,11 +161,14 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         answer. Apply it and continue at once - do not ask for confirmation. A second answer to the same
         escalation is an error. Hand-offs and L4 (locked) escalations are answered by a person, not here."""
         who = principal(ctx)
-        record = guard.store.escalation(out.identifier(escalation_id, "escalation_id"))  # type: ignore[arg-type]
+        name = out.identifier(escalation_id, "escalation_id")
+        record = guard.store.escalation(guard.store.resolve(name))  # type: ignore[arg-type]
         with guard.store.transaction() as conn:
             check_owner(conn, record["conversation_id"], who)
         if who.is_operator:
             return guard.respond(escalation_id, answer, responder=who.name)
+        if over_http(ctx):
+            check_reference(record, name)  # type: ignore[arg-type]
         return guard.respond(escalation_id, answer, responder="agent" if who == LOCAL_AGENT else who.name,
                              role="agent", conversation_id=conversation_id)
 
@@ -230,8 +235,10 @@ def _register_context(server: MCPServer, guard: ConversationGuard) -> None:
                      title="What a conversation is waiting for",
                      description="Open escalations of one conversation (reminded, awaiting guidance) and the state of "
                                  "each task: active, awaiting_guidance (paused), handed_off or locked.")
-    def pending(conversation_id: str) -> str:
+    def pending(conversation_id: str, ctx: Context) -> str:
         try:
+            with guard.store.transaction() as conn:
+                check_owner(conn, conversation_id, principal(ctx))
             return json.dumps(guard.pending(conversation_id), indent=2, ensure_ascii=False)
         except NotFoundError as exc:
             raise ResourceNotFoundError(str(exc)) from None
@@ -261,6 +268,15 @@ def principal(ctx: Context) -> Principal:
     scope = getattr(request, "scope", None) or {}
     found = scope.get(PRINCIPAL_KEY)
     return found if isinstance(found, Principal) else LOCAL_AGENT
+
+
+def over_http(ctx: Context) -> bool:
+    """Whether the call came through the HTTP front door (which names the principal in the scope)."""
+    try:
+        request = ctx.request_context.request
+    except ValueError:
+        return False
+    return PRINCIPAL_KEY in (getattr(request, "scope", None) or {})
 
 
 def claim(guard: ConversationGuard, ctx: Context, conversation_id: Any) -> None:

@@ -140,5 +140,5 @@ async def test_the_shared_token_is_an_agent_on_mcp(serve):
 
     async with http(served.base, OPERATOR_TOKEN) as client:
         made = await handoff(client, "chat-9")
-        message = await refused(client, "respond", escalation_id=made["escalation_id"], answer="mine now")
+        message = await refused(client, "respond", escalation_id=made["ref"], answer="mine now")
     assert "hand-off" in message
