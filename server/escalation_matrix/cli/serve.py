@@ -73,13 +73,13 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
     # edited policy, phrase and exemplar files, SIGHUP or `escalation-matrix reload`: validated, then served
     reloader = start_reloader(guard, on_reload=[lambda policy: setattr(sweeper, "policy", policy)])
     try:
-        _serve(server, guard, transport, host, port, tokens, allowed_hosts)
+        _serve(server, guard, transport, host, port, tokens, allowed_hosts, reloader=reloader)
     finally:
         reloader.stop(timeout=2)
         sweeper.stop(timeout=2)
 
 
-def _serve(server, guard, transport: str, host: str, port: int, tokens=None, allowed_hosts=()) -> None:
+def _serve(server, guard, transport: str, host: str, port: int, tokens=None, allowed_hosts=(), reloader=None) -> None:
     if transport == "stdio":
         server.run()
         return
@@ -89,9 +89,29 @@ def _serve(server, guard, transport: str, host: str, port: int, tokens=None, all
 
     extra_routes = _console_routes(guard)
     app = build_http_app(server, extra_routes=extra_routes, host=host, tokens=tokens, allowed_hosts=allowed_hosts)
+    _reread_tokens_on_request(app, reloader)
     for line in addresses(host, port, bool(tokens), bool(extra_routes)):
         click.echo(f"escalation-matrix: {line}", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _reread_tokens_on_request(app, reloader) -> None:
+    """The tokens file is re-read when it changes (checked on every request), on SIGHUP and on the
+    ``reload`` command; the console sessions of a removed or changed token end at once."""
+    if reloader is not None:
+        reloader.on_reload.append(lambda _policy: app.request_token_reload())
+    import signal
+    import threading
+
+    if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGHUP)
+
+        def on_sighup(signum, frame) -> None:
+            app.request_token_reload()
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGHUP, on_sighup)
 
 
 def addresses(host: str, port: int, token: bool, console: bool) -> list[str]:
@@ -120,7 +140,8 @@ def _console_routes(guard) -> list:
 @translate_errors
 def reload(state: AppState, db: str | None) -> None:
     """Validate the policy, phrase and exemplar files, then have every running server on the state
-    file reload them (servers also reload on their own when a file changes, and on SIGHUP)."""
+    file reload them and re-read its tokens file (servers also reload on their own when a file
+    changes, and on SIGHUP)."""
     from ..reload import request_reload
 
     loaded = state.policy  # a bad edit stops here with file: key: what to fix; servers keep the old policy
