@@ -170,6 +170,7 @@ class Session:
     operator_name: str | None = None  # a label the holder of a shared token may give; never a cookie
     ended: bool = False
     token: bytes | None = None  # the digest of the token the session was opened with (None: no tokens)
+    flash: tuple[str, str] | None = None  # the console's one-line message for the next page view
 
     @property
     def operator(self) -> str:

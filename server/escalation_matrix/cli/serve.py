@@ -48,16 +48,12 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
     `Authorization: Bearer <token>`; without a token the server listens on loopback only."""
     tokens = None
     if transport == "http":
-        from ..http_security import TokenTable, is_loopback
+        from ..http_security import TokenTable
 
         tokens = TokenTable.load(os.environ.get(TOKEN_ENV) or None, tokens_file)
-        if not tokens and not is_loopback(host):
-            if not insecure:
-                raise CliError(f"refusing to listen on {host} without a token: anyone who can reach it could answer "
-                               f"escalations. Set {TOKEN_ENV} or pass --tokens FILE (or --insecure to accept that)")
-            log.warning("INSECURE: listening on %s without any token; anyone who can reach port %d can read and "
-                        "answer escalations", host, port)
-            click.echo(f"escalation-matrix: WARNING: --insecure: {host}:{port} has no authentication", err=True)
+        warning = check_bind(host, port, bool(tokens), insecure)
+        if warning:
+            click.echo(f"escalation-matrix: WARNING: {warning}", err=True)
     _quiet_model_loading()
     from ..mcp_app import build_server, load_guard
 
@@ -77,6 +73,23 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
     finally:
         reloader.stop(timeout=2)
         sweeper.stop(timeout=2)
+
+
+def check_bind(host: str, port: int, has_token: bool, insecure: bool) -> str | None:
+    """Whether ``serve --transport http`` may listen on ``host``: loopback always; beyond loopback
+    only with a token, or with ``--insecure``, which is logged as a WARNING (returned, for stderr).
+    Raises ``CliError`` (naming the way out) otherwise."""
+    from ..http_security import is_loopback
+
+    if has_token or is_loopback(host):
+        return None
+    if not insecure:
+        raise CliError(f"refusing to listen on {host} without a token: anyone who can reach it could answer "
+                       f"escalations. Set {TOKEN_ENV} or pass --tokens FILE (or --insecure to accept that)")
+    warning = (f"--insecure: listening on {host}:{port} without any token; anyone who can reach that port can "
+               "read and answer escalations")
+    log.warning("INSECURE: %s", warning)
+    return warning
 
 
 def _serve(server, guard, transport: str, host: str, port: int, tokens=None, allowed_hosts=(), reloader=None) -> None:
