@@ -93,7 +93,7 @@ async def demo(db: Path) -> None:
 
         step("3. The person answers; the agent proceeds at once")
         say("person", ANSWER)
-        answered = await call(client, "respond", escalation_id=asked.escalation_id, answer=ANSWER)
+        answered = await call(client, "respond", escalation_id=asked.ref, answer=ANSWER)
         say("agent", f"Drafting the {answered.answer.lower()}...")
 
         step("4. The agent is about to ask the same thing again")

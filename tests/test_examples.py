@@ -226,7 +226,7 @@ def test_frontend_button_sends_the_choice_to_respond(tmp_path):
     html = dump_dom(tmp_path, "?pick=option-2")
     log = re.search(r'<pre id="log">(.*?)</pre>', html, re.S).group(1)
     call = json.loads(log.replace("&quot;", '"'))
-    assert call == {"tool": "respond", "arguments": {"escalation_id": sample_card()["escalation_id"],
+    assert call == {"tool": "respond", "arguments": {"escalation_id": sample_card()["ref"],
                                                      "answer": sample_card()["choices"][1]["answer"]}}
 
 

@@ -126,7 +126,7 @@ def test_mcp_inspector_lists_and_calls_every_tool(http_url):
     technical = tool("check_scope", request="Run a SQL query to calculate average order value from last month.",
                      capabilities='["web_access"]')
     assert (technical["in_scope"], technical["type"]) == (False, "technical")
-    answered = tool("respond", escalation_id=asked["escalation_id"], answer="eu-west-1")
+    answered = tool("respond", escalation_id=asked["ref"], answer="eu-west-1")
     assert (answered["action"], answered["answer"]) == ("proceed", "eu-west-1")
     item = tool("report_item", item_id="brand-12345", iterations="10")
     assert item["escalated"] and item["trigger"] == "iteration_limit"

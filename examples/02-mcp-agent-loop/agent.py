@@ -78,7 +78,7 @@ async def run(db: str | Path, person: Callable[[EscalationResult], str], log: Ca
                 log("agent says to the person:\n" + render(result, "txt", request=REQUEST).rstrip())
                 answer = person(result)
                 log(f"person: {answer}")
-                result = await agent.call("respond", escalation_id=result.escalation_id, answer=answer)
+                result = await agent.call("respond", escalation_id=result.ref, answer=answer)
                 continue
             # proceed
             if result.answer:

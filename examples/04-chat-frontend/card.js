@@ -21,7 +21,7 @@
   }
 
   // card: the parsed JSON card. onChoose(choice, card): called when the person picks an option;
-  // send choice.answer to the respond tool with card.escalation_id.
+  // send choice.answer to the respond tool with card.ref (the escalation's unguessable reference).
   function renderCard(card, onChoose) {
     var msg = el("article", "em-card");
     msg.dataset.action = card.action;

@@ -7,6 +7,7 @@ The rules here are pure functions over stored records, so every adapter applies 
 
 from __future__ import annotations
 
+import hmac
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -55,6 +56,16 @@ def check_agent_answer(record: dict[str, Any], task: dict[str, Any] | None, conv
     if record.get("severity") == "L4" or (task is not None and task.get("locked")):
         raise AccessError(f"escalation {esc} is on a locked task (L4): only a person who reviewed it may answer "
                           "or unlock it; take no action on the task")
+
+
+def check_reference(record: dict[str, Any], given: str) -> None:
+    """An agent over HTTP names an escalation by its ``ref`` (128 random bits, returned with the
+    escalation), never by its sequential id: ids that leave the server cannot be enumerated."""
+    if not record.get("ref") or not hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                                                        record["ref"].encode("ascii")):
+        raise AccessError(f"name the escalation by its ref (the `ref` field returned with it), not by {given!r}: "
+                          "over HTTP an agent's references are unguessable; operators use the ESC id in the "
+                          "console or the CLI")
 
 
 def claim_conversation(conn: sqlite3.Connection, conversation_id: str, principal: Principal, now: str) -> None:

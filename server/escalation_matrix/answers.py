@@ -25,6 +25,7 @@ def respond(store: Store, escalation_id: str, answer: str, responder: str = "ope
     responder = out.identifier(responder, "responder")
     conversation_id = out.identifier(conversation_id, "conversation_id", required=False)
     with store.transaction() as conn:
+        escalation_id = store.resolve(escalation_id, conn)  # an agent may name it by its ref
         record = store.escalation(escalation_id, conn)
         if role == "agent":
             task = None

@@ -73,6 +73,8 @@ class EscalationCard(BaseModel):
     question: str | None = Field(default=None, description="The question put to the person.")
     choices: list[Choice] = Field(default_factory=list, description="Options as buttons, in order.")
     escalation_id: str | None = Field(default=None, description="Record id like ESC-2026-001; null if none.")
+    ref: str | None = Field(default=None, description="The escalation's unguessable reference: send it to respond "
+                                                  "(required over HTTP); null if none.")
     status: str | None = Field(default=None, description="Status of the escalation record, if any.")
     repeated: bool = Field(default=False, description="True when an already-open escalation was returned.")
     response_target: ResponseTarget | None = Field(default=None, description="Response-time target; null when proceeding.")

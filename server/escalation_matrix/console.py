@@ -1,7 +1,8 @@
 """The operator web console at ``/console``: open escalations by severity with the time left to
 their response target, each shown as its card (the locale's HTML template, escaped), with forms to
 answer, assign, raise, note and close. Plain server-rendered HTML; every action is a POST followed
-by a redirect back (Post/Redirect/Get) and a one-line flash of what happened.
+by a redirect back (Post/Redirect/Get) and a one-line flash of what happened, kept in the
+server-side session (never in a cookie, so a neighbouring page cannot plant one).
 
 Access: ``http_security.HttpSecurity`` guards every path (Host and Origin checks, tokens, operator
 principals only); a browser opens ``/console?token=...`` once and keeps a server-side session.
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote, unquote
 
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
@@ -40,8 +40,9 @@ from .store import parse_iso
 log = logging.getLogger(__name__)
 
 PREFIX = "/console"
-FLASH_COOKIE = "escalation_matrix_flash"
 DEFAULT_OPERATOR = "operator"
+MAX_FIELD = 8000  # characters in one form field (an answer, a note, a resolution)
+MAX_BODY = 64 * 1024  # bytes in one posted form
 SEVERITY_ORDER = (Severity.L4, Severity.L3, Severity.L2, Severity.L1)
 SEVERITY_NAMES = {Severity.L4: "stop: task locked", Severity.L3: "pause: specialist",
                   Severity.L2: "wait for an operator", Severity.L1: "quick answer"}
@@ -211,16 +212,13 @@ class Console:
         session = session_of(request)
         if session is None:  # the security layer opens one for every page view
             return HTMLResponse(_EXPIRED, status_code=403)
-        flash = _read_flash(request.cookies.get(FLASH_COOKIE))
+        flash = _take_flash(session)
         page = TEMPLATES.get_template("console.html.j2").render(
             groups=groups, csrf=session.csrf, flash=flash, operator=session.operator,
             operator_fixed=session.principal.personal, now=now,
             total=paged.total, overdue=overdue, prefix=PREFIX, filters=filters, paged=paged, **_choices(self.ops))
-        response = HTMLResponse(page, headers={"Cache-Control": "no-store", "Content-Security-Policy":
-                                               "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"})
-        if flash:
-            response.delete_cookie(FLASH_COOKIE, path=PREFIX)
-        return response
+        return HTMLResponse(page, headers={"Cache-Control": "no-store", "Content-Security-Policy":
+                                           "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"})
 
     async def history(self, request: Request) -> Response:
         """Answered, resolved, expired and closed escalations, newest first, filtered and paged."""
@@ -279,11 +277,11 @@ class Console:
             return form
         session: Session = session_of(request)  # type: ignore[assignment]  # checked by _form
         if session.principal.personal:
-            return _back("error", f"you are signed in as {session.principal.name}; that name signs your actions")
+            return _back(session, "error", f"you are signed in as {session.principal.name}; that name signs your actions")
         name = " ".join((form.get("operator") or "").split())[:80]
         if name:
             session.operator_name = name
-        return _back("ok", f"Working as {name}." if name else "Give your name to sign your actions.")
+        return _back(session, "ok", f"Working as {name}." if name else "Give your name to sign your actions.")
 
     async def logout(self, request: Request) -> Response:
         form = await self._form(request)
@@ -300,26 +298,37 @@ class Console:
         if isinstance(form, Response):
             return form
         esc_id, action = request.path_params["esc_id"], request.path_params["action"]
+        session = session_of(request)
+        assert session is not None  # checked by _form
         handler = ACTIONS.get(action)
         if handler is None:
-            return _back("error", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+            return _back(session, "error", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
         try:
-            done = await run_in_threadpool(handler, self.ops, esc_id, form, session_of(request).operator)  # type: ignore[union-attr]
+            done = await run_in_threadpool(handler, self.ops, esc_id, form, session.operator)
         except EscalationMatrixError as exc:
-            return _back("error", str(exc))
+            return _back(session, "error", str(exc))
         except Exception:
             log.exception("console action %s on %s failed", action, esc_id)
-            return _back("error", f"{action} on {esc_id} failed unexpectedly; the server log has the details")
+            return _back(session, "error", f"{action} on {esc_id} failed unexpectedly; the server log has the details")
         log.info("console: %s", done)
-        return _back("ok", done)
+        return _back(session, "ok", done)
 
     async def _form(self, request: Request) -> dict[str, str] | Response:
-        """The posted fields, or a 403 when the CSRF field is not this session's token."""
+        """The posted fields, or a 403 when the CSRF field is not this session's token; a body over
+        ``MAX_BODY`` bytes is refused before it is read, a field over ``MAX_FIELD`` characters after."""
         session = session_of(request)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
+            return HTMLResponse(f"<!doctype html><title>Too large</title><p>A console form is at most {MAX_BODY:,} "
+                                "bytes; shorten the text and submit again.</p>", status_code=413)
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         given = form.get("csrf", "").encode("utf-8", "replace")
         if session is None or not hmac.compare_digest(given, session.csrf.encode()):
             return HTMLResponse(_EXPIRED, status_code=403)
+        too_long = next((k for k, v in form.items() if len(v) > MAX_FIELD), None)
+        if too_long is not None:
+            return _back(session, "error", f"the {too_long} field has {len(form[too_long]):,} characters; "
+                                           f"the limit is {MAX_FIELD:,}: shorten it and submit again")
         return form
 
 
@@ -341,22 +350,16 @@ _EXPIRED = ("<!doctype html><title>Form expired</title><p>This form is out of da
             f'<a href="{PREFIX}">Reload the console</a> and submit again.</p>')
 
 
-def _cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:
-    response.set_cookie(name, value, path=PREFIX, httponly=True, samesite="strict", max_age=max_age)
+def _back(session: Session, kind: str, text: str) -> Response:
+    """Redirect to the console (Post/Redirect/Get) with a flash line for the session's next page view."""
+    session.flash = ("error" if kind == "error" else "ok", text[:500])
+    return RedirectResponse(PREFIX, status_code=303)
 
 
-def _back(kind: str, text: str) -> Response:
-    """Redirect to the console (Post/Redirect/Get) with a flash line for the next page view."""
-    response = RedirectResponse(PREFIX, status_code=303)
-    _cookie(response, FLASH_COOKIE, quote(f"{kind}:{text[:500]}"), max_age=120)
-    return response
-
-
-def _read_flash(raw: str | None) -> dict[str, str] | None:
-    if not raw:
-        return None
-    kind, _, text = unquote(raw).partition(":")
-    return {"kind": "error" if kind == "error" else "ok", "text": text}
+def _take_flash(session: Session) -> dict[str, str] | None:
+    """The session's flash line, shown once."""
+    flash, session.flash = session.flash, None
+    return {"kind": flash[0], "text": flash[1]} if flash else None
 
 
 __all__ = ["ACTIONS", "Console", "deadline", "open_groups", "routes"]

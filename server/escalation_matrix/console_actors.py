@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -66,27 +65,17 @@ class ActorPages:
         return Oversight(self.console.ops.store, self.console.ops.policy)
 
     async def index(self, request: Request) -> Response:
-        from .console import (
-            _EXPIRED,
-            FLASH_COOKIE,
-            PREFIX,
-            TEMPLATES,
-            _html,
-            _read_flash,
-        )
+        from .console import _EXPIRED, PREFIX, TEMPLATES, _html, _take_flash
 
         session = session_of(request)
         if session is None:
             return HTMLResponse(_EXPIRED, status_code=403)
         rows = await run_in_threadpool(self.oversight.actors)
         rules = oversight_policy(self.console.ops.policy)
-        flash = _read_flash(request.cookies.get(FLASH_COOKIE))
-        response = _html(TEMPLATES.get_template("actors.html.j2").render(
+        flash = _take_flash(session)  # kept in the server-side session, never a cookie
+        return _html(TEMPLATES.get_template("actors.html.j2").render(
             actors=rows, rules=rules, span=format_duration, csrf=session.csrf, operator=session.operator,
             flash=flash, prefix=PREFIX, now=self.console.ops.store.clock()))
-        if flash:
-            response.delete_cookie(FLASH_COOKIE, path=PREFIX)
-        return response
 
     async def actor(self, request: Request) -> Response:
         from .console import _EXPIRED, PREFIX, TEMPLATES, _html
@@ -106,27 +95,28 @@ class ActorPages:
         if isinstance(form, Response):
             return form
         name, action = request.path_params["name"], request.path_params["action"]
+        session = session_of(request)
         handler = ACTIONS.get(action)
         if handler is None:
-            return _back("error", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
-        by = session_of(request).operator  # type: ignore[union-attr]
+            return _back(session, "error", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+        by = session.operator  # type: ignore[union-attr]
         try:
             done = await run_in_threadpool(handler, self.oversight, name, form, by)
         except EscalationMatrixError as exc:
-            return _back("error", str(exc))
+            return _back(session, "error", str(exc))
         except Exception:
             log.exception("console action %s on actor %s failed", action, name)
-            return _back("error", f"{action} of {name} failed unexpectedly; the server log has the details")
+            return _back(session, "error", f"{action} of {name} failed unexpectedly; the server log has the details")
         log.info("console: %s", done)
-        return _back("ok", done)
+        return _back(session, "ok", done)
 
 
-def _back(kind: str, text: str) -> Response:
-    from .console import FLASH_COOKIE, PREFIX, _cookie
+def _back(session: Any, kind: str, text: str) -> Response:
+    """Back to the actors page with a flash line in the session (see console._back)."""
+    from .console import PREFIX
 
-    response = RedirectResponse(f"{PREFIX}/actors", status_code=303)
-    _cookie(response, FLASH_COOKIE, quote(f"{kind}:{text[:500]}"), max_age=120)
-    return response
+    session.flash = ("error" if kind == "error" else "ok", text[:500])
+    return RedirectResponse(f"{PREFIX}/actors", status_code=303)
 
 
 __all__: list[Any] = ["routes"]

@@ -54,7 +54,7 @@ def pending(store: Store, conversation_id: str) -> dict[str, Any]:
     paused = {r["task_id"] for r in open_ if r["severity"] == "L3" and r["type"] != "pattern"}
     return {
         "conversation_id": conversation_id,
-        "escalations": [{k: r[k] for k in ("id", "task_id", "type", "severity", "status", "question", "assignee",
+        "escalations": [{k: r[k] for k in ("id", "ref", "task_id", "type", "severity", "status", "question", "assignee",
                                             "due_at", "reminded_at")} for r in open_],
         "tasks": [{"task_id": t["task_id"],
                    "state": ("locked" if t["locked"] else "handed_off" if t["handed_off"]

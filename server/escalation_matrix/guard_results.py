@@ -215,7 +215,7 @@ def from_record(record: dict[str, Any], action: Action, instruction: str, **extr
     """A result that points at a stored escalation record."""
     fields: dict[str, Any] = dict(
         action=action, type=EscalationType(record["type"]), severity=Severity(record["severity"]),
-        trigger=record["trigger"], escalation_id=record["id"], status=record["status"],
+        trigger=record["trigger"], escalation_id=record["id"], ref=record.get("ref"), status=record["status"],
         phrase=record["phrase"], message=record["message"], question=record["question"],
         options=list(record["options"] or []), conversation_id=record["conversation_id"],
         task_id=record["task_id"], instruction=instruction, locale=record.get("locale"),

@@ -7,8 +7,9 @@ and the console that
 - authenticates: ``Authorization: Bearer <token>`` (scheme in any case) maps to a principal (agent
   or operator, see ``TokenTable``); a browser opens ``/console?token=...`` once and gets a
   server-side session (random id in an HttpOnly, SameSite=Strict cookie) that expires when idle and
-  at an absolute limit, ends at logout, and dies with the process, so a restart with a new token
-  revokes every session;
+  at an absolute limit, ends at logout, and dies with the process; a session lives only as long as
+  the token it was opened with: when the tokens file changes (checked on every request, and re-read
+  on SIGHUP and on the ``reload`` command) the sessions of a removed or changed token end at once;
 - keeps agents out of the console: only an operator principal may open it;
 - puts the principal (and the console session) in the ASGI scope for the tools and the console.
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal
 from .errors import InputError
 
+log = logging.getLogger(__name__)
 SESSION_KEY = "escalation_matrix.session"
 LOCAL_OPERATOR = Principal("operator", "operator", personal=False)
 # the shared ESCALATION_MATRIX_TOKEN opens the console as an operator, but its MCP clients are the
@@ -60,18 +64,25 @@ class TokenTable:
     """Tokens and the principal each one carries. Only SHA-256 digests are kept in memory."""
 
     entries: tuple[tuple[bytes, Principal], ...] = ()
+    path: Path | None = None  # the tokens file, re-read by ``reread`` when it changes
+    shared: tuple[tuple[bytes, Principal], ...] = ()  # the shared token's entry (from the environment)
+    stamp: tuple[int, int, int] | None = None  # the file's (inode, size, mtime) when it was read
 
     @classmethod
     def load(cls, shared_token: str | None = None, tokens_file: str | Path | None = None) -> "TokenTable":
         """``shared_token`` (ESCALATION_MATRIX_TOKEN) is one operator token shared by a team; a tokens
         file gives each principal its own: one ``ROLE NAME TOKEN`` per line (role agent or operator),
         ``#`` starts a comment."""
-        entries: list[tuple[bytes, Principal]] = []
-        if shared_token:
-            entries.append((_digest(shared_token), LOCAL_OPERATOR))
-        if tokens_file:
-            path = Path(tokens_file)
+        shared = ((_digest(shared_token), LOCAL_OPERATOR),) if shared_token else ()
+        return cls._read(shared, Path(tokens_file) if tokens_file else None)
+
+    @classmethod
+    def _read(cls, shared: tuple[tuple[bytes, Principal], ...], path: Path | None) -> "TokenTable":
+        entries: list[tuple[bytes, Principal]] = list(shared)
+        stamp = None
+        if path is not None:
             try:
+                stamp = _stamp(path)
                 lines = path.read_text(encoding="utf-8").splitlines()
             except OSError as exc:
                 raise InputError(f"{path}: cannot read the tokens file ({exc.strerror})") from None
@@ -89,10 +100,40 @@ class TokenTable:
         digests = [d for d, _ in entries]
         if len(set(digests)) != len(digests):
             raise InputError("two principals share one token; give each its own")
-        return cls(tuple(entries))
+        return cls(tuple(entries), path, shared, stamp)
+
+    def changed(self) -> bool:
+        """Whether the tokens file was edited, replaced or removed since it was read."""
+        if self.path is None:
+            return False
+        try:
+            return _stamp(self.path) != self.stamp
+        except OSError:
+            return self.stamp is not None
+
+    def reread(self) -> "TokenTable":
+        """The table with the tokens file read again. A file that cannot be read or has a bad line
+        revokes every token it held (fail closed) until it is fixed; the shared token stays."""
+        try:
+            return self._read(self.shared, self.path)
+        except InputError as exc:
+            log.error("tokens file refused: %s; its tokens are revoked until it is fixed", exc)
+            try:
+                stamp = _stamp(self.path) if self.path is not None else None
+            except OSError:
+                stamp = None
+            return TokenTable(self.shared, self.path, self.shared, stamp)
 
     def __bool__(self) -> bool:
-        return bool(self.entries)
+        return bool(self.entries) or self.path is not None  # a tokens file, even one refused, means tokens
+
+    def holds(self, digest: bytes | None, principal: Principal) -> bool:
+        """Whether a session opened with the token of ``digest`` as ``principal`` is still valid: the
+        token is still in the table, for the same principal (a session opened without any token is
+        valid only while no token is configured)."""
+        if digest is None:
+            return not self
+        return any(hmac.compare_digest(digest, d) and p == principal for d, p in self.entries)
 
     def lookup(self, token: str) -> Principal | None:
         given = _digest(token)
@@ -101,6 +142,11 @@ class TokenTable:
             if hmac.compare_digest(given, digest):
                 found = principal
         return found
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    stat = os.stat(path)
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _digest(token: str) -> bytes:
@@ -123,6 +169,8 @@ class Session:
     seen: float
     operator_name: str | None = None  # a label the holder of a shared token may give; never a cookie
     ended: bool = False
+    token: bytes | None = None  # the digest of the token the session was opened with (None: no tokens)
+    flash: tuple[str, str] | None = None  # the console's one-line message for the next page view
 
     @property
     def operator(self) -> str:
@@ -138,10 +186,10 @@ class Sessions:
     clock: Callable[[], float] = time.monotonic
     _by_id: dict[str, Session] = field(default_factory=dict)
 
-    def create(self, principal: Principal) -> Session:
+    def create(self, principal: Principal, token: bytes | None = None) -> Session:
         now = self.clock()
         self._expire(now)
-        session = Session(secrets.token_urlsafe(32), principal, secrets.token_urlsafe(32), now, now)
+        session = Session(secrets.token_urlsafe(32), principal, secrets.token_urlsafe(32), now, now, token=token)
         self._by_id[session.id] = session
         return session
 
@@ -157,6 +205,13 @@ class Sessions:
     def end(self, session: Session) -> None:
         session.ended = True
         self._by_id.pop(session.id, None)
+
+    def revoke(self, still_valid: Callable[[Session], bool]) -> int:
+        """End every session ``still_valid`` refuses (a removed or changed token); how many ended."""
+        ended = [s for s in list(self._by_id.values()) if not still_valid(s)]
+        for session in ended:
+            self.end(session)
+        return len(ended)
 
     def _expire(self, now: float) -> None:
         for sid in [s.id for s in self._by_id.values() if now - s.seen > self.idle or now - s.created > self.absolute]:
@@ -177,12 +232,30 @@ class HttpSecurity:
         self.hosts = frozenset(h.strip("[]").lower() for h in [*LOOPBACK_NAMES, *hosts] if h)
         self.sessions = sessions or Sessions()
         self.prefix = browser_prefix
+        self._reread_requested = False
+
+    def request_token_reload(self) -> None:
+        """Re-read the tokens file before the next request (SIGHUP, the ``reload`` command); safe to
+        call from another thread: the re-reading happens on the server's own loop."""
+        self._reread_requested = True
+
+    def reload_tokens(self, force: bool = False) -> None:
+        """Re-read the tokens file when it changed (or when ``force``) and end at once the sessions
+        whose token was removed or now belongs to someone else."""
+        if self.tokens.path is None or not (force or self._reread_requested or self.tokens.changed()):
+            return
+        self._reread_requested = False
+        self.tokens = table = self.tokens.reread()
+        ended = self.sessions.revoke(lambda s: table.holds(s.token, s.principal))
+        log.warning("tokens file re-read: %d principals; %d console sessions of removed or changed tokens ended",
+                    len(table.entries), ended)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in (scope.get("headers") or [])}
+        self.reload_tokens()
         refusal = self._refuse_foreign(scope, headers)
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -239,15 +312,19 @@ class HttpSecurity:
                 return (SHARED_AGENT if principal is LOCAL_OPERATOR else principal), None, None
             return (LOCAL_AGENT, None, None) if not self.tokens else self._unauthorized(console)
         session = self.sessions.get(_cookie(headers, self.COOKIE))
+        if session is not None and not self.tokens.holds(session.token, session.principal):
+            self.sessions.end(session)  # its token was removed or changed (a second guard besides revoke)
+            session = None
         if session is not None and (principal is None or principal == session.principal):
             return session.principal, session, None
         if principal is None and self.tokens:
             opened = self._open_with_token(scope)
             return opened or self._unauthorized(console, expired=_cookie(headers, self.COOKIE) is not None)
+        token = _digest(given) if principal is not None and given else None
         principal = principal or LOCAL_OPERATOR  # no tokens: this machine only, checked at bind time
         if scope.get("method") not in ("GET", "HEAD"):
             return principal, None, None  # a form needs the session it was served with: the console says so
-        session = self.sessions.create(principal)
+        session = self.sessions.create(principal, token)
         return principal, session, self._set_cookie(session, scope)
 
     def _open_with_token(self, scope: Scope) -> Response | None:
@@ -257,7 +334,7 @@ class HttpSecurity:
         principal = self.tokens.lookup(given) if given and scope.get("method") == "GET" else None
         if principal is None:
             return None
-        session = self.sessions.create(principal)
+        session = self.sessions.create(principal, _digest(given))
         rest = urlencode([(k, v) for k, v in query if k != "token"])
         response = RedirectResponse(scope["path"] + (f"?{rest}" if rest else ""), status_code=303)
         response.raw_headers.append((b"set-cookie", self._set_cookie(session, scope)))

@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from . import guard_results as out
-from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, check_owner, claim_conversation
+from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, check_owner, check_reference, claim_conversation
 from .errors import EscalationMatrixError, NotFoundError
 from .factory import open_guard
 from .guard import ConversationGuard
@@ -130,11 +130,14 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         conversation_id: Annotated[str | None, Field(description=argument("respond", "conversation_id"))] = None,
     ) -> EscalationResult:
         who = principal(ctx)
-        record = guard.store.escalation(out.identifier(escalation_id, "escalation_id"))
+        name = out.identifier(escalation_id, "escalation_id")
+        record = guard.store.escalation(guard.store.resolve(name))
         with guard.store.transaction() as conn:
             check_owner(conn, record["conversation_id"], who)
         if who.is_operator:
             return guard.respond(escalation_id, answer, responder=who.name)
+        if over_http(ctx):
+            check_reference(record, name)
         return guard.respond(escalation_id, answer, responder="agent" if who == LOCAL_AGENT else who.name,
                              role="agent", conversation_id=conversation_id)
 
@@ -198,8 +201,10 @@ def _register_context(server: MCPServer, guard: ConversationGuard) -> None:
                      title="What a conversation is waiting for",
                      description="Open escalations of one conversation (reminded, awaiting guidance) and the state of "
                                  "each task: active, awaiting_guidance (paused), handed_off or locked.")
-    def pending(conversation_id: str) -> str:
+    def pending(conversation_id: str, ctx: Context) -> str:
         try:
+            with guard.store.transaction() as conn:
+                check_owner(conn, conversation_id, principal(ctx))
             return json.dumps(guard.pending(conversation_id), indent=2, ensure_ascii=False)
         except NotFoundError as exc:
             raise ResourceNotFoundError(str(exc)) from None
@@ -229,6 +234,15 @@ def principal(ctx: Context) -> Principal:
     scope = getattr(request, "scope", None) or {}
     found = scope.get(PRINCIPAL_KEY)
     return found if isinstance(found, Principal) else LOCAL_AGENT
+
+
+def over_http(ctx: Context) -> bool:
+    """Whether the call came through the HTTP front door (which names the principal in the scope)."""
+    try:
+        request = ctx.request_context.request
+    except ValueError:
+        return False
+    return PRINCIPAL_KEY in (getattr(request, "scope", None) or {})
 
 
 def claim(guard: ConversationGuard, ctx: Context, conversation_id: Any) -> None:

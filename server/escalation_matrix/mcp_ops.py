@@ -7,7 +7,7 @@ import logging
 from typing import Annotated, Literal
 from urllib.parse import unquote
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -33,7 +33,12 @@ def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
                      title="Escalation report",
                      description="daily, weekly or monthly: rates per level against the targets, counts by type and "
                                  "reason, resolution times, resolution methods and trend (today's period).")
-    def report(period: str) -> str:
+    def report(period: str, ctx: Context) -> str:
+        from .mcp_app import over_http, principal
+
+        if over_http(ctx) and not principal(ctx).is_operator:  # it names every agent's conversations
+            raise ResourceError("reports cover every agent's conversations, so over HTTP they are for operators: "
+                                "use an operator token, the console dashboard or `escalation-matrix report`")
         if period not in PERIODS:
             raise ResourceError(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
         try:

@@ -108,6 +108,8 @@ class EscalationResult(BaseModel):
     severity: Severity | None = Field(default=None, description="L1-L4; null when proceeding.")
     trigger: str = Field(description="Matrix trigger, e.g. unclear_request.")
     escalation_id: str | None = Field(default=None, description="Id like ESC-2026-001; null if nothing escalated.")
+    ref: str | None = Field(default=None, description="The escalation's unguessable reference: name it by this in "
+                                                      "respond (required over HTTP); null if nothing escalated.")
     status: str | None = Field(default=None, description="Status of the escalation record, if any.")
     repeated: bool = Field(default=False, description="True when an already-open escalation was returned.")
     phrase: str | None = Field(default=None, description="The standard phrase to say, verbatim.")

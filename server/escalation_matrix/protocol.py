@@ -27,6 +27,7 @@ When to call which tool
 - escalate(conversation_id, request, question?, options?, task_id?): a choice needs human
   judgment, or cost, compliance, safety or authority is at stake.
 - respond(escalation_id, answer): the person answered an escalation. Then continue at once.
+  Name the escalation by the `ref` returned with it (required over HTTP).
 - classify(request): look before you leap; records nothing but the count of evaluated requests.
 - report_item(item_id, iterations, failures?, confidence?, error?): for batch pipelines, after
   each iteration on an item; it escalates the item to a person when a limit is reached.

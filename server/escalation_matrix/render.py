@@ -36,6 +36,7 @@ class EscalationView:
     question: str | None = None
     options: list[str] = field(default_factory=list)
     escalation_id: str | None = None
+    ref: str | None = None
     status: str | None = None
     repeated: bool = False
     answer: str | None = None
@@ -117,7 +118,7 @@ def _from_result(result: EscalationResult) -> dict[str, Any]:
     return {
         "action": result.action, "type": result.type, "trigger": result.trigger, "severity": result.severity,
         "phrase": result.phrase, "question": result.question, "options": list(result.options),
-        "escalation_id": result.escalation_id, "status": result.status, "repeated": result.repeated,
+        "escalation_id": result.escalation_id, "ref": result.ref, "status": result.status, "repeated": result.repeated,
         "answer": result.answer, "default": result.default, "instruction": result.instruction,
         "conversation_id": result.conversation_id, "task_id": result.task_id,
         "request": getattr(result, "request", None), "details": getattr(result, "details", None),
@@ -137,7 +138,7 @@ def _from_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "severity": Severity(record["severity"]) if record.get("severity") else None,
         "request": record.get("request"), "details": record.get("details"), "phrase": record.get("phrase"),
         "question": record.get("question"), "options": list(options), "escalation_id": record["id"],
-        "status": status, "answer": record.get("answer"), "conversation_id": record.get("conversation_id"),
+        "ref": record.get("ref"), "status": status, "answer": record.get("answer"), "conversation_id": record.get("conversation_id"),
         "task_id": record.get("task_id"),
     }
 
@@ -201,7 +202,7 @@ def card_from_view(v: EscalationView, policy: Policy | None = None) -> Escalatio
         action=v.action, type=v.type, type_label=v.type_label, severity=v.severity, trigger=v.trigger,
         title=title(v, policy), phrase=v.phrase, issue=v.issue, context=v.context,
         question=(v.question or v.phrase) if v.escalates else v.question, choices=choices,
-        escalation_id=v.escalation_id, status=v.status, repeated=v.repeated,
+        escalation_id=v.escalation_id, ref=v.ref, status=v.status, repeated=v.repeated,
         response_target=response_target(v.severity, policy.files) if v.escalates else None,
         answer=v.answer, default=v.default, instruction=v.instruction, conversation_id=v.conversation_id,
         task_id=v.task_id, text=render_view(v, "txt", policy), markdown=render_view(v, "md", policy),

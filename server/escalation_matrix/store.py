@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -180,6 +181,14 @@ MIGRATIONS: list[str] = [
         conversation_id TEXT PRIMARY KEY, locale TEXT NOT NULL, updated_at TEXT NOT NULL
     );
     """,
+    # 7: security: an unguessable reference per escalation (128 random bits), the name agents over HTTP
+    # give it; records made before this migration get one here (SQLite's randomblob: a CSPRNG seeded
+    # from the operating system), new ones from ``secrets`` in insert_escalation
+    """
+    ALTER TABLE escalations ADD COLUMN ref TEXT;
+    UPDATE escalations SET ref = lower(hex(randomblob(16))) WHERE ref IS NULL;
+    CREATE UNIQUE INDEX escalations_ref ON escalations (ref);
+    """,
 ]
 
 JSON_FIELDS = ("options", "context")
@@ -317,7 +326,7 @@ class Store:
         year = self.clock().year
         esc_id, seq = self.next_escalation_id(conn, year)
         row = {"id": esc_id, "year": year, "seq": seq, "created_at": now, "updated_at": now,
-               "status": "awaiting_response", **_encode(self._redacted(fields))}
+               "status": "awaiting_response", **_encode(self._redacted(fields)), "ref": new_ref()}
         columns = ", ".join(row)
         conn.execute(f"INSERT INTO escalations ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
         return esc_id
@@ -331,6 +340,12 @@ class Store:
 
     def _redacted(self, fields: dict[str, Any]) -> dict[str, Any]:
         return {k: self.redactor.value(v) if k in TEXT_FIELDS and v is not None else v for k, v in fields.items()}
+
+    def resolve(self, name: str, conn: sqlite3.Connection | None = None) -> str:
+        """The id of the escalation named by its id (``ESC-2026-001``) or by its reference (``ref``);
+        a name that is neither comes back as it is (the lookup that follows says it is unknown)."""
+        row = (conn or self._conn()).execute("SELECT id FROM escalations WHERE ref = ?", (name,)).fetchone()
+        return row[0] if row is not None else name
 
     def escalation(self, esc_id: str, conn: sqlite3.Connection | None = None) -> dict[str, Any]:
         row = (conn or self._conn()).execute("SELECT * FROM escalations WHERE id = ?", (esc_id,)).fetchone()
@@ -425,6 +440,11 @@ class Store:
         where, params = equals_where(escalation_id=escalation_id, conversation_id=conversation_id)
         rows = self._conn().execute(f"SELECT * FROM audit WHERE {where} ORDER BY seq", params)
         return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+
+
+def new_ref() -> str:
+    """An escalation's reference: 128 random bits as 32 lowercase hex digits (URL-safe, unguessable)."""
+    return secrets.token_hex(16)
 
 
 def equals_where(**filters: Any) -> tuple[str, list[Any]]:

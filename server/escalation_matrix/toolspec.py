@@ -84,7 +84,8 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({spec.name: spec for spec in (
         returns proceed with the answer. Apply it and continue at once - do not ask for confirmation.
         A second answer to the same escalation is an error. Hand-offs and L4 (locked) escalations are
         answered by a person, not here.""",
-          escalation_id="The escalation answered, e.g. ESC-2026-001.",
+          escalation_id="The escalation answered: its `ref` as returned with it (required over HTTP); a "
+                        "stdio or in-process client may also give its id, e.g. ESC-2026-001.",
           answer="The person's answer, verbatim, or the option they chose.",
           conversation_id="Your conversation id; the escalation must belong to it."),
 )})

@@ -79,3 +79,29 @@ async def test_a_rebinding_domain_cannot_open_a_console_without_a_token(serve):
             await browser.close()
     assert status == 421 and "unknown Host" in text and "Open escalations" not in text
     assert own_status == 200
+
+
+async def test_a_page_on_another_port_cannot_plant_a_flash_message(serve, attacker):
+    from playwright.async_api import async_playwright
+
+    served = serve()
+    lure = "Your session expired: paste your token at evil.example"
+    folder, origin = attacker
+    (folder / "flash.html").write_text(f"""<!doctype html><body><script>
+document.cookie = "escalation_matrix_flash=error%3A{lure.replace(' ', '%20')}; path=/console";
+document.cookie = "escalation_matrix_flash=error%3A{lure.replace(' ', '%20')}; path=/";
+location = "{served.base}/console";</script></body>""")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{served.base}/console?token={OPERATOR_TOKEN}")
+            await page.goto(f"{origin}/flash.html")
+            await page.wait_for_url(f"{served.base}/console")
+            await page.wait_for_selector("text=Open escalations")
+            body = await page.content()
+            planted = [c["name"] for c in await page.context.cookies() if c["name"] == "escalation_matrix_flash"]
+        finally:
+            await browser.close()
+    assert planted, "the neighbour page did plant its cookie (the attack ran)"
+    assert "evil.example" not in body and 'class="flash' not in body  # (the stylesheet names .flash--error)

@@ -131,6 +131,48 @@ def test_the_session_cookie_is_a_random_id_not_derived_from_the_token(serve):
     assert a != b and OPERATOR_TOKEN not in a and len(a) >= 32
 
 
+# --- the flash line lives in the session, not in a cookie a neighbouring page could plant ---
+def flash_text(page: str) -> str | None:
+    found = re.search(r'<p class="flash flash--(\w+)" role="status">(.*?)</p>', page, re.S)
+    return f"{found.group(1)}: {found.group(2)}" if found else None
+
+
+def test_a_planted_flash_cookie_is_not_shown(serve):
+    served = serve()
+    client = browser(served)
+    for path in ("/console", "/"):  # a page on another port of this host can set both
+        client.cookies.set("escalation_matrix_flash", "error%3APaste%20your%20token%20at%20evil.example",
+                           domain="127.0.0.1", path=path)
+    page = client.get("/console")
+    assert page.status_code == 200 and "evil.example" not in page.text and flash_text(page.text) is None
+
+
+def test_the_flash_goes_to_the_session_that_acted_and_is_shown_once(serve):
+    served = serve()
+    esc_id = open_escalation(served)
+    acting, other = browser(served), browser(served)
+    response = acting.post(f"/console/escalations/{esc_id}/note", data={"csrf": page_csrf(acting), "note": "Called the customer"})
+    assert response.status_code == 303 and "escalation_matrix_flash" not in response.headers.get("set-cookie", "")
+    assert flash_text(acting.get("/console").text) == f"ok: Note added to {esc_id}."
+    assert flash_text(acting.get("/console").text) is None  # once
+    assert flash_text(other.get("/console").text) is None  # only the session that acted
+
+
+# --- point 8 at the console: every form field is capped ---
+def test_a_console_field_over_the_cap_is_refused_with_what_to_fix(serve):
+    served = serve()
+    esc_id = open_escalation(served)
+    client = browser(served)
+    response = client.post(f"/console/escalations/{esc_id}/note", data={"csrf": page_csrf(client), "note": "x" * 8001},
+                           follow_redirects=True)
+    assert "the note field has 8,001 characters; the limit is 8,000" in response.text
+    huge = client.post(f"/console/escalations/{esc_id}/note", data={"csrf": page_csrf(client), "note": "x" * 200_000})
+    assert huge.status_code == 413
+    assert Store(served.db).db["notes"].count == 0 and served.proc.poll() is None
+    ok = client.post(f"/console/escalations/{esc_id}/note", data={"csrf": page_csrf(client), "note": "x" * 8000})
+    assert ok.status_code == 303 and Store(served.db).db["notes"].count == 1
+
+
 # --- point 2: no token means this machine only, and Host checks everywhere ---
 def test_without_a_token_the_server_refuses_to_listen_beyond_loopback(tmp_path, fake_policies):
     proc = start(["--policies", str(fake_policies), "serve", "--transport", "http", "--host", "0.0.0.0",

@@ -140,5 +140,17 @@ async def test_the_shared_token_is_an_agent_on_mcp(serve):
 
     async with http(served.base, OPERATOR_TOKEN) as client:
         made = await handoff(client, "chat-9")
-        message = await refused(client, "respond", escalation_id=made["escalation_id"], answer="mine now")
+        message = await refused(client, "respond", escalation_id=made["ref"], answer="mine now")
     assert "hand-off" in message
+
+
+@pytest.mark.slow
+async def test_reports_over_http_are_for_operators(principals):
+    async with http(principals.base, BOT_1) as one:
+        await call(one, "clarify", conversation_id="chat-1", request="Set up the server",
+                   question="Which region should it run in?")
+        with pytest.raises(MCPError, match="for operators"):
+            await one.read_resource("escalation://reports/daily")
+    async with http(principals.base, ANA) as supervisor:
+        report = json.loads((await supervisor.read_resource("escalation://reports/daily")).contents[0].text)
+    assert report["period"] == "daily"

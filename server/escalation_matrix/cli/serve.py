@@ -52,16 +52,12 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
     `Authorization: Bearer <token>`; without a token the server listens on loopback only."""
     tokens = None
     if transport == "http":
-        from ..http_security import TokenTable, is_loopback
+        from ..http_security import TokenTable
 
         tokens = TokenTable.load(os.environ.get(TOKEN_ENV) or None, tokens_file)
-        if not tokens and not is_loopback(host):
-            if not insecure:
-                raise CliError(f"refusing to listen on {host} without a token: anyone who can reach it could answer "
-                               f"escalations. Set {TOKEN_ENV} or pass --tokens FILE (or --insecure to accept that)")
-            log.warning("INSECURE: listening on %s without any token; anyone who can reach port %d can read and "
-                        "answer escalations", host, port)
-            click.echo(f"escalation-matrix: WARNING: --insecure: {host}:{port} has no authentication", err=True)
+        warning = check_bind(host, port, bool(tokens), insecure)
+        if warning:
+            click.echo(f"escalation-matrix: WARNING: {warning}", err=True)
     _quiet_model_loading()
     from ..mcp_app import build_server, load_guard
 
@@ -82,13 +78,30 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
     # edited policy, phrase and exemplar files, SIGHUP or `escalation-matrix reload`: validated, then served
     reloader = start_reloader(guard, on_reload=[lambda policy: setattr(sweeper, "policy", policy)])
     try:
-        _serve(server, guard, transport, host, port, tokens, allowed_hosts)
+        _serve(server, guard, transport, host, port, tokens, allowed_hosts, reloader=reloader)
     finally:
         reloader.stop(timeout=2)
         sweeper.stop(timeout=2)
 
 
-def _serve(server, guard, transport: str, host: str, port: int, tokens=None, allowed_hosts=()) -> None:
+def check_bind(host: str, port: int, has_token: bool, insecure: bool) -> str | None:
+    """Whether ``serve --transport http`` may listen on ``host``: loopback always; beyond loopback
+    only with a token, or with ``--insecure``, which is logged as a WARNING (returned, for stderr).
+    Raises ``CliError`` (naming the way out) otherwise."""
+    from ..http_security import is_loopback
+
+    if has_token or is_loopback(host):
+        return None
+    if not insecure:
+        raise CliError(f"refusing to listen on {host} without a token: anyone who can reach it could answer "
+                       f"escalations. Set {TOKEN_ENV} or pass --tokens FILE (or --insecure to accept that)")
+    warning = (f"--insecure: listening on {host}:{port} without any token; anyone who can reach that port can "
+               "read and answer escalations")
+    log.warning("INSECURE: %s", warning)
+    return warning
+
+
+def _serve(server, guard, transport: str, host: str, port: int, tokens=None, allowed_hosts=(), reloader=None) -> None:
     if transport == "stdio":
         server.run()
         return
@@ -98,11 +111,31 @@ def _serve(server, guard, transport: str, host: str, port: int, tokens=None, all
 
     extra_routes = _console_routes(guard)
     app = build_http_app(server, extra_routes=extra_routes, host=host, tokens=tokens, allowed_hosts=allowed_hosts)
+    _reread_tokens_on_request(app, reloader)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     sock = config.bind_socket()  # bound here, so --port 0 (the system picks a free port) prints the real one
     for line in addresses(host, sock.getsockname()[1], bool(tokens), bool(extra_routes)):
         click.echo(f"escalation-matrix: {line}", err=True)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _reread_tokens_on_request(app, reloader) -> None:
+    """The tokens file is re-read when it changes (checked on every request), on SIGHUP and on the
+    ``reload`` command; the console sessions of a removed or changed token end at once."""
+    if reloader is not None:
+        reloader.on_reload.append(lambda _policy: app.request_token_reload())
+    import signal
+    import threading
+
+    if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGHUP)
+
+        def on_sighup(signum, frame) -> None:
+            app.request_token_reload()
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGHUP, on_sighup)
 
 
 def addresses(host: str, port: int, token: bool, console: bool) -> list[str]:
@@ -131,7 +164,8 @@ def _console_routes(guard) -> list:
 @translate_errors
 def reload(state: AppState, db: str | None) -> None:
     """Validate the policy, phrase and exemplar files, then have every running server on the state
-    file reload them (servers also reload on their own when a file changes, and on SIGHUP)."""
+    file reload them and re-read its tokens file (servers also reload on their own when a file
+    changes, and on SIGHUP)."""
     from ..reload import request_reload
 
     loaded = state.policy  # a bad edit stops here with file: key: what to fix; servers keep the old policy
