@@ -5,8 +5,8 @@ loading the model. The helpers themselves are shared with the other tests (``tes
 
 from __future__ import annotations
 
-from servers import ROOT, Served, serve_http, server_env, start, stop
+from servers import CLI, ROOT, Served, serve_http, server_env, start, stop
 
 OPERATOR_TOKEN = "operator-token-5f0c9a1d"
 
-__all__ = ["OPERATOR_TOKEN", "ROOT", "Served", "serve_http", "server_env", "start", "stop"]
+__all__ = ["CLI", "OPERATOR_TOKEN", "ROOT", "Served", "serve_http", "server_env", "start", "stop"]
