@@ -115,7 +115,7 @@ def test_exemplar_vectors_are_cached_on_disk_by_model_and_content(policy, tmp_pa
     Classifier(policy, embedder=Counting(), cache=tmp_path)
     assert first == len(policy.exemplars)
     assert Counting.calls == first  # the second start read the cache
-    assert len(list(tmp_path.glob("*.npy"))) == 1
+    assert len(list(tmp_path.glob("exemplars-*.npz"))) == 1  # one store per encoder, keyed per text
 
 
 @pytest.mark.parametrize("method", ["knn", "centroid", "linear"])

@@ -97,9 +97,12 @@ def _bar(total: int, label: str) -> Any:
 
 def encode_in_batches(embedder: Embedder, texts: list[str], label: str = "encoding exemplars") -> np.ndarray:
     """``texts`` through ``embedder`` in batches of ``ENCODE_BATCH`` under a progress bar on stderr."""
-    quiet = getattr(embedder, "quiet", None)  # the CLI's progress wrapper: this bar replaces its own
+    if getattr(embedder, "quiet", None):
+        # the command line's progress wrapper: it slices the texts under the command line's own bar,
+        # which follows --progress / --no-progress
+        return np.asarray(embedder.encode(texts), dtype=np.float32)
     parts = []
-    with (quiet() if quiet else contextlib.nullcontext()), _bar(len(texts), label) as bar:
+    with _bar(len(texts), label) as bar:
         for start in range(0, len(texts), ENCODE_BATCH):
             parts.append(np.asarray(embedder.encode(texts[start : start + ENCODE_BATCH]), dtype=np.float32))
             bar.update(len(parts[-1]))
