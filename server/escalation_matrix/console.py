@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import console_actors, console_charts, console_views
+from .console_actions import perform
 from .card import duration_label, response_target
 from .errors import EscalationMatrixError, InputError
 from .http_security import Session, session_of
@@ -303,15 +304,8 @@ class Console:
         handler = ACTIONS.get(action)
         if handler is None:
             return _back(session, "error", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
-        try:
-            done = await run_in_threadpool(handler, self.ops, esc_id, form, session.operator)
-        except EscalationMatrixError as exc:
-            return _back(session, "error", str(exc))
-        except Exception:
-            log.exception("console action %s on %s failed", action, esc_id)
-            return _back(session, "error", f"{action} on {esc_id} failed unexpectedly; the server log has the details")
-        log.info("console: %s", done)
-        return _back(session, "ok", done)
+        return await perform(_back, session, f"{action} on {esc_id}", handler, self.ops, esc_id, form,
+                             session.operator)
 
     async def _form(self, request: Request) -> dict[str, str] | Response:
         """The posted fields, or a 403 when the CSRF field is not this session's token; a body over

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from .console_actions import perform
 from .errors import EscalationMatrixError, InputError
 from .http_security import session_of
 from .ops.oversight import Oversight
@@ -100,15 +101,7 @@ class ActorPages:
         if handler is None:
             return _back(session, "error", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
         by = session.operator  # type: ignore[union-attr]
-        try:
-            done = await run_in_threadpool(handler, self.oversight, name, form, by)
-        except EscalationMatrixError as exc:
-            return _back(session, "error", str(exc))
-        except Exception:
-            log.exception("console action %s on actor %s failed", action, name)
-            return _back(session, "error", f"{action} of {name} failed unexpectedly; the server log has the details")
-        log.info("console: %s", done)
-        return _back(session, "ok", done)
+        return await perform(_back, session, f"{action} of {name}", handler, self.oversight, name, form, by)
 
 
 def _back(session: Any, kind: str, text: str) -> Response:
