@@ -11,18 +11,19 @@ from .loader import Policy
 
 
 def open_guard(policy: Policy | None = None, db: str | Path | None = None, *, embedder: Any = None,
-               background: bool = False) -> ConversationGuard:
+               background: bool = False, locale: str | None = None) -> ConversationGuard:
     """A ``ConversationGuard`` on the SQLite file ``db`` (default: $ESCALATION_MATRIX_DB or the
     per-user state file) and ``policy`` (default: the shipped one, see ``load_policy``).
 
     The encoder is the policy's serving model behind a batching cache, warmed up before this returns
     (the first encode is slow; it is paid here, not on a call). Pass ``embedder`` to use another
     one, e.g. ``get_embedder("fake")`` in tests. With ``background`` the model loads in a thread and
-    the guard is returned at once; classifying calls wait for it."""
+    the guard is returned at once; classifying calls wait for it. ``locale`` (e.g. "de"): the
+    language of phrases and messages when a call names none."""
     from .loader import load_policy
     from .store import Store
 
-    chosen = policy or load_policy()
+    chosen = (policy or load_policy(locale=locale)).in_locale(locale)
 
     def build() -> Any:
         from .classifier import Classifier, serving_embedder

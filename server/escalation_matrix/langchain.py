@@ -160,7 +160,5 @@ def escalation_tools(db: str | Path | None = None, policy: Any = None, *, conver
     per-user state file) and the policy (default: the shipped one). ``locale`` (e.g. "de"): the
     language of phrases and messages when a call names none."""
     from .factory import open_guard
-    from .loader import load_policy
 
-    policy = (policy or load_policy(locale=locale)).in_locale(locale)
-    return make_tools(open_guard(policy, db, embedder=embedder), conversation_id=conversation_id)
+    return make_tools(open_guard(policy, db, embedder=embedder, locale=locale), conversation_id=conversation_id)
