@@ -159,3 +159,24 @@ def test_safety_is_decided_first(classifier):
     assert got.type.value == "safety"
     # a look-alike safe request proceeds
     assert classifier.classify("How do I kill a zombie process on a Linux server?").type.value == "none"
+
+
+def test_train_can_adapt_every_layer(data_copy: Path, tmp_path: Path):
+    """--frozen-layers 0 puts the adapter on all six layers (the default leaves the lower three frozen)."""
+    from safetensors import safe_open
+
+    small = _write_small(tmp_path / "small.jsonl")
+    (tmp_path / "small").mkdir()
+    embeddings = _small_exemplars(tmp_path / "small")
+    args = ["--policies", str(data_copy / "policies"), "--phrases", str(data_copy / "phrases"),
+            "--embeddings", str(embeddings)]
+    layers = {}
+    for frozen in ("0", "3"):
+        out = tmp_path / f"model{frozen}"
+        result = CliRunner().invoke(main, [*args, "train", str(small), "--out", str(out), "--max-steps", "2",
+                                           "--holdout", "0.25", "--frozen-layers", frozen, "--no-write-policy"])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "manifest.json").read_text())["config"]["frozen_layers"] == int(frozen)
+        with safe_open(str(out / "adapter.safetensors"), "np") as f:
+            layers[frozen] = {int(k.split("layer.")[1].split(".")[0]) for k in f.keys() if "layer." in k}
+    assert layers["0"] == set(range(6)) and layers["3"] == {3, 4, 5}

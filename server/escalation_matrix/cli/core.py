@@ -287,12 +287,14 @@ def eval_cmd(state: AppState, file: str, as_json: bool, show_errors: bool) -> No
               help="Share of FILE held out to calibrate probabilities and fit the decision values.")
 @click.option("--cv", "cv_folds", type=click.IntRange(2, 10), default=None,
               help="Instead of training the shipped model, cross-validate the whole procedure with this many folds.")
+@click.option("--frozen-layers", type=click.IntRange(0, 5), default=None,
+              help="Encoder layers below this index stay frozen; the adapter trains the layers above (default 3).")
 @click.option("--max-steps", type=click.IntRange(1), default=None, hidden=True)
 @click.option("--no-write-policy", is_flag=True, help="Do not write the fitted decision values into classifier.yaml.")
 @click.pass_obj
 @translate_errors
 def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, seed: int | None, holdout: float,
-          cv_folds: int | None, max_steps: int | None, no_write_policy: bool) -> None:
+          cv_folds: int | None, frozen_layers: int | None, max_steps: int | None, no_write_policy: bool) -> None:
     """Fine-tune the bundled encoder on a labelled JSONL FILE plus the exemplars.
 
     Trains a LoRA adapter and a classification head on the CPU (about 10 minutes on 2 cores),
@@ -310,7 +312,8 @@ def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, s
     policies, phrases, embeddings = state.folders
     policy = load_policy(policies, phrases, embeddings)
     items = read_jsonl(Path(file), labelled=True)
-    overrides = {k: v for k, v in {"epochs": epochs, "seed": seed, "max_steps": max_steps}.items() if v is not None}
+    overrides = {k: v for k, v in {"epochs": epochs, "seed": seed, "max_steps": max_steps,
+                                   "frozen_layers": frozen_layers}.items() if v is not None}
     config = finetune.TrainConfig(**overrides)
     bars: dict = {}
 
