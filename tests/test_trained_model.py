@@ -178,5 +178,5 @@ def test_train_can_adapt_every_layer(data_copy: Path, tmp_path: Path):
         assert result.exit_code == 0, result.output
         assert json.loads((out / "manifest.json").read_text())["config"]["frozen_layers"] == int(frozen)
         with safe_open(str(out / "adapter.safetensors"), "np") as f:
-            layers[frozen] = {int(k.split("layer.")[1].split(".")[0]) for k in f.keys() if "layer." in k}
+            layers[frozen] = {int(k.split("layer.")[1].split(".")[0]) for k in f.keys() if "layer." in k}  # noqa: SIM118 (safe_open is not a dict)
     assert layers["0"] == set(range(6)) and layers["3"] == {3, 4, 5}
