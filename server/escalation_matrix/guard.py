@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import assess as assessing
 from . import guard_pending as pending
 from . import guard_results as out
 from .answers import DEFAULT_TASK, respond, unlock_task
@@ -22,7 +23,7 @@ from .classifier import Classifier
 from .errors import InputError, NotFoundError
 from .loader import Policy
 from .messages import escalation_text
-from .models import Action, Classification, EscalationResult, EscalationType, Severity
+from .models import Action, Classification, DecisionAssessment, EscalationResult, EscalationType, RuleMatch, Severity
 from .store import OPEN_STATUSES, Store, iso
 
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
@@ -52,6 +53,7 @@ class Ask:
     classified_as: EscalationType | None = None  # the classifier's type, when the agent insisted on another
     locale: str | None = None  # the language of this call's texts (argument, conversation's, server's)
     locale_given: str | None = None  # the call's own locale argument: the conversation keeps it
+    assessment: DecisionAssessment | None = None  # criticality, decision type, confidence to act alone
 
     def issue(self) -> Issue:
         asked = self.question is not None
@@ -109,13 +111,52 @@ class ConversationGuard:
         return c.model_copy(update={"phrase": text.phrase, "message": policy.phrases.message("md", **text.variables()),
                                     "options": text.options})
 
+    # --- decision intelligence ---
+    def assessed(self, c: Classification, context: dict[str, Any], locale: str | None,
+                 request: str | None = None) -> tuple[Classification, DecisionAssessment]:
+        """``c`` with the decision's assessment: a critical decision always escalates (as the policy's
+        type), and a proceed below the confidence to act alone carries what to check (or escalates,
+        when the policy says so)."""
+        decisions = self.policy.decisions
+        a = assessing.with_confidence(assessing.assess(request or c.request, context, decisions), c,
+                                      decisions.autonomy)
+        crit = decisions.criticality
+        if a.critical:  # a person decides: acting alone is not in question
+            a = a.model_copy(update={"low_confidence": False, "check": []})
+        if a.critical and not c.escalate:
+            severity = crit.severity or self.policy.matrix.trigger(crit.escalate_as, crit.trigger).severity
+            reason = f"Criticality {a.criticality:.2f} is above {crit.escalate_above:g}: a person must decide."
+            return self._override(c, crit.escalate_as, crit.trigger, severity, "criticality", reason, a.factors,
+                                  locale), a
+        if a.low_confidence and decisions.autonomy.escalate:
+            etype = assessing.most_likely_escalation(c)
+            trigger = self.policy.matrix.default_trigger(etype)
+            reason = (f"Confidence to act alone {a.autonomy:.2f} is below "
+                      f"{decisions.autonomy.min_confidence:g}.")
+            return self._override(c, etype, trigger, self.policy.matrix.trigger(etype, trigger).severity,
+                                  "low_confidence", reason, a.check, locale), a
+        return c, a
+
+    def _override(self, c: Classification, etype: EscalationType, trigger: str, severity: Severity | None,
+                  name: str, reason: str, matched: list[str], locale: str | None) -> Classification:
+        """``c`` escalated as ``etype`` by the decision policy, with its phrase and message in ``locale``."""
+        speaking = self.speaking(locale)
+        text = escalation_text(speaking.matrix, speaking.phrases, etype, trigger, severity, c.request)  # type: ignore[arg-type]
+        rule = RuleMatch(name=name, type=etype, trigger=trigger, severity=severity, reason=reason, matched=matched)
+        return c.model_copy(update={
+            "type": etype, "trigger": trigger, "severity": severity, "decided_by": name, "rules": [*c.rules, rule],
+            "phrase": text.phrase, "message": speaking.phrases.message("md", **text.variables()),
+            "options": text.options, "default": None})
+
     # --- read-only ---
     def classify(self, request: str, context: dict | None = None, locale: str | None = None) -> EscalationResult:
         """Records nothing but the decision itself: an evaluated request counts in the KPI denominator."""
         request = out.text(request, "request", self.settings.max_request_chars)
         locale = self.speaking(locale).locale
-        c = self.classifier.classify(request, out.context_mapping(context))
-        result = out.from_classification(self.localized(c, locale), locale=locale)
+        facts = out.context_mapping(context)
+        c = self.classifier.classify(request, facts)
+        c, assessment = self.assessed(c, facts, locale)
+        result = out.with_decision(out.from_classification(self.localized(c, locale), locale=locale), assessment)
         with self.store.transaction() as conn:
             self._record(conn, "classify", result, "proceed")
         return result
@@ -141,6 +182,7 @@ class ConversationGuard:
         # the question's own type counts ("Postgres or MySQL?" is a decision even when the request
         # reads as scope); a request that stops the task (L4) always wins
         chosen = qc if qc is not None and qc.escalate and rc.severity is not Severity.L4 else rc
+        chosen, ask.assessment = self.assessed(chosen, ask.context, ask.locale, ask.request)
         ask.classification = chosen
         if insisted is not None and not (rc.severity is Severity.L4 and insisted is not rc.type):
             ask.etype = insisted
@@ -150,7 +192,8 @@ class ConversationGuard:
             if chosen.type is not insisted:
                 ask.classified_as = chosen.type
             return self._decide(ask)
-        ask.minor = minor_preference(qc, rc)
+        # a decision the policy escalated (critical, or too unsure to act alone) is no minor preference
+        ask.minor = None if chosen.decided_by in assessing.OVERRIDES else minor_preference(qc, rc)
         if chosen.escalate:
             ask.etype, ask.trigger, ask.severity = chosen.type, chosen.trigger, chosen.severity
         return self._decide(ask)
@@ -281,6 +324,8 @@ class ConversationGuard:
                 result = result.model_copy(update={"in_scope": ask.in_scope})
             if ask.classified_as is not None:
                 result = result.model_copy(update={"classified_as": ask.classified_as})
+            if ask.assessment is not None:
+                result = out.with_decision(result, ask.assessment)
             notices = self._notices(conn, ask.conversation_id)
             if notices:
                 result = result.model_copy(update={"notices": notices})

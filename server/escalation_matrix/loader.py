@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .decisions_policy import DecisionsFile
 from .errors import InputError, PolicyError
 from .exemplars import Exemplar, load_exemplars
 from .models import EscalationType
@@ -67,6 +68,10 @@ class Policy:
     @property
     def conversation(self) -> ConversationFile:
         return self.files["conversation"]  # type: ignore[return-value]
+
+    @property
+    def decisions(self) -> DecisionsFile:
+        return self.files["decisions"]  # type: ignore[return-value]
 
 
 LOCALE_ENV = "ESCALATION_MATRIX_LOCALE"
