@@ -5,6 +5,7 @@ console) record answers through these functions, so this module sits below both 
 
 from __future__ import annotations
 
+from . import adaptive
 from . import guard_results as out
 from .access import check_agent_answer
 from .errors import NotFoundError, StateError
@@ -15,11 +16,14 @@ DEFAULT_TASK = "default"
 
 
 def respond(store: Store, escalation_id: str, answer: str, responder: str = "operator",
-            max_chars: int = 8000, *, role: str = "operator", conversation_id: str | None = None) -> EscalationResult:
+            max_chars: int = 8000, *, role: str = "operator", conversation_id: str | None = None,
+            necessary: bool | None = None) -> EscalationResult:
     """Record a person's answer (agent tool, operator CLI or console alike): the escalation is
     answered, a handed-off task comes back to the agent, and the agent is told to proceed.
     ``role="agent"`` applies ``access.check_agent_answer`` (an agent never answers a hand-off, an L4
-    escalation or another conversation's or an operator's record)."""
+    escalation or another conversation's or an operator's record). ``necessary``: whether asking was
+    needed (an outcome for the adaptive target); when not given, an answer that agrees with the
+    agent's default counts as unnecessary."""
     escalation_id = out.identifier(escalation_id, "escalation_id")
     answer = out.text(answer, "answer", max_chars)
     responder = out.identifier(responder, "responder")
@@ -41,6 +45,12 @@ def respond(store: Store, escalation_id: str, answer: str, responder: str = "ope
                                 answered_at=now, status="answered", resolved_at=record.get("resolved_at") or now)
         store.audit(conn, "answer", responder, escalation_id=escalation_id,
                     conversation_id=record["conversation_id"], task_id=record["task_id"], data={"answer": answer})
+        if necessary is not None:
+            adaptive.record_outcome(store, conn, "necessary" if necessary else "unnecessary", responder,
+                                    escalation_id=escalation_id)
+        elif adaptive.agrees_with_default(record, answer):
+            adaptive.record_outcome(store, conn, "unnecessary", responder, escalation_id=escalation_id,
+                                    note="the answer agrees with the agent's default")
         locked = False
         if record["conversation_id"] is not None:
             task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)

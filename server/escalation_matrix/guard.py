@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import adaptive
 from . import assess as assessing
 from . import guard_pending as pending
 from . import guard_results as out
@@ -154,7 +155,7 @@ class ConversationGuard:
         request = out.text(request, "request", self.settings.max_request_chars)
         locale = self.speaking(locale).locale
         facts = out.context_mapping(context)
-        c = self.classifier.classify(request, facts)
+        c = self.classifier.classify(request, facts, offsets=self.offsets())
         c, assessment = self.assessed(c, facts, locale)
         result = out.with_decision(out.from_classification(self.localized(c, locale), locale=locale), assessment)
         with self.store.transaction() as conn:
@@ -225,7 +226,7 @@ class ConversationGuard:
         declared = None if capabilities is None else out.options_list(capabilities, self.settings)
         given = self.speaking(locale).locale if locale else None
         locale = self.conversation_locale(conversation_id, given)
-        [c], vectors = self.classifier.classify_encoded([request])
+        [c], vectors = self.classifier.classify_encoded([request], offsets=self.offsets())
         c = self.localized(c, locale)
         if declared is not None and c.type not in OUT_OF_SCOPE:
             lacking = needed_capabilities(request) - {normalise_capability(n) for n in declared}
@@ -266,9 +267,9 @@ class ConversationGuard:
             "options": text.options, "default": None})
 
     def respond(self, escalation_id: str, answer: str, responder: str = "operator", *, role: str = "operator",
-                conversation_id: str | None = None) -> EscalationResult:
+                conversation_id: str | None = None, necessary: bool | None = None) -> EscalationResult:
         return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars, role=role,
-                       conversation_id=conversation_id)
+                       conversation_id=conversation_id, necessary=necessary)
 
     def unlock_task(self, conversation_id: str, task_id: str, by: str, reason: str) -> None:
         unlock_task(self.store, conversation_id, task_id, by, reason)
@@ -298,7 +299,8 @@ class ConversationGuard:
 
     def _classify(self, ask: Ask) -> tuple[Classification, Classification | None]:
         texts = [ask.request] + ([ask.question] if ask.question else [])
-        results, vectors = self.classifier.classify_encoded(texts, [ask.context] + ([{}] if ask.question else []))
+        results, vectors = self.classifier.classify_encoded(texts, [ask.context] + ([{}] if ask.question else []),
+                                                            offsets=self.offsets())
         results = [self.localized(c, ask.locale) for c in results]
         # the issue is identified by the question when there is one, else by the request
         ask.vector, ask.request_vector = vectors[-1], vectors[0]
@@ -342,6 +344,12 @@ class ConversationGuard:
             severity=result.severity.value if result.severity else None,
             conversation_id=result.conversation_id, task_id=result.task_id, escalation_id=result.escalation_id,
             outcome=outcome)
+        adaptive.note_decision(self.store, conn, self.policy.decisions.adaptive)
+
+    def offsets(self) -> dict[EscalationType, float]:
+        """The adaptive target's per-type threshold offsets (none when the policy turns it off)."""
+        settings = self.policy.decisions.adaptive
+        return adaptive.offsets(self.store, floor=settings.floor) if settings.enabled else {}
 
     def _locked(self, conn: sqlite3.Connection, task: dict) -> EscalationResult | None:
         if not task["locked"]:

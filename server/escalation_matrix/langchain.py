@@ -78,6 +78,7 @@ class RespondArgs(BaseModel):
     escalation_id: str = Field(description=argument("respond", "escalation_id"))
     answer: str = Field(description=argument("respond", "answer"))
     conversation_id: str | None = Field(default=None, description=argument("respond", "conversation_id"))
+    necessary: bool | None = Field(default=None, description=argument("respond", "necessary"))
 
 
 ARGS: dict[str, type[BaseModel]] = {"classify": ClassifyArgs, "check_scope": CheckScopeArgs, "clarify": ClarifyArgs,
@@ -130,8 +131,10 @@ def _relay(guard: Any) -> Callable[..., EscalationResult]:
     """``respond`` as the agent: the person's answer to the agent's own question, never a hand-off,
     an L4 escalation or an operator's record (see ``access.check_agent_answer``)."""
 
-    def respond(escalation_id: str, answer: str, conversation_id: str | None = None) -> EscalationResult:
-        return guard.respond(escalation_id, answer, responder="agent", role="agent", conversation_id=conversation_id)
+    def respond(escalation_id: str, answer: str, conversation_id: str | None = None,
+                necessary: bool | None = None) -> EscalationResult:
+        return guard.respond(escalation_id, answer, responder="agent", role="agent", conversation_id=conversation_id,
+                             necessary=necessary)
 
     return respond
 

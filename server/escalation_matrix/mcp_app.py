@@ -128,6 +128,7 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         escalation_id: Annotated[str, Field(description=argument("respond", "escalation_id"))],
         answer: Annotated[str, Field(description=argument("respond", "answer"))],
         conversation_id: Annotated[str | None, Field(description=argument("respond", "conversation_id"))] = None,
+        necessary: Annotated[bool | None, Field(description=argument("respond", "necessary"))] = None,
     ) -> EscalationResult:
         who = principal(ctx)
         name = out.identifier(escalation_id, "escalation_id")
@@ -135,11 +136,11 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
         with guard.store.transaction() as conn:
             check_owner(conn, record["conversation_id"], who)
         if who.is_operator:
-            return guard.respond(escalation_id, answer, responder=who.name)
+            return guard.respond(escalation_id, answer, responder=who.name, necessary=necessary)
         if over_http(ctx):
             check_reference(record, name)
         return guard.respond(escalation_id, answer, responder="agent" if who == LOCAL_AGENT else who.name,
-                             role="agent", conversation_id=conversation_id)
+                             role="agent", conversation_id=conversation_id, necessary=necessary)
 
 
 def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:

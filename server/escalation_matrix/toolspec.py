@@ -87,7 +87,9 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({spec.name: spec for spec in (
           escalation_id="The escalation answered: its `ref` as returned with it (required over HTTP); a "
                         "stdio or in-process client may also give its id, e.g. ESC-2026-001.",
           answer="The person's answer, verbatim, or the option they chose.",
-          conversation_id="Your conversation id; the escalation must belong to it."),
+          conversation_id="Your conversation id; the escalation must belong to it.",
+          necessary="Optional: true when asking the person was needed, false when it was not (the person said "
+                    "so, or chose what you would have done anyway); teaches the server when to ask less."),
 )})
 
 
