@@ -17,7 +17,7 @@ from . import adaptive
 from . import assess as assessing
 from . import guard_pending as pending
 from . import guard_results as out
-from .answers import DEFAULT_TASK, respond, unlock_task
+from .answers import DEFAULT_TASK, RESPONSE_ACTIONS, respond, respond_action, unlock_task
 from .matching import (Issue, has_capability, minor_preference, most_similar, needed_capabilities,
                        normalise_capability)
 from .classifier import Classifier
@@ -266,10 +266,21 @@ class ConversationGuard:
             "phrase": text.phrase, "message": policy.phrases.message("md", **text.variables()),
             "options": text.options, "default": None})
 
-    def respond(self, escalation_id: str, answer: str, responder: str = "operator", *, role: str = "operator",
-                conversation_id: str | None = None, necessary: bool | None = None) -> EscalationResult:
-        return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars, role=role,
-                       conversation_id=conversation_id, necessary=necessary)
+    def respond(self, escalation_id: str, answer: str | None = None, responder: str = "operator", *,
+                role: str = "operator", conversation_id: str | None = None, necessary: bool | None = None,
+                action: str | None = None, change: str | None = None, to: str | None = None,
+                until: str | None = None, conditions: list[str] | None = None) -> EscalationResult:
+        """The person's answer: free text (``answer``), or a structured ``action`` (approve, reject,
+        modify with ``change``, delegate ``to`` someone, defer ``until`` a time, conditional with
+        ``conditions``; ``answer`` is then a note)."""
+        if action is None:
+            if answer is None:
+                raise InputError("give the person's answer, or an action: " + ", ".join(RESPONSE_ACTIONS))
+            return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars, role=role,
+                           conversation_id=conversation_id, necessary=necessary)
+        return respond_action(self.store, escalation_id, action, responder, self.settings.max_request_chars,
+                              role=role, conversation_id=conversation_id, change=change, to=to, until=until,
+                              conditions=conditions, note=answer, necessary=necessary)
 
     def unlock_task(self, conversation_id: str, task_id: str, by: str, reason: str) -> None:
         unlock_task(self.store, conversation_id, task_id, by, reason)

@@ -118,6 +118,17 @@ class DecisionAssessment(BaseModel):
     check: list[str] = Field(default_factory=list, description="What to check before acting, when low_confidence.")
 
 
+class StructuredAnswer(BaseModel):
+    """A person's answer as an action: what the agent does next follows from it."""
+
+    action: str = Field(description="approve | reject | modify | delegate | defer | conditional.")
+    change: str | None = Field(default=None, description="modify: the change to make before carrying it out.")
+    to: str | None = Field(default=None, description="delegate: who decides instead.")
+    until: str | None = Field(default=None, description="defer: until when (ISO time, UTC).")
+    conditions: list[str] = Field(default_factory=list, description="conditional: the conditions of the approval.")
+    note: str | None = Field(default=None, description="Free text the person added.")
+
+
 class EscalationResult(BaseModel):
     """What every agent-facing tool (escalate, clarify, check_scope, respond, classify) returns."""
 
@@ -147,6 +158,8 @@ class EscalationResult(BaseModel):
     classified_as: EscalationType | None = Field(
         default=None, description="escalate with a type only: the classifier's own type when it differs from "
                                   "the type you gave (yours was used; 'none' means it saw no need to escalate).")
+    response: StructuredAnswer | None = Field(
+        default=None, description="respond with an action: the person's structured answer the instruction follows from.")
     decision: DecisionAssessment | None = Field(
         default=None, description="The decision's criticality, type, strategic/tactical category, impact and the "
                                   "confidence to act alone.")

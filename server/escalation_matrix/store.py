@@ -205,6 +205,12 @@ MIGRATIONS: list[str] = [
         rate REAL, decisions INTEGER
     );
     """,
+    # 9: structured answers: the action a person took (approve, reject, modify, delegate, defer,
+    # conditional) and, for a deferred escalation, until when
+    """
+    ALTER TABLE escalations ADD COLUMN response_action TEXT;
+    ALTER TABLE escalations ADD COLUMN deferred_until TEXT;
+    """,
 ]
 
 JSON_FIELDS = ("options", "context")

@@ -151,3 +151,35 @@ def thresholds_revert(state: AppState, change_id, by, db) -> None:
     from ..adaptive import revert
 
     _echo_change(revert(state.store(db), change_id, by))
+
+
+@main.command("respond")
+@click.argument("escalation_id")
+@click.argument("action", type=click.Choice(["approve", "reject", "modify", "delegate", "defer", "conditional"]))
+@click.option("--change", help="modify: the change to make before carrying it out.")
+@click.option("--to", "to", help="delegate: who decides instead.")
+@click.option("--until", help="defer: until when, e.g. 2026-12-08T09:00:00Z.")
+@click.option("--condition", "conditions", multiple=True, help="conditional: a condition of the approval (repeatable).")
+@click.option("--note", help="Free text kept with the answer.")
+@click.option("--necessary/--unnecessary", default=None, help="Whether asking a person was needed (adaptive target).")
+@BY
+@db_option
+@click.pass_obj
+@translate_errors
+def respond_cmd(state: AppState, escalation_id, action, change, to, until, conditions, note, necessary, by, db) -> None:
+    """Answer ESCALATION_ID with an ACTION; the agent's next step follows from it (a deferred or
+    delegated escalation stays open and the agent waits)."""
+    from ..answers import answer_text, respond_action, structured_answer
+    from ..ops.records import Operations
+
+    store = state.store(db)
+    esc_id = store.resolve(escalation_id)
+    if action in ("defer", "delegate"):
+        result = respond_action(store, esc_id, action, by, change=change, to=to, until=until,
+                                conditions=list(conditions), note=note)
+        click.echo(f"{esc_id} {result.response.action if result.response else action}: {result.instruction}")
+        return
+    answered = structured_answer(action, change=change, conditions=list(conditions), note=note)
+    record = Operations(store, state.policy).answer(esc_id, answer_text(answered), by=by, necessary=necessary,
+                                                    response_action=action)
+    click.echo(f"{record['id']} {action}: {record['answer']}")
