@@ -145,3 +145,23 @@ def test_policy_check_rejects_bad_decision_values(data_copy, old, new, where):
         load_policy(data_copy / "policies", data_copy / "phrases", data_copy / "embeddings")
     assert any(p[0].endswith("decisions.yaml") and p[1].startswith(where) for p in err.value.problems), \
         err.value.problems
+
+
+def test_unusual_pattern_escalates_an_unsure_request_when_risky_requests_jump(guard):
+    request = "Tidy the variable names in the helper module"
+    plain = guard.classify(request)
+    assert plain.action.value == "proceed" and plain.confidence < 0.7
+    with guard.store.transaction() as conn:
+        for _ in range(20):
+            guard.store.record_decision(conn, "escalate", "none", "proceed", conversation_id="odd")
+    calm = guard.escalate("odd", request)
+    assert calm.action.value == "proceed" and calm.decision.unusual is None  # history only, no jump
+    with guard.store.transaction() as conn:
+        for _ in range(10):
+            guard.store.record_decision(conn, "escalate", "scope", "escalate", severity="L2", conversation_id="odd",
+                                        outcome="repeated")
+    result = guard.escalate("odd", request)
+    assert (result.action.value, result.type.value) == ("escalate", "decision")
+    assert "rose from 0% to 100%" in result.decision.unusual
+    record = guard.store.escalation(result.escalation_id)
+    assert record["trigger"] == "requires_judgment"

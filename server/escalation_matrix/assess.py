@@ -26,7 +26,7 @@ CHECKS: dict[EscalationType, str] = {
     EscalationType.safety: "that nothing here is sensitive, harmful or a sign of distress",
     EscalationType.technical: "that your tools can really do this",
 }
-OVERRIDES = ("criticality", "low_confidence")  # decided_by of a classification the decision policy escalated
+OVERRIDES = ("criticality", "low_confidence", "unusual_pattern")  # decided_by of a classification the decision policy escalated
 PLAUSIBLE = 0.05  # a type at least this probable is worth checking
 
 

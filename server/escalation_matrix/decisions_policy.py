@@ -92,6 +92,20 @@ class Adaptive(Strict):
                                         description="Types whose threshold never moves (safety never escalates less).")
 
 
+class Unusual(Strict):
+    """seed 000's unusual_pattern: a conversation whose share of risky requests (those that escalated,
+    stopped or were handed off) jumps against its own history, on a request the classifier is unsure of."""
+
+    enabled: bool = Field(default=True, description="Escalate unusual patterns.")
+    recent: int = Field(default=10, ge=2, description="The conversation's latest evaluated requests compared.")
+    min_history: int = Field(default=20, ge=1, description="Earlier requests needed before anything is unusual.")
+    jump: float = Field(default=0.3, gt=0, le=1, description="Rise of the risky share (recent - history) that is unusual.")
+    max_confidence: float = Field(default=0.7, gt=0, le=1,
+                                  description="Escalate only when the classifier's confidence is below this.")
+    escalate_as: EscalationType = Field(default=EscalationType.decision, description="Type it escalates as.")
+    trigger: str = Field(default="requires_judgment", description="Trigger of that type in matrix.yaml.")
+
+
 class DecisionsFile(Strict):
     types: dict[DecisionType, list[str]] = Field(
         default_factory=dict, description="Keywords (whole words) that identify each decision type; first match wins, "
@@ -100,6 +114,7 @@ class DecisionsFile(Strict):
     category: Category = Field(default_factory=Category, description="Strategic vs tactical classification.")
     autonomy: Autonomy = Field(default_factory=Autonomy, description="Confidence to act alone.")
     adaptive: Adaptive = Field(default_factory=Adaptive, description="Adaptive escalation target.")
+    unusual: Unusual = Field(default_factory=Unusual, description="The unusual_pattern rule.")
 
 
 def check_decisions(folder: Path, decisions: DecisionsFile, context_fields: dict[str, str],
@@ -133,6 +148,12 @@ def check_decisions(folder: Path, decisions: DecisionsFile, context_fields: dict
     elif crit.trigger not in known:
         found.append((where, "criticality.trigger", f"{crit.trigger!r} is not a trigger of type "
                                                      f"{crit.escalate_as.value}; use one of {sorted(known)}"))
+    odd = decisions.unusual
+    if odd.escalate_as in (EscalationType.none, EscalationType.pattern):
+        found.append((where, "unusual.escalate_as", "use a type other than none or pattern"))
+    elif odd.trigger not in triggers.get(odd.escalate_as, []):
+        found.append((where, "unusual.trigger", f"{odd.trigger!r} is not a trigger of type {odd.escalate_as.value}; "
+                                                f"use one of {sorted(triggers.get(odd.escalate_as, []))}"))
     names = [f.name for f in crit.factors]
     for name in sorted({n for n in names if names.count(n) > 1}):
         found.append((where, "criticality.factors", f"factor name {name!r} is used twice; rename one"))

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import adaptive
 from . import assess as assessing
+from . import unusual
 from . import guard_pending as pending
 from . import guard_results as out
 from .answers import DEFAULT_TASK, RESPONSE_ACTIONS, respond, respond_action, unlock_task
@@ -138,6 +139,22 @@ class ConversationGuard:
                                   "low_confidence", reason, a.check, locale), a
         return c, a
 
+    def _unusual(self, ask: Ask, c: Classification) -> Classification:
+        """seed 000's unusual_pattern: this conversation's risky share jumped and the classifier is unsure."""
+        settings = self.policy.decisions.unusual
+        if not settings.enabled or c.confidence >= settings.max_confidence or c.decided_by == "rule":
+            return c
+        found = unusual.shift(self.store, ask.conversation_id, settings)
+        if found is None:
+            return c
+        if ask.assessment is not None:
+            ask.assessment = ask.assessment.model_copy(update={"unusual": found.describe(), "low_confidence": False,
+                                                               "check": []})
+        severity = self.policy.matrix.trigger(settings.escalate_as, settings.trigger).severity
+        reason = f"Unusual pattern with low confidence ({c.confidence:.2f}): {found.describe()}."
+        return self._override(c, settings.escalate_as, settings.trigger, severity, "unusual_pattern", reason,
+                              [f"history {found.history:.2f}", f"recent {found.recent:.2f}"], ask.locale)
+
     def _override(self, c: Classification, etype: EscalationType, trigger: str, severity: Severity | None,
                   name: str, reason: str, matched: list[str], locale: str | None) -> Classification:
         """``c`` escalated as ``etype`` by the decision policy, with its phrase and message in ``locale``."""
@@ -184,6 +201,8 @@ class ConversationGuard:
         # reads as scope); a request that stops the task (L4) always wins
         chosen = qc if qc is not None and qc.escalate and rc.severity is not Severity.L4 else rc
         chosen, ask.assessment = self.assessed(chosen, ask.context, ask.locale, ask.request)
+        if insisted is None and not chosen.escalate:
+            chosen = self._unusual(ask, chosen)
         ask.classification = chosen
         if insisted is not None and not (rc.severity is Severity.L4 and insisted is not rc.type):
             ask.etype = insisted
