@@ -165,3 +165,29 @@ def test_unusual_pattern_escalates_an_unsure_request_when_risky_requests_jump(gu
     assert "rose from 0% to 100%" in result.decision.unusual
     record = guard.store.escalation(result.escalation_id)
     assert record["trigger"] == "requires_judgment"
+
+
+def test_a_decision_template_words_the_decision_and_marks_missing_facts(guard):
+    result = guard.classify("Deploy the billing service", {"environment": "production", "version": "2.4"})
+    assert result.decision.summary == ("Deploy [missing: service] 2.4 to production. Rollback: [missing: "
+                                       "rollback_plan]. Criticality 0.90 (tactical).")
+    german = guard.classify("Deploy the billing service", {"service": "billing"}, locale="de")
+    assert german.decision.summary.startswith("billing [missing: version] nach [missing: environment] ausrollen.")
+    assert guard.classify("Write a haiku about autumn").decision.summary is None  # 'other' has no template
+
+
+@pytest.mark.parametrize("where, text, message", [
+    ("phrases/en/decisions/deployment.j2", "Deploy {{ service ", "deployment.j2: line 1: template error"),
+    ("phrases/en/decisions/rollout.j2", "Roll out {{ service }}", "unknown decision type 'rollout'"),
+])
+def test_policy_check_reports_a_broken_decision_template(data_copy, where, text, message):
+    (data_copy / where).write_text(text)
+    result = run("policy", "check", str(data_copy))
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_every_locale_has_the_same_decision_templates(data_copy):
+    (data_copy / "phrases/de/decisions/batch.j2").unlink()
+    result = run("policy", "check", str(data_copy))
+    assert result.exit_code == 2
+    assert "batch.j2: missing; locale 'en' has this decision template - add it here" in result.output

@@ -122,6 +122,11 @@ class ConversationGuard:
         decisions = self.policy.decisions
         a = assessing.with_confidence(assessing.assess(request or c.request, context, decisions), c,
                                       decisions.autonomy)
+        summary = self.speaking(locale).phrases.decisions.render(
+            a.decision_type, **{**context, "request": request or c.request, "criticality": a.criticality,
+                                "category": a.category, "impact": a.impact, "decision_type": a.decision_type})
+        if summary is not None:
+            a = a.model_copy(update={"summary": summary})
         crit = decisions.criticality
         if a.critical:  # a person decides: acting alone is not in question
             a = a.model_copy(update={"low_confidence": False, "check": []})

@@ -116,6 +116,9 @@ class DecisionAssessment(BaseModel):
     low_confidence: bool = Field(default=False, description="True when the agent proceeds below the confidence "
                                                             "needed to act alone: check `check` first.")
     check: list[str] = Field(default_factory=list, description="What to check before acting, when low_confidence.")
+    summary: str | None = Field(default=None, description="The decision worded by its decision template "
+                                                          "(phrases/<locale>/decisions/); '[missing: name]' marks a "
+                                                          "fact the agent did not give.")
     unusual: str | None = Field(default=None, description="When this conversation's share of risky requests jumped "
                                                           "against its own history: by how much.")
 
