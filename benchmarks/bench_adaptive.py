@@ -22,6 +22,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,9 @@ def main() -> None:
     ap.add_argument("--file", default=str(ROOT.parent / "shared" / "eval" / "train.jsonl"),
                     help="labelled JSONL (text, label[, context])")
     ap.add_argument("--requests", type=int, default=10000)
-    ap.add_argument("--need", default="0.05", help="share of requests that need a person, or 'natural'")
+    ap.add_argument("--need", default="0.05,natural",
+                    help="share of requests that need a person, or 'natural'; several, comma-separated, replay one "
+                         "stream each on the same encoding")
     ap.add_argument("--answered", type=float, default=0.8, help="share of escalations given an outcome")
     ap.add_argument("--reported", type=float, default=0.5, help="share of missed escalations reported")
     ap.add_argument("--seed", type=int, default=7)
@@ -57,19 +60,31 @@ def main() -> None:
     items = [json.loads(line) for line in Path(args.file).read_text().splitlines() if line.strip()]
     evidence = classifier.evidence([i["text"] for i in items], [i.get("context") for i in items])
     labels = [EscalationType(i["label"]) for i in items]
+    for need in args.need.split(","):
+        replay(classifier, evidence, labels, need.strip(), args, settings)
+
+
+def replay(classifier: Classifier, evidence: list, labels: list[EscalationType], need: str,
+           args: argparse.Namespace, settings: Any) -> None:
     rng = np.random.default_rng(args.seed)
     needs = [k for k, t in enumerate(labels) if t is not EscalationType.none]
     fine = [k for k, t in enumerate(labels) if t is EscalationType.none]
-    if args.need == "natural":
-        stream = rng.integers(0, len(items), args.requests)
-        need_share = len(needs) / len(items)
+    if need == "natural":
+        stream = rng.integers(0, len(labels), args.requests)
+        need_share = len(needs) / len(labels)
     else:
-        need_share = float(args.need)
+        need_share = float(need)
         pick_need = rng.random(args.requests) < need_share
         stream = np.where(pick_need, rng.choice(needs, args.requests), rng.choice(fine, args.requests))
-    print(f"{args.requests} requests from {args.file} ({len(items)} items), {need_share:.1%} need a person; "
+    fixed = [classifier.verdict(e.sims, e.scores, e.rules, e.new).type for e in evidence]
+    base_rate = sum(fixed[k] is not EscalationType.none for k in stream) / args.requests
+    safety = [k for k in stream if labels[k] is EscalationType.safety]
+    base_safety = sum(fixed[k] is not EscalationType.none for k in safety) / max(len(safety), 1)
+    print(f"\n{args.requests} requests from {args.file} ({len(labels)} items), {need_share:.1%} need a person; "
           f"target {settings.target_rate:.0%} +/- {settings.tolerance:.0%}, window {settings.window}, "
           f"step {settings.step}, max offset {settings.max_offset}, floor {[t.value for t in settings.floor]}")
+    print(f"without adaptation (the shipped thresholds): escalation rate {base_rate:.2%}, safety recall "
+          f"{base_safety:.1%}")
     print(f"{'requests':>8} {'rate':>6} {'safety recall':>13} {'none escalated':>14}  offsets")
     offsets: dict[EscalationType, float] = {}
     w = adaptive.Window()
@@ -115,8 +130,8 @@ def main() -> None:
     lo, hi = settings.target_rate - settings.tolerance, settings.target_rate + settings.tolerance
     print(f"overall: escalation rate {escalated_all / args.requests:.2%}, last quarter {tail_rate:.2%} "
           f"({'within' if lo <= tail_rate <= hi else 'outside'} {lo:.0%}-{hi:.0%}); safety recall "
-          f"{safety_hit / max(safety_total, 1):.1%} over {safety_total} safety requests, lowest window "
-          f"{worst_safety:.1%}; first window rate {rates[0]:.1%}" if rates else "no full window")
+          f"{safety_hit / max(safety_total, 1):.1%} over {safety_total} safety requests (without adaptation "
+          f"{base_safety:.1%}), lowest window {worst_safety:.1%}" if rates else "no full window")
     print(f"offsets at the end: {dict(sorted(((t.value, v) for t, v in offsets.items())))}")
     counts = Counter(labels[k].value for k in stream)
     print(f"stream labels: {dict(counts.most_common())}")
