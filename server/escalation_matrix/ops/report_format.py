@@ -109,7 +109,8 @@ def to_csv(r: Report) -> str:
                                     ("false_positive_rate", q.false_positive_rate, ""),
                                     ("false_negative_rate", q.false_negative_rate, ""),
                                     ("missed", q.missed, ""), ("threshold_changes", q.threshold_changes, "")):
-            w.writerow(["decision_quality", name, _num(value), target, q.trend if name == "escalation_rate" else ""])
+            w.writerow(["decision_quality", name, _num(value), target, ""])
+        w.writerow(["decision_quality", "trend", q.trend, "", ""])  # the status column holds status words only
     for p in r.trend:
         w.writerow(["trend_decisions", p.start, p.decisions, "", ""])
         w.writerow(["trend_rate", p.start, "" if p.rate is None else round(p.rate, 6), "", ""])
