@@ -190,6 +190,7 @@ def record_outcome(store: Store, conn: sqlite3.Connection, outcome: str, by: str
         if escalation_id is None:
             raise InputError(f"{outcome} needs the escalation id")
         kind = EscalationType(store.escalation(escalation_id, conn)["type"])
+    note = store.redactor.value(note) if note else None  # free text: secrets and personal data redacted
     conn.execute("INSERT INTO outcomes (at, escalation_id, type, outcome, by, note) VALUES (?, ?, ?, ?, ?, ?) "
                  "ON CONFLICT (escalation_id) WHERE escalation_id IS NOT NULL DO UPDATE SET at = excluded.at, "
                  "outcome = excluded.outcome, by = excluded.by, note = excluded.note, adjustment = NULL",
