@@ -5,21 +5,25 @@ console) record answers through these functions, so this module sits below both 
 
 from __future__ import annotations
 
+from . import adaptive
 from . import guard_results as out
 from .access import check_agent_answer
-from .errors import NotFoundError, StateError
-from .models import Action, EscalationResult, EscalationType, Severity
-from .store import OPEN_STATUSES, Store
+from .errors import InputError, NotFoundError, StateError
+from .models import Action, EscalationResult, EscalationType, Severity, StructuredAnswer
+from .store import OPEN_STATUSES, Store, iso, parse_iso
 
 DEFAULT_TASK = "default"
 
 
 def respond(store: Store, escalation_id: str, answer: str, responder: str = "operator",
-            max_chars: int = 8000, *, role: str = "operator", conversation_id: str | None = None) -> EscalationResult:
+            max_chars: int = 8000, *, role: str = "operator", conversation_id: str | None = None,
+            necessary: bool | None = None, response_action: str | None = None) -> EscalationResult:
     """Record a person's answer (agent tool, operator CLI or console alike): the escalation is
     answered, a handed-off task comes back to the agent, and the agent is told to proceed.
     ``role="agent"`` applies ``access.check_agent_answer`` (an agent never answers a hand-off, an L4
-    escalation or another conversation's or an operator's record)."""
+    escalation or another conversation's or an operator's record). ``necessary``: whether asking was
+    needed (an outcome for the adaptive target); when not given, an answer that agrees with the
+    agent's default counts as unnecessary."""
     escalation_id = out.identifier(escalation_id, "escalation_id")
     answer = out.text(answer, "answer", max_chars)
     responder = out.identifier(responder, "responder")
@@ -38,9 +42,16 @@ def respond(store: Store, escalation_id: str, answer: str, responder: str = "ope
                              "if something changed, raise a new question with clarify or escalate")
         now = store.now()
         store.update_escalation(conn, escalation_id, answer=answer, answered_by=responder,
-                                answered_at=now, status="answered", resolved_at=record.get("resolved_at") or now)
+                                answered_at=now, status="answered", resolved_at=record.get("resolved_at") or now,
+                                response_action=response_action)
         store.audit(conn, "answer", responder, escalation_id=escalation_id,
                     conversation_id=record["conversation_id"], task_id=record["task_id"], data={"answer": answer})
+        if necessary is not None:
+            adaptive.record_outcome(store, conn, "necessary" if necessary else "unnecessary", responder,
+                                    escalation_id=escalation_id)
+        elif adaptive.agrees_with_default(record, answer):
+            adaptive.record_outcome(store, conn, "unnecessary", responder, escalation_id=escalation_id,
+                                    note="the answer agrees with the agent's default")
         locked = False
         if record["conversation_id"] is not None:
             task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
@@ -76,3 +87,103 @@ def unlock_task(store: Store, conversation_id: str, task_id: str, by: str, reaso
                           locked_by_escalation=None)
         store.audit(conn, "unlock", by, escalation_id=row["locked_by_escalation"], conversation_id=conversation_id,
                     task_id=task_id, data={"reason": reason})
+
+
+RESPONSE_ACTIONS = ("approve", "reject", "modify", "delegate", "defer", "conditional")
+NEXT_STEP = {
+    "approve": "Approved: carry it out now; do not ask for confirmation.",
+    "reject": "Rejected: do not do this. Continue the rest of the task without it, or offer an alternative.",
+    "modify": "Approved with a change: make this change first, then carry it out - {change}",
+    "conditional": "Approved on conditions: carry it out only while all of these hold - {conditions}",
+    "defer": "Deferred until {until}: take no action on this point until then; {id} stays open.",
+    "delegate": "Routed to {to} to decide: take no action on this point until their answer comes back ({id}).",
+}
+
+
+def structured_answer(action: str, *, change: str | None = None, to: str | None = None, until: str | None = None,
+                      conditions: list[str] | None = None, note: str | None = None,
+                      now: str | None = None) -> StructuredAnswer:
+    """Check one structured answer: each action names what it needs (modify a change, delegate a
+    person, defer a time in the future, conditional at least one condition)."""
+    if action not in RESPONSE_ACTIONS:
+        raise InputError(f"action {action!r} is not one of {', '.join(RESPONSE_ACTIONS)}")
+    change = out.text(change, "change", 2000, required=action == "modify")
+    to = out.identifier(to, "to", required=action == "delegate")
+    note = out.text(note, "note", 2000, required=False)
+    if conditions is not None and (not isinstance(conditions, list) or not all(isinstance(c, str) for c in conditions)):
+        raise InputError("conditions must be a list of strings, e.g. ['only after 18:00']")
+    kept = [c for c in (out.text(c, "a condition", 500, required=False) for c in conditions or []) if c]
+    if action == "conditional" and not kept:
+        raise InputError("a conditional approval needs at least one condition")
+    if action == "defer":
+        until = _future(until, now)
+    return StructuredAnswer(action=action, change=change if action == "modify" else None,
+                            to=to if action == "delegate" else None, until=until if action == "defer" else None,
+                            conditions=kept if action == "conditional" else [], note=note)
+
+
+def _future(until: str | None, now: str | None) -> str:
+    if not isinstance(until, str) or not until.strip():
+        raise InputError("defer needs until: an ISO time with a time zone, e.g. 2026-12-08T09:00:00Z")
+    try:
+        moment = parse_iso(until.strip())
+    except ValueError:
+        raise InputError(f"until {until!r} is not an ISO time; write e.g. 2026-12-08T09:00:00Z") from None
+    if moment.tzinfo is None:
+        raise InputError(f"until {until!r} has no time zone; add Z for UTC")
+    when = iso(moment)
+    if now is not None and when <= now:
+        raise InputError(f"until {when} is not in the future (now {now})")
+    return when
+
+
+def answer_text(a: StructuredAnswer) -> str:
+    """The answer as the record keeps it (and a later re-ask returns it)."""
+    text = {"approve": "Approved.", "reject": "Rejected.", "modify": f"Approved with a change: {a.change}",
+            "conditional": "Approved on conditions: " + "; ".join(a.conditions),
+            "defer": f"Deferred until {a.until}.", "delegate": f"Delegated to {a.to}."}[a.action]
+    return f"{text} {a.note}" if a.note else text
+
+
+def respond_action(store: Store, escalation_id: str, action: str, responder: str = "operator", max_chars: int = 8000,
+                   *, role: str = "operator", conversation_id: str | None = None, change: str | None = None,
+                   to: str | None = None, until: str | None = None, conditions: list[str] | None = None,
+                   note: str | None = None, necessary: bool | None = None) -> EscalationResult:
+    """A structured answer. approve, reject, modify and conditional answer the escalation (as
+    ``respond`` does) and tell the agent what to do; defer and delegate keep it open: deferred, it is
+    due at ``until`` and the agent waits; delegated, it is assigned to ``to`` and the agent waits."""
+    a = structured_answer(action, change=change, to=to, until=until, conditions=conditions, note=note,
+                          now=store.now())
+    if a.action not in ("defer", "delegate"):
+        result = respond(store, escalation_id, answer_text(a), responder, max_chars, role=role,
+                         conversation_id=conversation_id, necessary=necessary, response_action=a.action)
+        if result.action is Action.stop:  # the task stays locked whatever the answer
+            return result.model_copy(update={"response": a})
+        step = NEXT_STEP[a.action].format(change=a.change, conditions="; ".join(a.conditions))
+        return result.model_copy(update={"response": a, "instruction": step})
+    escalation_id = out.identifier(escalation_id, "escalation_id")
+    responder = out.identifier(responder, "responder")
+    conversation_id = out.identifier(conversation_id, "conversation_id", required=False)
+    with store.transaction() as conn:
+        escalation_id = store.resolve(escalation_id, conn)
+        record = store.escalation(escalation_id, conn)
+        if role == "agent":
+            task = None
+            if record["conversation_id"] is not None:
+                task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
+            check_agent_answer(record, task, conversation_id)
+        if record["status"] not in OPEN_STATUSES:
+            raise StateError(f"escalation {escalation_id} is already {record['status']}; a {a.action} applies to "
+                             "an open escalation only")
+        if a.action == "defer":
+            store.update_escalation(conn, escalation_id, due_at=a.until, deferred_until=a.until,
+                                    response_action="defer")
+            data: dict[str, str | None] = {"until": a.until, "note": a.note}
+        else:
+            store.update_escalation(conn, escalation_id, assignee=a.to, response_action="delegate")
+            data = {"assignee": a.to, "note": a.note}
+        store.audit(conn, a.action, responder, escalation_id=escalation_id, conversation_id=record["conversation_id"],
+                    task_id=record["task_id"], data=data)
+        record = store.escalation(escalation_id, conn)
+    step = NEXT_STEP[a.action].format(until=a.until, to=a.to, id=escalation_id)
+    return out.from_record(record, Action.wait, step, response=a)

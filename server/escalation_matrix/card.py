@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import Action, EscalationType, Severity
+from .models import Action, DecisionAssessment, EscalationType, Severity
 
 CARD_VERSION = "1"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "card.schema.json"
@@ -85,6 +85,9 @@ class EscalationCard(BaseModel):
     task_id: str | None = Field(default=None, description="Task inside the conversation.")
     text: str = Field(description="The whole message as plain text (the txt template).")
     markdown: str = Field(description="The whole message as markdown (the md template).")
+    decision: DecisionAssessment | None = Field(
+        default=None, description="The decision's criticality, type, strategic/tactical category, impact analysis and "
+                                  "confidence to act alone, when assessed.")
 
 
 def duration_label(seconds: int) -> str:

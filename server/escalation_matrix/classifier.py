@@ -26,6 +26,20 @@ TYPES = [t for t in EscalationType if t is not EscalationType.pattern]
 NONE = TYPES.index(EscalationType.none)
 SAFETY = TYPES.index(EscalationType.safety)
 RULE_CONFIDENCE = 0.95
+# Per-type additions to the thresholds (margins) from the adaptive escalation target: positive
+# escalates that type less. Safety's threshold is never offset (decide_trained checks it first).
+Offsets = dict[EscalationType, float]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the decision reads for one request: exemplar similarities, per-type scores, the rules
+    that matched and the nearest exemplar added since training."""
+
+    sims: np.ndarray
+    scores: np.ndarray
+    rules: list[RuleMatch]
+    new: tuple[EscalationType, float] | None
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,7 @@ class Verdict:
 def decide(
     scores: np.ndarray, rules: list[RuleMatch], settings: ClassifierFile, order: list[EscalationType],
     thresholds: dict[EscalationType, float] | None = None, nearest: tuple[EscalationType, float] | None = None,
+    offsets: Offsets | None = None,
 ) -> Verdict:
     """The decision tree. Escalating rules decide first (safety before all, then the tree order).
     A near-copy of an exemplar (``nearest`` similarity >= exact_similarity) takes its type. Otherwise each type's lead over the 'none' score is compared with its threshold: safety is
@@ -51,7 +66,9 @@ def decide(
         return Verdict(ranked[0].type, "rule", rules)
     if nearest and nearest[1] >= settings.exact_similarity:  # a near-copy of an exemplar
         return Verdict(nearest[0], "embedding", rules)
-    limits = thresholds if thresholds is not None else settings.thresholds
+    limits = dict(thresholds if thresholds is not None else settings.thresholds)
+    for etype, offset in (offsets or {}).items():  # the adaptive target's per-type offsets
+        limits[etype] = limits.get(etype, settings.default_threshold) + offset
     lead = scores - scores[NONE]
     if lead[SAFETY] >= limits.get(EscalationType.safety, settings.default_threshold):
         return Verdict(EscalationType.safety, "embedding", rules)
@@ -71,7 +88,7 @@ def decide(
 
 def decide_trained(
     probs: np.ndarray, rules: list[RuleMatch], decision: TrainedDecision, order: list[EscalationType],
-    new_exemplar: tuple[EscalationType, float] | None = None,
+    new_exemplar: tuple[EscalationType, float] | None = None, offsets: Offsets | None = None,
 ) -> Verdict:
     """The decision on the fine-tuned model's calibrated probabilities (columns follow ``TYPES``).
 
@@ -93,7 +110,7 @@ def decide_trained(
     if rules:  # only proceed rules matched: a minor preference
         return Verdict(EscalationType.none, "rule", rules)
     excess = {
-        etype: float(probs[i] - probs[NONE]) - decision.margin_for(etype)
+        etype: float(probs[i] - probs[NONE]) - decision.margin_for(etype) - (offsets or {}).get(etype, 0.0)
         for i, etype in enumerate(TYPES)
         if etype not in (EscalationType.none, EscalationType.safety)
     }
@@ -154,22 +171,25 @@ class Classifier:
             return LinearScorer(self.vectors, self.labels, n)
         return KnnScorer(self.vectors, self.labels, n, self.settings.k, self.settings.weights)
 
-    def classify(self, request: str, context: dict[str, Any] | None = None) -> Classification:
-        return self.classify_many([request], [context])[0]
+    def classify(self, request: str, context: dict[str, Any] | None = None,
+                 offsets: Offsets | None = None) -> Classification:
+        return self.classify_many([request], [context], offsets)[0]
 
     def classify_many(
-        self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
+        self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None,
+        offsets: Offsets | None = None,
     ) -> list[Classification]:
-        return self._classify(requests, contexts)[0]
+        return self._classify(requests, contexts, offsets)[0]
 
     def classify_encoded(
-        self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
+        self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None,
+        offsets: Offsets | None = None,
     ) -> tuple[list[Classification], np.ndarray]:
         """Classifications plus the requests' general-purpose sentence vectors, for callers that
         compare requests with each other (the conversation guard). The fine-tuned encoder is
         trained to tell types apart, not to tell two requests of one type apart, so those vectors
         come from the base encoder; without a fine-tuned model they are the vectors classified."""
-        results, vectors = self._classify(requests, contexts)
+        results, vectors = self._classify(requests, contexts, offsets)
         if self.model is None:
             return results, vectors
         return results, self.similarity_vectors([r.request for r in results])
@@ -187,7 +207,8 @@ class Classifier:
         return getattr(self.model, "base_encoder", None) or get_embedder(self.settings.model, self.settings.backend)
 
     def _classify(
-        self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None
+        self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None,
+        offsets: Offsets | None = None,
     ) -> tuple[list[Classification], np.ndarray]:
         texts = [_clean(r) for r in requests]
         ctxs = [context_dict(c) for c in (contexts or [None] * len(texts))]
@@ -195,7 +216,8 @@ class Classifier:
         sims = vectors @ self.vectors.T
         scores = self.scorer.scores(vectors, sims)
         news = self._new_exemplars(texts)
-        results = [self._classification(t, s, row, c, n) for t, s, row, c, n in zip(texts, sims, scores, ctxs, news)]
+        results = [self._classification(t, s, row, c, n, offsets)
+                   for t, s, row, c, n in zip(texts, sims, scores, ctxs, news)]
         return results, vectors
 
     def _new_exemplars(self, texts: list[str]) -> list[tuple[EscalationType, float] | None]:
@@ -215,22 +237,35 @@ class Classifier:
         nearest = [(self.exemplars[i].type, float(sims[row, i])) for row, i in enumerate(top)]
         return self.scorer.scores(vectors, sims), nearest
 
+    def evidence(self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None) -> list[Evidence]:
+        """Per request, what the decision reads, so that a replay can decide again under other
+        offsets (``verdict(e.sims, e.scores, e.rules, e.new, offsets)``) without encoding again."""
+        texts = [_clean(r) for r in requests]
+        ctxs = [context_dict(c) for c in (contexts or [None] * len(texts))]
+        vectors = self.embedder.encode(texts)
+        sims = vectors @ self.vectors.T
+        scores = self.scorer.scores(vectors, sims)
+        news = self._new_exemplars(texts)
+        return [Evidence(s, row, self.rules.match(t, c), n) for t, s, row, c, n in zip(texts, sims, scores, ctxs, news)]
+
     def similarity(self, a: str, b: str) -> float:
         va, vb = self.similarity_vectors([a, b])
         return float(va @ vb)
 
     def verdict(self, sims: np.ndarray, scores: np.ndarray, matches: list[RuleMatch],
-                new: tuple[EscalationType, float] | None = None) -> Verdict:
+                new: tuple[EscalationType, float] | None = None, offsets: Offsets | None = None) -> Verdict:
         order = self.policy.matrix.order
         if self.model is not None:
-            return decide_trained(scores, matches, self.settings.trained, order, new)
+            return decide_trained(scores, matches, self.settings.trained, order, new, offsets)
         top = int(np.argmax(sims))
-        return decide(scores, matches, self.settings, order, nearest=(self.exemplars[top].type, float(sims[top])))
+        return decide(scores, matches, self.settings, order, nearest=(self.exemplars[top].type, float(sims[top])),
+                      offsets=offsets)
 
     def _classification(self, text: str, sims: np.ndarray, scores: np.ndarray, ctx: dict[str, Any],
-                        new: tuple[EscalationType, float] | None = None) -> Classification:
+                        new: tuple[EscalationType, float] | None = None,
+                        offsets: Offsets | None = None) -> Classification:
         matches = self.rules.match(text, ctx)
-        verdict = self.verdict(sims, scores, matches, new)
+        verdict = self.verdict(sims, scores, matches, new, offsets)
         n = min(self.settings.explain, sims.size)
         nearest = np.argpartition(-sims, n - 1)[:n] if n else np.array([], dtype=int)
         nearest = nearest[np.argsort(-sims[nearest])]

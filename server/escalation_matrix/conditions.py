@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from .policy import Condition
+from .policy_conditions import Condition
 
 
 def _num(value: Any) -> float | None:

@@ -13,16 +13,19 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import adaptive
+from . import assess as assessing
+from . import unusual
 from . import guard_pending as pending
 from . import guard_results as out
-from .answers import DEFAULT_TASK, respond, unlock_task
+from .answers import DEFAULT_TASK, RESPONSE_ACTIONS, respond, respond_action, unlock_task
 from .matching import (Issue, has_capability, minor_preference, most_similar, needed_capabilities,
                        normalise_capability)
 from .classifier import Classifier
 from .errors import InputError, NotFoundError
 from .loader import Policy
 from .messages import escalation_text
-from .models import Action, Classification, EscalationResult, EscalationType, Severity
+from .models import Action, Classification, DecisionAssessment, EscalationResult, EscalationType, RuleMatch, Severity
 from .store import OPEN_STATUSES, Store, iso
 
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
@@ -52,6 +55,7 @@ class Ask:
     classified_as: EscalationType | None = None  # the classifier's type, when the agent insisted on another
     locale: str | None = None  # the language of this call's texts (argument, conversation's, server's)
     locale_given: str | None = None  # the call's own locale argument: the conversation keeps it
+    assessment: DecisionAssessment | None = None  # criticality, decision type, confidence to act alone
 
     def issue(self) -> Issue:
         asked = self.question is not None
@@ -109,13 +113,73 @@ class ConversationGuard:
         return c.model_copy(update={"phrase": text.phrase, "message": policy.phrases.message("md", **text.variables()),
                                     "options": text.options})
 
+    # --- decision intelligence ---
+    def assessed(self, c: Classification, context: dict[str, Any], locale: str | None,
+                 request: str | None = None) -> tuple[Classification, DecisionAssessment]:
+        """``c`` with the decision's assessment: a critical decision always escalates (as the policy's
+        type), and a proceed below the confidence to act alone carries what to check (or escalates,
+        when the policy says so)."""
+        decisions = self.policy.decisions
+        a = assessing.with_confidence(assessing.assess(request or c.request, context, decisions), c,
+                                      decisions.autonomy)
+        summary = self.speaking(locale).phrases.decisions.render(
+            a.decision_type, **{**context, "request": request or c.request, "criticality": a.criticality,
+                                "category": a.category, "impact": a.impact, "decision_type": a.decision_type})
+        if summary is not None:
+            a = a.model_copy(update={"summary": summary})
+        crit = decisions.criticality
+        if a.critical:  # a person decides: acting alone is not in question
+            a = a.model_copy(update={"low_confidence": False, "check": []})
+        if a.critical and not c.escalate:
+            severity = crit.severity or self.policy.matrix.trigger(crit.escalate_as, crit.trigger).severity
+            reason = f"Criticality {a.criticality:.2f} is above {crit.escalate_above:g}: a person must decide."
+            return self._override(c, crit.escalate_as, crit.trigger, severity, "criticality", reason, a.factors,
+                                  locale), a
+        if a.low_confidence and decisions.autonomy.escalate:
+            etype = assessing.most_likely_escalation(c)
+            trigger = self.policy.matrix.default_trigger(etype)
+            reason = (f"Confidence to act alone {a.autonomy:.2f} is below "
+                      f"{decisions.autonomy.min_confidence:g}.")
+            return self._override(c, etype, trigger, self.policy.matrix.trigger(etype, trigger).severity,
+                                  "low_confidence", reason, a.check, locale), a
+        return c, a
+
+    def _unusual(self, ask: Ask, c: Classification) -> Classification:
+        """seed 000's unusual_pattern: this conversation's risky share jumped and the classifier is unsure."""
+        settings = self.policy.decisions.unusual
+        if not settings.enabled or c.confidence >= settings.max_confidence or c.decided_by == "rule":
+            return c
+        found = unusual.shift(self.store, ask.conversation_id, settings)
+        if found is None:
+            return c
+        if ask.assessment is not None:
+            ask.assessment = ask.assessment.model_copy(update={"unusual": found.describe(), "low_confidence": False,
+                                                               "check": []})
+        severity = self.policy.matrix.trigger(settings.escalate_as, settings.trigger).severity
+        reason = f"Unusual pattern with low confidence ({c.confidence:.2f}): {found.describe()}."
+        return self._override(c, settings.escalate_as, settings.trigger, severity, "unusual_pattern", reason,
+                              [f"history {found.history:.2f}", f"recent {found.recent:.2f}"], ask.locale)
+
+    def _override(self, c: Classification, etype: EscalationType, trigger: str, severity: Severity | None,
+                  name: str, reason: str, matched: list[str], locale: str | None) -> Classification:
+        """``c`` escalated as ``etype`` by the decision policy, with its phrase and message in ``locale``."""
+        speaking = self.speaking(locale)
+        text = escalation_text(speaking.matrix, speaking.phrases, etype, trigger, severity, c.request)  # type: ignore[arg-type]
+        rule = RuleMatch(name=name, type=etype, trigger=trigger, severity=severity, reason=reason, matched=matched)
+        return c.model_copy(update={
+            "type": etype, "trigger": trigger, "severity": severity, "decided_by": name, "rules": [*c.rules, rule],
+            "phrase": text.phrase, "message": speaking.phrases.message("md", **text.variables()),
+            "options": text.options, "default": None})
+
     # --- read-only ---
     def classify(self, request: str, context: dict | None = None, locale: str | None = None) -> EscalationResult:
         """Records nothing but the decision itself: an evaluated request counts in the KPI denominator."""
         request = out.text(request, "request", self.settings.max_request_chars)
         locale = self.speaking(locale).locale
-        c = self.classifier.classify(request, out.context_mapping(context))
-        result = out.from_classification(self.localized(c, locale), locale=locale)
+        facts = out.context_mapping(context)
+        c = self.classifier.classify(request, facts, offsets=self.offsets())
+        c, assessment = self.assessed(c, facts, locale)
+        result = out.with_decision(out.from_classification(self.localized(c, locale), locale=locale), assessment)
         with self.store.transaction() as conn:
             self._record(conn, "classify", result, "proceed")
         return result
@@ -141,6 +205,9 @@ class ConversationGuard:
         # the question's own type counts ("Postgres or MySQL?" is a decision even when the request
         # reads as scope); a request that stops the task (L4) always wins
         chosen = qc if qc is not None and qc.escalate and rc.severity is not Severity.L4 else rc
+        chosen, ask.assessment = self.assessed(chosen, ask.context, ask.locale, ask.request)
+        if insisted is None and not chosen.escalate:
+            chosen = self._unusual(ask, chosen)
         ask.classification = chosen
         if insisted is not None and not (rc.severity is Severity.L4 and insisted is not rc.type):
             ask.etype = insisted
@@ -150,7 +217,8 @@ class ConversationGuard:
             if chosen.type is not insisted:
                 ask.classified_as = chosen.type
             return self._decide(ask)
-        ask.minor = minor_preference(qc, rc)
+        # a decision the policy escalated (critical, or too unsure to act alone) is no minor preference
+        ask.minor = None if chosen.decided_by in assessing.OVERRIDES else minor_preference(qc, rc)
         if chosen.escalate:
             ask.etype, ask.trigger, ask.severity = chosen.type, chosen.trigger, chosen.severity
         return self._decide(ask)
@@ -182,7 +250,7 @@ class ConversationGuard:
         declared = None if capabilities is None else out.options_list(capabilities, self.settings)
         given = self.speaking(locale).locale if locale else None
         locale = self.conversation_locale(conversation_id, given)
-        [c], vectors = self.classifier.classify_encoded([request])
+        [c], vectors = self.classifier.classify_encoded([request], offsets=self.offsets())
         c = self.localized(c, locale)
         if declared is not None and c.type not in OUT_OF_SCOPE:
             lacking = needed_capabilities(request) - {normalise_capability(n) for n in declared}
@@ -222,10 +290,21 @@ class ConversationGuard:
             "phrase": text.phrase, "message": policy.phrases.message("md", **text.variables()),
             "options": text.options, "default": None})
 
-    def respond(self, escalation_id: str, answer: str, responder: str = "operator", *, role: str = "operator",
-                conversation_id: str | None = None) -> EscalationResult:
-        return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars, role=role,
-                       conversation_id=conversation_id)
+    def respond(self, escalation_id: str, answer: str | None = None, responder: str = "operator", *,
+                role: str = "operator", conversation_id: str | None = None, necessary: bool | None = None,
+                action: str | None = None, change: str | None = None, to: str | None = None,
+                until: str | None = None, conditions: list[str] | None = None) -> EscalationResult:
+        """The person's answer: free text (``answer``), or a structured ``action`` (approve, reject,
+        modify with ``change``, delegate ``to`` someone, defer ``until`` a time, conditional with
+        ``conditions``; ``answer`` is then a note)."""
+        if action is None:
+            if answer is None:
+                raise InputError("give the person's answer, or an action: " + ", ".join(RESPONSE_ACTIONS))
+            return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars, role=role,
+                           conversation_id=conversation_id, necessary=necessary)
+        return respond_action(self.store, escalation_id, action, responder, self.settings.max_request_chars,
+                              role=role, conversation_id=conversation_id, change=change, to=to, until=until,
+                              conditions=conditions, note=answer, necessary=necessary)
 
     def unlock_task(self, conversation_id: str, task_id: str, by: str, reason: str) -> None:
         unlock_task(self.store, conversation_id, task_id, by, reason)
@@ -255,7 +334,8 @@ class ConversationGuard:
 
     def _classify(self, ask: Ask) -> tuple[Classification, Classification | None]:
         texts = [ask.request] + ([ask.question] if ask.question else [])
-        results, vectors = self.classifier.classify_encoded(texts, [ask.context] + ([{}] if ask.question else []))
+        results, vectors = self.classifier.classify_encoded(texts, [ask.context] + ([{}] if ask.question else []),
+                                                            offsets=self.offsets())
         results = [self.localized(c, ask.locale) for c in results]
         # the issue is identified by the question when there is one, else by the request
         ask.vector, ask.request_vector = vectors[-1], vectors[0]
@@ -281,6 +361,8 @@ class ConversationGuard:
                 result = result.model_copy(update={"in_scope": ask.in_scope})
             if ask.classified_as is not None:
                 result = result.model_copy(update={"classified_as": ask.classified_as})
+            if ask.assessment is not None:
+                result = out.with_decision(result, ask.assessment)
             notices = self._notices(conn, ask.conversation_id)
             if notices:
                 result = result.model_copy(update={"notices": notices})
@@ -297,6 +379,12 @@ class ConversationGuard:
             severity=result.severity.value if result.severity else None,
             conversation_id=result.conversation_id, task_id=result.task_id, escalation_id=result.escalation_id,
             outcome=outcome)
+        adaptive.note_decision(self.store, conn, self.policy.decisions.adaptive)
+
+    def offsets(self) -> dict[EscalationType, float]:
+        """The adaptive target's per-type threshold offsets (none when the policy turns it off)."""
+        settings = self.policy.decisions.adaptive
+        return adaptive.offsets(self.store, floor=settings.floor) if settings.enabled else {}
 
     def _locked(self, conn: sqlite3.Connection, task: dict) -> EscalationResult | None:
         if not task["locked"]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal, overload
 
 from .errors import InputError
-from .models import Action, Classification, EscalationResult, EscalationType, Severity
+from .models import Action, Classification, DecisionAssessment, EscalationResult, EscalationType, Severity
 from .policy import ConversationFile
 
 MAX_ID_CHARS = 200
@@ -23,6 +23,8 @@ INSTRUCTIONS = {
     Severity.L4: "Stop the task now and take no further action on it; a person must review it first.",
 }
 PROCEED = "Proceed with the task; nothing needs a person's input."
+LOW_CONFIDENCE = ("Low confidence ({p:.2f}) that nothing here needs a person: before you act alone, check {what}; "
+                  "if any of these is in doubt, call escalate.")
 PROCEED_DEFAULT = "Do not ask: apply this default and continue - {default}"
 REASKED = "This was already answered in this conversation ({id}); apply that answer and continue without asking again."
 REPEATED = "You already raised this issue ({id}) and it is still open: do not ask again; wait for its answer."
@@ -222,6 +224,17 @@ def from_record(record: dict[str, Any], action: Action, instruction: str, **extr
     )
     fields.update(extra)
     return EscalationResult(**fields)
+
+
+def with_decision(result: EscalationResult, assessment: DecisionAssessment) -> EscalationResult:
+    """``result`` with the decision's assessment; a plain proceed below the confidence to act alone
+    says so in its instruction (an earlier answer or a conventional default is applied as it is)."""
+    update: dict[str, Any] = {"decision": assessment}
+    plain = result.action is Action.proceed and result.answer is None and result.default is None
+    if plain and assessment.low_confidence and assessment.autonomy is not None:
+        what = "; ".join(c.split(": check ", 1)[-1] for c in assessment.check) or "the request once more"
+        update["instruction"] = LOW_CONFIDENCE.format(p=assessment.autonomy, what=what)
+    return result.model_copy(update=update)
 
 
 def instruction_for(severity: Severity) -> str:

@@ -76,8 +76,15 @@ class EscalateArgs(BaseModel):
 
 class RespondArgs(BaseModel):
     escalation_id: str = Field(description=argument("respond", "escalation_id"))
-    answer: str = Field(description=argument("respond", "answer"))
+    answer: str | None = Field(default=None, description=argument("respond", "answer"))
     conversation_id: str | None = Field(default=None, description=argument("respond", "conversation_id"))
+    necessary: bool | None = Field(default=None, description=argument("respond", "necessary"))
+    action: Literal["approve", "reject", "modify", "delegate", "defer", "conditional"] | None = Field(
+        default=None, description=argument("respond", "action"))
+    change: str | None = Field(default=None, description=argument("respond", "change"))
+    to: str | None = Field(default=None, description=argument("respond", "to"))
+    until: str | None = Field(default=None, description=argument("respond", "until"))
+    conditions: list[str] | None = Field(default=None, description=argument("respond", "conditions"))
 
 
 ARGS: dict[str, type[BaseModel]] = {"classify": ClassifyArgs, "check_scope": CheckScopeArgs, "clarify": ClarifyArgs,
@@ -130,8 +137,10 @@ def _relay(guard: Any) -> Callable[..., EscalationResult]:
     """``respond`` as the agent: the person's answer to the agent's own question, never a hand-off,
     an L4 escalation or an operator's record (see ``access.check_agent_answer``)."""
 
-    def respond(escalation_id: str, answer: str, conversation_id: str | None = None) -> EscalationResult:
-        return guard.respond(escalation_id, answer, responder="agent", role="agent", conversation_id=conversation_id)
+    def respond(escalation_id: str, answer: str | None = None, conversation_id: str | None = None,
+                **structured: Any) -> EscalationResult:
+        return guard.respond(escalation_id, answer, responder="agent", role="agent", conversation_id=conversation_id,
+                             **structured)
 
     return respond
 

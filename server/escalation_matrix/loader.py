@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .decisions_policy import DecisionsFile
 from .errors import InputError, PolicyError
 from .exemplars import Exemplar, load_exemplars
 from .models import EscalationType
@@ -67,6 +68,10 @@ class Policy:
     @property
     def conversation(self) -> ConversationFile:
         return self.files["conversation"]  # type: ignore[return-value]
+
+    @property
+    def decisions(self) -> DecisionsFile:
+        return self.files["decisions"]  # type: ignore[return-value]
 
 
 LOCALE_ENV = "ESCALATION_MATRIX_LOCALE"
@@ -198,6 +203,9 @@ def _locale_differences(books: dict[str, PhraseBook]) -> list[tuple[str, str, st
             ):
                 for key in sorted(theirs - mine):
                     found.append((where, f"{kind}.{key}", f"missing; locale {other_code!r} defines it - add it here"))
+            for name in sorted(set(other.decisions.types) - set(book.decisions.types)):
+                found.append((str(book.decisions.folder / f"{name}.j2"), "",
+                              f"missing; locale {other_code!r} has this decision template - add it here"))
             for fmt in sorted(set(other.formats) - set(book.formats)):
                 found.append((str(book.folder / f"message.{fmt}.j2"), "",
                               f"missing; locale {other_code!r} has it - add it here"))
@@ -237,6 +245,12 @@ def _render_samples(matrix: MatrixFile, book: PhraseBook) -> list[tuple[str, str
     variables = {"type": "decision", "type_label": matrix.types[EscalationType.decision].label, "severity": "L2",
                  "answer": "Use the blue theme.", "default": "Use a numbered list.", "latest": "Which theme?",
                  "earlier": ["ESC-2026-001", "ESC-2026-002"], "capabilities": ["database_access"]}
+    for name in book.decisions.types:  # as a tool renders it: no fact given, every one shown missing
+        try:
+            book.decisions.render(name, request="Ship it", criticality=0.5, category="tactical", impact="",
+                                  decision_type=name)
+        except PolicyError as exc:
+            found.update({(f, k): (f, k, m) for f, k, m in exc.problems})
     for key in UI_TEXTS:
         try:
             book.text(key, **variables)

@@ -126,20 +126,29 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
     def respond(
         ctx: Context,
         escalation_id: Annotated[str, Field(description=argument("respond", "escalation_id"))],
-        answer: Annotated[str, Field(description=argument("respond", "answer"))],
+        answer: Annotated[str | None, Field(description=argument("respond", "answer"))] = None,
         conversation_id: Annotated[str | None, Field(description=argument("respond", "conversation_id"))] = None,
+        necessary: Annotated[bool | None, Field(description=argument("respond", "necessary"))] = None,
+        action: Annotated[Literal["approve", "reject", "modify", "delegate", "defer", "conditional"] | None,
+                          Field(description=argument("respond", "action"))] = None,
+        change: Annotated[str | None, Field(description=argument("respond", "change"))] = None,
+        to: Annotated[str | None, Field(description=argument("respond", "to"))] = None,
+        until: Annotated[str | None, Field(description=argument("respond", "until"))] = None,
+        conditions: Annotated[list[str] | None, Field(description=argument("respond", "conditions"))] = None,
     ) -> EscalationResult:
+        structured: dict[str, Any] = dict(necessary=necessary, action=action, change=change, to=to, until=until,
+                                          conditions=conditions)
         who = principal(ctx)
         name = out.identifier(escalation_id, "escalation_id")
         record = guard.store.escalation(guard.store.resolve(name))
         with guard.store.transaction() as conn:
             check_owner(conn, record["conversation_id"], who)
         if who.is_operator:
-            return guard.respond(escalation_id, answer, responder=who.name)
+            return guard.respond(escalation_id, answer, responder=who.name, **structured)
         if over_http(ctx):
             check_reference(record, name)
         return guard.respond(escalation_id, answer, responder="agent" if who == LOCAL_AGENT else who.name,
-                             role="agent", conversation_id=conversation_id)
+                             role="agent", conversation_id=conversation_id, **structured)
 
 
 def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:

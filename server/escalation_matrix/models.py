@@ -100,6 +100,40 @@ def context_dict(context: dict[str, Any] | None) -> dict[str, Any]:
     return dict(context or {})
 
 
+class DecisionAssessment(BaseModel):
+    """How important the decision behind a request is (policies/decisions.yaml), and whether the
+    agent is confident enough to act alone."""
+
+    criticality: float = Field(ge=0.0, le=1.0, description="Criticality 0-1: weighted average of the factors that hold.")
+    critical: bool = Field(description="True when the criticality is above the policy's limit: it always escalates.")
+    factors: list[str] = Field(default_factory=list, description="Criticality factors that hold, e.g. production.")
+    decision_type: str = Field(description="deployment | architecture | data_change | batch | other.")
+    category: str = Field(description="strategic | tactical | mixed.")
+    indicators: list[str] = Field(default_factory=list, description="Strategic and tactical indicators that hold.")
+    impact: str = Field(description="One-sentence impact analysis.")
+    autonomy: float | None = Field(default=None, description="Calibrated probability that nothing needs a person "
+                                                             "(proceed decisions only).")
+    low_confidence: bool = Field(default=False, description="True when the agent proceeds below the confidence "
+                                                            "needed to act alone: check `check` first.")
+    check: list[str] = Field(default_factory=list, description="What to check before acting, when low_confidence.")
+    summary: str | None = Field(default=None, description="The decision worded by its decision template "
+                                                          "(phrases/<locale>/decisions/); '[missing: name]' marks a "
+                                                          "fact the agent did not give.")
+    unusual: str | None = Field(default=None, description="When this conversation's share of risky requests jumped "
+                                                          "against its own history: by how much.")
+
+
+class StructuredAnswer(BaseModel):
+    """A person's answer as an action: what the agent does next follows from it."""
+
+    action: str = Field(description="approve | reject | modify | delegate | defer | conditional.")
+    change: str | None = Field(default=None, description="modify: the change to make before carrying it out.")
+    to: str | None = Field(default=None, description="delegate: who decides instead.")
+    until: str | None = Field(default=None, description="defer: until when (ISO time, UTC).")
+    conditions: list[str] = Field(default_factory=list, description="conditional: the conditions of the approval.")
+    note: str | None = Field(default=None, description="Free text the person added.")
+
+
 class EscalationResult(BaseModel):
     """What every agent-facing tool (escalate, clarify, check_scope, respond, classify) returns."""
 
@@ -129,6 +163,11 @@ class EscalationResult(BaseModel):
     classified_as: EscalationType | None = Field(
         default=None, description="escalate with a type only: the classifier's own type when it differs from "
                                   "the type you gave (yours was used; 'none' means it saw no need to escalate).")
+    response: StructuredAnswer | None = Field(
+        default=None, description="respond with an action: the person's structured answer the instruction follows from.")
+    decision: DecisionAssessment | None = Field(
+        default=None, description="The decision's criticality, type, strategic/tactical category, impact and the "
+                                  "confidence to act alone.")
     locale: str | None = Field(
         default=None, description="Language of phrase, message, question and options (e.g. 'en', 'de'); an "
                                   "existing escalation keeps the language it was raised in.")

@@ -10,6 +10,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field
 
+from .decision_templates import DecisionTemplates
 from .errors import InputError, PolicyError
 from .models import EscalationType
 from .strict import Strict
@@ -96,6 +97,10 @@ class PhraseBook:
                 self._templates[fmt] = self.env.get_template(template.name)
             except jinja2.TemplateSyntaxError as exc:
                 problems.append((str(template), f"line {exc.lineno}", f"template error: {exc.message}"))
+        try:
+            self.decisions = DecisionTemplates(folder)
+        except PolicyError as exc:
+            problems.extend(exc.problems)
         for fmt in TEMPLATE_FORMATS:
             if fmt not in self._templates and not any(p[0].endswith(f"message.{fmt}.j2") for p in problems):
                 problems.append((str(folder / f"message.{fmt}.j2"), "", "required template is missing; add it"))

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import difflib
 
-import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from .errors import PolicyError
 from .models import EscalationType, Severity
+from .decisions_policy import DecisionsFile, check_decisions
 from .oversight_policy import OversightFile, check_with_operations
 from .ops_policy import OperationsFile
+from .policy_conditions import Condition, compile_pattern as _compile
 from .strict import Strict
 from .yamlfile import load_model
 
@@ -59,32 +60,6 @@ class MatrixFile(Strict):
 
     def default_trigger(self, etype: EscalationType) -> str:
         return next(iter(self.types[etype].triggers))
-
-
-Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "contains", "matches", "exists"]
-
-
-class Condition(Strict):
-    field: str = Field(description="Name of a structured context field, e.g. environment, record_count.")
-    op: Op = Field(description="Comparison operator.")
-    value: Any = Field(default=None, description="Value to compare with (a list for in/not_in).")
-
-    @model_validator(mode="after")
-    def _value_fits_op(self) -> "Condition":
-        if self.op in ("in", "not_in") and not isinstance(self.value, list):
-            raise ValueError(f"op {self.op} needs a list value")
-        if self.op in ("gt", "ge", "lt", "le") and not isinstance(self.value, (int, float)):
-            raise ValueError(f"op {self.op} needs a number value")
-        if self.op == "matches":
-            _compile(str(self.value))
-        return self
-
-
-def _compile(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
 
 
 class Rule(Strict):
@@ -205,7 +180,14 @@ CONTEXT_FIELDS = {
     "affects_compliance": "True when the action touches a regulated area.",
     "involves_personal_data": "True when personal data is involved.",
     "performance_impact": "Expected performance change in percent (negative is slower).",
-    "decision_type": "Kind of decision, e.g. architecture.",
+    "decision_type": "Kind of decision, e.g. architecture, deployment, data_change, batch, security.",
+    "financial_impact": "Money at stake if the action goes wrong, in the organisation's currency.",
+    "data_loss": "True when the action can lose data.",
+    "reversible": "False when the action cannot be undone.",
+    "security_impact": "True when the action changes authentication, authorisation, encryption or exposure.",
+    "impact_level": "How far the action reaches: low, medium, high, critical.",
+    "affected_systems": "How many systems the action touches.",
+    "impact_days": "How long the effect lasts, in days.",
     "scope": "Reach of the change, e.g. system-wide.",
     "database_access": "True when the agent can query databases.",
     "web_access": "True when the agent can browse the web.",
@@ -236,6 +218,7 @@ POLICY_FILES: dict[str, type[Strict]] = {
     "conversation": ConversationFile,
     "operations": OperationsFile,
     "oversight": OversightFile,
+    "decisions": DecisionsFile,
 }
 REQUIRED = ("matrix",)
 
@@ -268,6 +251,10 @@ def load_policy_files(folder: Path) -> dict[str, Strict]:
         raise PolicyError.collect(problems)
     _check_rules(folder, loaded["matrix"], loaded["rules"], loaded["conversation"])  # type: ignore[arg-type]
     crossed = check_with_operations(folder, loaded["oversight"], loaded["operations"])  # type: ignore[arg-type]
+    matrix: MatrixFile = loaded["matrix"]  # type: ignore[assignment]
+    conversation: ConversationFile = loaded["conversation"]  # type: ignore[assignment]
+    crossed += check_decisions(folder, loaded["decisions"], conversation.context_fields,  # type: ignore[arg-type]
+                               {t: list(m.triggers) for t, m in matrix.types.items()})
     if crossed:
         raise PolicyError.collect(crossed)
     return loaded

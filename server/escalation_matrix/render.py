@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from .card import Choice, EscalationCard, response_target
 from .errors import InputError, NotFoundError
 from .loader import Policy, load_policy
-from .models import Action, Classification, EscalationResult, EscalationType, Severity
+from .models import Action, Classification, DecisionAssessment, EscalationResult, EscalationType, Severity
 
 FORMATS = ("md", "txt", "html", "json")
 
@@ -44,6 +44,7 @@ class EscalationView:
     instruction: str | None = None
     conversation_id: str | None = None
     task_id: str | None = None
+    decision: DecisionAssessment | None = None
 
     @property
     def escalates(self) -> bool:
@@ -122,6 +123,7 @@ def _from_result(result: EscalationResult) -> dict[str, Any]:
         "answer": result.answer, "default": result.default, "instruction": result.instruction,
         "conversation_id": result.conversation_id, "task_id": result.task_id,
         "request": getattr(result, "request", None), "details": getattr(result, "details", None),
+        "decision": result.decision,
     }
 
 
@@ -206,6 +208,7 @@ def card_from_view(v: EscalationView, policy: Policy | None = None) -> Escalatio
         response_target=response_target(v.severity, policy.files) if v.escalates else None,
         answer=v.answer, default=v.default, instruction=v.instruction, conversation_id=v.conversation_id,
         task_id=v.task_id, text=render_view(v, "txt", policy), markdown=render_view(v, "md", policy),
+        decision=v.decision,
     )
 
 

@@ -189,6 +189,28 @@ MIGRATIONS: list[str] = [
     UPDATE escalations SET ref = lower(hex(randomblob(16))) WHERE ref IS NULL;
     CREATE UNIQUE INDEX escalations_ref ON escalations (ref);
     """,
+    # 8: the adaptive escalation target: outcomes of escalations (necessary, unnecessary) and missed
+    # ones reported by operators; per-type threshold offsets and every change made to them (before,
+    # after, why, by whom; a revert points at the change it undoes)
+    """
+    CREATE TABLE outcomes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, escalation_id TEXT, type TEXT NOT NULL,
+        outcome TEXT NOT NULL, by TEXT NOT NULL, note TEXT, adjustment INTEGER
+    );
+    CREATE UNIQUE INDEX outcomes_escalation ON outcomes (escalation_id) WHERE escalation_id IS NOT NULL;
+    CREATE TABLE threshold_offsets (type TEXT PRIMARY KEY, value REAL NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE threshold_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, type TEXT NOT NULL, before REAL NOT NULL,
+        after REAL NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL, reverts INTEGER, reverted_by INTEGER,
+        rate REAL, decisions INTEGER
+    );
+    """,
+    # 9: structured answers: the action a person took (approve, reject, modify, delegate, defer,
+    # conditional) and, for a deferred escalation, until when
+    """
+    ALTER TABLE escalations ADD COLUMN response_action TEXT;
+    ALTER TABLE escalations ADD COLUMN deferred_until TEXT;
+    """,
 ]
 
 JSON_FIELDS = ("options", "context")

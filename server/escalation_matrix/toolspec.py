@@ -86,8 +86,16 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({spec.name: spec for spec in (
         answered by a person, not here.""",
           escalation_id="The escalation answered: its `ref` as returned with it (required over HTTP); a "
                         "stdio or in-process client may also give its id, e.g. ESC-2026-001.",
-          answer="The person's answer, verbatim, or the option they chose.",
-          conversation_id="Your conversation id; the escalation must belong to it."),
+          answer="The person's answer, verbatim, or the option they chose; with an action, an optional note.",
+          action="Optional: the person's answer as an action - approve, reject, modify (give change), delegate "
+                 "(give to), defer (give until) or conditional (give conditions); the instruction says what to do.",
+          change="modify: the change the person asked for.",
+          to="delegate: who decides instead (a name or team).",
+          until="defer: until when, an ISO time with a time zone, e.g. 2026-12-08T09:00:00Z.",
+          conditions="conditional: the conditions of the approval.",
+          conversation_id="Your conversation id; the escalation must belong to it.",
+          necessary="Optional: true when asking the person was needed, false when it was not (the person said "
+                    "so, or chose what you would have done anyway); teaches the server when to ask less."),
 )})
 
 

@@ -92,3 +92,4 @@ from . import render  # noqa: E402,F401
 from . import ops  # noqa: E402,F401
 from . import security  # noqa: E402,F401
 from . import actors  # noqa: E402,F401
+from . import decisions  # noqa: E402,F401

@@ -107,13 +107,16 @@ def raise_cmd(state: AppState, escalation_id, new_level, reason, assigned_to, by
 @main.command()
 @click.argument("escalation_id")
 @click.argument("answer")
+@click.option("--necessary/--unnecessary", default=None,
+              help="Whether asking a person was needed (an outcome for the adaptive escalation target); "
+                   "by default an answer that agrees with the agent's default counts as unnecessary.")
 @BY
 @db_option
 @click.pass_obj
 @translate_errors
-def answer(state: AppState, escalation_id, answer, by, db) -> None:
+def answer(state: AppState, escalation_id, answer, necessary, by, db) -> None:
     """Answer ESCALATION_ID; the agent's next call proceeds with ANSWER."""
-    _echo_record(_ops(state, db).answer(escalation_id, answer, by=by), "answered")
+    _echo_record(_ops(state, db).answer(escalation_id, answer, by=by, necessary=necessary), "answered")
 
 
 def _closing_options(fn):

@@ -127,7 +127,8 @@ class Operations:
                                 f"raised to level {new_level} ({target.name}): {reason.strip()}",
                                 extra={"reason": reason.strip()})
 
-    def answer(self, esc_id: str, answer: str, by: str = "operator") -> dict[str, Any]:
+    def answer(self, esc_id: str, answer: str, by: str = "operator", necessary: bool | None = None,
+               response_action: str | None = None) -> dict[str, Any]:
         """The same path as the agent's ``respond`` tool (a handed-off task comes back, the agent's
         next call proceeds with the answer), then the change is notified."""
         if not answer.strip():
@@ -138,7 +139,8 @@ class Operations:
         with self.store.transaction() as conn:
             self._open(conn, esc_id, "answer")
             check_answerer(conn, by, esc_id)
-            respond(self.store, esc_id, answer, by)  # joins this transaction
+            respond(self.store, esc_id, answer, by, necessary=necessary,  # joins this transaction
+                    response_action=response_action)
             updated = self.store.escalation(esc_id, conn)
             Oversight(self.store, self.policy).score_answer(conn, updated)  # the agent's suggestion vs this answer
             notify.enqueue(self.store, conn, self.ops, self.ops.notifications.on_change, "answered", updated,

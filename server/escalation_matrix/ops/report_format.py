@@ -57,6 +57,17 @@ def to_text(r: Report) -> str:
     out += [f"  {p.actor} -> {p.replacement}  {p.suspended_at} to {p.reinstated_at or 'until ' + p.until}"
             f"{' by ' + p.reinstated_by if p.reinstated_by else ''}  items {p.items_moved}  ticket {p.ticket or '-'}"
             for p in r.replacements] or ["  (none)"]
+    q = r.decision_quality
+    if q is not None:
+        out += ["", "decision quality",
+                f"  escalation rate {_pct(q.escalation_rate)} (target {_pct(q.target_rate)}), trend {q.trend}",
+                f"  answered {q.answered}, response time median {seconds_label(q.response_median_seconds)}, "
+                f"mean {seconds_label(q.response_mean_seconds)}",
+                f"  override rate {_pct(q.override_rate)}; structured answers "
+                + (", ".join(f"{k} {v}" for k, v in sorted(q.structured.items())) or "none"),
+                f"  outcomes: necessary {q.necessary}, unnecessary {q.unnecessary}, missed {q.missed}; "
+                f"false positives {_pct(q.false_positive_rate)}, false negatives {_pct(q.false_negative_rate)}",
+                f"  adaptive threshold changes {q.threshold_changes}"]
     out += ["", "trend", f"  {'from':<22}{'decisions':>10}{'escalations':>12}{'rate':>9}"]
     out += [f"  {p.start:<22}{p.decisions:>10}{p.escalations:>12}{_pct(p.rate):>9}" for p in r.trend]
     return "\n".join(out) + "\n"
@@ -90,6 +101,16 @@ def to_csv(r: Report) -> str:
         w.writerow(["actor_score", a.actor, _num(a.score_at_end), "", ""])
     for p in r.replacements:
         w.writerow(["replacement", f"{p.actor}->{p.replacement}", p.items_moved, "", p.reinstated_at or "suspended"])
+    q = r.decision_quality
+    if q is not None:
+        for name, value, target in (("escalation_rate", q.escalation_rate, q.target_rate),
+                                    ("response_median_seconds", q.response_median_seconds, ""),
+                                    ("override_rate", q.override_rate, ""),
+                                    ("false_positive_rate", q.false_positive_rate, ""),
+                                    ("false_negative_rate", q.false_negative_rate, ""),
+                                    ("missed", q.missed, ""), ("threshold_changes", q.threshold_changes, "")):
+            w.writerow(["decision_quality", name, _num(value), target, ""])
+        w.writerow(["decision_quality", "trend", q.trend, "", ""])  # the status column holds status words only
     for p in r.trend:
         w.writerow(["trend_decisions", p.start, p.decisions, "", ""])
         w.writerow(["trend_rate", p.start, "" if p.rate is None else round(p.rate, 6), "", ""])

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from ..errors import InputError
 from ..models import Severity
 from ..store import Store, iso, parse_iso
+from .decision_metrics import DecisionQuality, decision_quality
 from .oversight_report import ActorLine, ReplacementLine, actor_lines, replacement_lines
 from ..ops_policy import operations_policy
 
@@ -77,6 +78,9 @@ class Report(BaseModel):
     actors: list[ActorLine] = Field(default_factory=list, description="Actor scores: decisions and score per actor.")
     replacements: list[ReplacementLine] = Field(default_factory=list,
                                                 description="Suspensions that overlapped the period, with the replacement.")
+    decision_quality: DecisionQuality | None = Field(
+        default=None, description="Escalation rate against the adaptive target and its trend, response time, override "
+                                  "rate, false-positive (unnecessary) and false-negative (missed) rates.")
 
 
 def period_bounds(period: str, day: date) -> tuple[datetime, datetime]:
@@ -168,7 +172,14 @@ def build_report(store: Store, policy: Any, period: str = "daily", day: date | N
         resolution_methods=_count([r for r in rows if r["status"] in ("resolved", "closed")], "resolution_method"),
         open_now=open_now, blocked=blocked, trend=trend,
         actors=actor_lines(conn, iso(start), iso(end)), replacements=replacement_lines(conn, iso(start), iso(end)),
+        decision_quality=decision_quality(conn, iso(start), iso(end), rate=rates[0].rate, records=counts["escalations"],
+                                          trend_rates=[p.rate for p in trend], target=_target(policy)),
     )
+
+
+def _target(policy: Any) -> float:
+    decisions = getattr(policy, "files", {}).get("decisions")
+    return float(decisions.adaptive.target_rate) if decisions is not None else 0.05
 
 
 def _div(a: int, b: int) -> float | None:
