@@ -38,6 +38,16 @@ def request(i: int) -> str:
     return f"Write the {TOPICS[i % len(TOPICS)]} number {i} for the spring campaign"
 
 
+def load_line(when: str) -> str:
+    """The machine's load with the figures: a busy machine slows every number here."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average at {when}: {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} CPUs"
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 def pct(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -162,6 +172,7 @@ def main() -> None:
     parser.add_argument("--backends", default="onnx,torch", help="encoder backends measured over stdio, in turn")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP measurement")
     args = parser.parse_args()
+    print(load_line("start"), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for backend in args.backends.split(","):
@@ -176,9 +187,15 @@ def main() -> None:
             a, b = results[names[0]], results[names[1]]
             print(f"--- {names[0]} vs {names[1]}: start {a['start_s']:.2f} s vs {b['start_s']:.2f} s, classify p50 "
                   f"{a['classify_p50']:.1f} vs {b['classify_p50']:.1f} ms, RSS {a['VmRSS']:.0f} vs {b['VmRSS']:.0f} MB")
+        for name, r in results.items():
+            ratio = r["classify_p50"] / r["bare_p50"]
+            print(f"targets [{name}]: classify p50 {ratio:.1f}x tools/list (<= 2x: {met(ratio <= 2)}), "
+                  f"start -> first classification {r['start_s']:.2f} s (<= 3 s: {met(r['start_s'] <= 3)}), "
+                  f"server RSS {r['VmRSS']:.0f} MB (<= 350 MB: {met(r['VmRSS'] <= 350)})")
         if not args.no_http:
             http_env = policy_with_backend(args.backends.split(",")[0], Path(tmp) / "policies-http")
             asyncio.run(bench_http(Path(tmp) / "http.db", args.seconds, args.clients, http_env))
+    print(load_line("end"))
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [json.loads(line) for line in Path(args.pairs).read_text().splitlines() if line.strip()]
     policy = load_policy()
-    embedder = get_embedder(policy.classifier.model)
+    embedder = get_embedder(policy.classifier.model, policy.classifier.backend)
     texts = sorted({t for r in rows for t in (r["a"], r["b"])})
     vectors = dict(zip(texts, embedder.encode(texts)))
     tokens = token_vectors(embedder, texts) if args.scorer != "cosine" else {}

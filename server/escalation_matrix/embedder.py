@@ -100,7 +100,7 @@ _CACHE: dict[str, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_embedder(model: str, backend: str = "torch") -> Embedder:
+def get_embedder(model: str, backend: str = "onnx") -> Embedder:
     """Embedders are shared per process: loading a model takes seconds. ``backend``: "torch"
     (sentence-transformers) or "onnx" (ONNX Runtime, no torch import; same vectors)."""
     key = model if backend == "torch" or model.startswith("fake") else f"{model}@{backend}"

@@ -138,7 +138,7 @@ class ClassifierFile(Strict):
     locale: str = Field(default="en", description="Phrase folder under phrases/ to use.")
     model: str = Field(default="bundled", description="'bundled', a sentence-transformers name, or a path.")
     backend: Literal["onnx", "torch"] = Field(
-        default="torch", description="What runs the encoder: 'onnx' (ONNX Runtime, no torch) or 'torch' (sentence-transformers)."
+        default="onnx", description="What runs the encoder: 'onnx' (ONNX Runtime, no torch) or 'torch' (sentence-transformers)."
     )
     method: Literal["trained", "knn", "centroid", "linear"] = Field(default="trained", description="How types are scored.")
     trained: TrainedDecision = Field(default_factory=TrainedDecision,
