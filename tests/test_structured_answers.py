@@ -118,3 +118,30 @@ def test_a_plain_answer_still_works_as_before(guard):
     result = guard.respond(esc.escalation_id, "Wait for Monday", role="agent", conversation_id="c1")
     assert result.action.value == "proceed" and result.answer == "Wait for Monday" and result.response is None
     assert guard.store.escalation(esc.escalation_id)["response_action"] is None
+
+
+def test_defer_and_delegate_from_the_cli_keep_the_oversight_rules_and_notify(guard, policy, db_path):
+    """An operator's defer or delegate is checked like an answer: a suspended actor neither defers
+    nor is handed the item; each change queues a notification for the assignee."""
+    from escalation_matrix.ops.oversight import Oversight
+    from escalation_matrix.ops.oversight_chain import suspend
+
+    esc = escalation(guard)
+    suspend(Oversight(guard.store, policy), "ana", "complaint", "ops")
+    refused = CliRunner().invoke(main, ["respond", esc.escalation_id, "defer", "--until", "2030-01-01T00:00:00Z",
+                                        "--by", "ana", "--db", str(db_path)])
+    assert refused.exit_code != 0 and "ana is suspended" in refused.output
+    handed = CliRunner().invoke(main, ["respond", esc.escalation_id, "delegate", "--to", "ana", "--by", "bo",
+                                       "--db", str(db_path)])
+    assert handed.exit_code != 0 and "ana is suspended" in handed.output
+    record = Store(db_path).escalation(esc.escalation_id)
+    assert record["assignee"] != "ana" and record["deferred_until"] is None  # nothing changed
+
+    ok = CliRunner().invoke(main, ["respond", esc.escalation_id, "delegate", "--to", "carla", "--by", "bo",
+                                   "--note", "she owns the release", "--db", str(db_path)])
+    assert ok.exit_code == 0, ok.output
+    with Store(db_path).transaction() as conn:
+        events = [row[0] for row in conn.execute("SELECT event FROM outbox WHERE escalation_id = ?",
+                                                 (esc.escalation_id,))]
+    assert "delegated" in events
+    assert Store(db_path).escalation(esc.escalation_id)["assignee"] == "carla"

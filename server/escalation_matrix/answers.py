@@ -5,6 +5,9 @@ console) record answers through these functions, so this module sits below both 
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any, Callable
+
 from . import adaptive
 from . import guard_results as out
 from .access import check_agent_answer
@@ -148,10 +151,16 @@ def answer_text(a: StructuredAnswer) -> str:
 def respond_action(store: Store, escalation_id: str, action: str, responder: str = "operator", max_chars: int = 8000,
                    *, role: str = "operator", conversation_id: str | None = None, change: str | None = None,
                    to: str | None = None, until: str | None = None, conditions: list[str] | None = None,
-                   note: str | None = None, necessary: bool | None = None) -> EscalationResult:
+                   note: str | None = None, necessary: bool | None = None,
+                   check: Callable[[sqlite3.Connection, dict[str, Any], StructuredAnswer], None] | None = None,
+                   then: Callable[[sqlite3.Connection, dict[str, Any], StructuredAnswer], None] | None = None,
+                   ) -> EscalationResult:
     """A structured answer. approve, reject, modify and conditional answer the escalation (as
     ``respond`` does) and tell the agent what to do; defer and delegate keep it open: deferred, it is
-    due at ``until`` and the agent waits; delegated, it is assigned to ``to`` and the agent waits."""
+    due at ``until`` and the agent waits; delegated, it is assigned to ``to`` and the agent waits.
+    For defer and delegate, ``check`` runs inside the transaction before the change (it raises to
+    refuse it) and ``then`` after it, on the updated record (operations add their checks and
+    notifications this way)."""
     a = structured_answer(action, change=change, to=to, until=until, conditions=conditions, note=note,
                           now=store.now())
     if a.action not in ("defer", "delegate"):
@@ -175,6 +184,8 @@ def respond_action(store: Store, escalation_id: str, action: str, responder: str
         if record["status"] not in OPEN_STATUSES:
             raise StateError(f"escalation {escalation_id} is already {record['status']}; a {a.action} applies to "
                              "an open escalation only")
+        if check is not None:
+            check(conn, record, a)
         if a.action == "defer":
             store.update_escalation(conn, escalation_id, due_at=a.until, deferred_until=a.until,
                                     response_action="defer")
@@ -185,5 +196,7 @@ def respond_action(store: Store, escalation_id: str, action: str, responder: str
         store.audit(conn, a.action, responder, escalation_id=escalation_id, conversation_id=record["conversation_id"],
                     task_id=record["task_id"], data=data)
         record = store.escalation(escalation_id, conn)
+        if then is not None:
+            then(conn, record, a)
     step = NEXT_STEP[a.action].format(until=a.until, to=a.to, id=escalation_id)
     return out.from_record(record, Action.wait, step, response=a)

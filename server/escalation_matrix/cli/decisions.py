@@ -169,14 +169,13 @@ def thresholds_revert(state: AppState, change_id, by, db) -> None:
 def respond_cmd(state: AppState, escalation_id, action, change, to, until, conditions, note, necessary, by, db) -> None:
     """Answer ESCALATION_ID with an ACTION; the agent's next step follows from it (a deferred or
     delegated escalation stays open and the agent waits)."""
-    from ..answers import answer_text, respond_action, structured_answer
+    from ..answers import answer_text, structured_answer
     from ..ops.records import Operations
 
     store = state.store(db)
     esc_id = store.resolve(escalation_id)
     if action in ("defer", "delegate"):
-        result = respond_action(store, esc_id, action, by, change=change, to=to, until=until,
-                                conditions=list(conditions), note=note)
+        result = Operations(store, state.policy).hold(esc_id, action, by=by, to=to, until=until, note=note)
         click.echo(f"{esc_id} {result.response.action if result.response else action}: {result.instruction}")
         return
     answered = structured_answer(action, change=change, conditions=list(conditions), note=note)

@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import InputError, StateError
 from ..models import EscalationType, Severity
 from ..store import OPEN_STATUSES, STATUSES, Store, iso, parse_iso
-from ..answers import respond
+from ..answers import respond, respond_action
 from . import notify
 from ..ops_policy import OperationsFile, operations_policy
 
@@ -146,6 +146,28 @@ class Operations:
             notify.enqueue(self.store, conn, self.ops, self.ops.notifications.on_change, "answered", updated,
                            f"answered by {by}: {answer.strip()}", updated.get("assignee") or "assignee")
             return updated
+
+    def hold(self, esc_id: str, action: str, *, by: str = "operator", to: str | None = None,
+             until: str | None = None, note: str | None = None) -> Any:
+        """Defer or delegate an open escalation (it stays open and the agent waits), with the checks
+        and the notification an answer gets: a suspended actor neither answers nor is handed the
+        item, and the (new) assignee is told."""
+        from .oversight_chain import check_answerer, check_assignee
+
+        def check(conn: sqlite3.Connection, record: dict[str, Any], a: Any) -> None:
+            check_answerer(conn, by, record["id"])
+            if a.action == "delegate":
+                check_assignee(conn, a.to)
+
+        def then(conn: sqlite3.Connection, record: dict[str, Any], a: Any) -> None:
+            event, text = (("delegated", f"delegated by {by} to {a.to}") if a.action == "delegate"
+                           else ("deferred", f"deferred by {by} until {a.until}"))
+            if a.note:
+                text += f": {a.note}"
+            notify.enqueue(self.store, conn, self.ops, self.ops.notifications.on_change, event, record, text,
+                           record.get("assignee") or "assignee")
+
+        return respond_action(self.store, esc_id, action, by, to=to, until=until, note=note, check=check, then=then)
 
     def resolve(self, esc_id: str, resolution: str, *, preventive_measures: str | None = None,
                 lessons_learned: str | None = None, method: str | None = None, by: str = "operator",
