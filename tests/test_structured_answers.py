@@ -145,3 +145,19 @@ def test_defer_and_delegate_from_the_cli_keep_the_oversight_rules_and_notify(gua
                                                  (esc.escalation_id,))]
     assert "delegated" in events
     assert Store(db_path).escalation(esc.escalation_id)["assignee"] == "carla"
+
+
+async def test_an_agent_cannot_delegate_to_a_suspended_actor_through_mcp(guard, policy):
+    from escalation_matrix.ops.oversight import Oversight
+    from escalation_matrix.ops.oversight_chain import suspend
+
+    esc = escalation(guard)
+    suspend(Oversight(guard.store, policy), "ana", "complaint", "ops")
+    async with Client(build_server(guard=guard)) as client:
+        refused = await client.call_tool("respond", {"escalation_id": esc.escalation_id, "action": "delegate",
+                                                     "to": "ana"})
+        assert refused.is_error and "ana is suspended" in refused.content[0].text
+        ok = await client.call_tool("respond", {"escalation_id": esc.escalation_id, "action": "delegate",
+                                                "to": "carla"})
+        assert not ok.is_error and ok.structured_content["action"] == "wait"
+    assert guard.store.escalation(esc.escalation_id)["assignee"] == "carla"

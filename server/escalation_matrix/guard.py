@@ -25,7 +25,8 @@ from .classifier import Classifier
 from .errors import InputError, NotFoundError
 from .loader import Policy
 from .messages import escalation_text
-from .models import Action, Classification, DecisionAssessment, EscalationResult, EscalationType, RuleMatch, Severity
+from .models import (Action, Classification, DecisionAssessment, EscalationResult, EscalationType, RuleMatch, Severity,
+                     StructuredAnswer)
 from .store import OPEN_STATUSES, Store, iso
 
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
@@ -302,9 +303,15 @@ class ConversationGuard:
                 raise InputError("give the person's answer, or an action: " + ", ".join(RESPONSE_ACTIONS))
             return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars, role=role,
                            conversation_id=conversation_id, necessary=necessary)
+        from .ops.oversight_chain import check_assignee
+
+        def check(conn: sqlite3.Connection, record: dict[str, Any], a: StructuredAnswer) -> None:
+            if a.action == "delegate" and a.to:  # a suspended actor is handed nothing
+                check_assignee(conn, a.to)
+
         return respond_action(self.store, escalation_id, action, responder, self.settings.max_request_chars,
                               role=role, conversation_id=conversation_id, change=change, to=to, until=until,
-                              conditions=conditions, note=answer, necessary=necessary)
+                              conditions=conditions, note=answer, necessary=necessary, check=check)
 
     def unlock_task(self, conversation_id: str, task_id: str, by: str, reason: str) -> None:
         unlock_task(self.store, conversation_id, task_id, by, reason)
