@@ -235,6 +235,22 @@ def test_the_dashboard_draws_the_rate_against_the_target_and_response_times_by_l
     assert "20.0%" in unescape(page) and "ALERT" in page
 
 
+def test_the_dashboard_shows_decision_quality(client, ops, guard, clock):
+    """Outcomes and structured answers reach the operator's dashboard, not only the report command."""
+    from escalation_matrix.answers import respond_action
+
+    first = ops.create("deploy on friday?", severity="L2", level=2)["id"]
+    second = ops.create("drop the old table?", severity="L2", level=2)["id"]
+    clock.moment += timedelta(minutes=10)
+    ops.answer(first, "yes", by="ed", necessary=False)
+    respond_action(guard.store, second, "reject", "ed", necessary=True, note="keep it")
+    page = unescape(client.get("/console/dashboard?period=daily").text)
+    panel = page.split('id="decision-quality"')[1].split("</section>")[0]
+    assert "Answered 2" in panel and "response time median 10m" in panel
+    assert "structured answers reject 1" in panel
+    assert "Marked necessary 1, unnecessary 1, missed 0" in panel and "false positives 50.0%" in panel
+
+
 def test_the_dashboard_names_a_bad_period_and_still_shows(client):
     page = unescape(client.get("/console/dashboard?period=hourly&date=tomorrow").text)
     assert "unknown period 'hourly'" in page and "is not YYYY-MM-DD" in page and "<svg" in page

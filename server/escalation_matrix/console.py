@@ -248,7 +248,7 @@ class Console:
         """Escalation rate against the target and response times by level, as SVG charts."""
         from datetime import date
 
-        from .ops.reports import PERIODS, build_report
+        from .ops.reports import PERIODS, build_report, seconds_label
 
         period = request.query_params.get("period") or "weekly"
         problems = []
@@ -264,7 +264,7 @@ class Console:
         report = await run_in_threadpool(build_report, self.ops.store, self.ops.policy, period, day)
         return _html(TEMPLATES.get_template("dashboard.html.j2").render(
             report=report, prefix=PREFIX, now=self.ops.store.clock(), period=period, periods=PERIODS,
-            problems=problems, counts=console_views.counts_by_status(self.ops),
+            problems=problems, counts=console_views.counts_by_status(self.ops), duration=seconds_label,
             rate_chart=console_charts.rate_chart(report),
             rate_bars=console_charts.target_bars(console_charts.rate_rows(report), "Rate per severity against target"),
             response_bars=console_charts.target_bars(console_charts.response_rows(report),
