@@ -18,6 +18,20 @@ from .store import OPEN_STATUSES, Store, iso, parse_iso
 DEFAULT_TASK = "default"
 
 
+def _answerable(store: Store, conn: sqlite3.Connection, escalation_id: str, role: str,
+                conversation_id: str | None) -> tuple[str, dict[str, Any]]:
+    """The escalation's id and record (an agent may name it by its ref); an agent's answer is
+    checked by ``access.check_agent_answer``."""
+    escalation_id = store.resolve(escalation_id, conn)
+    record = store.escalation(escalation_id, conn)
+    if role == "agent":
+        task = None
+        if record["conversation_id"] is not None:
+            task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
+        check_agent_answer(record, task, conversation_id)
+    return escalation_id, record
+
+
 def respond(store: Store, escalation_id: str, answer: str, responder: str = "operator",
             max_chars: int = 8000, *, role: str = "operator", conversation_id: str | None = None,
             necessary: bool | None = None, response_action: str | None = None) -> EscalationResult:
@@ -32,13 +46,7 @@ def respond(store: Store, escalation_id: str, answer: str, responder: str = "ope
     responder = out.identifier(responder, "responder")
     conversation_id = out.identifier(conversation_id, "conversation_id", required=False)
     with store.transaction() as conn:
-        escalation_id = store.resolve(escalation_id, conn)  # an agent may name it by its ref
-        record = store.escalation(escalation_id, conn)
-        if role == "agent":
-            task = None
-            if record["conversation_id"] is not None:
-                task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
-            check_agent_answer(record, task, conversation_id)
+        escalation_id, record = _answerable(store, conn, escalation_id, role, conversation_id)
         if record["status"] not in OPEN_STATUSES:
             when = f" at {record['answered_at']}" if record.get("answered_at") else ""
             raise StateError(f"escalation {escalation_id} is already {record['status']}{when}; "
@@ -174,13 +182,7 @@ def respond_action(store: Store, escalation_id: str, action: str, responder: str
     responder = out.identifier(responder, "responder")
     conversation_id = out.identifier(conversation_id, "conversation_id", required=False)
     with store.transaction() as conn:
-        escalation_id = store.resolve(escalation_id, conn)
-        record = store.escalation(escalation_id, conn)
-        if role == "agent":
-            task = None
-            if record["conversation_id"] is not None:
-                task = store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
-            check_agent_answer(record, task, conversation_id)
+        escalation_id, record = _answerable(store, conn, escalation_id, role, conversation_id)
         if record["status"] not in OPEN_STATUSES:
             raise StateError(f"escalation {escalation_id} is already {record['status']}; a {a.action} applies to "
                              "an open escalation only")
