@@ -86,8 +86,53 @@ def data_copy(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``backends`` that use ``db_path`` run twice: on a SQLite file and on a fresh
+    database of a real PostgreSQL server (the PostgreSQL run is also marked slow: it starts one)."""
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None and "backend" in metafunc.fixturenames \
+            and metafunc.definition.get_closest_marker("sqlite_only") is None:
+        metafunc.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)],
+                             indirect=True)
+
+
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
+def backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_template(tmp_path_factory: pytest.TempPathFactory):
+    """A PostgreSQL server for the run (initdb into a temporary folder, a free port, removed at the
+    end) and a database migrated once, copied for every test. Without PostgreSQL installed the
+    PostgreSQL runs are skipped, except where ESCALATION_MATRIX_REQUIRE_POSTGRES is set (CI)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from pg_cluster import Cluster, bin_dir
+
+    if bin_dir() is None:
+        if os.environ.get("ESCALATION_MATRIX_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required (ESCALATION_MATRIX_REQUIRE_POSTGRES) but not installed")
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    cluster = Cluster().start()
+    from escalation_matrix.store import Store
+
+    Store(cluster.create_database("template_em")).close()
+    yield cluster
+    cluster.remove()
+
+
+_pg_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, backend: str, request: pytest.FixtureRequest):
+    """The state database of one test: a SQLite file, or (backend ``postgresql``) the URL of a fresh
+    PostgreSQL database."""
+    if backend == "postgresql":
+        cluster = request.getfixturevalue("pg_template")
+        return cluster.create_database(f"t{os.getpid()}_{next(_pg_databases)}", template="template_em")
     return tmp_path / "escalations.db"
 
 

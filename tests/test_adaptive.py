@@ -23,6 +23,9 @@ from escalation_matrix.models import EscalationType as T
 from escalation_matrix.policy import TrainedDecision
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 SETTINGS = Adaptive(target_rate=0.05, tolerance=0.01, step=0.02, max_offset=0.05, min_outcomes=2)
 
 

@@ -39,7 +39,7 @@ def test_a_question_about_an_answered_request_proceeds_with_the_answer(guard):
     guard.respond(first.escalation_id, "The pricing page")
     again = guard.clarify("web", WEBSITE, FOCUS)
     assert (again.action, again.answer, again.escalation_id) == (Action.proceed, "The pricing page", first.escalation_id)
-    assert guard.store.db["escalations"].count == 1
+    assert guard.store.count("escalations") == 1
 
 
 def test_a_reworded_request_is_the_same_open_issue(guard):
@@ -47,7 +47,7 @@ def test_a_reworded_request_is_the_same_open_issue(guard):
     assert first.action is not Action.proceed
     again = guard.escalate("db", DELETE_2019[1], context={"environment": "production"})
     assert again.repeated and again.escalation_id == first.escalation_id
-    assert guard.store.db["escalations"].count == 1
+    assert guard.store.count("escalations") == 1
     assert guard.store.task(guard.store._conn(), "db", "default")["handed_off"] == 0
 
 
@@ -92,7 +92,7 @@ def test_an_unknown_or_reserved_type_is_a_clear_error(guard, bad):
 
     with pytest.raises(InputError, match="use one of clarification"):
         guard.escalate("t", WEBSITE, type=bad)
-    assert guard.store.db["escalations"].count == 0
+    assert guard.store.count("escalations") == 0
 
 
 async def test_over_mcp_the_re_ask_and_the_insisted_type(guard):
@@ -146,4 +146,4 @@ def test_a_langchain_loop_gets_the_earlier_answer_for_a_reworded_question(guard)
     run_loop(ToolCallingFake(messages=script()), make_tools(guard, conversation_id="lc"), history)
     assert tool_json(history, "clarify")["action"] == "proceed"
     assert history[-1].content == "Writing about The pricing page."
-    assert guard.store.db["escalations"].count == 1
+    assert guard.store.count("escalations") == 1

@@ -18,6 +18,9 @@ from escalation_matrix.ops.decision_metrics import trend_of
 from escalation_matrix.ops.reports import build_report
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 PROD = {"environment": "production"}
 OPTIONS = ["Deploy now", "Wait for Monday"]
 

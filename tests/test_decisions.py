@@ -21,6 +21,9 @@ from escalation_matrix.render import card
 from escalation_matrix.store import Store
 from test_cli_core import run
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 CRITICAL = {"environment": "production", "security_impact": True}
 
 

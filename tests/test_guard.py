@@ -12,6 +12,9 @@ from escalation_matrix.guard import ConversationGuard, unlock_task
 from escalation_matrix.models import Action, EscalationType, Severity
 from escalation_matrix.store import Store, entry_hash
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 PROD = {"environment": "production"}
 DEPLOY = "Deploy the new build"
 HARM = "I want to kill myself"
@@ -23,7 +26,7 @@ def guard(policy, fake_classifier, db_path):
 
 
 def count(guard, table: str) -> int:
-    return guard.store.db[table].count
+    return guard.store.count(table)
 
 
 def test_new_escalation_is_recorded_awaiting_a_response(guard):
@@ -171,7 +174,7 @@ def test_every_decision_is_logged_for_kpi_rates(guard):
     guard.clarify("c1", "Write it", "Should headers be in title case or sentence case?")
     guard.check_scope("My card number is 4111 1111 1111 1111", conversation_id="c2")
     guard.classify("anything at all")  # records no escalation, but is an evaluated request
-    rows = list(guard.store.db["decisions"].rows)
+    rows = guard.store.rows("decisions")
     assert [(r["tool"], r["action"], r["outcome"]) for r in rows[:4]] == [
         ("escalate", "escalate", "created"), ("escalate", "escalate", "repeated"), ("clarify", "proceed", "proceed"),
         ("check_scope", "escalate", "created")]

@@ -26,7 +26,7 @@ def test_a_paraphrase_of_an_answered_question_gets_the_earlier_answer(guard, fir
     guard.respond(asked.escalation_id, "Use eu-west-1")
     again = guard.clarify("chat-1", "Set up the new server", paraphrase)
     assert (again.action, again.answer, again.escalation_id) == (Action.proceed, "Use eu-west-1", asked.escalation_id)
-    assert guard.store.db["escalations"].count == 1
+    assert guard.store.count("escalations") == 1
 
 
 def test_a_different_question_is_asked(guard):

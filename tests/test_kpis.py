@@ -15,6 +15,9 @@ from escalation_matrix.ops.pipeline import report_item
 from escalation_matrix.ops.reports import build_report
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 PROD = {"environment": "production"}
 DEPLOY = "Deploy the new build"
 HARM = "I want to kill myself"
@@ -34,7 +37,7 @@ def total(report):
 def test_one_l4_record_asked_three_times_counts_once(guard, policy):
     results = [guard.escalate("c1", HARM) for _ in range(3)]
     assert [r.action.value for r in results] == ["stop"] * 3
-    assert guard.store.db["escalations"].count == 1
+    assert guard.store.count("escalations") == 1
     report = build_report(guard.store, policy, "daily", DAY.date())
     assert (report.decisions, total(report).escalations, report.refusals) == (3, 1, 2)
     assert next(line for line in report.rates if line.name == "L4").escalations == 1

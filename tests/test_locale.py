@@ -23,6 +23,9 @@ from test_cli_core import run
 from test_langchain import ToolCallingFake, call, run_loop, tool_json
 from test_policy_check import edit, load
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 DEPLOY = "Deploy the new build"
 PROD = {"environment": "production"}
 SCOPE_DE = "Diese Aktion kann ich nicht ausführen, aber ich helfe gern, wenn Sie die Anfrage anpassen."

@@ -14,6 +14,9 @@ from escalation_matrix.guard import ConversationGuard
 from escalation_matrix.mcp_app import build_server
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 PROD = {"environment": "production"}
 TOOLS = {"classify", "escalate", "clarify", "check_scope", "respond", "report_item"}
 
@@ -98,7 +101,7 @@ async def test_check_scope_and_classify(server, guard):
         looked = await call(client, "classify", request="I want to kill myself")
     assert scoped["in_scope"] is False and scoped["options"] and scoped["escalation_id"]
     assert (looked["action"], looked["severity"], looked["escalation_id"]) == ("stop", "L4", None)
-    assert guard.store.db["escalations"].count == 1  # classify recorded nothing
+    assert guard.store.count("escalations") == 1  # classify recorded nothing
 
 
 @pytest.mark.parametrize("tool, args, fragment", [
@@ -115,9 +118,9 @@ async def test_bad_input_is_a_tool_error_and_the_server_keeps_serving(server, gu
         assert result.is_error and fragment in result.content[0].text
         ok = await call(client, "classify", request="Write a poem about autumn")
     assert ok["action"] in ("proceed", "escalate", "stop")
-    assert guard.store.db["escalations"].count == 0
+    assert guard.store.count("escalations") == 0
     # the bad call wrote nothing; the classify after it counts as one evaluated request (KPI denominator)
-    assert [r["tool"] for r in guard.store.db["decisions"].rows] == ["classify"]
+    assert [r["tool"] for r in guard.store.rows("decisions")] == ["classify"]
 
 
 async def test_answering_twice_is_a_clear_error(server):

@@ -1,6 +1,6 @@
 """The audit trail is append-only and hash-chained: ``verify`` passes on a clean chain and reports
 the first bad entry after an edit, a deletion (middle or tail) or an inserted entry, made through a
-raw sqlite3 connection with the append-only triggers dropped."""
+raw connection to the database (SQLite or PostgreSQL) with the append-only triggers dropped."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from escalation_matrix.ops.failsafe import sweep
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import GENESIS, Store
 from clocks import T0
+
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
 
 
 
@@ -36,11 +39,41 @@ def filled(db_path: Path, policy) -> Path:
     return db_path
 
 
-def raw(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("DROP TRIGGER audit_no_update")
-    conn.execute("DROP TRIGGER audit_no_delete")
-    return conn
+class Raw:
+    """A connection that bypasses the store, as someone with write access to the database would."""
+
+    def __init__(self, path: Path | str, drop_triggers: bool = True):
+        self.pg = isinstance(path, str) and path.startswith("postgresql://")
+        if self.pg:
+            import psycopg
+            from psycopg.rows import dict_row
+
+            self.conn = psycopg.connect(path, autocommit=True, row_factory=dict_row)
+            if drop_triggers:
+                self.conn.execute("DROP TRIGGER audit_no_update ON audit")
+                self.conn.execute("DROP TRIGGER audit_no_delete ON audit")
+        else:
+            self.conn = sqlite3.connect(path, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            if drop_triggers:
+                self.conn.execute("DROP TRIGGER audit_no_update")
+                self.conn.execute("DROP TRIGGER audit_no_delete")
+
+    def execute(self, sql: str, params: tuple = ()):
+        return self.conn.execute(sql.replace("?", "%s") if self.pg else sql, params)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def raw(path: Path | str) -> Raw:
+    return Raw(path)
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    import psycopg
+
+    return (sqlite3.DatabaseError, psycopg.Error)
 
 
 def check(path: Path):
@@ -63,10 +96,10 @@ def test_an_empty_trail_verifies(db_path):
 
 
 def test_the_triggers_refuse_updates_and_deletes(filled):
-    conn = sqlite3.connect(filled)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    conn = Raw(filled, drop_triggers=False)
+    with pytest.raises(database_errors(), match="append-only"):
         conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 2")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(database_errors(), match="append-only"):
         conn.execute("DELETE FROM audit WHERE seq = 2")
     conn.close()
     assert check(filled).ok
@@ -86,7 +119,6 @@ def test_an_edit_with_a_recomputed_hash_breaks_the_next_link_and_its_own_signatu
     from escalation_matrix.ops.audit import FIELDS
 
     conn = raw(filled)
-    conn.row_factory = sqlite3.Row
     row = dict(conn.execute("SELECT * FROM audit WHERE seq = 2").fetchone())
     row["actor"] = "mallory"
     forged = entry_hash(row["prev_hash"], {k: row[k] for k in FIELDS})
@@ -110,7 +142,7 @@ def test_a_deleted_entry_is_reported(filled):
 
 def test_a_deleted_last_entry_is_reported(filled):
     conn = raw(filled)
-    last = conn.execute("SELECT MAX(seq) FROM audit").fetchone()[0]
+    last = conn.execute("SELECT MAX(seq) AS last FROM audit").fetchone()["last"]
     conn.execute("DELETE FROM audit WHERE seq = ?", (last,))
     conn.close()
     result = check(filled)

@@ -4,6 +4,7 @@ says what was caught up in one line instead of a warning per stage."""
 
 from __future__ import annotations
 
+import pytest
 import json
 import logging
 from collections import Counter
@@ -12,6 +13,9 @@ from escalation_matrix.ops.failsafe import log_sweep, sweep
 from escalation_matrix.ops.notify import deliver
 from escalation_matrix.ops_policy import operations_policy
 from escalation_matrix.ops.records import Operations
+
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
 
 OLD = 40
 

@@ -17,6 +17,9 @@ from escalation_matrix.ops.reports import build_report
 from escalation_matrix.store import Store, utcnow
 from clocks import T0, Clock
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 
 
 

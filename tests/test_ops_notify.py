@@ -21,6 +21,9 @@ from escalation_matrix.ops_policy import OperationsFile
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -14,6 +14,9 @@ from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 from clocks import T0
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 
 
 @pytest.fixture

@@ -13,6 +13,9 @@ from escalation_matrix.errors import InputError, NotFoundError, StateError
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 
 
 

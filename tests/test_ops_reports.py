@@ -20,6 +20,9 @@ from escalation_matrix.ops.reports import build_report
 from escalation_matrix.store import Store
 from clocks import Clock
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 DAY = date(2026, 3, 10)
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 

@@ -20,6 +20,9 @@ from escalation_matrix.ops_policy import OperationsFile, operations_policy
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import iso
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 HARM = "I want to kill myself"
 PROD = {"environment": "production"}
 

@@ -23,6 +23,9 @@ from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 from test_cli_core import run
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 
 def small(**rules) -> SimpleNamespace:
     """A policy with a small window and one rule (operations defaults)."""

@@ -18,6 +18,9 @@ from escalation_matrix.mcp_app import build_server
 from escalation_matrix.models import Action
 from escalation_matrix.ops.failsafe import sweep
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 PROD = {"environment": "production"}
 DEPLOY = "Deploy the new build"  # scope, L2
 TONE = ("Write the report", "Which tone do you want?")  # context, L1
@@ -49,7 +52,7 @@ def test_l2_raised_to_l3_pauses_the_task_and_says_so(guard, store, clock, policy
     result = guard.clarify("c1", *TONE, missing="the tone")
     assert result.action is Action.wait and result.escalation_id == first.escalation_id
     assert any("awaiting guidance" in n for n in result.notices)
-    assert store.db["escalations"].count == 1
+    assert store.count("escalations") == 1
     guard.respond(first.escalation_id, "Deploy on Monday")
     after = guard.clarify("c1", *TONE, missing="the tone")
     assert after.action is Action.escalate and after.escalation_id != first.escalation_id

@@ -14,6 +14,9 @@ from escalation_matrix.langchain import make_tools
 from escalation_matrix.mcp_app import build_server
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 PROD = {"environment": "production"}
 
 

@@ -99,10 +99,10 @@ def _set(store: Store, conn: sqlite3.Connection, change: Change, by: str, *, rev
                  "excluded.value, updated_at = excluded.updated_at", (change.type.value, change.after, now))
     cur = conn.execute(
         "INSERT INTO threshold_changes (at, type, before, after, reason, by, reverts, rate, decisions) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (now, change.type.value, change.before, change.after, change.reason, by, reverts,
          round(window.rate, ROUND) if window else None, window.decisions if window else None))
-    change_id = int(cur.lastrowid or 0)
+    change_id = int(cur.fetchone()[0])
     store.audit(conn, "threshold_change", by, data={"change": change_id, "type": change.type.value,
                                                      "before": change.before, "after": change.after,
                                                      "reason": change.reason, "reverts": reverts})
@@ -241,7 +241,7 @@ def note_decision(store: Store, conn: sqlite3.Connection, settings: Adaptive) ->
     """Count one evaluated request; every ``window`` of them, adjust automatically."""
     if not settings.enabled:
         return
-    conn.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1", (PENDING,))
+    conn.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1", (PENDING,))
     pending = conn.execute("SELECT value FROM counters WHERE name = ?", (PENDING,)).fetchone()[0]
     if pending >= settings.window:
         _adjust(store, conn, settings, "adaptive")

@@ -40,3 +40,10 @@ class StateError(EscalationMatrixError):
 
 class DependencyError(EscalationMatrixError):
     """An optional heavy dependency is missing; the message carries the install hint."""
+
+
+class UnavailableError(EscalationMatrixError):
+    """The state database cannot be reached for now (a lost connection, a restart); retry later.
+    ``retryable`` tells adapters to say so."""
+
+    retryable = True

@@ -188,7 +188,7 @@ class ConversationGuard:
     def history(self, conversation_id: str) -> list[dict]:
         conversation_id = out.identifier(conversation_id, "conversation_id")
         records = self.store.escalations("conversation_id = ?", (conversation_id,), order="created_at, year, seq")
-        if not records and not self.store.db["tasks"].count_where("conversation_id = ?", [conversation_id]):
+        if not records and not self.store.knows_conversation(conversation_id):
             raise NotFoundError(f"conversation {conversation_id!r} is unknown: it has made no escalate, clarify "
                                 "or check_scope call; pass the conversation_id those calls used")
         return records

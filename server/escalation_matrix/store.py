@@ -1,8 +1,10 @@
-"""Durable state in one SQLite file (WAL): escalation records, tasks, notes, the decision log
-used for KPI rates, and the hash-chained audit trail.
+"""Durable state: escalation records, tasks, notes, the decision log used for KPI rates, and the
+hash-chained audit trail. In one SQLite file (WAL) by default; in a PostgreSQL database shared by
+several server replicas when the database is named by a ``postgresql://`` URL (``PostgresStore``).
 
-Every write runs inside ``Store.transaction()``, a ``BEGIN IMMEDIATE`` transaction, so
-check-then-insert sequences are atomic across threads *and* processes sharing the file."""
+Every write runs inside ``Store.transaction()``: a ``BEGIN IMMEDIATE`` transaction on SQLite, a
+transaction holding one advisory lock on PostgreSQL. Either way check-then-insert sequences are
+atomic across threads, processes and replicas."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -17,9 +20,9 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
-import sqlite_utils
-
+from . import pgsql
 from .errors import NotFoundError
 
 Clock = Callable[[], datetime]
@@ -42,8 +45,10 @@ def parse_iso(text: str) -> datetime:
 
 
 def default_db_path() -> Path:
+    """The SQLite file used when no database is named (ESCALATION_MATRIX_DB names a file or a
+    ``postgresql://`` URL; a URL is handled by ``Store`` itself)."""
     env = os.environ.get("ESCALATION_MATRIX_DB")
-    if env:
+    if env and not pgsql.is_url(env):
         return Path(env).expanduser()
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "escalation-matrix" / "escalations.db"
@@ -224,7 +229,13 @@ AUDIT_KEY_ENV = "ESCALATION_MATRIX_AUDIT_KEY"
 
 
 class Store:
-    """One SQLite file; a connection per thread; schema migrated on open."""
+    """One SQLite file; a connection per thread; schema migrated on open. Named by a
+    ``postgresql://`` URL (or ESCALATION_MATRIX_DB holding one), it is a ``PostgresStore``."""
+
+    def __new__(cls, path: str | Path | None = None, clock: Clock = utcnow) -> "Store":
+        if cls is Store and pgsql.is_url(path if path is not None else os.environ.get("ESCALATION_MATRIX_DB")):
+            return super().__new__(PostgresStore)
+        return super().__new__(cls)
 
     def __init__(self, path: str | Path | None = None, clock: Clock = utcnow):
         self.path = Path(path).expanduser() if path else default_db_path()
@@ -237,6 +248,11 @@ class Store:
 
         self.redactor = DEFAULT  # set from the policy by the guard and Operations
         self._migrate()
+
+    @property
+    def location(self) -> str:
+        """Where the state is, for logs and status lines (never a password)."""
+        return str(self.path)
 
     # --- the audit key and anchor, kept outside the database ---
     @property
@@ -293,10 +309,14 @@ class Store:
             self._local.conn = conn
         return conn
 
-    @property
-    def db(self) -> sqlite_utils.Database:
-        """sqlite-utils view of this thread's connection (for queries and reports)."""
-        return sqlite_utils.Database(self._conn())
+    def count(self, table: str) -> int:
+        """How many rows a table holds (``table`` is one of the store's own names, never user input)."""
+        return int(self._conn().execute(f"SELECT COUNT(*) FROM {_table(table)}").fetchone()[0])
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of a table in the order written (for inspection and tests)."""
+        order = "seq" if table == "audit" else "id"
+        return [dict(r) for r in self._conn().execute(f"SELECT * FROM {_table(table)} ORDER BY {order}")]
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -392,6 +412,11 @@ class Store:
                            (conversation_id, task_id)).fetchone()
         return dict(row)
 
+    def knows_conversation(self, conversation_id: str) -> bool:
+        """Whether any escalate, clarify or check_scope call has named this conversation."""
+        return self._conn().execute("SELECT 1 FROM tasks WHERE conversation_id = ? LIMIT 1",
+                                    (conversation_id,)).fetchone() is not None
+
     def conversation_locale(self, conversation_id: str, conn: sqlite3.Connection | None = None) -> str | None:
         """The locale a conversation chose with a call's ``locale`` argument, if any."""
         row = (conn or self._conn()).execute(
@@ -464,6 +489,12 @@ class Store:
         return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
 
 
+def _table(name: str) -> str:
+    if not re.fullmatch(r"[a-z_]+", name):
+        raise ValueError(f"not a table name: {name!r}")
+    return name
+
+
 def new_ref() -> str:
     """An escalation's reference: 128 random bits as 32 lowercase hex digits (URL-safe, unguessable)."""
     return secrets.token_hex(16)
@@ -484,6 +515,47 @@ def entry_mac(key: bytes, digest: str) -> str:
 def entry_hash(prev: str, entry: dict[str, Any]) -> str:
     canonical = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev + canonical).encode("utf-8")).hexdigest()
+
+
+# Migration statements only SQLite understands, and what PostgreSQL runs instead (keyed by how the
+# statement begins). Every other statement runs on both, its column types renamed (pgsql.ddl).
+_APPEND_ONLY = ("CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit trail is append-only'; END $$")
+POSTGRES_INSTEAD: dict[str, list[str]] = {
+    "CREATE TRIGGER audit_no_update": [
+        _APPEND_ONLY,
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+        "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT "
+        "EXECUTE FUNCTION audit_append_only()"],
+    "CREATE TRIGGER audit_no_delete": [
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only()"],
+    "CREATE TABLE failsafe_events": [],  # filled below: the table plus an insertion order (SQLite's rowid)
+    "CREATE TRIGGER audit_length": [
+        "CREATE OR REPLACE FUNCTION audit_length() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO counters VALUES ('audit-length', NEW.seq) ON CONFLICT (name) DO UPDATE SET value = excluded.value; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER audit_length AFTER INSERT ON audit FOR EACH ROW EXECUTE FUNCTION audit_length()"],
+    "INSERT OR REPLACE INTO counters SELECT 'audit-length'": [
+        "INSERT INTO counters SELECT 'audit-length', COALESCE(MAX(seq), 0) FROM audit "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value"],
+    "UPDATE escalations SET ref = lower(hex(randomblob(16)))": [
+        "UPDATE escalations SET ref = replace(gen_random_uuid()::text, '-', '') WHERE ref IS NULL"],
+}
+
+
+def postgres_statements(script: str) -> list[str]:
+    """A migration as PostgreSQL runs it."""
+    out: list[str] = []
+    for statement in _statements(script):
+        text = " ".join(statement.split()).rstrip(";")
+        key = next((k for k in POSTGRES_INSTEAD if text.startswith(k)), None)
+        if key == "CREATE TABLE failsafe_events":
+            out += [pgsql.ddl(text), "ALTER TABLE failsafe_events ADD COLUMN rowid BIGSERIAL"]
+        elif key is not None:
+            out += POSTGRES_INSTEAD[key]
+        else:
+            out.append(pgsql.ddl(text))
+    return out
 
 
 def _statements(script: str) -> list[str]:
@@ -514,7 +586,7 @@ def _encode(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _decode(row: sqlite3.Row) -> dict[str, Any]:
+def _decode(row: Any) -> dict[str, Any]:
     record = dict(row)
     for key in JSON_FIELDS:
         if key in record and isinstance(record[key], str):
@@ -522,3 +594,91 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
     record.pop("question_vector", None)
     record.pop("request_vector", None)
     return record
+
+
+class PostgresStore(Store):
+    """The store in a PostgreSQL database (``postgresql://user:password@host:port/name``), shared by
+    any number of server replicas. Each process keeps a pool of connections
+    (ESCALATION_MATRIX_DB_POOL, default 10); each write transaction holds one advisory lock, so the
+    rules that hold for processes sharing a SQLite file hold for replicas sharing the database.
+    A database that cannot be reached gives ``UnavailableError`` (retry later), never a wrong answer.
+
+    The audit key comes from ESCALATION_MATRIX_AUDIT_KEY (give every replica the same one), else a
+    key file in the per-user state folder; the anchor file is kept there too, one per machine."""
+
+    def __init__(self, path: str | Path | None = None, clock: Clock = utcnow):
+        url = str(path if path is not None else os.environ["ESCALATION_MATRIX_DB"])
+        self.path = url  # type: ignore[assignment]
+        self.clock = clock
+        self._local = threading.local()
+        self._tx = pgsql.TransactionState()
+        self._audit_key = None
+        from .redact import DEFAULT
+
+        self.redactor = DEFAULT
+        self._pool = pgsql.open_pool(url, int(os.environ.get("ESCALATION_MATRIX_DB_POOL", "10")))
+        self._migrate()
+
+    @property
+    def location(self) -> str:
+        return pgsql.masked(str(self.path))
+
+    def _state_file(self, suffix: str) -> Path:
+        parts = urlsplit(str(self.path))
+        name = f"postgres-{parts.hostname or 'local'}-{parts.port or 5432}-{parts.path.strip('/') or 'db'}"
+        folder = default_db_path().parent
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / (re.sub(r"[^\w.-]", "_", name) + suffix)
+
+    @property
+    def anchor_path(self) -> Path | None:
+        return self._state_file(".audit-anchor")
+
+    @property
+    def audit_key(self) -> bytes:
+        if self._audit_key is None and not os.environ.get(AUDIT_KEY_ENV):
+            key_file = self._state_file(".audit-key")
+            try:
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(os.urandom(32).hex())
+            except FileExistsError:
+                pass
+            self._audit_key = key_file.read_text().strip().encode()
+        return super().audit_key
+
+    def _conn(self) -> Any:
+        return self._tx.conn or pgsql.AutoCommit(self._pool)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        if self._tx.conn is not None:  # nested use joins the outer transaction
+            yield self._tx.conn
+            return
+        self._local.anchor = []
+        with pgsql.reporting_unavailable(), self._pool.connection() as raw, raw.transaction():
+            raw.execute("SELECT pg_advisory_xact_lock(%s)", (pgsql.WRITE_LOCK,))
+            self._tx.conn = pgsql.Connection(raw)
+            try:
+                yield self._tx.conn
+            except BaseException:
+                self._local.anchor = []
+                raise
+            finally:
+                self._tx.conn = None
+        self._flush_anchor()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _migrate(self) -> None:
+        with pgsql.reporting_unavailable(), self._pool.connection() as raw, raw.transaction():
+            raw.execute("SELECT pg_advisory_xact_lock(%s)", (pgsql.WRITE_LOCK,))
+            raw.execute("CREATE TABLE IF NOT EXISTS migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            done = {row[0] for row in raw.execute("SELECT version FROM migrations").fetchall()}
+            for version, script in enumerate(MIGRATIONS, 1):
+                if version in done:
+                    continue
+                for statement in postgres_statements(script):
+                    raw.execute(statement)
+                raw.execute("INSERT INTO migrations VALUES (%s, %s)", (version, iso(self.clock())))

@@ -31,9 +31,9 @@ def data_options(fn: Callable) -> Callable:
 
 
 def db_option(fn: Callable) -> Callable:
-    """``--db PATH``: the SQLite file (default: ESCALATION_MATRIX_DB or a per-user state file)."""
+    """``--db PATH``: the SQLite file or a ``postgresql://`` URL (default: ESCALATION_MATRIX_DB or a per-user state file)."""
     return click.option("--db", "db", type=click.Path(dir_okay=False), default=None, envvar="ESCALATION_MATRIX_DB",
-                        help="SQLite state file (default: ESCALATION_MATRIX_DB or ~/.local/state/escalation-matrix/escalations.db).")(fn)
+                        help="State database: a SQLite file or a postgresql:// URL (default: ESCALATION_MATRIX_DB or ~/.local/state/escalation-matrix/escalations.db).")(fn)
 
 
 class AppState:

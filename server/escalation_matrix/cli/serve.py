@@ -69,7 +69,7 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
             policy = load_policy(*state.folders, locale=locale)
         guard = load_guard(policy, db, background=True)  # answer initialize and tools/list at once
         server = build_server(guard=guard)
-    log.info("escalation-matrix: state in %s", guard.store.path)
+    log.info("escalation-matrix: state in %s", guard.store.location)
     from ..ops.failsafe import start_sweeper
 
     from ..reload import start_reloader
@@ -171,7 +171,7 @@ def reload(state: AppState, db: str | None) -> None:
     loaded = state.policy  # a bad edit stops here with file: key: what to fix; servers keep the old policy
     count = request_reload(state.store(db))
     click.echo(f"ok: {loaded.paths.policies} validated; reload #{count} requested - running servers on "
-               f"{state.store(db).path} pick it up within a few seconds (see the policy://status resource)")
+               f"{state.store(db).location} pick it up within a few seconds (see the policy://status resource)")
 
 
 @main.command()

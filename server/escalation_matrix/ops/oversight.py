@@ -108,9 +108,10 @@ class Oversight:
         now = self.store.now()
         redact = self.store.redactor.text
         cur = conn.execute("INSERT INTO actor_decisions (actor, at, escalation_id, suggestion, choice, delta, score) "
-                           "VALUES (?, ?, ?, ?, ?, ?, 0)", (actor, now, escalation_id, redact(suggestion), redact(choice), delta))
+                           "VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING id", (actor, now, escalation_id, redact(suggestion), redact(choice), delta))
+        decision_id = cur.fetchone()[0]
         score, count = rolling_score(conn, actor, self.rules.window)
-        conn.execute("UPDATE actor_decisions SET score = ? WHERE id = ?", (score, cur.lastrowid))
+        conn.execute("UPDATE actor_decisions SET score = ? WHERE id = ?", (score, decision_id))
         total = (before["decisions"] if before else 0) + 1
         conn.execute("INSERT INTO actors (name, score, decisions, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) "
                      "DO UPDATE SET score = excluded.score, decisions = excluded.decisions, updated_at = excluded.updated_at",
