@@ -202,3 +202,29 @@ def test_a_down_receiver_does_not_block_later_escalations_or_the_log_channel(sto
     assert (report.sent, report.failed) == (3, 3)  # three log messages out, three webhook failures
     assert [store.escalation(i)["status"] for i in ids] == ["open"] * 3
     assert ids == ["ESC-2026-001", "ESC-2026-002", "ESC-2026-003"]
+
+
+def test_two_replicas_delivering_the_same_outbox_send_each_notification_once(db_path, clock, receiver):
+    """Every replica runs a deliverer; a row is claimed inside the write transaction, so two
+    deliverers on one database (two stores: two pools, as two replicas have) never both send it."""
+    ops = ops_policy(receiver.url)
+    stores = [Store(db_path, clock=clock) for _ in range(2)]
+    ids = [Operations(stores[0], ops).create(f"Compliance concern {i}", severity="L2", type="compliance",
+                                             conversation_id=f"c{i}", task_id="t1")["id"] for i in range(6)]
+    barrier = threading.Barrier(2)
+    sent: list[int] = []
+
+    def run(store: Store) -> None:
+        barrier.wait()
+        for _ in range(3):
+            sent.append(notify.deliver(store, ops, clock.moment).sent)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for store in stores:
+        store.close()
+    assert sorted(m["escalation_matrix"]["escalation_id"] for m in receiver.received) == sorted(ids)
+    assert sum(sent) == 12  # the log line and the webhook of each escalation, once each
