@@ -23,7 +23,7 @@ def test_json_extract_and_insert_or_ignore_are_rewritten():
 
 
 def test_migration_types_are_renamed_and_sqlite_only_statements_replaced():
-    every = [s for script in MIGRATIONS for s in postgres_statements(script)]
+    every = [s for m in MIGRATIONS for s in postgres_statements(m.sql)]
     text = "\n".join(every)
     assert "BLOB" not in text and "AUTOINCREMENT" not in text and "randomblob" not in text
     assert "INSERT OR REPLACE" not in text and "RAISE(ABORT" not in text
@@ -64,3 +64,26 @@ def test_bools_are_sent_as_integers_and_named_parameters_are_refused():
     assert pgsql._params([True, False, 2, "x"]) == [1, 0, 2, "x"]
     with pytest.raises(TypeError):
         pgsql._params({"a": 1})
+
+
+def test_migrations_are_recorded_by_name_and_a_foreign_or_newer_database_is_refused(tmp_path):
+    import sqlite3
+
+    from escalation_matrix.errors import StateError
+
+    path = tmp_path / "state.db"
+    Store(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    names = [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY version")]
+    assert names == [m.name for m in MIGRATIONS]
+    conn.execute("UPDATE migrations SET name = NULL")  # a database from before migrations had names
+    Store(path).close()
+    assert [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY version")] == names
+    conn.execute("UPDATE migrations SET name = 'something_else' WHERE version = 2")
+    with pytest.raises(StateError, match="migration 2 is 'something_else'"):
+        Store(path)
+    conn.execute("UPDATE migrations SET name = ? WHERE version = 2", (names[1],))
+    conn.execute("INSERT INTO migrations VALUES (?, 'now', 'from_the_future')", (len(MIGRATIONS) + 1,))
+    with pytest.raises(StateError, match="upgrade escalation-matrix"):
+        Store(path)
+    conn.close()

@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -54,9 +55,20 @@ def default_db_path() -> Path:
     return Path(base) / "escalation-matrix" / "escalations.db"
 
 
-MIGRATIONS: list[str] = [
+@dataclass(frozen=True)
+class Migration:
+    """One schema change: a name recorded when it is applied (a database migrated by another list of
+    migrations is refused, not guessed at) and its statements in SQLite's dialect (PostgreSQL runs
+    them translated: ``postgres_statements``)."""
+
+    name: str
+    sql: str
+
+
+# applied in order, each once, inside the migrating transaction; append new ones at the end
+MIGRATIONS: list[Migration] = [
     # 1: the initial schema
-    """
+    Migration("initial_schema", """
     CREATE TABLE escalations (
         id TEXT PRIMARY KEY, year INTEGER NOT NULL, seq INTEGER NOT NULL,
         conversation_id TEXT, task_id TEXT, issue_key TEXT,
@@ -106,10 +118,10 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END;
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    """,
-    # 2: operations (issue 5): fail-safe clock and once-only stages, notification outbox,
+    """),
+    # 2: operations: fail-safe clock and once-only stages, notification outbox,
     # pipeline items, and the audit length kept by a trigger so a deleted tail entry is detected
-    """
+    Migration("operations", """
     ALTER TABLE escalations ADD COLUMN severity_at TEXT;
     CREATE TABLE failsafe_events (
         escalation_id TEXT NOT NULL, stage TEXT NOT NULL, at TEXT NOT NULL,
@@ -131,30 +143,30 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER audit_length AFTER INSERT ON audit
         BEGIN INSERT OR REPLACE INTO counters VALUES ('audit-length', NEW.seq); END;
     INSERT OR REPLACE INTO counters SELECT 'audit-length', COALESCE(MAX(seq), 0) FROM audit;
-    """,
+    """),
     # 3: security: which agent principal owns a conversation; a keyed MAC per audit entry (the key
     # lives outside the database, see audit_key)
-    """
+    Migration("owners_and_audit_mac", """
     CREATE TABLE conversation_owners (
         conversation_id TEXT PRIMARY KEY, principal TEXT NOT NULL, created_at TEXT NOT NULL
     );
     ALTER TABLE audit ADD COLUMN mac TEXT;
     ALTER TABLE escalations ADD COLUMN erased_at TEXT;
-    """,
+    """),
     # 4: same-issue matching: the request's own vector beside the issue's, and the
     # question the agent asked (null when it gave none and the type's default question was used);
     # what each decision did (KPIs count created records, not calls); when a person first answered
     # or resolved the escalation; when the agent was told of a fail-safe stage
-    """
+    Migration("same_issue_and_outcomes", """
     ALTER TABLE escalations ADD COLUMN request_vector BLOB;
     ALTER TABLE escalations ADD COLUMN agent_question TEXT;
     ALTER TABLE decisions ADD COLUMN outcome TEXT;
     ALTER TABLE escalations ADD COLUMN resolved_at TEXT;
     ALTER TABLE failsafe_events ADD COLUMN told_at TEXT;
-    """,
+    """),
     # 5: actor oversight: the agent's suggestion on a record, each actor's scored decisions, its
     # rolling score, the tickets a low score opened and the suspensions with their stand-in
-    """
+    Migration("actor_oversight", """
     ALTER TABLE escalations ADD COLUMN suggestion TEXT;
     CREATE TABLE actors (
         name TEXT PRIMARY KEY, score REAL NOT NULL DEFAULT 100, decisions INTEGER NOT NULL DEFAULT 0,
@@ -177,27 +189,27 @@ MIGRATIONS: list[str] = [
         moved TEXT NOT NULL DEFAULT '[]', reinstated_at TEXT, reinstated_by TEXT
     );
     CREATE INDEX actor_suspensions_actor ON actor_suspensions (actor, reinstated_at);
-    """,
+    """),
     # 6: languages: the locale an escalation's text was written in; the locale a conversation
     # chose (a call's `locale` argument), used by its later calls that name none
-    """
+    Migration("locales", """
     ALTER TABLE escalations ADD COLUMN locale TEXT;
     CREATE TABLE conversation_locales (
         conversation_id TEXT PRIMARY KEY, locale TEXT NOT NULL, updated_at TEXT NOT NULL
     );
-    """,
+    """),
     # 7: security: an unguessable reference per escalation (128 random bits), the name agents over HTTP
     # give it; records made before this migration get one here (SQLite's randomblob: a CSPRNG seeded
     # from the operating system), new ones from ``secrets`` in insert_escalation
-    """
+    Migration("escalation_refs", """
     ALTER TABLE escalations ADD COLUMN ref TEXT;
     UPDATE escalations SET ref = lower(hex(randomblob(16))) WHERE ref IS NULL;
     CREATE UNIQUE INDEX escalations_ref ON escalations (ref);
-    """,
+    """),
     # 8: the adaptive escalation target: outcomes of escalations (necessary, unnecessary) and missed
     # ones reported by operators; per-type threshold offsets and every change made to them (before,
     # after, why, by whom; a revert points at the change it undoes)
-    """
+    Migration("adaptive_target", """
     CREATE TABLE outcomes (
         id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, escalation_id TEXT, type TEXT NOT NULL,
         outcome TEXT NOT NULL, by TEXT NOT NULL, note TEXT, adjustment INTEGER
@@ -209,13 +221,13 @@ MIGRATIONS: list[str] = [
         after REAL NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL, reverts INTEGER, reverted_by INTEGER,
         rate REAL, decisions INTEGER
     );
-    """,
+    """),
     # 9: structured answers: the action a person took (approve, reject, modify, delegate, defer,
     # conditional) and, for a deferred escalation, until when
-    """
+    Migration("structured_answers", """
     ALTER TABLE escalations ADD COLUMN response_action TEXT;
     ALTER TABLE escalations ADD COLUMN deferred_until TEXT;
-    """,
+    """),
 ]
 
 JSON_FIELDS = ("options", "context")
@@ -343,14 +355,15 @@ class Store:
 
     def _migrate(self) -> None:
         with self.transaction() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-            done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
-            for version, script in enumerate(MIGRATIONS, 1):
-                if version in done:
-                    continue
-                for statement in _statements(script):
+            conn.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL, "
+                         "name TEXT)")
+            if "name" not in {row[1] for row in conn.execute("PRAGMA table_info(migrations)")}:
+                conn.execute("ALTER TABLE migrations ADD COLUMN name TEXT")  # databases from before names
+            for version, migration in pending_migrations(conn):
+                for statement in _statements(migration.sql):
                     conn.execute(statement)
-                conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, iso(self.clock())))
+                conn.execute("INSERT INTO migrations (version, applied_at, name) VALUES (?, ?, ?)",
+                             (version, iso(self.clock()), migration.name))
 
     def now(self) -> str:
         return iso(self.clock())
@@ -493,6 +506,27 @@ def _table(name: str) -> str:
     if not re.fullmatch(r"[a-z_]+", name):
         raise ValueError(f"not a table name: {name!r}")
     return name
+
+
+def pending_migrations(conn: Any) -> list[tuple[int, Migration]]:
+    """The migrations this database still needs, in order. Applied ones from before migrations had
+    names get their name recorded; a database migrated by a newer version, or by a different list,
+    is refused with a message saying so (guessing would corrupt it)."""
+    from .errors import StateError
+
+    applied = {int(row[0]): row[1] for row in conn.execute("SELECT version, name FROM migrations")}
+    newer = sorted(v for v in applied if v > len(MIGRATIONS))
+    if newer:
+        raise StateError(f"the state database has migration {newer[-1]}, which this version of escalation-matrix "
+                         f"does not know (it knows {len(MIGRATIONS)}): upgrade escalation-matrix to open it")
+    for version, name in applied.items():
+        expected = MIGRATIONS[version - 1].name
+        if name is None:
+            conn.execute("UPDATE migrations SET name = ? WHERE version = ?", (expected, version))
+        elif name != expected:
+            raise StateError(f"the state database's migration {version} is {name!r}, this version's is {expected!r}: "
+                             "it was made by a different build of escalation-matrix; open it with that one")
+    return [(v, m) for v, m in enumerate(MIGRATIONS, 1) if v not in applied]
 
 
 def new_ref() -> str:
@@ -674,11 +708,11 @@ class PostgresStore(Store):
     def _migrate(self) -> None:
         with pgsql.reporting_unavailable(), self._pool.connection() as raw, raw.transaction():
             raw.execute("SELECT pg_advisory_xact_lock(%s)", (pgsql.WRITE_LOCK,))
-            raw.execute("CREATE TABLE IF NOT EXISTS migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            done = {row[0] for row in raw.execute("SELECT version FROM migrations").fetchall()}
-            for version, script in enumerate(MIGRATIONS, 1):
-                if version in done:
-                    continue
-                for statement in postgres_statements(script):
+            raw.execute("CREATE TABLE IF NOT EXISTS migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL, "
+                        "name TEXT)")
+            conn = pgsql.Connection(raw)
+            for version, migration in pending_migrations(conn):
+                for statement in postgres_statements(migration.sql):
                     raw.execute(statement)
-                raw.execute("INSERT INTO migrations VALUES (%s, %s)", (version, iso(self.clock())))
+                conn.execute("INSERT INTO migrations (version, applied_at, name) VALUES (?, ?, ?)",
+                             (version, iso(self.clock()), migration.name))

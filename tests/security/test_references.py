@@ -108,7 +108,7 @@ def test_the_card_carries_the_ref(guard):
 
 def test_records_made_before_the_migration_get_a_ref_when_opened(tmp_path, monkeypatch):
     db = tmp_path / "old.db"
-    index = next(i for i, m in enumerate(store_module.MIGRATIONS) if "ADD COLUMN ref TEXT" in m)
+    index = next(i for i, m in enumerate(store_module.MIGRATIONS) if "ADD COLUMN ref TEXT" in m.sql)
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:index])
     old = Store(db)
     with old.transaction() as conn:
