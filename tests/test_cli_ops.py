@@ -9,9 +9,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import rawdb
 from click.testing import CliRunner
 
 from escalation_matrix.cli import main
+
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
 
 
 @pytest.fixture
@@ -86,8 +90,8 @@ def test_list_filters_and_json(cli):
 def test_bad_input_says_what_to_fix_and_changes_nothing(cli, db_path, args, message):
     result = cli(*args, code=1)
     assert message in result.output
-    if db_path.exists():
-        assert sqlite3.connect(db_path).execute("SELECT count(*) FROM escalations").fetchone()[0] == 0
+    if rawdb.exists(db_path):
+        assert rawdb.query(db_path, "SELECT count(*) FROM escalations")[0][0] == 0
 
 
 def test_closing_twice_is_refused(cli):
@@ -131,6 +135,7 @@ def test_report_in_every_format(cli, tmp_path, period):
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.sqlite_only  # tampers through sqlite3; test_ops_audit tampers with both backends
 def test_audit_verify_passes_then_detects_tampering(cli, db_path):
     esc = create(cli)
     cli("note", esc, "looked into it")
@@ -165,12 +170,10 @@ def test_resolve_keeps_the_record_open_for_verification_then_close(cli):
 
 def test_unlock_releases_a_task_locked_by_an_l4_escalation_once(cli, db_path):
     create(cli, "--type", "safety", "--severity", "L4", "--conversation", "chat-9", "--task", "t1")
-    locked = sqlite3.connect(db_path).execute(
-        "SELECT locked FROM tasks WHERE conversation_id = 'chat-9' AND task_id = 't1'").fetchone()[0]
+    locked = rawdb.query(db_path, "SELECT locked FROM tasks WHERE conversation_id = 'chat-9' AND task_id = 't1'")[0][0]
     assert locked == 1
     cli("unlock", "chat-9", "t1", "--by", "lead@example.com", "--reason", "Reviewed: safe to continue.")
-    row = sqlite3.connect(db_path).execute(
-        "SELECT locked FROM tasks WHERE conversation_id = 'chat-9' AND task_id = 't1'").fetchone()
+    row = rawdb.query(db_path, "SELECT locked FROM tasks WHERE conversation_id = 'chat-9' AND task_id = 't1'")[0]
     assert row[0] == 0
     assert "is not locked" in cli("unlock", "chat-9", "t1", "--by", "x", "--reason", "again", code=1).output
     assert "not found" in cli("unlock", "chat-9", "nope", "--by", "x", "--reason", "y", code=1).output

@@ -18,6 +18,9 @@ from escalation_matrix.mcp_app import BearerAuth, build_http_app, build_server
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 TOKEN = "console-token-4b2e"
 BASE = "http://127.0.0.1:8765"
 INJECTION = '<script>alert("x")</script><img src=x onerror=alert(1)>'

@@ -18,7 +18,7 @@ from escalation_matrix.mcp_app import build_server
 from escalation_matrix.models import Action, EscalationType
 from escalation_matrix.store import Store
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.backends, pytest.mark.model]
 
 WEBSITE = "Write something for the website."
 FOCUS = "What do you want me to focus on for the website?"

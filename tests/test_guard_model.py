@@ -8,7 +8,7 @@ from escalation_matrix.guard import ConversationGuard
 from escalation_matrix.models import Action, EscalationType
 from escalation_matrix.store import Store
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.backends, pytest.mark.model]
 
 
 @pytest.fixture

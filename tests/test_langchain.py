@@ -21,6 +21,9 @@ from escalation_matrix.models import EscalationResult
 from escalation_matrix.render import card
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 REQUEST = "Write something for the website."
 QUESTION = "Which deliverable should I write for the website?"
 SAME_QUESTION = "Which deliverable do you want me to write for the website?"

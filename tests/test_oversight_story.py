@@ -25,6 +25,9 @@ from escalation_matrix.ops.oversight import Oversight
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 
 TOKEN = "story-token-7c1d"
 BASE = "http://127.0.0.1:8765"

@@ -13,7 +13,9 @@ from escalation_matrix.store import MIGRATIONS, PostgresStore, Store, postgres_s
 
 def test_placeholders_become_psycopg_ones_and_literal_percent_signs_are_doubled():
     assert pgsql.translate("SELECT * FROM t WHERE a = ? AND b LIKE '50%' AND c = '?'") == \
-        "SELECT * FROM t WHERE a = %s AND b LIKE '50%%' AND c = '?'"
+        "SELECT * FROM t WHERE a = %s AND b ILIKE '50%%' AND c = '?'"
+    assert pgsql.translate("SELECT 'LIKE' FROM t WHERE \"like\" LIKE ? ESCAPE '\\'") == \
+        "SELECT 'LIKE' FROM t WHERE \"like\" ILIKE %s ESCAPE '\\'"
 
 
 def test_json_extract_and_insert_or_ignore_are_rewritten():

@@ -91,13 +91,15 @@ def row_factory(cursor: Any) -> Any:
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"|\?|%|[^'\"?%]+", re.S)
 _JSON_EXTRACT = re.compile(r"json_extract\(\s*([\w.]+)\s*,\s*'\$\.(\w+)'\s*\)", re.I)
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.I)
+_LIKE = re.compile(r"\bLIKE\b", re.I)
 
 
 @lru_cache(maxsize=2048)
 def translate(sql: str) -> str:
     """One statement in SQLite's dialect as PostgreSQL runs it: ``?`` placeholders become ``%s`` (a
     literal ``%`` is doubled), ``json_extract(col, '$.key')`` becomes ``col::jsonb ->> 'key'``, and
-    ``INSERT OR IGNORE`` becomes ``INSERT … ON CONFLICT DO NOTHING``. The store's SQL otherwise keeps
+    ``INSERT OR IGNORE`` becomes ``INSERT … ON CONFLICT DO NOTHING``, and ``LIKE`` becomes ``ILIKE``
+    (SQLite's LIKE ignores case; PostgreSQL's does not). The store's SQL otherwise keeps
     to what both databases share (``ON CONFLICT``, ``RETURNING``, ``COALESCE``)."""
     sql = _JSON_EXTRACT.sub(r"(\1::jsonb ->> '\2')", sql)
     ignore = bool(_INSERT_OR_IGNORE.match(sql))
@@ -109,8 +111,10 @@ def translate(sql: str) -> str:
             out.append("%s")
         elif token == "%" or (token[0] in "'\"" and "%" in token):
             out.append(token.replace("%", "%%"))
-        else:
+        elif token[0] in "'\"":
             out.append(token)
+        else:
+            out.append(_LIKE.sub("ILIKE", token))
     text = "".join(out)
     if ignore:
         text = text.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import httpx2
 import pytest
+import rawdb
 from click.testing import CliRunner
 from serving import OPERATOR_TOKEN
 
@@ -22,6 +23,9 @@ from escalation_matrix.ops.audit import FIELDS, verify
 from escalation_matrix.ops.erase import erase_conversation, erase_expired
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store, entry_hash, entry_mac
+
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
 
 CARD = "4111 1111 1111 1111"
 CARD_DIGITS = "4111111111111111"
@@ -64,6 +68,7 @@ def rehash_from(conn: sqlite3.Connection, seq: int, key: bytes | None = None) ->
 
 
 # --- point 12 ---
+@pytest.mark.sqlite_only  # through sqlite3 on the file; tests/test_ops_audit.py tampers on both backends
 def test_an_edit_with_every_later_hash_recomputed_is_detected(filled):
     conn = raw(filled)
     conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 2")
@@ -74,6 +79,7 @@ def test_an_edit_with_every_later_hash_recomputed_is_detected(filled):
     assert "not signed with the audit key" in result.problems[0]
 
 
+@pytest.mark.sqlite_only  # through sqlite3 on the file; tests/test_ops_audit.py tampers on both backends
 def test_a_deleted_tail_with_the_counter_fixed_is_detected(filled):
     conn = raw(filled)
     last = conn.execute("SELECT MAX(seq) FROM audit").fetchone()[0]
@@ -85,6 +91,7 @@ def test_a_deleted_tail_with_the_counter_fixed_is_detected(filled):
     assert any("the anchor records entry" in p and "deleted" in p for p in result.problems)
 
 
+@pytest.mark.sqlite_only  # through sqlite3 on the file; tests/test_ops_audit.py tampers on both backends
 def test_a_rewrite_with_the_stolen_key_is_still_caught_by_the_anchor(filled):
     key = filled.audit_key
     conn = raw(filled)
@@ -95,6 +102,7 @@ def test_a_rewrite_with_the_stolen_key_is_still_caught_by_the_anchor(filled):
     assert not result.ok and "differs from its anchored hash" in " ".join(result.problems)
 
 
+@pytest.mark.sqlite_only  # through sqlite3 on the file; tests/test_ops_audit.py tampers on both backends
 def test_the_key_and_the_anchor_live_outside_the_database(filled):
     dump = "\n".join(sqlite3.connect(filled.path).iterdump())
     assert filled.audit_key.decode() not in dump
@@ -102,6 +110,7 @@ def test_the_key_and_the_anchor_live_outside_the_database(filled):
     assert (filled.path.with_name(filled.path.name + ".audit-key").stat().st_mode & 0o077) == 0
 
 
+@pytest.mark.sqlite_only  # through sqlite3 on the file; tests/test_ops_audit.py tampers on both backends
 def test_audit_verify_exits_1_on_a_rehashed_trail(filled):
     conn = raw(filled)
     conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
@@ -113,7 +122,7 @@ def test_audit_verify_exits_1_on_a_rehashed_trail(filled):
 
 # --- point 13 ---
 def everything_stored(store: Store) -> str:
-    return "\n".join(sqlite3.connect(store.path).iterdump())
+    return rawdb.dump(store.path)
 
 
 def test_card_numbers_and_emails_are_redacted_before_they_are_stored(filled):

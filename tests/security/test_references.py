@@ -12,6 +12,7 @@ import sqlite3
 
 import httpx2
 import pytest
+import rawdb
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -21,6 +22,9 @@ from escalation_matrix.guard import ConversationGuard
 from escalation_matrix.langchain import make_tools
 from escalation_matrix.mcp_app import build_server
 from escalation_matrix.store import Store
+
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
 
 REF = re.compile(r"[0-9a-f]{32}")
 BOT_1, BOT_2, ANA = "bot-one-token-3c8e1a77", "bot-two-token-9d0b4f12", "ana-operator-token-77e2"
@@ -67,8 +71,7 @@ async def test_every_escalation_the_tools_return_carries_a_random_ref(guard):
     assert first["escalation_id"] not in first["ref"]  # not derived from the sequential id
     assert [e["ref"] for e in history["escalations"]] == [first["ref"]]
     assert [e["ref"] for e in pending["escalations"]] == [first["ref"]]
-    stored = sqlite3.connect(guard.store.path).execute("SELECT ref FROM escalations WHERE id = ?",
-                                                       (first["escalation_id"],)).fetchone()[0]
+    stored = rawdb.query(guard.store.path, "SELECT ref FROM escalations WHERE id = ?", (first["escalation_id"],))[0][0]
     assert stored == first["ref"]
 
 

@@ -18,6 +18,9 @@ from escalation_matrix.mcp_app import build_server
 from escalation_matrix.ops.records import Operations
 from escalation_matrix.store import Store
 
+# the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
+pytestmark = pytest.mark.backends
+
 PROD = {"environment": "production"}
 BOT_1, BOT_2, ANA = "bot-one-token-3c8e1a77", "bot-two-token-9d0b4f12", "ana-operator-token-77e2"
 
