@@ -64,9 +64,12 @@ def test_an_answer_counts_half_after_the_half_life():
     assert prefs.decay(0, 30) == 1.0 and prefs.decay(90, 30) == pytest.approx(0.125)
 
 
-def test_a_change_of_mind_makes_the_new_answer_the_preference_with_the_old_ones_against_it():
-    assert prefs.updated(4.0, 0.5, 4, agrees=True) == (5.0, 0.5, 5)
-    assert prefs.updated(4.0, 0.5, 4, agrees=False) == (1.0, 4.5, 1)
+def test_each_answer_adds_one_to_its_tally_after_the_old_weights_decay():
+    tally = prefs.updated({"approve": 4.0, "reject": 0.005}, "approve", 0.5)
+    assert tally == {"approve": 3.0}  # a weight under 1% is forgotten
+    tally = prefs.updated(tally, "reject", 1.0)
+    assert tally == {"approve": 3.0, "reject": 1.0}
+    assert prefs.split(tally, "reject") == (1.0, 3.0) and prefs.split(tally, "approve") == (3.0, 1.0)
 
 
 @pytest.mark.parametrize("answer, action, key", [

@@ -1,15 +1,18 @@
 """Preference learning: a person's answers to a recurring question become a preference of that
 person (and of their organisation) that answers the question for them once it is sure enough.
 
-Confidence of a preference, from the recency-weighted answers behind it (each answer counts
-``0.5 ** (age / half_life)``): ``agree / (agree + against + 1)``, the ``+ 1`` being the doubt no
-person's history removes, raised by ``consistency_boost x agree / (agree + against)`` and never above
-``cap``. A contradicting answer is a change of mind: the newest answer becomes the preference, all
-earlier answers count against it. Decay applies when confidence is read, so a preference nobody has
-confirmed for a while falls below the threshold and the person is asked again."""
+A preference keeps a recency-weighted tally of the answers given to its question (each answer counts
+``0.5 ** (age / half_life)``); the newest answer is the preference's answer. Its confidence:
+``agree / (agree + against + 1)`` (agree: the tally of the newest answer, against: of all others; the
+``+ 1`` is the doubt no history removes), raised by ``consistency_boost x agree / (agree + against)``,
+never above ``cap``. So a change of mind is followed at once but answers only once the new answer
+outweighs the old ones, and a one-off slip weighs as one answer against, not as a fresh start. Decay
+applies when confidence is read, so a preference nobody has confirmed for a while falls below the
+threshold and the person is asked again."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from typing import Any
@@ -51,12 +54,18 @@ def confidence(agree: float, against: float, settings: Preferences) -> float:
     return min(settings.cap, base * (1.0 + settings.consistency_boost * consistency))
 
 
-def updated(agree: float, against: float, agreeing: int, agrees: bool) -> tuple[float, float, int]:
-    """The evidence after one more answer (weights already decayed to now): an agreeing answer adds
-    one; a contradicting one is a change of mind, so everything before counts against the new answer."""
-    if agrees:
-        return agree + 1.0, against, agreeing + 1
-    return 1.0, agree + against, 1
+def updated(tally: dict[str, float], key: str, d: float) -> dict[str, float]:
+    """The tally after one more answer ``key``: earlier weights decayed by ``d``, the new answer adds
+    one; answers whose weight faded below 1% are forgotten."""
+    kept = {k: w * d for k, w in tally.items() if w * d >= 0.01}
+    kept[key] = kept.get(key, 0.0) + 1.0
+    return kept
+
+
+def split(tally: dict[str, float], key: str) -> tuple[float, float]:
+    """(agree, against): the weight of ``key`` and of every other answer."""
+    agree = tally.get(key, 0.0)
+    return agree, sum(tally.values()) - agree
 
 
 def age_days(since: str, now: str) -> float:
@@ -110,9 +119,12 @@ def learn(store: Store, conn: sqlite3.Connection, escalation_id: str, settings: 
             continue
         d = decay(age_days(pref["updated_at"], now), settings.half_life_days)
         agrees = key == pref["answer_key"]
-        agree, against, agreeing = updated(pref["support"] * d, pref["against"] * d, pref["agreeing"], agrees)
-        changes = {"support": agree, "against": against, "agreeing": agreeing, "answers": pref["answers"] + 1,
-                   "updated_at": now, "last_escalation": escalation_id}
+        tally = updated(json.loads(pref["tally"]), key, d)
+        agree, against = split(tally, key)
+        agreeing = pref["agreeing"] + 1 if agrees else 1
+        changes = {"tally": json.dumps(tally, sort_keys=True), "support": agree, "against": against,
+                   "agreeing": agreeing, "answers": pref["answers"] + 1, "updated_at": now,
+                   "last_escalation": escalation_id}
         if not agrees:
             changes.update(answer=record["answer"], answer_key=key, response_action=record.get("response_action"),
                            changes=pref["changes"] + 1)
@@ -146,10 +158,12 @@ def _start(store: Store, conn: sqlite3.Connection, scope: str, name: str, record
            row: sqlite3.Row, key: str, by: str, now: str) -> None:
     pref_id = conn.execute(
         "INSERT INTO preferences (scope, scope_id, type, request, question, agent_question, request_vector, "
-        "question_vector, answer, answer_key, response_action, support, against, agreeing, answers, last_escalation, "
-        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1.0, 0.0, 1, 1, ?, ?, ?) RETURNING id",
+        "question_vector, answer, answer_key, response_action, tally, support, against, agreeing, answers, "
+        "last_escalation, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1.0, 0.0, 1, 1, ?, ?, ?) "
+        "RETURNING id",
         (scope, name, record["type"], row["request"], row["question"], row["agent_question"], row["request_vector"],
-         row["question_vector"], record["answer"], key, record.get("response_action"), record["id"], now, now),
+         row["question_vector"], record["answer"], key, record.get("response_action"), json.dumps({key: 1.0}),
+         record["id"], now, now),
     ).fetchone()[0]
     store.audit(conn, "preference_created", by, escalation_id=record["id"], conversation_id=record["conversation_id"],
                 task_id=record["task_id"], data={"preference": pref_id, "scope": scope, "holder": name})

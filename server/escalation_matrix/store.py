@@ -212,13 +212,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE escalations ADD COLUMN deferred_until TEXT;
     """,
     # 10: preference learning: what a person (or an organisation) answers to one recurring question
-    # (its type, texts and vectors, as an escalation keeps them), the answer it leads to, the
-    # recency-weighted agreeing and contradicting answers behind it, and when it was revoked
+    # (its type, texts and vectors, as an escalation keeps them), the newest answer, the
+    # recency-weighted tally of every answer given (and its agreeing / contradicting sums), and when
+    # it was revoked
     """
     CREATE TABLE preferences (
         id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, scope_id TEXT NOT NULL, type TEXT NOT NULL,
         request TEXT, question TEXT, agent_question TEXT, request_vector BLOB, question_vector BLOB,
-        answer TEXT NOT NULL, answer_key TEXT NOT NULL, response_action TEXT,
+        answer TEXT NOT NULL, answer_key TEXT NOT NULL, response_action TEXT, tally TEXT NOT NULL,
         support REAL NOT NULL, against REAL NOT NULL, agreeing INTEGER NOT NULL, answers INTEGER NOT NULL,
         changes INTEGER NOT NULL DEFAULT 0, auto_answers INTEGER NOT NULL DEFAULT 0,
         last_escalation TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, last_used_at TEXT,
