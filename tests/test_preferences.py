@@ -232,3 +232,29 @@ def test_cli_lists_and_revokes_preferences(guard, clock, db_path):
     assert runner.invoke(main, ["preferences", "revoke", pid, "--db", str(db_path)]).exit_code != 0
     as_json = runner.invoke(main, ["preferences", "list", "--json", "--revoked", "--db", str(db_path)])
     assert '"revoked_by": "alice"' in as_json.output
+
+
+# --- the console ---
+def test_console_lists_preferences_and_an_operator_revokes_one(guard, clock):
+    import re
+
+    from starlette.testclient import TestClient
+
+    from escalation_matrix import console
+    from escalation_matrix.mcp_app import build_http_app
+
+    answer_times(guard, clock, 5)
+    app = build_http_app(build_server(guard=guard), token="console-token-4b2e", extra_routes=console.routes(guard))
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        page = client.get("/console/preferences?token=console-token-4b2e")
+        assert page.status_code == 200 and "alice" in page.text and "acme" in page.text
+        assert page.text.count('class="status">answers<') == 2 and 'href="/console/preferences"' in page.text
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        pid = prefs.listing(guard.store, SETTINGS, scope="person")[0]["id"]
+        refused = client.post(f"/console/preferences/{pid}/revoke", data={"csrf": "forged"})
+        assert refused.status_code == 403
+        done = client.post(f"/console/preferences/{pid}/revoke", data={"csrf": token, "reason": "ask me"})
+        assert "Preference" in done.text and "revoked by" in done.text
+        assert "revoked" in client.get("/console/preferences?revoked=1").text
+    [row] = [r for r in prefs.listing(guard.store, SETTINGS, revoked=True) if r["id"] == pid]
+    assert row["revoked_at"] is not None
