@@ -258,3 +258,22 @@ def test_console_lists_preferences_and_an_operator_revokes_one(guard, clock):
         assert "revoked" in client.get("/console/preferences?revoked=1").text
     [row] = [r for r in prefs.listing(guard.store, SETTINGS, revoked=True) if r["id"] == pid]
     assert row["revoked_at"] is not None
+
+
+def test_the_report_counts_auto_answers_apart_from_escalations(guard, clock, policy):
+    from escalation_matrix.ops.reports import build_report
+
+    answer_times(guard, clock, 5)
+    clock.moment += timedelta(days=1)
+    assert ask(guard, 99).preference is not None
+    report = build_report(guard.store, policy, "daily")
+    assert report.auto_answered == 1 and report.records == 0
+
+
+def test_an_agent_signed_in_over_http_teaches_no_preference(guard, clock):
+    for i in range(5):
+        clock.moment += timedelta(days=1)
+        result = ask(guard, i)
+        guard.respond(result.escalation_id, action="approve", responder="agent-b", role="agent",
+                      conversation_id=result.conversation_id)
+    assert prefs.listing(guard.store, SETTINGS) == []

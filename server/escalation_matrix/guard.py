@@ -298,13 +298,16 @@ class ConversationGuard:
                 until: str | None = None, conditions: list[str] | None = None) -> EscalationResult:
         """The person's answer: free text (``answer``), or a structured ``action`` (approve, reject,
         modify with ``change``, delegate ``to`` someone, defer ``until`` a time, conditional with
-        ``conditions``; ``answer`` is then a note)."""
+        ``conditions``; ``answer`` is then a note). Preferences learn from people's answers and from
+        the local agent relaying its person's answer, not from an agent signed in over HTTP (it
+        could otherwise teach another agent's person what to answer)."""
+        learn = self.policy.decisions.preferences if role != "agent" or responder == "agent" else None
         if action is None:
             if answer is None:
                 raise InputError("give the person's answer, or an action: " + ", ".join(RESPONSE_ACTIONS))
             return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars, role=role,
                            conversation_id=conversation_id, necessary=necessary,
-                           preferences=self.policy.decisions.preferences)
+                           preferences=learn)
         from .ops.oversight_chain import check_assignee
 
         def check(conn: sqlite3.Connection, record: dict[str, Any], a: StructuredAnswer) -> None:
@@ -314,7 +317,7 @@ class ConversationGuard:
         return respond_action(self.store, escalation_id, action, responder, self.settings.max_request_chars,
                               role=role, conversation_id=conversation_id, change=change, to=to, until=until,
                               conditions=conditions, note=answer, necessary=necessary, check=check,
-                              preferences=self.policy.decisions.preferences)
+                              preferences=learn)
 
     def unlock_task(self, conversation_id: str, task_id: str, by: str, reason: str) -> None:
         unlock_task(self.store, conversation_id, task_id, by, reason)
