@@ -277,3 +277,15 @@ def test_an_agent_signed_in_over_http_teaches_no_preference(guard, clock):
         guard.respond(result.escalation_id, action="approve", responder="agent-b", role="agent",
                       conversation_id=result.conversation_id)
     assert prefs.listing(guard.store, SETTINGS) == []
+
+
+def test_erasing_a_conversation_erases_and_revokes_the_preferences_learned_from_it(guard, clock):
+    from escalation_matrix.ops.erase import erase_conversation
+
+    answer_times(guard, clock, 5)
+    erase_conversation(guard.store, f"chat-2-{QUESTION[:5]}", "dpo", "erasure request 7")
+    rows = prefs.listing(guard.store, SETTINGS, revoked=True)
+    assert len(rows) == 2 and all(r["answer"] == "[erased]" and r["revoked_by"] == "erasure" for r in rows)
+    assert all(r["request"] == "[erased]" and r["agent_question"] is None for r in rows)
+    clock.moment += timedelta(days=1)
+    assert ask(guard, 99).action.value == "escalate"

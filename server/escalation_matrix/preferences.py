@@ -124,7 +124,7 @@ def learn(store: Store, conn: sqlite3.Connection, escalation_id: str, settings: 
         agreeing = pref["agreeing"] + 1 if agrees else 1
         changes = {"tally": json.dumps(tally, sort_keys=True), "support": agree, "against": against,
                    "agreeing": agreeing, "answers": pref["answers"] + 1, "updated_at": now,
-                   "last_escalation": escalation_id}
+                   "last_escalation": escalation_id, "sources": json.dumps([*json.loads(pref["sources"]), escalation_id])}
         if not agrees:
             changes.update(answer=record["answer"], answer_key=key, response_action=record.get("response_action"),
                            changes=pref["changes"] + 1)
@@ -159,11 +159,11 @@ def _start(store: Store, conn: sqlite3.Connection, scope: str, name: str, record
     pref_id = conn.execute(
         "INSERT INTO preferences (scope, scope_id, type, request, question, agent_question, request_vector, "
         "question_vector, answer, answer_key, response_action, tally, support, against, agreeing, answers, "
-        "last_escalation, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1.0, 0.0, 1, 1, ?, ?, ?) "
-        "RETURNING id",
+        "last_escalation, sources, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1.0, 0.0, 1, 1, ?, ?, ?, ?) RETURNING id",
         (scope, name, record["type"], row["request"], row["question"], row["agent_question"], row["request_vector"],
          row["question_vector"], record["answer"], key, record.get("response_action"), json.dumps({key: 1.0}),
-         record["id"], now, now),
+         record["id"], json.dumps([record["id"]]), now, now),
     ).fetchone()[0]
     store.audit(conn, "preference_created", by, escalation_id=record["id"], conversation_id=record["conversation_id"],
                 task_id=record["task_id"], data={"preference": pref_id, "scope": scope, "holder": name})
@@ -251,3 +251,20 @@ def revoke(store: Store, preference_id: Any, by: str, reason: str | None = None)
                                                             "holder": row["scope_id"], "reason": reason})
         return {**dict(row), "revoked_at": now, "revoked_by": by}
 
+
+
+def forget(conn: sqlite3.Connection, escalation_ids: list[str], now: str, erased: str) -> list[int]:
+    """Personal data erasure: a preference learned from any of ``escalation_ids`` holds that
+    person's words, so its texts, vectors and tally are erased and it is revoked (it answers nothing
+    more). Returns the ids of the preferences erased."""
+    found: set[int] = set()
+    for esc_id in escalation_ids:
+        found.update(r[0] for r in conn.execute("SELECT id FROM preferences WHERE sources LIKE ?",
+                                                (f'%"{esc_id}"%',)))
+    for pref_id in sorted(found):
+        conn.execute(
+            "UPDATE preferences SET request = ?, question = NULL, agent_question = NULL, request_vector = NULL, "
+            "question_vector = NULL, answer = ?, answer_key = ?, tally = '{}', "
+            "revoked_at = COALESCE(revoked_at, ?), revoked_by = COALESCE(revoked_by, 'erasure') WHERE id = ?",
+            (erased, erased, erased, now, pref_id))
+    return sorted(found)
