@@ -289,3 +289,18 @@ def test_erasing_a_conversation_erases_and_revokes_the_preferences_learned_from_
     assert all(r["request"] == "[erased]" and r["agent_question"] is None for r in rows)
     clock.moment += timedelta(days=1)
     assert ask(guard, 99).action.value == "escalate"
+
+
+def test_the_organisation_never_answers_against_what_the_person_said_last(guard, clock):
+    bob = {"person": "bob", "organisation": "acme"}
+    answer_times(guard, clock, 5)  # alice approves: acme's preference approves too
+    clock.moment += timedelta(days=1)
+    asked = ask(guard, 200, context=bob)
+    assert asked.preference.scope == "organisation"
+    clock.moment += timedelta(days=1)
+    # bob answers it once himself, against acme's answer (without an organisation: acme learns nothing)
+    result = guard.escalate("bob-1", REQUEST, question=QUESTION, context={"person": "bob"}, type="decision")
+    guard.respond(result.escalation_id, action="reject", responder="bob")
+    clock.moment += timedelta(days=1)
+    again = ask(guard, 201, context=bob)
+    assert again.action.value == "escalate" and again.preference is None

@@ -174,15 +174,24 @@ def auto_answer(store: Store, conn: sqlite3.Connection, settings: Preferences, *
                 task_id: str, etype: EscalationType, trigger: str, severity: Severity | None, context: dict[str, Any],
                 issue: Issue, policy_escalated: bool, confidence_of_type: float | None) -> EscalationResult | None:
     """The answer of the person's (else their organisation's) preference for this question, when
-    one is at or above the threshold with enough agreeing answers; None: ask the person.
+    one is at or above the threshold with enough agreeing answers; None: ask the person. The
+    organisation's preference answers only when the person has none for it, or one with the same
+    answer.
     ``policy_escalated``: the decision policy escalated it (critical, unusual): a person decides."""
     if (not settings.enabled or policy_escalated or severity is None
             or not answerable(etype.value, severity.value, settings) or issue.request_vector.size == 0):
         return None
     now = store.now()
+    own: str | None = None  # the person's own latest answer to this question, when they have one
     for scope, name in scopes(context, settings):
         pref = _matching(conn, scope, name, etype.value, issue, settings)
-        if pref is None or pref["agreeing"] < settings.min_answers:
+        if pref is None:
+            continue
+        if scope == "person":
+            own = pref["answer_key"]
+        elif own is not None and pref["answer_key"] != own:
+            continue  # the organisation's answer never overrides what the person said last
+        if pref["agreeing"] < settings.min_answers:
             continue
         level = confidence_now(pref, now, settings)
         if level < settings.threshold:
