@@ -23,7 +23,8 @@ def preferences() -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def preferences_list(state: AppState, scope, scope_id, revoked, as_json, db) -> None:
+def preferences_list(state: AppState, scope: str | None, scope_id: str | None, revoked: bool, as_json: bool,
+                     db: str | None) -> None:
     """Each preference: whose, which question, its answer, its confidence now and whether it answers."""
     from ..preferences import listing
 
@@ -53,7 +54,7 @@ def preferences_list(state: AppState, scope, scope_id, revoked, as_json, db) -> 
 @db_option
 @click.pass_obj
 @translate_errors
-def preferences_revoke(state: AppState, preference_id, reason, by, db) -> None:
+def preferences_revoke(state: AppState, preference_id: int, reason: str | None, by: str, db: str | None) -> None:
     """Stop PREFERENCE_ID answering for its person: they are asked again from now on."""
     from ..preferences import revoke
 
