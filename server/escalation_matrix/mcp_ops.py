@@ -127,8 +127,9 @@ def register_preferences(server: MCPServer, guard: ConversationGuard) -> None:
     @_clean_doc
     def revoke_preference(
         ctx: Context,
-        preference_id: Annotated[int, Field(description="The preference's id, as an auto-answered result's "
-                                                        "preference.id names it.")],
+        preference_id: Annotated[int, Field(ge=1, le=learned.MAX_ID, description="The preference's id, as an "
+                                                                                  "auto-answered result's preference.id "
+                                                                                  "names it.")],
         reason: Annotated[str | None, Field(description="Why, for the audit trail.")] = None,
     ) -> dict[str, Any]:
         """The person no longer wants this preference to answer for them: from now on they are asked

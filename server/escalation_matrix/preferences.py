@@ -17,6 +17,7 @@ import re
 import sqlite3
 from typing import Any
 
+from . import guard_results as out
 from .decisions_policy import Preferences
 from .errors import InputError, NotFoundError, StateError
 from .matching import Issue, most_similar, stored_issue
@@ -37,6 +38,7 @@ NEXT = {"approve": "Approved: carry it out now; do not ask for confirmation.",
         "reject": "Rejected: do not do this. Continue the rest of the task without it, or offer an alternative."}
 APPLY = "Apply this answer and continue the task now; do not ask the person again."
 SECONDS_PER_DAY = 86400.0
+MAX_ID = 2**62  # ids are SQLite integers
 
 
 # --- the arithmetic ---
@@ -220,6 +222,7 @@ def listing(store: Store, settings: Preferences, *, scope: str | None = None, sc
     """Preferences (newest change first) with their confidence now and whether they answer."""
     if scope is not None and scope not in SCOPES:
         raise InputError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+    scope_id = out.identifier(scope_id, "scope_id", required=False)
     where, params = ["1=1"], []
     if scope:
         where.append("scope = ?")
@@ -246,8 +249,10 @@ def revoke(store: Store, preference_id: Any, by: str, reason: str | None = None)
     be learned from their later answers)."""
     if isinstance(preference_id, str) and preference_id.strip().isdigit():
         preference_id = int(preference_id.strip())
-    if isinstance(preference_id, bool) or not isinstance(preference_id, int):
+    if isinstance(preference_id, bool) or not isinstance(preference_id, int) or not 0 < preference_id <= MAX_ID:
         raise InputError("preference_id must be a preference's number, e.g. 12 (see `escalation-matrix preferences list`)")
+    by = out.identifier(by, "by")
+    reason = out.text(reason, "reason", 2000, required=False)
     with store.transaction() as conn:
         row = conn.execute(f"SELECT {LISTED} FROM preferences WHERE id = ?", (preference_id,)).fetchone()
         if row is None:
