@@ -306,8 +306,7 @@ class ConversationGuard:
             if answer is None:
                 raise InputError("give the person's answer, or an action: " + ", ".join(RESPONSE_ACTIONS))
             return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars, role=role,
-                           conversation_id=conversation_id, necessary=necessary,
-                           preferences=learn)
+                           conversation_id=conversation_id, necessary=necessary, preferences=learn)
         from .ops.oversight_chain import check_assignee
 
         def check(conn: sqlite3.Connection, record: dict[str, Any], a: StructuredAnswer) -> None:
