@@ -10,7 +10,9 @@ from typing import Any, Callable
 
 from . import adaptive
 from . import guard_results as out
+from . import preferences as learning
 from .access import check_agent_answer
+from .decisions_policy import Preferences
 from .errors import InputError, NotFoundError, StateError
 from .models import Action, EscalationResult, EscalationType, Severity, StructuredAnswer
 from .store import OPEN_STATUSES, Store, iso, parse_iso
@@ -34,9 +36,11 @@ def _answerable(store: Store, conn: sqlite3.Connection, escalation_id: str, role
 
 def respond(store: Store, escalation_id: str, answer: str, responder: str = "operator",
             max_chars: int = 8000, *, role: str = "operator", conversation_id: str | None = None,
-            necessary: bool | None = None, response_action: str | None = None) -> EscalationResult:
+            necessary: bool | None = None, response_action: str | None = None,
+            preferences: Preferences | None = None) -> EscalationResult:
     """Record a person's answer (agent tool, operator CLI or console alike): the escalation is
     answered, a handed-off task comes back to the agent, and the agent is told to proceed.
+    ``preferences``: learn from it (the preferences of the person and organisation its context names).
     ``role="agent"`` applies ``access.check_agent_answer`` (an agent never answers a hand-off, an L4
     escalation or another conversation's or an operator's record). ``necessary``: whether asking was
     needed (an outcome for the adaptive target); when not given, an answer that agrees with the
@@ -57,6 +61,8 @@ def respond(store: Store, escalation_id: str, answer: str, responder: str = "ope
                                 response_action=response_action)
         store.audit(conn, "answer", responder, escalation_id=escalation_id,
                     conversation_id=record["conversation_id"], task_id=record["task_id"], data={"answer": answer})
+        if preferences is not None:
+            learning.learn(store, conn, escalation_id, preferences, responder)
         if necessary is not None:
             adaptive.record_outcome(store, conn, "necessary" if necessary else "unnecessary", responder,
                                     escalation_id=escalation_id)
@@ -162,7 +168,7 @@ def respond_action(store: Store, escalation_id: str, action: str, responder: str
                    note: str | None = None, necessary: bool | None = None,
                    check: Callable[[sqlite3.Connection, dict[str, Any], StructuredAnswer], None] | None = None,
                    then: Callable[[sqlite3.Connection, dict[str, Any], StructuredAnswer], None] | None = None,
-                   ) -> EscalationResult:
+                   preferences: Preferences | None = None) -> EscalationResult:
     """A structured answer. approve, reject, modify and conditional answer the escalation (as
     ``respond`` does) and tell the agent what to do; defer and delegate keep it open: deferred, it is
     due at ``until`` and the agent waits; delegated, it is assigned to ``to`` and the agent waits.
@@ -173,7 +179,8 @@ def respond_action(store: Store, escalation_id: str, action: str, responder: str
                           now=store.now())
     if a.action not in ("defer", "delegate"):
         result = respond(store, escalation_id, answer_text(a), responder, max_chars, role=role,
-                         conversation_id=conversation_id, necessary=necessary, response_action=a.action)
+                         conversation_id=conversation_id, necessary=necessary, response_action=a.action,
+                         preferences=preferences)
         if result.action is Action.stop:  # the task stays locked whatever the answer
             return result.model_copy(update={"response": a})
         step = NEXT_STEP[a.action].format(change=a.change, conditions="; ".join(a.conditions))

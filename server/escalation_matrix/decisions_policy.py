@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import Field, model_validator
 
@@ -106,6 +106,37 @@ class Unusual(Strict):
     trigger: str = Field(default="requires_judgment", description="Trigger of that type in matrix.yaml.")
 
 
+class Preferences(Strict):
+    """Preference learning: a person's (or an organisation's) answers to a recurring question become
+    a preference whose confidence grows with consistent answers and fades with time; at or above
+    ``threshold`` it answers that question for them (never safety, never L4, never a critical decision)."""
+
+    enabled: bool = Field(default=True, description="Learn preferences from answers and let them answer.")
+    threshold: float = Field(default=0.95, gt=0.5, le=1,
+                             description="Confidence at or above which a preference answers a matching question.")
+    cap: float = Field(default=0.99, gt=0.5, lt=1, description="Confidence never goes above this.")
+    half_life_days: float = Field(default=30, gt=0,
+                                  description="Days after which an answer counts half (recency decay).")
+    consistency_boost: float = Field(default=0.2, ge=0, le=1,
+                                     description="Extra confidence, as a fraction, for answers that all agree "
+                                                 "(scaled down by the share of contradicting answers).")
+    min_answers: int = Field(default=3, ge=1,
+                             description="Agreeing answers needed, since the last change of mind, before it answers.")
+    similarity: float = Field(default=0.8, gt=0, le=1,
+                              description="Cosine at or above which a question is the preference's question (with "
+                                          "the same lexical check as same-issue matching).")
+    person_field: str = Field(default="person",
+                              description="Context field naming the person the agent asks for (their preferences).")
+    organisation_field: str = Field(default="organisation",
+                                    description="Context field naming that person's organisation (its preferences).")
+    types: list[EscalationType] = Field(
+        default_factory=lambda: [EscalationType.clarification, EscalationType.context, EscalationType.decision,
+                                 EscalationType.technical],
+        description="Escalation types a preference may answer (never safety, pattern or none).")
+    max_severity: Severity = Field(default=Severity.L3, description="Highest severity a preference may answer "
+                                                                    "(L4 never).")
+
+
 class DecisionsFile(Strict):
     types: dict[DecisionType, list[str]] = Field(
         default_factory=dict, description="Keywords (whole words) that identify each decision type; first match wins, "
@@ -115,6 +146,7 @@ class DecisionsFile(Strict):
     autonomy: Autonomy = Field(default_factory=Autonomy, description="Confidence to act alone.")
     adaptive: Adaptive = Field(default_factory=Adaptive, description="Adaptive escalation target.")
     unusual: Unusual = Field(default_factory=Unusual, description="The unusual_pattern rule.")
+    preferences: Preferences = Field(default_factory=Preferences, description="Preference learning.")
 
 
 def check_decisions(folder: Path, decisions: DecisionsFile, context_fields: dict[str, str],
@@ -154,7 +186,25 @@ def check_decisions(folder: Path, decisions: DecisionsFile, context_fields: dict
     elif odd.trigger not in triggers.get(odd.escalate_as, []):
         found.append((where, "unusual.trigger", f"{odd.trigger!r} is not a trigger of type {odd.escalate_as.value}; "
                                                 f"use one of {sorted(triggers.get(odd.escalate_as, []))}"))
+    found += _check_preferences(where, decisions.preferences, field)
     names = [f.name for f in crit.factors]
     for name in sorted({n for n in names if names.count(n) > 1}):
         found.append((where, "criticality.factors", f"factor name {name!r} is used twice; rename one"))
+    return found
+
+
+def _check_preferences(where: str, prefs: Preferences, field: Callable[[str, str], None]) -> list[tuple[str, str, str]]:
+    """A preference answers for a person: it must be sure (threshold not above the cap), and it never
+    answers what a person must always see (safety, a hand-off, an L4)."""
+    found: list[tuple[str, str, str]] = []
+    if prefs.threshold > prefs.cap:
+        found.append((where, "preferences.threshold", f"threshold {prefs.threshold:g} is above cap {prefs.cap:g}: "
+                                                      "no preference could ever answer; lower it or raise the cap"))
+    banned = [t.value for t in prefs.types if t in (EscalationType.safety, EscalationType.pattern, EscalationType.none)]
+    if banned:
+        found.append((where, "preferences.types", f"a preference never answers {', '.join(banned)}; remove it"))
+    if prefs.max_severity is Severity.L4:
+        found.append((where, "preferences.max_severity", "an L4 stops the task for a person: use L3 or lower"))
+    field(prefs.person_field, "preferences.person_field")
+    field(prefs.organisation_field, "preferences.organisation_field")
     return found

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import adaptive
 from . import assess as assessing
+from . import preferences
 from . import unusual
 from . import guard_pending as pending
 from . import guard_results as out
@@ -297,12 +298,15 @@ class ConversationGuard:
                 until: str | None = None, conditions: list[str] | None = None) -> EscalationResult:
         """The person's answer: free text (``answer``), or a structured ``action`` (approve, reject,
         modify with ``change``, delegate ``to`` someone, defer ``until`` a time, conditional with
-        ``conditions``; ``answer`` is then a note)."""
+        ``conditions``; ``answer`` is then a note). Preferences learn from people's answers and from
+        the local agent relaying its person's answer, not from an agent signed in over HTTP (it
+        could otherwise teach another agent's person what to answer)."""
+        learn = self.policy.decisions.preferences if role != "agent" or responder == "agent" else None
         if action is None:
             if answer is None:
                 raise InputError("give the person's answer, or an action: " + ", ".join(RESPONSE_ACTIONS))
             return respond(self.store, escalation_id, answer, responder, self.settings.max_request_chars, role=role,
-                           conversation_id=conversation_id, necessary=necessary)
+                           conversation_id=conversation_id, necessary=necessary, preferences=learn)
         from .ops.oversight_chain import check_assignee
 
         def check(conn: sqlite3.Connection, record: dict[str, Any], a: StructuredAnswer) -> None:
@@ -311,7 +315,8 @@ class ConversationGuard:
 
         return respond_action(self.store, escalation_id, action, responder, self.settings.max_request_chars,
                               role=role, conversation_id=conversation_id, change=change, to=to, until=until,
-                              conditions=conditions, note=answer, necessary=necessary, check=check)
+                              conditions=conditions, note=answer, necessary=necessary, check=check,
+                              preferences=learn)
 
     def unlock_task(self, conversation_id: str, task_id: str, by: str, reason: str) -> None:
         unlock_task(self.store, conversation_id, task_id, by, reason)
@@ -358,7 +363,7 @@ class ConversationGuard:
                 ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
                 ("refused", lambda: self._paused(conn, ask)), ("reasked", lambda: self._reasked(conn, ask)),
                 ("proceed", lambda: self._proceed(ask)), ("repeated", lambda: self._repeated(conn, ask)),
-                ("created", lambda: self._create(conn, ask, task)))
+                ("auto_answered", lambda: self._preferred(conn, ask)), ("created", lambda: self._create(conn, ask, task)))
             for outcome, step in steps:  # noqa: B007 - the outcome of the step that answered is recorded below
                 found = step()
                 if found is not None:
@@ -450,6 +455,14 @@ class ConversationGuard:
         if ask.severity is None:
             return out.proceed(ask.classification, ask.conversation_id, ask.task_id, locale=ask.locale)
         return None
+
+    def _preferred(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+        """A learned preference of the person (or organisation) the context names answers for them."""
+        escalated = ask.classification.decided_by in assessing.OVERRIDES or bool(ask.assessment and ask.assessment.critical)
+        return preferences.auto_answer(
+            self.store, conn, self.policy.decisions.preferences, conversation_id=ask.conversation_id,
+            task_id=ask.task_id, etype=ask.etype, trigger=ask.trigger, severity=ask.severity, context=ask.context,
+            issue=ask.issue(), policy_escalated=escalated, confidence_of_type=ask.classification.confidence)
 
     def _open_match(self, conn: sqlite3.Connection, ask: Ask) -> str | None:
         """The open escalation of the task that is the same issue as ``ask``, if any."""

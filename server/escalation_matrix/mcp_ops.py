@@ -4,14 +4,15 @@ resources, and the pipeline trigger as a tool. Registered by ``mcp_app.build_ser
 import inspect
 import json
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from . import preferences as learned
 from .errors import EscalationMatrixError
 from .guard import ConversationGuard
 from .ops.oversight import Oversight
@@ -28,7 +29,15 @@ def _clean_doc(fn):
     return fn
 
 
+class PreferenceList(BaseModel):
+    preferences: list[dict[str, Any]] = Field(description="Learned preferences, newest change first: whose (scope, "
+                                                          "scope_id), the question, the answer, its confidence now, "
+                                                          "the answers behind it and whether it answers now.")
+
+
 def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
+    register_preferences(server, guard)
+
     @server.resource("escalation://reports/{period}", name="report", mime_type="application/json",
                      title="Escalation report",
                      description="daily, weekly or monthly: rates per level against the targets, counts by type and "
@@ -85,3 +94,49 @@ def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
         except Exception:
             log.exception("unexpected error in tool report_item")
             raise ToolError("report_item failed unexpectedly; the server log has the details") from None
+
+
+def register_preferences(server: MCPServer, guard: ConversationGuard) -> None:
+    """The person sees and revokes the preferences learned from their answers (operators, over HTTP)."""
+
+    @server.tool(name="preferences", title="Learned preferences", annotations=ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    @_clean_doc
+    def preferences(
+        ctx: Context,
+        scope: Annotated[Literal["person", "organisation"] | None,
+                         Field(description="Only a person's or only an organisation's preferences.")] = None,
+        scope_id: Annotated[str | None, Field(description="Only the preferences of this person or organisation.")] = None,
+        revoked: Annotated[bool, Field(description="Include revoked preferences.")] = False,
+    ) -> PreferenceList:
+        """The preferences learned from people's answers: which question, which answer, its confidence
+        now and whether it answers that question for them (at or above the policy's threshold)."""
+        from .mcp_app import over_http, principal
+
+        if over_http(ctx) and not principal(ctx).is_operator:  # they hold every person's answers
+            raise ToolError("preferences hold every person's answers, so over HTTP they are for operators: use an "
+                            "operator token or `escalation-matrix preferences list`")
+        try:
+            return PreferenceList(preferences=learned.listing(guard.store, guard.policy.decisions.preferences,
+                                                              scope=scope, scope_id=scope_id, revoked=revoked))
+        except EscalationMatrixError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(name="revoke_preference", title="Revoke a learned preference", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    @_clean_doc
+    def revoke_preference(
+        ctx: Context,
+        preference_id: Annotated[int, Field(ge=1, le=learned.MAX_ID, description="The preference's id, as an "
+                                                                                  "auto-answered result's preference.id "
+                                                                                  "names it.")],
+        reason: Annotated[str | None, Field(description="Why, for the audit trail.")] = None,
+    ) -> dict[str, Any]:
+        """The person no longer wants this preference to answer for them: from now on they are asked
+        again (and a new preference may be learned from their later answers)."""
+        from .mcp_app import principal
+
+        try:
+            return learned.revoke(guard.store, preference_id, principal(ctx).name, reason)
+        except EscalationMatrixError as exc:
+            raise ToolError(str(exc)) from None

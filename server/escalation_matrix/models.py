@@ -134,6 +134,19 @@ class StructuredAnswer(BaseModel):
     note: str | None = Field(default=None, description="Free text the person added.")
 
 
+class PreferenceUse(BaseModel):
+    """The learned preference that answered a question instead of a person, and how to revoke it."""
+
+    id: int = Field(description="The preference's id (revoke it with revoke_preference or "
+                                "`escalation-matrix preferences revoke ID`).")
+    scope: str = Field(description="person or organisation: whose preference it is.")
+    scope_id: str = Field(description="The person's or organisation's name.")
+    confidence: float = Field(description="Its confidence now (0-1), at or above the policy's threshold.")
+    answers: int = Field(description="The person's agreeing answers it is based on (since their last change of mind).")
+    answer: str = Field(description="The answer it gave.")
+    revoke: str = Field(description="How the person stops it answering for them.")
+
+
 class EscalationResult(BaseModel):
     """What every agent-facing tool (escalate, clarify, check_scope, respond, classify) returns."""
 
@@ -171,3 +184,6 @@ class EscalationResult(BaseModel):
     locale: str | None = Field(
         default=None, description="Language of phrase, message, question and options (e.g. 'en', 'de'); an "
                                   "existing escalation keeps the language it was raised in.")
+    preference: PreferenceUse | None = Field(
+        default=None, description="Set when a learned preference of the person answered instead of asking them: "
+                                  "which one, its confidence and how to revoke it.")

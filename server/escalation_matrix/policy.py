@@ -193,6 +193,8 @@ CONTEXT_FIELDS = {
     "web_access": "True when the agent can browse the web.",
     "media_access": "True when the agent can read or produce images, audio or video.",
     "booking_access": "True when the agent can book appointments or make calls.",
+    "person": "The person the agent works for and asks (their learned preferences may answer).",
+    "organisation": "That person's organisation (its learned preferences may answer).",
 }
 
 

@@ -31,10 +31,14 @@ When to call which tool
 - classify(request): look before you leap; records nothing but the count of evaluated requests.
 - report_item(item_id, iterations, failures?, confidence?, error?): for batch pipelines, after
   each iteration on an item; it escalates the item to a person when a limit is reached.
+- preferences() / revoke_preference(preference_id): the preferences learned from the person's
+  answers; revoke one when the person says it must not answer for them any more.
 
 What to do with the result (always follow `action` and `instruction`)
 - proceed: continue the task now. If `answer` is set, apply it; if `default` is set, apply it.
-  Never ask the person to confirm.
+  Never ask the person to confirm. If `preference` is set, the person's learned preference
+  answered (pass context.person and context.organisation in escalate so it can): tell them once
+  which preference answered, and that they can revoke it.
 - escalate: send `phrase` (or the rendered `message`) to the person once, then wait. L1: continue
   right after the answer. L2: wait for the operator. L3: pause, a specialist takes it.
 - handoff: the task has needed too many escalations and now belongs to a person. Tell the user

@@ -29,7 +29,7 @@ from .errors import NotFoundError
 Clock = Callable[[], datetime]
 OPEN_STATUSES = ("open", "awaiting_response", "raised", "blocked")
 STATUSES = (*OPEN_STATUSES, "answered", "resolved", "expired", "closed")
-OUTCOMES = ("created", "repeated", "reasked", "refused", "proceed")
+OUTCOMES = ("created", "repeated", "reasked", "refused", "proceed", "auto_answered")
 GENESIS = "0" * 64
 
 
@@ -227,6 +227,22 @@ MIGRATIONS: list[Migration] = [
     Migration("structured_answers", """
     ALTER TABLE escalations ADD COLUMN response_action TEXT;
     ALTER TABLE escalations ADD COLUMN deferred_until TEXT;
+    """),
+    # 10: preference learning: what a person (or an organisation) answers to one recurring question
+    # (its type, texts and vectors, as an escalation keeps them), the newest answer, the
+    # recency-weighted tally of every answer given (and its agreeing / contradicting sums), the
+    # escalations it learned from (erasing one of them erases it), and when it was revoked
+    Migration("preferences", """
+    CREATE TABLE preferences (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, scope_id TEXT NOT NULL, type TEXT NOT NULL,
+        request TEXT, question TEXT, agent_question TEXT, request_vector BLOB, question_vector BLOB,
+        answer TEXT NOT NULL, answer_key TEXT NOT NULL, response_action TEXT, tally TEXT NOT NULL,
+        support REAL NOT NULL, against REAL NOT NULL, agreeing INTEGER NOT NULL, answers INTEGER NOT NULL,
+        changes INTEGER NOT NULL DEFAULT 0, auto_answers INTEGER NOT NULL DEFAULT 0,
+        last_escalation TEXT, sources TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, last_used_at TEXT,
+        revoked_at TEXT, revoked_by TEXT
+    );
+    CREATE INDEX preferences_scope ON preferences (scope, scope_id, type, revoked_at);
     """),
 ]
 

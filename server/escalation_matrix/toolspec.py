@@ -27,7 +27,9 @@ OPTIONS = ("Options to offer the person (at most 10), never chosen by you; the t
            "omitted.")
 LOCALE = ("Language of the phrase, message and options, e.g. 'en' or 'de'; the conversation keeps it for "
           "later calls. Omitted: the conversation's language, else the server's.")
-CONTEXT = ('Structured facts for the policy rules, e.g. {"environment": "production", "estimated_cost": 500}.')
+CONTEXT = ('Structured facts for the policy rules, e.g. {"environment": "production", "estimated_cost": 500}. '
+           'Name the person you work for and their organisation ({"person": "alice", "organisation": "acme"}) so '
+           'their learned preferences can answer a question they always answer the same way.')
 
 
 def _spec(name: str, title: str, description: str, **arguments: str) -> ToolSpec:

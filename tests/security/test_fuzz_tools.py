@@ -39,6 +39,8 @@ PARAMS = {
     "check_scope": ["request", "conversation_id", "capabilities"],
     "respond": ["escalation_id", "answer", "conversation_id"],
     "report_item": ["item_id", "iterations", "failures", "confidence", "error", "details"],
+    "preferences": ["scope", "scope_id", "revoked"],
+    "revoke_preference": ["preference_id", "reason"],
 }
 CALLS = st.sampled_from(sorted(PARAMS)).flatmap(
     lambda tool: st.tuples(st.just(tool), st.dictionaries(st.sampled_from(PARAMS[tool]), ANY, max_size=len(PARAMS[tool]))))

@@ -157,3 +157,23 @@ async def test_reports_over_http_are_for_operators(principals):
     async with http(principals.base, ANA) as supervisor:
         report = json.loads((await supervisor.read_resource("escalation://reports/daily")).contents[0].text)
     assert report["period"] == "daily"
+
+
+@pytest.mark.slow
+async def test_preferences_over_http_are_for_operators_and_only_peoples_answers_teach_them(principals):
+    person = {"person": "dana", "organisation": "acme"}
+    async with http(principals.base, BOT_1) as one:
+        for i in range(5):  # an agent signed in over HTTP answers its own questions: nothing is learned
+            asked = await call(one, "escalate", conversation_id=f"pref-{i}", request="Refresh the demo data",
+                               question="May I overwrite the staging database?", context=person, type="decision")
+            await call(one, "respond", escalation_id=asked["ref"], action="approve")
+        message = await refused(one, "preferences")
+        last = await call(one, "escalate", conversation_id="pref-9", request="Refresh the demo data",
+                          question="May I overwrite the staging database?", context=person, type="decision")
+    assert "for operators" in message
+    async with http(principals.base, ANA) as supervisor:
+        before = await call(supervisor, "preferences")
+        await call(supervisor, "respond", escalation_id=last["escalation_id"], action="approve")  # a person's answer
+        after = await call(supervisor, "preferences")
+    assert before["preferences"] == []
+    assert {(p["scope"], p["scope_id"]) for p in after["preferences"]} == {("person", "dana"), ("organisation", "acme")}

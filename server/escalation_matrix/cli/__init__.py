@@ -93,3 +93,4 @@ from . import ops  # noqa: E402,F401
 from . import security  # noqa: E402,F401
 from . import actors  # noqa: E402,F401
 from . import decisions  # noqa: E402,F401
+from . import preferences  # noqa: E402,F401

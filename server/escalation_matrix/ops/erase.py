@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InputError, NotFoundError
+from ..preferences import forget
 from ..store import OPEN_STATUSES, Store, iso
 from ..ops_policy import operations_policy
 
@@ -64,3 +65,4 @@ def _erase(store: Store, conn: Any, ids: list[str]) -> None:
                      (ERASED, ERASED, esc_id))
         conn.execute("UPDATE outbox SET payload = ? WHERE escalation_id = ?",
                      (json.dumps({"text": f"[{esc_id}] {ERASED}"}), esc_id))
+    forget(conn, ids, now, ERASED)  # a preference learned from these answers holds the same words

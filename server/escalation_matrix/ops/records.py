@@ -140,7 +140,8 @@ class Operations:
             self._open(conn, esc_id, "answer")
             check_answerer(conn, by, esc_id)
             respond(self.store, esc_id, answer, by, necessary=necessary,  # joins this transaction
-                    response_action=response_action)
+                    response_action=response_action,
+                    preferences=getattr(getattr(self.policy, "decisions", None), "preferences", None))
             updated = self.store.escalation(esc_id, conn)
             Oversight(self.store, self.policy).score_answer(conn, updated)  # the agent's suggestion vs this answer
             notify.enqueue(self.store, conn, self.ops, self.ops.notifications.on_change, "answered", updated,

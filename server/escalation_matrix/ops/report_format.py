@@ -25,7 +25,8 @@ def _pct(value: float | None) -> str:
 def to_text(r: Report) -> str:
     out = [f"Escalation report ({r.period}) {r.start} to {r.end}", "",
            f"Decisions evaluated: {r.decisions}    Escalation records: {r.records}    Open now: {r.open_now}",
-           f"Not counted as escalations: repeats {r.repeats}, re-asks {r.reasked}, refusals {r.refusals}", ""]
+           f"Not counted as escalations: repeats {r.repeats}, re-asks {r.reasked}, refusals {r.refusals}, "
+           f"answered from preferences {r.auto_answered}", ""]
     out.append(f"{'rate':<8}{'escalations':>12}{'rate':>9}{'target':>9}{'alert >':>9}  status")
     for line in r.rates:
         out.append(f"{line.name:<8}{line.escalations:>12}{_pct(line.rate):>9}{_pct(line.target):>9}"

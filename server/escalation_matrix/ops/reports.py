@@ -64,6 +64,8 @@ class Report(BaseModel):
     alerts: list[str] = Field(description="One line per rate above its alert threshold.")
     repeats: int = Field(default=0, description="Calls answered with an escalation already open (not counted as escalations).")
     reasked: int = Field(default=0, description="Calls answered with an earlier answer (not counted as escalations).")
+    auto_answered: int = Field(default=0, description="Calls answered from a person's learned preference (not counted "
+                                                      "as escalations).")
     refusals: int = Field(default=0, description="Calls on a locked or handed-off task (stop/handoff; not counted).")
     records: int = Field(description="Escalation records created in the period (agent, manual, pipeline).")
     by_source: dict[str, int] = Field(description="Records by source.")
@@ -165,6 +167,7 @@ def build_report(store: Store, policy: Any, period: str = "daily", day: date | N
     return Report(
         period=period, start=iso(start), end=iso(end), decisions=decisions, rates=rates, alerts=alerts,
         repeats=counts["repeated"], reasked=counts["reasked"], refusals=counts["refused"],
+        auto_answered=counts["auto_answered"],
         records=len(rows), by_source=_count(rows, "source"), by_type=_count(rows, "type"),
         by_reason=dict(Counter(r["reason"] or "(none)" for r in rows).most_common(15)),
         by_level={level_names.get(k, str(k)): v for k, v in Counter(r["level"] for r in rows).most_common()},

@@ -1,0 +1,69 @@
+"""The console's preferences page: every preference learned from people's answers, with its
+confidence now and whether it answers for them, and a revoke form (the console's own checks apply:
+session, CSRF field, the session's operator signs the revocation)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from . import preferences as learned
+from .console_actions import perform
+from .http_security import session_of
+
+if TYPE_CHECKING:
+    from .console import Console
+
+
+def routes(console: Console) -> list[Route]:
+    from .console import PREFIX
+
+    pages = PreferencePages(console)
+    return [Route(f"{PREFIX}/preferences", pages.index, methods=["GET"]),
+            Route(PREFIX + "/preferences/{preference_id:int}/revoke", pages.revoke, methods=["POST"])]
+
+
+class PreferencePages:
+    def __init__(self, console: Console):
+        self.console = console
+
+    async def index(self, request: Request) -> Response:
+        from .console import _EXPIRED, PREFIX, TEMPLATES, _html, _take_flash
+
+        session = session_of(request)
+        if session is None:
+            return HTMLResponse(_EXPIRED, status_code=403)
+        ops = self.console.ops
+        settings = ops.policy.decisions.preferences
+        revoked = request.query_params.get("revoked") == "1"
+        rows = await run_in_threadpool(learned.listing, ops.store, settings, revoked=revoked)
+        return _html(TEMPLATES.get_template("preferences.html.j2").render(
+            preferences=rows, limits=settings, revoked=revoked, csrf=session.csrf, operator=session.operator,
+            flash=_take_flash(session), prefix=PREFIX, now=ops.store.clock()))
+
+    async def revoke(self, request: Request) -> Response:
+        form = await self.console._form(request)  # 403 unless the CSRF field is this session's
+        if isinstance(form, Response):
+            return form
+        session = session_of(request)
+        preference_id = request.path_params["preference_id"]
+        by = session.operator  # type: ignore[union-attr]
+        reason = (form.get("reason") or "").strip() or None
+        return await perform(_back, session, f"revoke of preference {preference_id}", _revoke, self.console.ops.store,
+                             preference_id, by, reason)
+
+
+def _revoke(store: Any, preference_id: int, by: str, reason: str | None) -> str:
+    row = learned.revoke(store, preference_id, by, reason)
+    return f"Preference {preference_id} of {row['scope']} {row['scope_id']} revoked by {by}: they will be asked again."
+
+
+def _back(session: Any, kind: str, text: str) -> Response:
+    from .console import PREFIX
+
+    session.flash = ("error" if kind == "error" else "ok", text[:500])
+    return RedirectResponse(f"{PREFIX}/preferences", status_code=303)
