@@ -29,7 +29,8 @@ from escalation_matrix.card import SCHEMA_PATH
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 BIN = Path(sys.executable).parent
-TOOLS = {"classify", "escalate", "clarify", "check_scope", "respond", "report_item", "preferences", "revoke_preference"}
+TOOLS = {"classify", "escalate", "clarify", "check_scope", "respond", "report_item", "preferences", "revoke_preference",
+         "batches", "answer_batch"}
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 

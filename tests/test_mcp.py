@@ -18,7 +18,8 @@ from escalation_matrix.store import Store
 pytestmark = pytest.mark.backends
 
 PROD = {"environment": "production"}
-TOOLS = {"classify", "escalate", "clarify", "check_scope", "respond", "report_item", "preferences", "revoke_preference"}
+TOOLS = {"classify", "escalate", "clarify", "check_scope", "respond", "report_item", "preferences", "revoke_preference",
+         "batches", "answer_batch"}
 
 
 @pytest.fixture
@@ -48,7 +49,8 @@ async def test_every_tool_is_described_with_truthful_annotations(server):
         assert "result" not in tool.input_schema["properties"]  # resolver parameters stay server-side
     assert tools["classify"].annotations.read_only_hint and tools["classify"].annotations.idempotent_hint
     assert tools["preferences"].annotations.read_only_hint and tools["preferences"].annotations.idempotent_hint
-    for name in TOOLS - {"classify", "preferences"}:
+    assert tools["batches"].annotations.read_only_hint and tools["batches"].annotations.idempotent_hint
+    for name in TOOLS - {"classify", "preferences", "batches"}:
         assert tools[name].annotations.read_only_hint is False
     assert tools["respond"].annotations.idempotent_hint is False
 

@@ -90,6 +90,52 @@ class EscalationCard(BaseModel):
                                   "confidence to act alone, when assessed.")
 
 
+class BatchItem(BaseModel):
+    """One question of a batch; a frontend shows it with a checkbox (approve selected)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    escalation_id: str = Field(description="Record id like ESC-2026-001.")
+    type: EscalationType = Field(description="Escalation type.")
+    severity: Severity = Field(description="L1 or L2 (batches hold nothing higher).")
+    question: str | None = Field(default=None, description="The question put to the person.")
+    task_id: str | None = Field(default=None, description="Task inside the conversation.")
+    resource: str | None = Field(default=None, description="The resource the question concerns, when named.")
+    status: str = Field(description="Status of the escalation record.")
+    open: bool = Field(description="True while it waits for an answer (selectable).")
+
+
+class BatchGroup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str = Field(description="Task of the grouped items.")
+    type: EscalationType = Field(description="Type of the grouped items.")
+    resource: str | None = Field(default=None, description="Resource of the grouped items, when named.")
+    items: list[str] = Field(description="Escalation ids, in the order asked.")
+
+
+class BatchCard(BaseModel):
+    """A batch of questions for one person, as a chat frontend renders it: the items grouped by
+    task, type and resource, and the answers the person can give to them together."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal["1"] = Field(default=CARD_VERSION, description="Card format version.")
+    kind: Literal["batch"] = Field(default="batch", description="Always batch.")
+    batch_id: int = Field(description="The batch's id.")
+    person: str = Field(description="Whom the questions are for.")
+    status: str = Field(description="open (collecting), delivered (waiting for answers) or answered.")
+    title: str = Field(description="Heading line.")
+    deliver_by: str = Field(description="When it is delivered at the latest (ISO time).")
+    delivered_at: str | None = Field(default=None, description="When it was delivered, if it was.")
+    items: list[BatchItem] = Field(description="Its questions, in the order asked.")
+    groups: list[BatchGroup] = Field(description="Related items together: same task, type and resource.")
+    actions: list[str] = Field(description="What the person can do now: approve_all, approve_selected, reject_all, "
+                                           "review_individually; none when nothing is open.")
+    text: str = Field(description="The batch as plain text.")
+    markdown: str = Field(description="The batch as markdown.")
+
+
 def duration_label(seconds: int) -> str:
     """'immediately', '2 min', '15 min', '24 h', '45 s', '3 d': the largest unit that divides evenly."""
     if seconds == 0:

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from . import console_actors, console_charts, console_preferences, console_views
+from . import console_actors, console_batches, console_charts, console_preferences, console_views
 from .console_actions import perform
 from .card import duration_label, response_target
 from .errors import EscalationMatrixError, InputError
@@ -204,6 +204,7 @@ class Console:
             Route(PREFIX + "/escalations/{esc_id}/{action}", self.act, methods=["POST"]),
             *console_actors.routes(self),
             *console_preferences.routes(self),
+            *console_batches.routes(self),
         ]
 
     async def index(self, request: Request) -> Response:

@@ -137,6 +137,29 @@ class Preferences(Strict):
                                                                     "(L4 never).")
 
 
+class Batching(Strict):
+    """Batching: non-critical escalations for one person wait in a batch that goes out as one
+    notification when it holds ``max_items`` or ``window_seconds`` after it opened; critical ones
+    (criticality above escalate_above, a decision the policy escalated, safety, above
+    ``max_severity``) are sent at once."""
+
+    enabled: bool = Field(default=True, description="Batch non-critical escalations.")
+    max_items: int = Field(default=5, ge=1, le=50, description="A batch is delivered at once when it holds this many.")
+    window_seconds: float = Field(default=300, gt=0,
+                                  description="A batch is delivered this many seconds after its first item at the "
+                                              "latest.")
+    types: list[EscalationType] = Field(
+        default_factory=lambda: [EscalationType.clarification, EscalationType.conflict, EscalationType.context,
+                                 EscalationType.decision, EscalationType.scope, EscalationType.technical],
+        description="Escalation types that may wait in a batch (never safety, pattern or none).")
+    max_severity: Severity = Field(default=Severity.L2, description="Highest severity that may wait (an L3 pauses "
+                                                                    "its task, an L4 stops it: never batched).")
+    person_field: str = Field(default="person", description="Context field naming the person asked; without it, "
+                                                            "the escalation's assignee.")
+    resource_field: str = Field(default="resource", description="Context field naming the resource concerned: items "
+                                                                "of one task, type and resource are grouped.")
+
+
 class DecisionsFile(Strict):
     types: dict[DecisionType, list[str]] = Field(
         default_factory=dict, description="Keywords (whole words) that identify each decision type; first match wins, "
@@ -147,6 +170,7 @@ class DecisionsFile(Strict):
     adaptive: Adaptive = Field(default_factory=Adaptive, description="Adaptive escalation target.")
     unusual: Unusual = Field(default_factory=Unusual, description="The unusual_pattern rule.")
     preferences: Preferences = Field(default_factory=Preferences, description="Preference learning.")
+    batching: Batching = Field(default_factory=Batching, description="Batching of non-critical escalations.")
 
 
 def check_decisions(folder: Path, decisions: DecisionsFile, context_fields: dict[str, str],
@@ -187,6 +211,7 @@ def check_decisions(folder: Path, decisions: DecisionsFile, context_fields: dict
         found.append((where, "unusual.trigger", f"{odd.trigger!r} is not a trigger of type {odd.escalate_as.value}; "
                                                 f"use one of {sorted(triggers.get(odd.escalate_as, []))}"))
     found += _check_preferences(where, decisions.preferences, field)
+    found += _check_batching(where, decisions.batching, field)
     names = [f.name for f in crit.factors]
     for name in sorted({n for n in names if names.count(n) > 1}):
         found.append((where, "criticality.factors", f"factor name {name!r} is used twice; rename one"))
@@ -207,4 +232,29 @@ def _check_preferences(where: str, prefs: Preferences, field: Callable[[str, str
         found.append((where, "preferences.max_severity", "an L4 stops the task for a person: use L3 or lower"))
     field(prefs.person_field, "preferences.person_field")
     field(prefs.organisation_field, "preferences.organisation_field")
+    return found
+
+
+MAX_WINDOW_SECONDS = 86400  # a question held longer than a day is no longer a batch but a forgotten one
+
+
+def _check_batching(where: str, batching: Batching, field: Callable[[str, str], None]) -> list[tuple[str, str, str]]:
+    """A batch holds back what can wait: never a safety concern, a hand-off or a task that pauses or
+    stops for a person, and never for longer than a day."""
+    found: list[tuple[str, str, str]] = []
+    if batching.max_items < 2:
+        found.append((where, "batching.max_items", "a batch of one item is no batch: use 2 or more, or set "
+                                                   "enabled: false"))
+    if batching.window_seconds > MAX_WINDOW_SECONDS:
+        found.append((where, "batching.window_seconds", f"{batching.window_seconds:g} s holds a question back more "
+                                                        f"than a day; use at most {MAX_WINDOW_SECONDS}"))
+    banned = [t.value for t in batching.types
+              if t in (EscalationType.safety, EscalationType.pattern, EscalationType.none)]
+    if banned:
+        found.append((where, "batching.types", f"{', '.join(banned)} is sent at once, never batched; remove it"))
+    if batching.max_severity in (Severity.L3, Severity.L4):
+        found.append((where, "batching.max_severity", f"an {batching.max_severity.value} pauses or stops its task "
+                                                      "for a person: use L1 or L2"))
+    field(batching.person_field, "batching.person_field")
+    field(batching.resource_field, "batching.resource_field")
     return found

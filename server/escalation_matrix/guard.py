@@ -20,6 +20,7 @@ from . import unusual
 from . import guard_pending as pending
 from . import guard_results as out
 from .answers import DEFAULT_TASK, RESPONSE_ACTIONS, respond, respond_action, unlock_task
+from .ops import batches
 from .matching import (Issue, has_capability, minor_preference, most_similar, needed_capabilities,
                        normalise_capability)
 from .classifier import Classifier
@@ -375,6 +376,7 @@ class ConversationGuard:
                 result = result.model_copy(update={"classified_as": ask.classified_as})
             if ask.assessment is not None:
                 result = out.with_decision(result, ask.assessment)
+            result = batches.annotate(self.store, conn, result)  # queued with others for the person
             notices = self._notices(conn, ask.conversation_id)
             if notices:
                 result = result.model_copy(update={"notices": notices})
@@ -493,7 +495,14 @@ class ConversationGuard:
         conv, task_id = ask.conversation_id, ask.task_id
         if ask.severity is not Severity.L4 and count >= self.settings.handoff_after:
             return self._handoff(conn, ask, count)
-        esc_id = self._insert(conn, ask, ask.etype, ask.trigger, ask.severity, ask.details)  # type: ignore[arg-type]
+        person = batches.person_for(self.policy.decisions.batching, etype=ask.etype, severity=ask.severity,
+                                    critical=bool(ask.assessment and ask.assessment.critical),
+                                    policy_escalated=ask.classification.decided_by in assessing.OVERRIDES,
+                                    context=ask.context)
+        esc_id = self._insert(conn, ask, ask.etype, ask.trigger, ask.severity, ask.details,  # type: ignore[arg-type]
+                              notify=person is None)
+        if person is not None:  # its notification waits in the person's batch
+            batches.enqueue(self.store, conn, self.policy.decisions.batching, self.policy, esc_id, person)
         if ask.severity is Severity.L4:
             self.store.update_task(conn, conv, task_id, escalation_count=count, locked=1, locked_at=self.store.now(),
                                    locked_by_escalation=esc_id, locked_reason=ask.classification.trigger)
@@ -531,7 +540,7 @@ class ConversationGuard:
         return operations_policy(self.policy).routing[severity]
 
     def _insert(self, conn: sqlite3.Connection, ask: Ask, etype: EscalationType, trigger: str,
-                severity: Severity, details: str | None) -> str:
+                severity: Severity, details: str | None, notify: bool = True) -> str:
         speaking = self.speaking(ask.locale)
         matrix, phrases = speaking.matrix, speaking.phrases
         text = escalation_text(matrix, phrases, etype, trigger, severity, ask.request, question=ask.question,
@@ -553,10 +562,12 @@ class ConversationGuard:
                          task_id=ask.task_id, data={**classified, "tool": ask.tool, "type": etype.value, "trigger": trigger,
                                                     "severity": severity.value, "request": ask.request,
                                                     "question": text.question})
-        from .ops import notify
+        if not notify:
+            return esc_id
+        from .ops import notify as notifying
         from .ops_policy import operations_policy
 
-        notify.enqueue(self.store, conn, operations_policy(self.policy), route.notify, "created",
+        notifying.enqueue(self.store, conn, operations_policy(self.policy), route.notify, "created",
                        self.store.escalation(esc_id, conn), text.issue, route.assignee)
         return esc_id
 

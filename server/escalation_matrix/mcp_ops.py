@@ -37,6 +37,7 @@ class PreferenceList(BaseModel):
 
 def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
     register_preferences(server, guard)
+    register_batches(server, guard)
 
     @server.resource("escalation://reports/{period}", name="report", mime_type="application/json",
                      title="Escalation report",
@@ -138,5 +139,77 @@ def register_preferences(server: MCPServer, guard: ConversationGuard) -> None:
 
         try:
             return learned.revoke(guard.store, preference_id, principal(ctx).name, reason)
+        except EscalationMatrixError as exc:
+            raise ToolError(str(exc)) from None
+
+
+class BatchList(BaseModel):
+    batches: list[dict[str, Any]] = Field(description="Batches, newest first: whom they are for, status (open: "
+                                                      "collecting; delivered: waiting for answers; answered), "
+                                                      "items, open items and groups.")
+
+
+def register_batches(server: MCPServer, guard: ConversationGuard) -> None:
+    """The person's batches of questions: see one (with its card) and approve all or some of it."""
+    from .ops import batches as batching
+    from .render import batch_card
+
+    def operator_only(ctx: Context, what: str) -> None:
+        from .mcp_app import over_http, principal
+
+        if over_http(ctx) and not principal(ctx).is_operator:  # a batch holds several conversations' questions
+            raise ToolError(f"{what} is for the person or an operator: over HTTP use an operator token, or "
+                            "`escalation-matrix batch`, or the console's batch page")
+
+    @server.tool(name="batches", title="Batches of questions", annotations=ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    @_clean_doc
+    def batches(
+        ctx: Context,
+        batch_id: Annotated[int | None, Field(ge=1, le=batching.MAX_ID, description="One batch, with its items, "
+                                                                                    "groups and card.")] = None,
+        status: Annotated[Literal["open", "delivered", "answered"] | None,
+                          Field(description="Only batches in this state.")] = None,
+        person: Annotated[str | None, Field(description="Only this person's batches.")] = None,
+    ) -> dict[str, Any]:
+        """Escalations that could wait are delivered to their person together, in batches (at most
+        the policy's batch size, or when its window ends). Without batch_id: the batches; with it:
+        that batch's items grouped by task, type and resource, and its card."""
+        operator_only(ctx, "a batch")
+        settings = guard.policy.decisions.batching
+        try:
+            if batch_id is None:
+                return BatchList(batches=batching.listing(guard.store, settings, status, person)).model_dump()
+            batch = batching.show(guard.store, batch_id, settings)
+            return {**batch, "card": batch_card(batch).model_dump()}
+        except EscalationMatrixError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(name="answer_batch", title="Approve a batch", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    @_clean_doc
+    def answer_batch(
+        ctx: Context,
+        batch_id: Annotated[int, Field(ge=1, le=batching.MAX_ID, description="The batch, as an escalate result's "
+                                                                             "batch_id names it.")],
+        items: Annotated[list[str] | None, Field(description="Approve selected: the escalation ids of the batch to "
+                                                             "answer; omitted: all of its open items.")] = None,
+        action: Annotated[Literal["approve", "reject"], Field(description="approve (approve all / approve "
+                                                                          "selected) or reject.")] = "approve",
+        note: Annotated[str | None, Field(description="A note kept with each answer.")] = None,
+    ) -> dict[str, Any]:
+        """The person's answer to a batch: approve (or reject) all its open questions, or the ones
+        selected. Each is answered as by respond with that action (the agents waiting on them are told
+        to proceed); review a question individually with respond instead."""
+        from .mcp_app import principal
+
+        operator_only(ctx, "answering a batch")
+        who = principal(ctx)  # the local agent relays its person's answer, with an agent's checks per item
+        try:
+            return batching.answer_batch(guard.store, batch_id, who.name, guard.policy.decisions.batching,
+                                         items=items, action=action, note=note,
+                                         max_chars=guard.settings.max_request_chars,
+                                         learn=guard.policy.decisions.preferences,
+                                         role="operator" if who.is_operator else "agent")
         except EscalationMatrixError as exc:
             raise ToolError(str(exc)) from None

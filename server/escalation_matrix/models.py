@@ -159,6 +159,9 @@ class EscalationResult(BaseModel):
                                                       "respond (required over HTTP); null if nothing escalated.")
     status: str | None = Field(default=None, description="Status of the escalation record, if any.")
     repeated: bool = Field(default=False, description="True when an already-open escalation was returned.")
+    queued: bool = Field(default=False, description="True when the escalation waits in a batch with other questions "
+                                                    "for the same person (delivered together, soon).")
+    batch_id: int | None = Field(default=None, description="The batch the escalation waits in or went out with.")
     phrase: str | None = Field(default=None, description="The standard phrase to say, verbatim.")
     message: str | None = Field(default=None, description="The rendered standard escalation message (markdown).")
     question: str | None = Field(default=None, description="The question put to the person.")

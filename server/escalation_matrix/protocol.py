@@ -33,12 +33,17 @@ When to call which tool
   each iteration on an item; it escalates the item to a person when a limit is reached.
 - preferences() / revoke_preference(preference_id): the preferences learned from the person's
   answers; revoke one when the person says it must not answer for them any more.
+- batches(batch_id?) / answer_batch(batch_id, items?, action?): questions that can wait go to the
+  person together in a batch; when the person approves all of a batch, or the ones they select,
+  relay it with answer_batch.
 
 What to do with the result (always follow `action` and `instruction`)
 - proceed: continue the task now. If `answer` is set, apply it; if `default` is set, apply it.
   Never ask the person to confirm. If `preference` is set, the person's learned preference
   answered (pass context.person and context.organisation in escalate so it can): tell them once
   which preference answered, and that they can revoke it.
+- escalate with queued=true: the question waits in the person's batch (`batch_id`) and reaches
+  them with others soon; do not ask it yourself, continue with work that does not depend on it.
 - escalate: send `phrase` (or the rendered `message`) to the person once, then wait. L1: continue
   right after the answer. L2: wait for the operator. L3: pause, a specialist takes it.
 - handoff: the task has needed too many escalations and now belongs to a person. Tell the user

@@ -235,3 +235,45 @@ def card(obj: Any, policy: Policy | None = None, *, request: str | None = None,
     """The JSON card of a result, classification or record."""
     policy = in_locale_of(obj, policy)
     return card_from_view(view(obj, policy, request=request, details=details, store=store), policy)
+
+
+BATCH_ACTIONS = ("approve_all", "approve_selected", "reject_all", "review_individually")
+
+
+def batch_text(batch: Mapping[str, Any], fmt: str = "md") -> str:
+    """A batch (as ``ops.batches.show`` returns it) as markdown or plain text: a heading, then each
+    group of related questions, each question with its id and state."""
+    if fmt not in ("md", "txt"):
+        raise InputError(f"unknown format {fmt!r} for a batch; use md, txt or json")
+    items = {i["id"]: i for i in batch["items"]}
+    md = fmt == "md"
+    head = f"Batch {batch['id']} for {batch['person']}: {batch['open_items']} of {len(items)} questions open ({batch['status']})"
+    out = [f"## {head}" if md else head, ""]
+    for g in batch["groups"]:
+        label = f"Task {g['task_id']} - {g['type']}" + (f" - {g['resource']}" if g.get("resource") else "")
+        out.append(f"**{label}**" if md else label)
+        for esc_id in g["items"]:
+            item = items[esc_id]
+            mark = ("[ ]" if item["open"] else "[x]") if md else ("open" if item["open"] else item["status"])
+            question = item.get("question") or item.get("request") or ""
+            out.append(f"- {mark} {esc_id} ({item['severity']}): {question}" if md else f"  {esc_id} {item['severity']} "
+                       f"{mark}: {question}")
+        out.append("")
+    if batch["open_items"]:
+        out.append(f"Approve all: `escalation-matrix batch approve {batch['id']}`; approve selected: "
+                   f"`escalation-matrix batch approve {batch['id']} --items ID ...`")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def batch_card(batch: Mapping[str, Any]) -> Any:
+    """The JSON card of a batch (``card.BatchCard``)."""
+    from .card import BatchCard
+
+    items = [{"escalation_id": i["id"], "type": i["type"], "severity": i["severity"], "question": i.get("question"),
+              "task_id": i.get("task_id"), "resource": i.get("resource"), "status": i["status"], "open": i["open"]}
+             for i in batch["items"]]
+    return BatchCard(batch_id=batch["id"], person=batch["person"], status=batch["status"],
+                     title=f"{batch['open_items']} QUESTIONS FOR {str(batch['person']).upper()}",
+                     deliver_by=batch["deliver_by"], delivered_at=batch.get("delivered_at"), items=items,
+                     groups=batch["groups"], actions=list(BATCH_ACTIONS) if batch["open_items"] else [],
+                     text=batch_text(batch, "txt"), markdown=batch_text(batch, "md"))

@@ -244,6 +244,17 @@ MIGRATIONS: list[Migration] = [
     );
     CREATE INDEX preferences_scope ON preferences (scope, scope_id, type, revoked_at);
     """),
+    # 11: batching: non-critical escalations for one person wait in an open batch (its items are
+    # the escalations with its batch_id) and go out in one notification when it is full or due
+    Migration("batches", """
+    CREATE TABLE batches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, person TEXT NOT NULL, status TEXT NOT NULL, opened_at TEXT NOT NULL,
+        deliver_by TEXT NOT NULL, items INTEGER NOT NULL DEFAULT 0, delivered_at TEXT, delivered_why TEXT,
+        answered_at TEXT
+    );
+    CREATE INDEX batches_open ON batches (status, person);
+    ALTER TABLE escalations ADD COLUMN batch_id INTEGER;
+    """),
 ]
 
 JSON_FIELDS = ("options", "context")

@@ -41,6 +41,8 @@ PARAMS = {
     "report_item": ["item_id", "iterations", "failures", "confidence", "error", "details"],
     "preferences": ["scope", "scope_id", "revoked"],
     "revoke_preference": ["preference_id", "reason"],
+    "batches": ["batch_id", "status", "person"],
+    "answer_batch": ["batch_id", "items", "action", "note"],
 }
 CALLS = st.sampled_from(sorted(PARAMS)).flatmap(
     lambda tool: st.tuples(st.just(tool), st.dictionaries(st.sampled_from(PARAMS[tool]), ANY, max_size=len(PARAMS[tool]))))

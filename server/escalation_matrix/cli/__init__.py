@@ -94,3 +94,4 @@ from . import security  # noqa: E402,F401
 from . import actors  # noqa: E402,F401
 from . import decisions  # noqa: E402,F401
 from . import preferences  # noqa: E402,F401
+from . import batches  # noqa: E402,F401

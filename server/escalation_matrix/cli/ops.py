@@ -238,6 +238,8 @@ def sweep(state: AppState, now_text, no_deliver, db) -> None:
     result = run_sweep(store, state.policy, now)
     for t in result.transitions:
         click.echo(f"{t.escalation_id} {t.stage} {t.due_at}{' (caught up)' if t.late else ''}")
+    for batch_id in result.batches:
+        click.echo(f"batch {batch_id} delivered (its window ended)")
     late = sum(t.late for t in result.transitions)
     click.echo(f"swept {result.open} open escalations at {result.now}: {len(result.transitions)} transitions"
                f"{f' ({late} caught up late, one notice per escalation)' if late else ''}")

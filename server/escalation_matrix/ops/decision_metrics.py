@@ -38,6 +38,13 @@ class DecisionQuality(BaseModel):
     false_positive_rate: float | None = Field(description="unnecessary / (necessary + unnecessary).")
     false_negative_rate: float | None = Field(description="missed / (escalation records + missed).")
     threshold_changes: int = Field(description="Adaptive threshold changes made in the period.")
+    batches_delivered: int = Field(default=0, description="Batches of questions delivered in the period (one "
+                                                          "notification each).")
+    batched_items: int = Field(default=0, description="Escalations in those batches.")
+    items_per_batch: float | None = Field(default=None, description="Batch efficiency: batched_items / "
+                                                                    "batches_delivered.")
+    notifications_saved: int = Field(default=0, description="Notifications not sent because items went out "
+                                                            "together (batched_items - batches_delivered).")
 
 
 def trend_of(rates: list[float | None]) -> tuple[Trend, float | None]:
@@ -80,6 +87,9 @@ def decision_quality(conn: sqlite3.Connection, start: str, end: str, *, rate: fl
     necessary, unnecessary, missed = (int(kinds.get(k, 0)) for k in ("necessary", "unnecessary", "missed"))
     changes = conn.execute("SELECT COUNT(*) FROM threshold_changes WHERE at >= ? AND at < ?", (start, end)).fetchone()[0]
     trend, slope = trend_of(trend_rates)
+    from .batches import efficiency
+
+    batching = efficiency(conn, start, end)
     return DecisionQuality(
         escalation_rate=rate, target_rate=target, deviation=None if rate is None else round(rate - target, 6),
         trend=trend, trend_slope=slope, answered=len(answered),
@@ -89,5 +99,5 @@ def decision_quality(conn: sqlite3.Connection, start: str, end: str, *, rate: fl
         necessary=necessary, unnecessary=unnecessary, missed=missed,
         false_positive_rate=unnecessary / (necessary + unnecessary) if necessary + unnecessary else None,
         false_negative_rate=missed / (records + missed) if records + missed else None,
-        threshold_changes=int(changes),
+        threshold_changes=int(changes), **batching,
     )

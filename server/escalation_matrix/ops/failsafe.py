@@ -45,6 +45,7 @@ class SweepResult:
     now: str
     open: int = 0
     transitions: list[Transition] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)  # batches whose window ended and that this sweep delivered
 
 
 def sweep(store: Store, policy: Any, now: datetime | None = None) -> SweepResult:
@@ -66,6 +67,11 @@ def sweep(store: Store, policy: Any, now: datetime | None = None) -> SweepResult
         from .oversight_chain import sweep_oversight  # oversight tickets' chain hops and cool-downs
 
         result.transitions.extend(sweep_oversight(store, conn, policy, now))
+        from .batches import deliver_due  # due batches go out once, whichever replica sweeps first
+
+        batching = getattr(getattr(policy, "decisions", None), "batching", None)  # an operations file alone has none
+        if batching is not None:
+            result.batches = deliver_due(store, conn, batching, policy, now)
     return result
 
 
@@ -214,6 +220,8 @@ def log_sweep(result: SweepResult) -> None:
         log.warning("fail-safe catch-up: %d stages that fell due while no sweep ran (oldest due %s) applied to "
                     "%d escalations; one notice each for the stage reached; `escalation-matrix list --status "
                     "active` shows them", len(late), oldest, len(escalations))
+    if result.batches:
+        log.info("batches delivered at the end of their window: %s", ", ".join(map(str, result.batches)))
     on_time = len(result.transitions) - len(late)
     if on_time:
         log.info("fail-safe sweep: %d transitions", on_time)

@@ -68,7 +68,10 @@ def to_text(r: Report) -> str:
                 + (", ".join(f"{k} {v}" for k, v in sorted(q.structured.items())) or "none"),
                 f"  outcomes: necessary {q.necessary}, unnecessary {q.unnecessary}, missed {q.missed}; "
                 f"false positives {_pct(q.false_positive_rate)}, false negatives {_pct(q.false_negative_rate)}",
-                f"  adaptive threshold changes {q.threshold_changes}"]
+                f"  adaptive threshold changes {q.threshold_changes}",
+                f"  batches delivered {q.batches_delivered}, "
+                f"{'-' if q.items_per_batch is None else f'{q.items_per_batch:.1f}'} items per batch, "
+                f"{q.notifications_saved} notifications saved"]
     out += ["", "trend", f"  {'from':<22}{'decisions':>10}{'escalations':>12}{'rate':>9}"]
     out += [f"  {p.start:<22}{p.decisions:>10}{p.escalations:>12}{_pct(p.rate):>9}" for p in r.trend]
     return "\n".join(out) + "\n"
@@ -112,6 +115,9 @@ def to_csv(r: Report) -> str:
                                     ("missed", q.missed, ""), ("threshold_changes", q.threshold_changes, "")):
             w.writerow(["decision_quality", name, _num(value), target, ""])
         w.writerow(["decision_quality", "trend", q.trend, "", ""])  # the status column holds status words only
+        w.writerow(["batch_efficiency", "batches_delivered", q.batches_delivered, "", ""])
+        w.writerow(["batch_efficiency", "items_per_batch", _num(q.items_per_batch), "", ""])
+        w.writerow(["batch_efficiency", "notifications_saved", q.notifications_saved, "", ""])
     for p in r.trend:
         w.writerow(["trend_decisions", p.start, p.decisions, "", ""])
         w.writerow(["trend_rate", p.start, "" if p.rate is None else round(p.rate, 6), "", ""])

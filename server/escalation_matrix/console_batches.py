@@ -1,0 +1,104 @@
+"""The console's batch pages: the batches of questions delivered (or waiting) for people, and one
+batch with a checkbox per open question and the "Approve all" / "Approve selected" forms (the
+console's own checks apply: session, CSRF field, the session's operator signs the answers)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from .console_actions import perform
+from .errors import EscalationMatrixError
+from .http_security import session_of
+from .ops import batches as batching
+
+if TYPE_CHECKING:
+    from .console import Console
+
+STATUSES = ("open", "delivered", "answered")
+
+
+def routes(console: Console) -> list[Route]:
+    from .console import PREFIX
+
+    pages = BatchPages(console)
+    return [Route(f"{PREFIX}/batches", pages.index, methods=["GET"]),
+            Route(PREFIX + "/batches/{batch_id:int}", pages.batch, methods=["GET"]),
+            Route(PREFIX + "/batches/{batch_id:int}/answer", pages.answer, methods=["POST"])]
+
+
+class BatchPages:
+    def __init__(self, console: Console):
+        self.console = console
+
+    async def index(self, request: Request) -> Response:
+        from .console import _EXPIRED, PREFIX, TEMPLATES, _html, _take_flash
+
+        session = session_of(request)
+        if session is None:
+            return HTMLResponse(_EXPIRED, status_code=403)
+        ops = self.console.ops
+        status = request.query_params.get("status")
+        status = status if status in STATUSES else None
+        rows = await run_in_threadpool(batching.listing, ops.store, ops.policy.decisions.batching, status)
+        return _html(TEMPLATES.get_template("batches.html.j2").render(
+            batches=rows, status=status, statuses=STATUSES, limits=ops.policy.decisions.batching,
+            flash=_take_flash(session), prefix=PREFIX, now=ops.store.clock()))
+
+    async def batch(self, request: Request) -> Response:
+        from .console import _EXPIRED, PREFIX, TEMPLATES, _html, _take_flash
+
+        session = session_of(request)
+        if session is None:
+            return HTMLResponse(_EXPIRED, status_code=403)
+        ops = self.console.ops
+        try:
+            found = await run_in_threadpool(batching.show, ops.store, request.path_params["batch_id"],
+                                            ops.policy.decisions.batching)
+        except EscalationMatrixError as exc:
+            return _html(f"<!doctype html><title>Not found</title><p>{_escape(str(exc))}</p>", status_code=404)
+        by_id = {i["id"]: i for i in found["items"]}
+        return _html(TEMPLATES.get_template("batch.html.j2").render(
+            batch=found, by_id=by_id, csrf=session.csrf, operator=session.operator, flash=_take_flash(session),
+            prefix=PREFIX, now=ops.store.clock()))
+
+    async def answer(self, request: Request) -> Response:
+        form = await self.console._form(request)  # 403 unless the CSRF field is this session's
+        if isinstance(form, Response):
+            return form
+        session = session_of(request)
+        batch_id = request.path_params["batch_id"]
+        selected = form.get("scope") == "selected"
+        items = [str(v) for v in (await request.form()).getlist("items")] if selected else None
+        action = "reject" if form.get("action") == "reject" else "approve"
+        note = (form.get("note") or "").strip() or None
+
+        def back(session: Any, kind: str, text: str) -> Response:
+            from .console import PREFIX
+
+            session.flash = ("error" if kind == "error" else "ok", text[:500])
+            return RedirectResponse(f"{PREFIX}/batches/{batch_id}", status_code=303)
+
+        if selected and not items:
+            return back(session, "error", "select at least one question, or use Approve all")
+        by = session.operator  # type: ignore[union-attr]
+        return await perform(back, session, f"{action} of batch {batch_id}", _answer, self.console.ops, batch_id, by,
+                             items, action, note)
+
+
+def _answer(ops: Any, batch_id: int, by: str, items: list[str] | None, action: str, note: str | None) -> str:
+    done = batching.answer_batch(ops.store, batch_id, by, ops.policy.decisions.batching, items=items, action=action,
+                                 note=note, learn=ops.policy.decisions.preferences)
+    verb = "approved" if action == "approve" else "rejected"
+    return (f"Batch {batch_id}: {verb} {len(done['answered'])} ({', '.join(done['answered'])}) as {by}; "
+            f"{done['open_left']} open left.")
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)

@@ -1,0 +1,278 @@
+"""Batching: escalations that can wait, for one person, are queued in an open batch and delivered
+together, as one notification, when the batch holds ``max_items`` or ``window_seconds`` after its
+first item (policy ``batching`` in decisions.yaml). A critical decision, a decision the policy
+escalated, safety, an L3 or an L4 is never batched: it is sent at once, as before.
+
+A queued escalation is an ordinary record (escalate once and never re-ask hold for it as for any
+other); only its notification is held. The batch is delivered inside a store transaction whose
+``UPDATE ... WHERE status = 'open'`` only one caller wins, so every server replica may run the
+sweep (``deliver_due``) and a batch still goes out once. Items of one task, type and resource are
+grouped in the notification, the console, the CLI and the card.
+
+The person answers a batch with ``answer_batch``: approve (or reject) all of its open items or the
+ones they select, each through the structured-answer path (one audit entry per item) and one
+``batch_answer`` audit entry for the batch."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from ..answers import respond_action
+from ..decisions_policy import Batching
+from ..errors import InputError, NotFoundError, StateError
+from ..models import EscalationType, Severity
+from ..store import OPEN_STATUSES, Store, iso
+
+MAX_ID = 2**62
+BATCH_ACTIONS = ("approve", "reject")
+SEVERITIES = ("L1", "L2", "L3", "L4")
+ITEM_COLUMNS = ("id", "ref", "type", "severity", "trigger", "status", "question", "request", "conversation_id",
+                "task_id", "assignee", "created_at", "answer", "response_action", "context", "options")
+
+
+def person_for(settings: Batching, *, etype: EscalationType, severity: Severity | None, critical: bool,
+               policy_escalated: bool, context: dict[str, Any]) -> str | None:
+    """The person whose batch this escalation waits in, or None when it is sent at once: batching
+    off, a type or severity that never waits, a critical decision or one the policy escalated, or a
+    context that names no person."""
+    if not settings.enabled or severity is None or critical or policy_escalated:
+        return None
+    if etype not in settings.types or etype in (EscalationType.safety, EscalationType.pattern, EscalationType.none):
+        return None
+    if SEVERITIES.index(severity.value) > SEVERITIES.index(settings.max_severity.value) or severity.value in ("L3", "L4"):
+        return None
+    person = context.get(settings.person_field)
+    if not isinstance(person, str) or not person.strip():
+        return None
+    return person.strip()[:200]
+
+
+def enqueue(store: Store, conn: sqlite3.Connection, settings: Batching, policy: Any, escalation_id: str,
+            person: str) -> dict[str, Any]:
+    """Put a new escalation in ``person``'s open batch (opening one when there is none); a batch
+    that reaches ``max_items`` is delivered at once. Returns the batch row."""
+    now = store.clock()
+    row = conn.execute("SELECT * FROM batches WHERE status = 'open' AND person = ? ORDER BY id LIMIT 1",
+                       (person,)).fetchone()
+    if row is None:
+        deliver_by = now + timedelta(seconds=settings.window_seconds)
+        batch_id = conn.execute(
+            "INSERT INTO batches (person, status, opened_at, deliver_by, items) VALUES (?, 'open', ?, ?, 0) "
+            "RETURNING id", (person, iso(now), iso(deliver_by))).fetchone()[0]
+    else:
+        batch_id = row["id"]
+    conn.execute("UPDATE batches SET items = items + 1 WHERE id = ?", (batch_id,))
+    conn.execute("UPDATE escalations SET batch_id = ? WHERE id = ?", (batch_id, escalation_id))
+    batch = dict(conn.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone())
+    record = store.escalation(escalation_id, conn)
+    store.audit(conn, "batch_queued", "system", escalation_id=escalation_id, conversation_id=record["conversation_id"],
+                task_id=record["task_id"], data={"batch_id": batch_id, "items": batch["items"],
+                                                 "deliver_by": batch["deliver_by"]})
+    if batch["items"] >= settings.max_items:
+        deliver(store, conn, settings, policy, batch_id, "full")
+        batch = dict(conn.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone())
+    return batch
+
+
+def deliver(store: Store, conn: sqlite3.Connection, settings: Batching, policy: Any, batch_id: int,
+            why: str) -> bool:
+    """Deliver one open batch: a single notification listing its open items, grouped. False when
+    another caller delivered it first (or it is not open)."""
+    now = store.now()
+    cur = conn.execute("UPDATE batches SET status = 'delivered', delivered_at = ?, delivered_why = ? "
+                       "WHERE id = ? AND status = 'open'", (now, why, batch_id))
+    if cur.rowcount != 1:
+        return False
+    items = _items(store, conn, batch_id)
+    waiting = [i for i in items if i["status"] in OPEN_STATUSES]
+    person = conn.execute("SELECT person FROM batches WHERE id = ?", (batch_id,)).fetchone()[0]
+    store.audit(conn, "batch_delivered", "system", data={
+        "batch_id": batch_id, "why": why, "items": [i["id"] for i in waiting],
+        "groups": len(groups(waiting, settings)), "recipient": person})
+    if not waiting:
+        return True
+    from ..ops_policy import operations_policy
+    from . import notify
+
+    ops = operations_policy(policy)
+    highest = max((Severity(i["severity"]) for i in waiting), key=lambda s: SEVERITIES.index(s.value))
+    channels = ops.notifications.on_create.get(highest, [])
+    record = {**store.escalation(waiting[0]["id"], conn), "severity": highest.value, "type": "batch"}
+    notify.enqueue(store, conn, ops, channels, "batch_delivered", record, notification_text(batch_id, waiting, settings),
+                   person)
+    return True
+
+
+def deliver_due(store: Store, conn: sqlite3.Connection, settings: Batching, policy: Any,
+                now: datetime | None = None) -> list[int]:
+    """Deliver every open batch whose window has ended (the fail-safe sweep calls this in its
+    transaction). Returns the ids delivered by this call."""
+    moment = iso(now or store.clock())
+    due = [r[0] for r in conn.execute("SELECT id FROM batches WHERE status = 'open' AND deliver_by <= ? ORDER BY id",
+                                      (moment,))]
+    return [b for b in due if deliver(store, conn, settings, policy, b, "window")]
+
+
+def _items(store: Store, conn: sqlite3.Connection | None, batch_id: int) -> list[dict[str, Any]]:
+    rows = store.escalations("batch_id = ?", (batch_id,), order="created_at, year, seq", conn=conn)
+    return [{k: r.get(k) for k in ITEM_COLUMNS} for r in rows]
+
+
+def resource_of(item: dict[str, Any], settings: Batching) -> str | None:
+    if "context" not in item:
+        return item.get("resource")
+    value = (item.get("context") or {}).get(settings.resource_field)
+    return None if value is None else str(value)
+
+
+def groups(items: list[dict[str, Any]], settings: Batching) -> list[dict[str, Any]]:
+    """Related items together: one group per task, type and resource, in the order first seen."""
+    found: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    for item in items:
+        key = (item.get("task_id") or "default", item["type"], resource_of(item, settings))
+        group = found.setdefault(key, {"task_id": key[0], "type": key[1], "resource": key[2], "items": []})
+        group["items"].append(item["id"])
+    return list(found.values())
+
+
+def notification_text(batch_id: int, items: list[dict[str, Any]], settings: Batching) -> str:
+    """What the person reads: how many questions, then each group with its questions."""
+    by_id = {i["id"]: i for i in items}
+    parts = [f"Batch {batch_id}: {len(items)} question{'s' if len(items) != 1 else ''} waiting for you."]
+    for g in groups(items, settings):
+        where = f"task {g['task_id']}, {g['type']}" + (f", {g['resource']}" if g["resource"] else "")
+        asked = "; ".join(f"{i} {by_id[i]['question'] or by_id[i]['request']}" for i in g["items"])
+        parts.append(f"[{where}] {asked}")
+    parts.append(f"Approve all or the ones you select: `escalation-matrix batch approve {batch_id}`, or the console.")
+    return " ".join(parts)
+
+
+def annotate(store: Store, conn: sqlite3.Connection, result: Any) -> Any:
+    """An agent result for a queued escalation: ``queued`` while its batch waits, the ``batch_id``,
+    and an instruction that says so."""
+    if result.escalation_id is None or result.action.value not in ("escalate",):
+        return result
+    row = conn.execute("SELECT b.id, b.status, b.deliver_by, b.person FROM escalations e JOIN batches b "
+                       "ON b.id = e.batch_id WHERE e.id = ?", (result.escalation_id,)).fetchone()
+    if row is None:
+        return result
+    queued = row["status"] == "open"
+    if queued:
+        told = (f"Queued with other questions for {row['person']} in batch {row['id']}, delivered to them by "
+                f"{row['deliver_by']} or sooner when the batch is full: do not ask them yourself and do not ask "
+                "again; continue with work that does not depend on it and wait for the answer.")
+    else:
+        told = (f"Delivered to {row['person']} with other questions in batch {row['id']}: do not ask again; "
+                "wait for the answer.")
+    return result.model_copy(update={"queued": queued, "batch_id": row["id"], "instruction": told})
+
+
+# --- reading and answering, for the MCP tools, the CLI and the console ---
+def status_of(batch: dict[str, Any], items: list[dict[str, Any]]) -> str:
+    """open (collecting), delivered (waiting for answers) or answered (no item open any more)."""
+    if batch["status"] != "open" and items and not any(i["status"] in OPEN_STATUSES for i in items):
+        return "answered"
+    return str(batch["status"])
+
+
+def _batch_id(batch_id: Any) -> int:
+    if isinstance(batch_id, bool) or not isinstance(batch_id, int) or not 1 <= batch_id <= MAX_ID:
+        raise InputError(f"batch_id must be a positive whole number, got {batch_id!r}")
+    return batch_id
+
+
+def show(store: Store, batch_id: int, settings: Batching) -> dict[str, Any]:
+    """One batch: its state, its items (with what the person was asked) and their groups."""
+    batch_id = _batch_id(batch_id)
+    row = store._conn().execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"batch {batch_id} not found; `escalation-matrix batch list` lists the batches")
+    batch = dict(row)
+    items = _items(store, None, batch_id)
+    for item in items:
+        item["resource"] = resource_of(item, settings)
+        item["open"] = item["status"] in OPEN_STATUSES
+        item.pop("context", None)
+    batch["status"] = status_of(batch, items)
+    batch["open_items"] = sum(1 for i in items if i["open"])
+    batch["items"] = items
+    batch["groups"] = groups(items, settings)
+    return batch
+
+
+def listing(store: Store, settings: Batching, status: str | None = None, person: str | None = None,
+            limit: int = 200) -> list[dict[str, Any]]:
+    """Batches, newest first, with their item counts (``status`` filters on the shown state)."""
+    where, params = "1=1", []
+    if person:
+        where, params = "person = ?", [person]
+    rows = [dict(r) for r in store._conn().execute(
+        f"SELECT * FROM batches WHERE {where} ORDER BY id DESC LIMIT {int(limit)}", params)]
+    out = []
+    for batch in rows:
+        items = _items(store, None, batch["id"])
+        batch["status"] = status_of(batch, items)
+        batch["open_items"] = sum(1 for i in items if i["status"] in OPEN_STATUSES)
+        batch["groups"] = len(groups(items, settings))
+        if status is None or batch["status"] == status:
+            out.append(batch)
+    return out
+
+
+def answer_batch(store: Store, batch_id: int, by: str, settings: Batching, *, items: list[str] | None = None,
+                 action: str = "approve", note: str | None = None, max_chars: int = 8000,
+                 learn: Any = None, role: str = "operator",
+                 check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Approve (or reject) every open item of a batch, or only ``items`` (ids or refs of its items).
+    Each item is answered through the structured-answer path (its own audit entry, outcome and
+    preference learning; ``role="agent"``: the agent's checks of ``access.check_agent_answer``); one
+    ``batch_answer`` entry records the batch operation."""
+    if action not in BATCH_ACTIONS:
+        raise InputError(f"action {action!r} is not one of {', '.join(BATCH_ACTIONS)}")
+    batch = show(store, batch_id, settings)
+    if check is not None:
+        check(batch)
+    by_name = {i["id"]: i for i in batch["items"]} | {i["ref"]: i for i in batch["items"] if i["ref"]}
+    if items is not None:
+        if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+            raise InputError("items must be a non-empty list of escalation ids of the batch; omit it to answer all")
+        unknown = [i for i in items if i.strip() not in by_name]
+        if unknown:
+            named = ", ".join(repr(u[:60]) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            raise InputError(f"{named} {'is' if len(unknown) == 1 else 'are'} not in batch {batch_id}; "
+                             f"its items are {', '.join(i['id'] for i in batch['items'])}")
+        chosen = list(dict.fromkeys(by_name[i.strip()]["id"] for i in items))
+    else:
+        chosen = [i["id"] for i in batch["items"] if i["open"]]
+    closed = [i for i in chosen if not by_name[i]["open"]]
+    if items is not None and closed:
+        raise StateError(f"{', '.join(closed)} already answered; select open items of batch {batch_id}")
+    if not chosen:
+        raise StateError(f"batch {batch_id} has no open item left to {action}")
+    done: list[str] = []
+    for esc_id in chosen:
+        respond_action(store, esc_id, action, by, max_chars, role=role, note=note, preferences=learn)
+        done.append(esc_id)
+    with store.transaction() as conn:
+        left = conn.execute(f"SELECT COUNT(*) FROM escalations WHERE batch_id = ? AND status IN "
+                            f"({', '.join('?' * len(OPEN_STATUSES))})", (batch_id, *OPEN_STATUSES)).fetchone()[0]
+        if left == 0:
+            # answered before it went out: nothing is left to deliver
+            conn.execute("UPDATE batches SET status = 'answered', answered_at = ? WHERE id = ?", (store.now(), batch_id))
+        store.audit(conn, "batch_answer", by, data={"batch_id": batch_id, "action": action, "items": done,
+                                                    "selected": items is not None, "open_left": int(left)})
+    return {"batch_id": batch_id, "action": action, "answered": done, "open_left": int(left),
+            "status": show(store, batch_id, settings)["status"]}
+
+
+def efficiency(conn: sqlite3.Connection, start: str, end: str) -> dict[str, Any]:
+    """Batch efficiency of a period: batches delivered, their items, items per batch and the
+    notifications saved (one per batch instead of one per item)."""
+    row = conn.execute("SELECT COUNT(*), COALESCE(SUM(items), 0) FROM batches WHERE delivered_at >= ? "
+                       "AND delivered_at < ?", (start, end)).fetchone()
+    batches, items = int(row[0]), int(row[1])
+    return {"batches_delivered": batches, "batched_items": items,
+            "items_per_batch": round(items / batches, 3) if batches else None,
+            "notifications_saved": items - batches}
