@@ -100,14 +100,18 @@ def test_critical_safety_and_unnamed_people_are_never_batched(guard):
 
 
 def test_related_items_are_grouped_by_task_type_and_resource(guard):
+    ask(guard, 4, task="t1", context={**ALICE, "resource": "exports"}, conversation="other")  # another task
     ask(guard, 0, task="t1", context={**ALICE, "resource": "exports"}, conversation="c")
     ask(guard, 1, task="t1", context={**ALICE, "resource": "exports"}, conversation="c")
     ask(guard, 2, task="t2", context={**ALICE, "resource": "billing"}, conversation="c")
     last = ask(guard, 3, task="t2", context={**ALICE, "resource": "exports"}, conversation="c")
     batch = batches.show(guard.store, last.batch_id, guard.policy.decisions.batching)
-    assert batch["items"][3]["id"] == last.escalation_id  # (a task hands off at its third escalation)
-    assert [(g["task_id"], g["resource"], len(g["items"])) for g in batch["groups"]] == [
-        ("t1", "exports", 2), ("t2", "billing", 1), ("t2", "exports", 1)]
+    assert batch["items"][4]["id"] == last.escalation_id  # (a task hands off at its third escalation)
+    assert [(g["conversation_id"], g["task_id"], g["resource"], len(g["items"])) for g in batch["groups"]] == [
+        ("other", "t1", "exports", 1), ("c", "t1", "exports", 2), ("c", "t2", "billing", 1),
+        ("c", "t2", "exports", 1)]
+    text = json.loads(batch_notices(guard.store)[0]["payload"])["text"]  # five: delivered, grouped
+    assert "[c task t1, decision, exports] " in text and "[c task t2, decision, billing] " in text
 
 
 def test_people_have_their_own_batches(guard):
@@ -278,3 +282,33 @@ def test_the_report_counts_batch_efficiency(guard, clock, policy):
     report = build_report(guard.store, policy, "daily")
     assert "batches delivered 2, 3.0 items per batch, 4 notifications saved" in render_report(report, "text")
     assert "batch_efficiency" in render_report(report, "csv")
+
+
+def test_langchain_escalate_shows_the_queued_batch_and_respond_answers_an_item(guard):
+    """The LangChain tools are the agent's (no operator tools): the result shows the batch, and
+    relaying the person's answer to one item works as for any escalation."""
+    from escalation_matrix.langchain import make_tools
+
+    tools = {t.name: t for t in make_tools(guard, conversation_id="lc-1")}
+    args = {"request": "Set up the export worker", "question": QUESTIONS[0], "context": ALICE, "type": "decision"}
+    message = tools["escalate"].invoke({"name": "escalate", "args": args, "id": "call-1", "type": "tool_call"})
+    data = json.loads(message.content)
+    assert data["queued"] is True and data["batch_id"] >= 1 and "batch" in data["instruction"]
+    answered = tools["respond"].invoke({"name": "respond", "args": {"escalation_id": data["escalation_id"],
+                                                                    "action": "approve"},
+                                        "id": "call-2", "type": "tool_call"})
+    assert json.loads(answered.content)["action"] == "proceed"
+    batch = batches.show(guard.store, data["batch_id"], guard.policy.decisions.batching)
+    assert batch["status"] == "open" and batch["open_items"] == 0
+
+
+def test_erasing_one_conversation_erases_its_question_from_the_batch_notification(guard):
+    from escalation_matrix.ops.erase import erase_conversation
+
+    results = [ask(guard, i) for i in range(5)]
+    [notice] = batch_notices(guard.store)
+    assert QUESTIONS[3] in json.loads(notice["payload"])["text"]
+    erase_conversation(guard.store, results[3].conversation_id, "dpo", "request 17")
+    [notice] = batch_notices(guard.store)
+    text = json.loads(notice["payload"])["text"]
+    assert QUESTIONS[3] not in text and QUESTIONS[0] not in text and "erased" in text.lower()

@@ -108,6 +108,7 @@ class BatchItem(BaseModel):
 class BatchGroup(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    conversation_id: str | None = Field(default=None, description="Conversation of the grouped items' task.")
     task_id: str = Field(description="Task of the grouped items.")
     type: EscalationType = Field(description="Type of the grouped items.")
     resource: str | None = Field(default=None, description="Resource of the grouped items, when named.")

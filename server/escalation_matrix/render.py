@@ -250,7 +250,7 @@ def batch_text(batch: Mapping[str, Any], fmt: str = "md") -> str:
     head = f"Batch {batch['id']} for {batch['person']}: {batch['open_items']} of {len(items)} questions open ({batch['status']})"
     out = [f"## {head}" if md else head, ""]
     for g in batch["groups"]:
-        label = f"Task {g['task_id']} - {g['type']}" + (f" - {g['resource']}" if g.get("resource") else "")
+        label = f"{g['conversation_id']} task {g['task_id']} - {g['type']}" + (f" - {g['resource']}" if g.get("resource") else "")
         out.append(f"**{label}**" if md else label)
         for esc_id in g["items"]:
             item = items[esc_id]

@@ -15,6 +15,7 @@ ones they select, each through the structured-answer path (one audit entry per i
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -77,10 +78,10 @@ def enqueue(store: Store, conn: sqlite3.Connection, settings: Batching, policy: 
 
 
 def deliver(store: Store, conn: sqlite3.Connection, settings: Batching, policy: Any, batch_id: int,
-            why: str) -> bool:
-    """Deliver one open batch: a single notification listing its open items, grouped. False when
-    another caller delivered it first (or it is not open)."""
-    now = store.now()
+            why: str, at: str | None = None) -> bool:
+    """Deliver one open batch (at ``at``, default now): a single notification listing its open
+    items, grouped. False when another caller delivered it first (or it is not open)."""
+    now = at or store.now()
     cur = conn.execute("UPDATE batches SET status = 'delivered', delivered_at = ?, delivered_why = ? "
                        "WHERE id = ? AND status = 'open'", (now, why, batch_id))
     if cur.rowcount != 1:
@@ -112,7 +113,7 @@ def deliver_due(store: Store, conn: sqlite3.Connection, settings: Batching, poli
     moment = iso(now or store.clock())
     due = [r[0] for r in conn.execute("SELECT id FROM batches WHERE status = 'open' AND deliver_by <= ? ORDER BY id",
                                       (moment,))]
-    return [b for b in due if deliver(store, conn, settings, policy, b, "window")]
+    return [b for b in due if deliver(store, conn, settings, policy, b, "window", moment)]
 
 
 def _items(store: Store, conn: sqlite3.Connection | None, batch_id: int) -> list[dict[str, Any]]:
@@ -128,11 +129,13 @@ def resource_of(item: dict[str, Any], settings: Batching) -> str | None:
 
 
 def groups(items: list[dict[str, Any]], settings: Batching) -> list[dict[str, Any]]:
-    """Related items together: one group per task, type and resource, in the order first seen."""
-    found: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    """Related items together: one group per task (a conversation's task), type and resource, in
+    the order first seen."""
+    found: dict[tuple[str | None, str, str, str | None], dict[str, Any]] = {}
     for item in items:
-        key = (item.get("task_id") or "default", item["type"], resource_of(item, settings))
-        group = found.setdefault(key, {"task_id": key[0], "type": key[1], "resource": key[2], "items": []})
+        key = (item.get("conversation_id"), item.get("task_id") or "default", item["type"], resource_of(item, settings))
+        group = found.setdefault(key, {"conversation_id": key[0], "task_id": key[1], "type": key[2],
+                                       "resource": key[3], "items": []})
         group["items"].append(item["id"])
     return list(found.values())
 
@@ -142,7 +145,7 @@ def notification_text(batch_id: int, items: list[dict[str, Any]], settings: Batc
     by_id = {i["id"]: i for i in items}
     parts = [f"Batch {batch_id}: {len(items)} question{'s' if len(items) != 1 else ''} waiting for you."]
     for g in groups(items, settings):
-        where = f"task {g['task_id']}, {g['type']}" + (f", {g['resource']}" if g["resource"] else "")
+        where = f"{g['conversation_id']} task {g['task_id']}, {g['type']}" + (f", {g['resource']}" if g["resource"] else "")
         asked = "; ".join(f"{i} {by_id[i]['question'] or by_id[i]['request']}" for i in g["items"])
         parts.append(f"[{where}] {asked}")
     parts.append(f"Approve all or the ones you select: `escalation-matrix batch approve {batch_id}`, or the console.")
@@ -167,6 +170,18 @@ def annotate(store: Store, conn: sqlite3.Connection, result: Any) -> Any:
         told = (f"Delivered to {row['person']} with other questions in batch {row['id']}: do not ask again; "
                 "wait for the answer.")
     return result.model_copy(update={"queued": queued, "batch_id": row["id"], "instruction": told})
+
+
+def forget(conn: sqlite3.Connection, ids: list[str], erased: str) -> None:
+    """Erasing escalations: a batch notification lists the questions of several of them, so every
+    batch notification of their batches loses its text (the erasure module calls this)."""
+    marks = ", ".join("?" * len(ids))
+    batch_ids = [r[0] for r in conn.execute(
+        f"SELECT DISTINCT batch_id FROM escalations WHERE batch_id IS NOT NULL AND id IN ({marks})", ids)]
+    for batch_id in batch_ids:
+        conn.execute("UPDATE outbox SET payload = ? WHERE event = 'batch_delivered' AND escalation_id IN "
+                     "(SELECT id FROM escalations WHERE batch_id = ?)",
+                     (json.dumps({"text": f"[batch {batch_id}] {erased}"}), batch_id))
 
 
 # --- reading and answering, for the MCP tools, the CLI and the console ---

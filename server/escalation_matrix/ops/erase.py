@@ -66,3 +66,7 @@ def _erase(store: Store, conn: Any, ids: list[str]) -> None:
         conn.execute("UPDATE outbox SET payload = ? WHERE escalation_id = ?",
                      (json.dumps({"text": f"[{esc_id}] {ERASED}"}), esc_id))
     forget(conn, ids, now, ERASED)  # a preference learned from these answers holds the same words
+    if ids:
+        from .batches import forget as forget_batched
+
+        forget_batched(conn, ids, ERASED)  # a batch notification lists several escalations' questions
