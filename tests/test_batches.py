@@ -262,6 +262,8 @@ def test_console_batch_page_approves_selected_then_all(guard):
         assert "select at least one" in nothing.text
         everything = client.post(f"/console/batches/{bid}/answer", data={"csrf": token, "scope": "all"})
         assert "approved 2" in everything.text
+        record = client.get(f"/console/escalations/{results[0].escalation_id}")
+        assert f'href="/console/batches/{bid}"' in record.text
     assert all(r["status"] == "answered" for r in guard.store.escalations())
     entries = [e for e in guard.store.audit_entries() if e["action"] == "batch_answer"]
     assert [e["actor"] for e in entries] == [operator, operator]  # the session's operator signs the answers
