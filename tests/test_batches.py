@@ -314,3 +314,19 @@ def test_erasing_one_conversation_erases_its_question_from_the_batch_notificatio
     [notice] = batch_notices(guard.store)
     text = json.loads(notice["payload"])["text"]
     assert QUESTIONS[3] not in text and QUESTIONS[0] not in text and "erased" in text.lower()
+
+
+def test_a_queued_questions_fail_safe_clock_starts_when_its_batch_is_delivered(guard, clock):
+    first = ask(guard, 0, type="clarification")  # L1: reminded 5 minutes after its person got it
+    assert first.severity.value == "L1" and first.queued
+    clock.moment += timedelta(seconds=240)
+    assert sweep(guard.store, guard.policy).transitions == []  # still queued: nothing fires
+    clock.moment += timedelta(seconds=60)  # 300 s: the window ends and the reminder would have been due
+    swept = sweep(guard.store, guard.policy)
+    assert swept.batches == [first.batch_id] and swept.transitions == []
+    record = guard.store.escalation(first.escalation_id)
+    assert record["severity_at"] == guard.store.now()
+    clock.moment += timedelta(seconds=299)
+    assert sweep(guard.store, guard.policy).transitions == []
+    clock.moment += timedelta(seconds=1)
+    assert [t.stage for t in sweep(guard.store, guard.policy).transitions] == ["reminder"]

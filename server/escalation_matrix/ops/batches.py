@@ -24,7 +24,7 @@ from ..answers import respond_action
 from ..decisions_policy import Batching
 from ..errors import InputError, NotFoundError, StateError
 from ..models import EscalationType, Severity
-from ..store import OPEN_STATUSES, Store, iso
+from ..store import OPEN_STATUSES, Store, iso, parse_iso
 
 MAX_ID = 2**62
 BATCH_ACTIONS = ("approve", "reject")
@@ -88,6 +88,7 @@ def deliver(store: Store, conn: sqlite3.Connection, settings: Batching, policy: 
         return False
     items = _items(store, conn, batch_id)
     waiting = [i for i in items if i["status"] in OPEN_STATUSES]
+    _start_clocks(store, conn, [i["id"] for i in waiting], now)
     person = conn.execute("SELECT person FROM batches WHERE id = ?", (batch_id,)).fetchone()[0]
     store.audit(conn, "batch_delivered", "system", data={
         "batch_id": batch_id, "why": why, "items": [i["id"] for i in waiting],
@@ -104,6 +105,25 @@ def deliver(store: Store, conn: sqlite3.Connection, settings: Batching, policy: 
     notify.enqueue(store, conn, ops, channels, "batch_delivered", record, notification_text(batch_id, waiting, settings),
                    person)
     return True
+
+
+def _start_clocks(store: Store, conn: sqlite3.Connection, ids: list[str], now: str) -> None:
+    """The fail-safe clock of a delivered question starts now, when its person gets it: its
+    severity clock and its due time move by the time it waited in the batch."""
+    for esc_id in ids:
+        record = store.escalation(esc_id, conn)
+        started = parse_iso(record.get("severity_at") or record["created_at"])
+        waited = parse_iso(now) - started
+        if waited.total_seconds() <= 0:
+            continue
+        due = iso(parse_iso(record["due_at"]) + waited) if record.get("due_at") else None
+        conn.execute("UPDATE escalations SET severity_at = ?, due_at = ? WHERE id = ?", (now, due, esc_id))
+
+
+def queued_ids(conn: sqlite3.Connection) -> set[str]:
+    """Escalations still waiting in an open batch: their person has not got them yet."""
+    return {r[0] for r in conn.execute("SELECT e.id FROM escalations e JOIN batches b ON b.id = e.batch_id "
+                                       "WHERE b.status = 'open'")}
 
 
 def deliver_due(store: Store, conn: sqlite3.Connection, settings: Batching, policy: Any,

@@ -55,7 +55,14 @@ def sweep(store: Store, policy: Any, now: datetime | None = None) -> SweepResult
     marks = ", ".join("?" * len(OPEN_STATUSES))
     result = SweepResult(now=iso(now))
     with store.transaction() as conn:
-        records = store.escalations(f"status IN ({marks})", OPEN_STATUSES, conn=conn)
+        from .batches import deliver_due, queued_ids  # due batches go out once, whichever replica sweeps first
+
+        batching = getattr(getattr(policy, "decisions", None), "batching", None)  # an operations file alone has none
+        if batching is not None:
+            result.batches = deliver_due(store, conn, batching, policy, now)
+        waiting = queued_ids(conn)  # a queued question's clock starts when its batch reaches the person
+        records = [r for r in store.escalations(f"status IN ({marks})", OPEN_STATUSES, conn=conn)
+                   if r["id"] not in waiting]
         done: dict[str, set[str]] = {}
         for row in conn.execute(
                 f"SELECT f.escalation_id, f.stage FROM failsafe_events f JOIN escalations e "
@@ -67,11 +74,6 @@ def sweep(store: Store, policy: Any, now: datetime | None = None) -> SweepResult
         from .oversight_chain import sweep_oversight  # oversight tickets' chain hops and cool-downs
 
         result.transitions.extend(sweep_oversight(store, conn, policy, now))
-        from .batches import deliver_due  # due batches go out once, whichever replica sweeps first
-
-        batching = getattr(getattr(policy, "decisions", None), "batching", None)  # an operations file alone has none
-        if batching is not None:
-            result.batches = deliver_due(store, conn, batching, policy, now)
     return result
 
 
