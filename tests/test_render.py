@@ -145,7 +145,7 @@ def test_published_schema_is_up_to_date():
     ("L1", 120, "2 min"), ("L2", 900, "15 min"), ("L3", 86400, "24 h"), ("L4", 0, "immediately"),
 ])
 def test_response_targets_follow_the_seed_without_an_operations_policy(severity, seconds, label):
-    target = response_target(Severity(severity), {})
+    target = response_target(Severity(severity))
     assert (target.seconds, target.label, target.source) == (seconds, label, "default")
 
 
@@ -154,7 +154,7 @@ def test_response_targets_come_from_the_operations_policy(data_copy, severity, l
     path = data_copy / "policies" / "operations.yaml"
     path.write_text(path.read_text().replace("    L2: 15m", "    L2: 10m"))
     edited = load_policy(data_copy / "policies", data_copy / "phrases", data_copy / "embeddings")
-    target = response_target(Severity(severity), edited.files)
+    target = response_target(Severity(severity), edited.operations)
     assert (target.label, target.source) == (label, "policy")
     assert card(result(severity=severity), edited).response_target == target
 

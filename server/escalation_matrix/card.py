@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .models import Action, DecisionAssessment, EscalationType, Severity
+
+if TYPE_CHECKING:
+    from .ops_policy import OperationsFile
 
 CARD_VERSION = "1"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "card.schema.json"
@@ -100,24 +103,25 @@ def duration_label(seconds: int) -> str:
     return f"{seconds} s"
 
 
-def response_target(severity: Severity | None, files: dict[str, Any] | None = None) -> ResponseTarget | None:
-    """The target for ``severity``: from ``policies/operations.yaml`` when it sets one, else the default."""
+def response_target(severity: Severity | None, operations: OperationsFile | None = None) -> ResponseTarget | None:
+    """The target for ``severity``: from ``policies/operations.yaml`` (a loaded policy's
+    ``operations``) when it sets one, else the default."""
     if severity is None:
         return None
-    seconds, source = _policy_seconds(severity, (files or {}).get("operations")), "policy"
+    seconds, source = _policy_seconds(severity, operations), "policy"
     if seconds is None:
         seconds, source = DEFAULT_RESPONSE_TARGETS[severity], "default"
     return ResponseTarget(severity=severity, seconds=seconds, label=duration_label(seconds), source=source)
 
 
-def _policy_seconds(severity: Severity, operations: Any) -> int | None:
+def _policy_seconds(severity: Severity, operations: OperationsFile | None) -> int | None:
     """kpis.resolution[severity], else the longest fail-safe timer watching that severity."""
     if operations is None:
         return None
-    resolution = getattr(getattr(operations, "kpis", None), "resolution", None) or {}
+    resolution = operations.kpis.resolution
     if severity in resolution:
         return int(resolution[severity].total_seconds())
-    timers = [fs.after for _, fs in (getattr(operations, "failsafes", None) or []) if fs.severity is severity]
+    timers = [fs.after for fs in operations.failsafes.root.values() if fs.severity is severity]
     return int(max(timers).total_seconds()) if timers else None
 
 

@@ -102,7 +102,7 @@ def deadline(record: dict[str, Any], ops: Operations) -> tuple[datetime, str]:
         due = parse_iso(record["due_at"])
         return due, f"{name} {duration_label(int((due - created).total_seconds()))}"
     severity = Severity(record["severity"])
-    target = response_target(severity, ops.policy.files)
+    target = response_target(severity, ops.policy.operations)
     start = parse_iso(record.get("severity_at") or record["created_at"])
     return start + timedelta(seconds=target.seconds), f"{severity.value} target {target.label}"  # type: ignore[union-attr]
 

@@ -17,7 +17,6 @@ from .errors import EscalationMatrixError, InputError
 from .http_security import session_of
 from .ops.oversight import Oversight
 from .ops.oversight_chain import reinstate, suspend
-from .oversight_policy import oversight_policy
 from .ops_policy import format_duration, parse_duration
 
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ class ActorPages:
         if session is None:
             return HTMLResponse(_EXPIRED, status_code=403)
         rows = await run_in_threadpool(self.oversight.actors)
-        rules = oversight_policy(self.console.ops.policy)
+        rules = self.console.ops.policy.oversight
         flash = _take_flash(session)  # kept in the server-side session, never a cookie
         return _html(TEMPLATES.get_template("actors.html.j2").render(
             actors=rows, rules=rules, span=format_duration, csrf=session.csrf, operator=session.operator,

@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, RootModel, model_validator
 
 from .models import Severity
 from .strict import Strict
+
+if TYPE_CHECKING:
+    from .policy import PolicyFiles
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -279,9 +282,6 @@ class OperationsFile(Strict):
         return self.levels[number]
 
 
-def operations_policy(policy: Any) -> OperationsFile:
-    """The operations part of a loaded Policy, or the policy itself when already one."""
-    if isinstance(policy, OperationsFile):
-        return policy
-    found = policy.files.get("operations")
-    return found if isinstance(found, OperationsFile) else OperationsFile()
+def operations_policy(policy: PolicyFiles | OperationsFile) -> OperationsFile:
+    """The operations part of a loaded Policy (``policy.operations``), or the file itself."""
+    return policy if isinstance(policy, OperationsFile) else policy.operations

@@ -135,9 +135,9 @@ def reinstate_cmd(state: AppState, actor, reason, by, db) -> None:
 @translate_errors
 def chain_cmd(state: AppState, team, as_json) -> None:
     """Show who holds a ticket at each step of each team's chain, and for how long."""
-    from ..oversight_policy import oversight_policy, stage_name
+    from ..oversight_policy import stage_name
 
-    rules = oversight_policy(state.policy)
+    rules = state.policy.oversight
     if team and team not in rules.teams:
         raise CliError(f"no team {team!r}; teams: {', '.join(sorted(rules.teams))}")
     teams = {n: t for n, t in rules.teams.items() if not team or n == team}

@@ -14,15 +14,18 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from ..errors import InputError, NotFoundError, StateError
 from ..store import OPEN_STATUSES, Store, iso
 from . import notify
-from ..oversight_policy import OversightFile, OversightRule, oversight_policy, stage_name
-from ..ops_policy import OperationsFile, operations_policy
+from ..oversight_policy import OversightFile, OversightRule, stage_name
+from ..ops_policy import OperationsFile
+
+if TYPE_CHECKING:
+    from ..loader import Policy
 
 SOURCE = "oversight"
 MAX_TEXT = 500
@@ -79,11 +82,11 @@ def _name(value: str) -> str:
 class Oversight:
     """Scores, tickets and suspensions over one store and policy."""
 
-    def __init__(self, store: Store, policy: Any):
+    def __init__(self, store: Store, policy: Policy):
         self.store = store
         self.policy = policy
-        self.rules: OversightFile = oversight_policy(policy)
-        self.ops: OperationsFile = operations_policy(policy)
+        self.rules: OversightFile = policy.oversight
+        self.ops: OperationsFile = policy.operations
 
     # --- decisions and scores ---
     def record(self, actor: str, suggestion: str, choice: str, escalation_id: str | None = None) -> dict[str, Any]:
@@ -174,9 +177,7 @@ class Oversight:
         chain = " -> ".join(f"{s.role} {s.actor}" for s in team.chain)
         details = (f"Rolling score {score:.0f} (last {self.rules.window} decisions at most). Chain: {chain}. "
                    f"Suspended at: {rule.suspend_at}; cool-down {_span(rule.cooldown)}.")
-        matrix = getattr(self.policy, "matrix", None)
-        fields = {"source": SOURCE, "type": rule.type.value,
-                  "trigger": matrix.default_trigger(rule.type) if matrix else "manual",
+        fields = {"source": SOURCE, "type": rule.type.value, "trigger": self.policy.matrix.default_trigger(rule.type),
                   "severity": rule.severity.value, "level": route.level, "assignee": first.actor, "status": "open",
                   "reason": reason, "details": details, "request": reason, "due_at": iso(due), "severity_at": iso(now)}
         esc_id = self.store.insert_escalation(conn, fields)

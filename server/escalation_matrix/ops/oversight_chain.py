@@ -25,6 +25,7 @@ from .failsafe import CATCH_UP_GRACE, Transition
 from ..oversight_policy import stage_name
 
 if TYPE_CHECKING:
+    from ..loader import Policy
     from .oversight import Oversight
 
 SOURCE = "oversight"
@@ -133,7 +134,7 @@ def reinstate(oversight: Oversight, actor: str, by: str, reason: str = "reinstat
         return reinstate_in(oversight, conn, _name(actor), by=by, reason=(reason or "").strip() or "reinstated")
 
 
-def sweep_oversight(store: Store, conn: sqlite3.Connection, policy: Any, now: datetime) -> list[Transition]:
+def sweep_oversight(store: Store, conn: sqlite3.Connection, policy: Policy, now: datetime) -> list[Transition]:
     """Inside the fail-safe sweep's transaction: score answers not yet scored, move unanswered
     tickets along their chain, and end the suspensions whose cool-down has passed."""
     from .oversight import Oversight
