@@ -233,8 +233,8 @@ def test_cli_records_lists_suspends_reinstates_and_shows_the_chain(db_path, data
                                                         code=1)
     assert "no actor 'nobody'" in cli("actors", "show", "nobody", code=1)
     chain = cli("actors", "chain")
-    assert "1. supervisor: supervisor (answers within 4h; ticket opened)" in chain
-    assert "2. deputy: deputy (answers within 4h; reroute_to_deputy)" in chain
+    assert "1. supervisor: supervisor (answers within 4 h; ticket opened)" in chain
+    assert "2. deputy: deputy (answers within 4 h; reroute_to_deputy)" in chain
 
 
 async def test_the_actor_resources_give_scores_and_one_actors_history(policy, fake_classifier, store):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .durations import duration_label
 from .models import Action, DecisionAssessment, EscalationType, Severity
 
 if TYPE_CHECKING:
@@ -91,16 +92,6 @@ class EscalationCard(BaseModel):
     decision: DecisionAssessment | None = Field(
         default=None, description="The decision's criticality, type, strategic/tactical category, impact analysis and "
                                   "confidence to act alone, when assessed.")
-
-
-def duration_label(seconds: int) -> str:
-    """'immediately', '2 min', '15 min', '24 h', '45 s', '3 d': the largest unit that divides evenly."""
-    if seconds == 0:
-        return "immediately"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds < 2 * 86400):
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
 
 
 def response_target(severity: Severity | None, operations: OperationsFile | None = None) -> ResponseTarget | None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import guard_results as out
 from .errors import NotFoundError
-from .ops_policy import format_duration
+from .durations import duration_label
 from .store import OPEN_STATUSES, Store
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def notices(store: Store, conn: sqlite3.Connection, policy: Policy, conversation
         if rule is None:
             continue
         if rule.action == "remind":
-            told.append(out.NOTICE_REMINDER.format(id=row["escalation_id"], age=format_duration(rule.after)))
+            told.append(out.NOTICE_REMINDER.format(id=row["escalation_id"], age=duration_label(rule.after)))
         elif rule.action == "raise" and rule.awaiting_guidance:
             told.append(out.NOTICE_GUIDANCE.format(id=row["escalation_id"], task=row["task_id"]))
         elif rule.action == "block":

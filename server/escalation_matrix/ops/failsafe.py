@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
+from ..durations import duration_label
 from ..ops_policy import FailSafe, OperationsFile
 
 if TYPE_CHECKING:
@@ -202,10 +203,8 @@ def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: d
 
 
 def _age(record: dict[str, Any], due: datetime) -> str:
-    from ..ops_policy import format_duration
-
     start = parse_iso(record.get("severity_at") or record["created_at"])
-    return format_duration(timedelta(seconds=round((due - start).total_seconds())))
+    return duration_label(round((due - start).total_seconds()))
 
 
 def log_sweep(result: SweepResult) -> None:

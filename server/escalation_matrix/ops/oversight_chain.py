@@ -196,8 +196,8 @@ def _hop(oversight: Oversight, conn: sqlite3.Connection, ticket: sqlite3.Row, he
                       "holder": nxt.actor})
     updated = store.escalation(esc_id, conn)
     span = held.answer_within
-    from ..ops_policy import format_duration
+    from ..durations import duration_label
 
     notify.enqueue(store, conn, oversight.ops, nxt.notify, stage, updated,
-                   f"The {held.role} ({held.actor}) did not answer within {format_duration(span)}: the ticket about "
+                   f"The {held.role} ({held.actor}) did not answer within {duration_label(span)}: the ticket about "
                    f"{ticket['actor']} moves to the {nxt.role} ({nxt.actor}).", nxt.actor)

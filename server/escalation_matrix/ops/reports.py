@@ -220,13 +220,3 @@ def _resolution(rows: list[dict[str, Any]], key: str, targets: dict[Any, float],
     return lines
 
 
-def seconds_label(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 120:
-        return f"{value:.0f}s"
-    if value < 7200:
-        return f"{value / 60:.0f}m"
-    if value < 172800:
-        return f"{value / 3600:.1f}h"
-    return f"{value / 86400:.1f}d"
