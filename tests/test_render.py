@@ -159,6 +159,13 @@ def test_response_targets_come_from_the_operations_policy(data_copy, severity, l
     assert card(result(severity=severity), edited).response_target == target
 
 
+def test_a_loaded_policy_derives_its_response_targets_once_and_the_card_reads_them(policy):
+    assert policy.response_targets is policy.response_targets
+    assert {s.value: t.label for s, t in policy.response_targets.items()} == {
+        "L1": "2 min", "L2": "15 min", "L3": "24 h", "L4": "immediately"}
+    assert card(result(severity="L2"), policy).response_target == policy.response_targets[Severity.L2]
+
+
 def test_proceed_result_renders_one_line_and_no_target(policy):
     proceed = result(action="proceed", type="none", severity=None, trigger="clear_request", escalation_id=None,
                      phrase=None, options=[], question=None, answer="Landing page copy")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,15 +94,27 @@ class EscalationCard(BaseModel):
                                   "confidence to act alone, when assessed.")
 
 
+def response_targets(operations: OperationsFile | None = None) -> dict[Severity, ResponseTarget]:
+    """The target of every severity: from ``policies/operations.yaml`` (a loaded policy's
+    ``operations``) when it sets one, else the default. A loaded policy derives them once, as
+    ``Policy.response_targets``; the card and the console read them from there."""
+    targets = {}
+    for severity in Severity:
+        seconds, source = _policy_seconds(severity, operations), "policy"
+        if seconds is None:
+            seconds, source = DEFAULT_RESPONSE_TARGETS[severity], "default"
+        targets[severity] = ResponseTarget(severity=severity, seconds=seconds, label=duration_label(seconds),
+                                           source=source)
+    return targets
+
+
+@overload
+def response_target(severity: Severity, operations: OperationsFile | None = None) -> ResponseTarget: ...
+@overload
+def response_target(severity: None, operations: OperationsFile | None = None) -> None: ...
 def response_target(severity: Severity | None, operations: OperationsFile | None = None) -> ResponseTarget | None:
-    """The target for ``severity``: from ``policies/operations.yaml`` (a loaded policy's
-    ``operations``) when it sets one, else the default."""
-    if severity is None:
-        return None
-    seconds, source = _policy_seconds(severity, operations), "policy"
-    if seconds is None:
-        seconds, source = DEFAULT_RESPONSE_TARGETS[severity], "default"
-    return ResponseTarget(severity=severity, seconds=seconds, label=duration_label(seconds), source=source)
+    """The target for ``severity`` (none without one); see ``response_targets``."""
+    return response_targets(operations)[severity] if severity is not None else None
 
 
 def _policy_seconds(severity: Severity, operations: OperationsFile | None) -> int | None:

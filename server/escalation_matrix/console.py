@@ -30,7 +30,6 @@ from starlette.routing import Route
 
 from . import console_actors, console_charts, console_views
 from .console_actions import perform
-from .card import response_target
 from .durations import duration_label, measured_label, time_left
 from .errors import EscalationMatrixError, InputError
 from .http_security import Session, session_of
@@ -94,9 +93,9 @@ def deadline(record: dict[str, Any], ops: Operations) -> tuple[datetime, str]:
         due = parse_iso(record["due_at"])
         return due, f"{name} {duration_label(due - created)}"
     severity = Severity(record["severity"])
-    target = response_target(severity, ops.policy.operations)
+    target = ops.policy.response_targets[severity]
     start = parse_iso(record.get("severity_at") or record["created_at"])
-    return start + timedelta(seconds=target.seconds), f"{severity.value} target {target.label}"  # type: ignore[union-attr]
+    return start + timedelta(seconds=target.seconds), f"{severity.value} target {target.label}"
 
 
 def group_entries(entries: list[Entry]) -> list[Group]:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import InputError, PolicyError
 from .exemplars import Exemplar, load_exemplars
-from .models import EscalationType
+from .models import EscalationType, Severity
 from .paths import DataPaths
 from .phrases import UI_TEXTS, PhraseBook
 from .policy import MatrixFile, PolicyFiles, load_policy_files
+
+if TYPE_CHECKING:
+    from .card import ResponseTarget
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +41,13 @@ class Policy(PolicyFiles):
     @property
     def locales(self) -> list[str]:
         return sorted(self.books or {self.locale: self.phrases})
+
+    @cached_property
+    def response_targets(self) -> dict[Severity, ResponseTarget]:
+        """The response-time target of each severity, derived from ``operations`` once."""
+        from .card import response_targets
+
+        return response_targets(self.operations)
 
     def in_locale(self, locale: str | None) -> Policy:
         """This policy speaking ``locale``: its phrase book, and matrix.yaml's labels, reasons and

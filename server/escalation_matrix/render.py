@@ -12,7 +12,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .card import Choice, EscalationCard, response_target
+from .card import Choice, EscalationCard
 from .errors import InputError, NotFoundError
 from .loader import Policy, load_policy
 from .messages import message_variables, phrase_variables
@@ -202,7 +202,7 @@ def card_from_view(v: EscalationView, policy: Policy | None = None) -> Escalatio
         title=title(v, policy), phrase=v.phrase, issue=v.issue, context=v.context,
         question=(v.question or v.phrase) if v.escalates else v.question, choices=choices,
         escalation_id=v.escalation_id, ref=v.ref, status=v.status, repeated=v.repeated,
-        response_target=response_target(v.severity, policy.operations) if v.escalates else None,
+        response_target=policy.response_targets[v.severity] if v.escalates and v.severity else None,
         answer=v.answer, default=v.default, instruction=v.instruction, conversation_id=v.conversation_id,
         task_id=v.task_id, text=render_view(v, "txt", policy), markdown=render_view(v, "md", policy),
         decision=v.decision,
