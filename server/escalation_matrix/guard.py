@@ -28,6 +28,7 @@ from .loader import Policy
 from .messages import escalation_text
 from .models import (Action, Classification, DecisionAssessment, EscalationResult, EscalationType, RuleMatch, Severity,
                      StructuredAnswer)
+from .ops_policy import Route
 from .store import OPEN_STATUSES, Store, iso
 
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
@@ -73,17 +74,13 @@ class ConversationGuard:
         self.classifier = classifier
         self.store = store
         self.settings = policy.conversation
-        from .ops_policy import operations_policy
-
-        store.redactor = operations_policy(policy).redaction.redactor()
+        store.redactor = policy.operations.redaction.redactor()
         self.policy_status: dict[str, Any] = {"ok": True, "problems": [], "reloads": 0}
 
     def swap(self, policy: Policy, classifier: Classifier) -> None:
         """Serve ``policy`` from now on (hot reload); calls already running finish on the old one."""
-        from .ops_policy import operations_policy
-
         self.policy, self.classifier, self.settings = policy, classifier, policy.conversation
-        self.store.redactor = operations_policy(policy).redaction.redactor()
+        self.store.redactor = policy.operations.redaction.redactor()
 
     # --- languages ---
     def speaking(self, locale: str | None) -> Policy:
@@ -524,11 +521,9 @@ class ConversationGuard:
         return out.from_record(record, Action.handoff, out.HANDOFF.format(id=esc_id),
                                confidence=ask.classification.confidence)
 
-    def _route(self, severity: Severity) -> Any:
+    def _route(self, severity: Severity) -> Route:
         """The policy's route for an agent escalation of ``severity`` (level, assignee, channels, due)."""
-        from .ops_policy import operations_policy
-
-        return operations_policy(self.policy).routing[severity]
+        return self.policy.operations.routing[severity]
 
     def _insert(self, conn: sqlite3.Connection, ask: Ask, etype: EscalationType, trigger: str,
                 severity: Severity, details: str | None) -> str:
@@ -554,9 +549,8 @@ class ConversationGuard:
                                                     "severity": severity.value, "request": ask.request,
                                                     "question": text.question})
         from .ops import notify
-        from .ops_policy import operations_policy
 
-        notify.enqueue(self.store, conn, operations_policy(self.policy), route.notify, "created",
+        notify.enqueue(self.store, conn, self.policy.operations, route.notify, "created",
                        self.store.escalation(esc_id, conn), text.issue, route.assignee)
         return esc_id
 
