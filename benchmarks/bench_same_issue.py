@@ -8,7 +8,8 @@ shares most words) or "different_task". The detector (escalation_matrix.sameissu
 same issue when the lexical check finds no difference (numbers, names, values of one group, kinds
 of action) and the embedding cosine reaches ``same_issue_similarity``, or the lower
 ``same_issue_similarity_agreeing`` when both sentences name the same specific value and the same
-kind of action. --pairs is the set the lexical rules and thresholds were fitted on; --holdout holds
+kind of action. Texts are embedded with common abbreviations written out, as the server does.
+--pairs is the set the lexical rules and thresholds were fitted on; --holdout holds
 pairs written afterwards and never used to fit anything. For each set the script prints:
 
 1. the figures at the thresholds conversation.yaml ships (the headline for the holdout);
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT / "server"))
 
 from escalation_matrix.embedder import get_embedder  # noqa: E402
 from escalation_matrix.loader import load_policy  # noqa: E402
-from escalation_matrix.sameissue import agree, conflict  # noqa: E402
+from escalation_matrix.sameissue import agree, conflict, expand_abbreviations  # noqa: E402
 
 GRID = [float(t) for t in np.round(np.arange(0.40, 0.99, 0.01), 2)]
 Thresholds = tuple[float, float]  # (same_issue_similarity, same_issue_similarity_agreeing)
@@ -81,7 +82,7 @@ def main() -> None:
     embedder = get_embedder(policy.classifier.model, policy.classifier.backend)
     rows = [r for found in sets.values() for r in found]
     texts = sorted({t for r in rows for t in (r["a"], r["b"])})
-    vectors = dict(zip(texts, embedder.encode(texts)))
+    vectors = dict(zip(texts, embedder.encode([expand_abbreviations(t) for t in texts])))  # as the server does
     tokens = token_vectors(embedder, texts) if args.scorer != "cosine" else {}
     for r in rows:
         r["pooled"] = float(vectors[r["a"]] @ vectors[r["b"]])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from escalation_matrix.sameissue import agree, conflict, same_issue, signature
+from escalation_matrix.sameissue import agree, conflict, expand_abbreviations, same_issue, signature
 
 PAIRS = Path(__file__).parent / "data" / "same_issue_pairs.jsonl"
 HOLDOUT = Path(__file__).parent / "data" / "same_issue_pairs_holdout.jsonl"
@@ -106,3 +106,18 @@ def test_the_labelled_sets_have_enough_pairs_of_each_kind(path, least):
 def test_the_holdout_shares_no_pair_with_the_fitted_set():
     fitted = {frozenset((r["a"], r["b"])) for r in _rows(PAIRS)}
     assert not any(frozenset((r["a"], r["b"])) in fitted for r in _rows(HOLDOUT))
+
+
+def test_common_abbreviations_are_written_out_before_comparing():
+    assert expand_abbreviations("Remove the test accounts from the prod DB.") == \
+        "Remove the test accounts from the production database."
+    assert expand_abbreviations("Turn off 2FA on the VMs in the repo.") == \
+        "Turn off two-factor authentication on the virtual machines in the repository."
+    assert expand_abbreviations("Produce a debrief for the product team.") == "Produce a debrief for the product team."
+
+
+def test_the_guard_compares_requests_with_abbreviations_written_out(fake_classifier):
+    _, vectors = fake_classifier.classify_encoded(["Delete the users from the prod DB", "Delete the users from the "
+                                                   "production database", "Delete the users from the staging DB"])
+    assert float(vectors[0] @ vectors[1]) == pytest.approx(1.0, abs=1e-5)
+    assert fake_classifier.similarity("the prod DB", "the production database") == pytest.approx(1.0, abs=1e-5)

@@ -91,6 +91,22 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "summarise": ("summarise", "summarize"),
 }
 
+# Common abbreviations written out before two texts are embedded for comparison, so that "the prod
+# DB" and "the production database" embed alike (the encoder does not know they mean the same).
+# Only abbreviations with one everyday meaning in an agent's requests belong here.
+ABBREVIATIONS: dict[str, str] = {
+    "prod": "production", "db": "database", "dbs": "databases", "repo": "repository",
+    "repos": "repositories", "vm": "virtual machine", "vms": "virtual machines",
+    "2fa": "two-factor authentication", "ram": "memory", "env": "environment", "config": "configuration",
+}
+_ABBREVIATION = re.compile(r"\b(?:" + "|".join(ABBREVIATIONS) + r")\b", re.IGNORECASE)
+
+
+def expand_abbreviations(text: str) -> str:
+    """``text`` with the abbreviations of ABBREVIATIONS written out."""
+    return _ABBREVIATION.sub(lambda m: ABBREVIATIONS[m.group(0).lower()], text)
+
+
 _NUMBER_WORDS = {"zero": "0", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
                  "seven": "7", "eight": "8", "nine": "9", "ten": "10", "twelve": "12", "twenty": "20",
                  "fifty": "50"}
