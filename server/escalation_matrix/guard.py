@@ -359,7 +359,9 @@ class ConversationGuard:
             steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
                 ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
                 ("refused", lambda: self._paused(conn, ask)), ("reasked", lambda: self._reasked(conn, ask)),
-                ("proceed", lambda: self._proceed(ask)), ("repeated", lambda: self._repeated(conn, ask)),
+                # an open escalation of the same issue is returned again even when this wording classifies
+                # as nothing to escalate: the rewording does not make the first one's question go away
+                ("repeated", lambda: self._repeated(conn, ask)), ("proceed", lambda: self._proceed(ask)),
                 ("auto_answered", lambda: self._preferred(conn, ask)), ("created", lambda: self._create(conn, ask, task)))
             for outcome, step in steps:  # noqa: B007 - the outcome of the step that answered is recorded below
                 found = step()
@@ -469,7 +471,8 @@ class ConversationGuard:
             f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND task_id = ? "
             f"AND type != 'pattern' AND status IN ({marks}) AND question_vector IS NOT NULL",
             (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchall()
-        return most_similar(rows, ask.issue(), self.settings.same_issue_similarity)
+        return most_similar(rows, ask.issue(), self.settings.same_issue_similarity,
+                            self.settings.same_issue_similarity_agreeing)
 
     def _repeated(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
         best = self._open_match(conn, ask)

@@ -204,6 +204,10 @@ class ConversationFile(Strict):
                                     description="Cosine at which a call is the same issue as an answered one.")
     same_issue_similarity: float = Field(default=0.8, gt=0, le=1,
                                          description="Cosine at which a call is the same issue as an open one.")
+    same_issue_similarity_agreeing: float = Field(
+        default=0.7, gt=0, le=1,
+        description="Lower cosine at which a call is the same issue as an open one of its task when both name the "
+                    "same specific value (number, name, environment...) and the same kind of action.")
     max_request_chars: int = Field(default=8000, ge=100, description="Longest request accepted.")
     max_question_chars: int = Field(default=2000, ge=20, description="Longest question accepted.")
     max_options: int = Field(default=10, ge=1, description="Most options an escalation may carry.")
@@ -211,6 +215,14 @@ class ConversationFile(Strict):
         default_factory=lambda: dict(CONTEXT_FIELDS),
         description="Structured context fields agents may pass, with what each means; a rule condition on any "
                     "other field is an error.")
+
+    @model_validator(mode="after")
+    def _agreeing_is_the_lower(self) -> "ConversationFile":
+        if self.same_issue_similarity_agreeing > self.same_issue_similarity:
+            raise ValueError(f"same_issue_similarity_agreeing ({self.same_issue_similarity_agreeing}) must not be "
+                             f"above same_issue_similarity ({self.same_issue_similarity}): it is the lower cosine "
+                             "for calls that agree on values and action; set it equal to turn it off")
+        return self
 
 
 POLICY_FILES: dict[str, type[Strict]] = {
