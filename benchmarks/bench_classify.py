@@ -44,8 +44,8 @@ from dataclasses import replace
 from escalation_matrix.loader import load_policy
 from escalation_matrix.classifier import Classifier
 policy = load_policy()
-policy = replace(policy, files={{**policy.files,
-                 "classifier": policy.classifier.model_copy(update={{"method": {method!r}, "backend": {backend!r}}})}})
+policy = replace(policy,
+                 classifier=policy.classifier.model_copy(update={{"method": {method!r}, "backend": {backend!r}}}))
 clf = Classifier(policy)
 clf.classify("Write something for the website.")
 ready = time.perf_counter() - t0
@@ -77,8 +77,7 @@ def line(name: str, values_ms: list[float]) -> str:
 def with_method(policy, method: str, backend: str):
     from dataclasses import replace
 
-    return replace(policy, files={**policy.files,
-                                  "classifier": policy.classifier.model_copy(update={"method": method, "backend": backend})})
+    return replace(policy, classifier=policy.classifier.model_copy(update={"method": method, "backend": backend}))
 
 
 def measure(method: str, backend: str, args) -> dict:

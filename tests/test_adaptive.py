@@ -138,7 +138,7 @@ def test_cli_thresholds_adjust_sets_one_type_but_never_the_floor(db_path, guard)
 
 def test_the_guard_adjusts_by_itself_every_window_of_requests(policy, fake_classifier, db_path):
     decisions = policy.decisions.model_copy(update={"adaptive": Adaptive(window=10, step=0.02)})
-    small = dataclasses.replace(policy, files=dict(policy.files, decisions=decisions))
+    small = dataclasses.replace(policy, decisions=decisions)
     guard = ConversationGuard(small, fake_classifier, Store(db_path))
     for i in range(10):
         guard.escalate(f"w{i}", "Deploy the new build", context={"environment": "production"})

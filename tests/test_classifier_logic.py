@@ -125,9 +125,8 @@ def test_every_scoring_method_gives_one_score_per_type(policy, method):
     from escalation_matrix.classifier import Classifier
     from escalation_matrix.embedder import get_embedder
 
-    files = dict(policy.files)
-    files["classifier"] = policy.classifier.model_copy(update={"method": method})
-    clf = Classifier(replace(policy, files=files), embedder=get_embedder("fake"))
+    settings = policy.classifier.model_copy(update={"method": method})
+    clf = Classifier(replace(policy, classifier=settings), embedder=get_embedder("fake"))
     result = clf.classify("Can you clarify the thing?")
     assert set(result.scores) == {t.value for t in TYPES}
     assert 0.0 <= result.confidence <= 1.0

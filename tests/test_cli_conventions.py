@@ -314,3 +314,12 @@ def test_log_format_json_writes_one_object_per_line(tmp_path):
     assert any("Critical escalation" in n["message"] for n in notices)
     text = invoke("sweep", "--now", "2099-01-02T00:00:00Z", "--db", db)
     assert not any(line.startswith("{") for line in text.stderr.splitlines())
+
+
+def test_a_postgresql_url_in_the_config_file_is_kept_as_it_is(tmp_path):
+    from escalation_matrix.cli import config
+
+    path = write_config(tmp_path, 'db = "postgresql://em:pw@db.internal:5432/escalations"\npolicies = "p"\n')
+    loaded = config.load(path)
+    assert loaded["db"] == "postgresql://em:pw@db.internal:5432/escalations"
+    assert loaded["policies"] == str((tmp_path / "p").resolve())  # paths are still made absolute

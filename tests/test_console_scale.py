@@ -230,8 +230,8 @@ def test_the_dashboard_draws_the_rate_against_the_target_and_response_times_by_l
     assert 'class="target' in rate and rate.count('class="point"') == 1 and "20.00% of 20 decisions" in rate
     assert rate.count('class="gap"') == 13  # 13 of the 14 days have no decisions: gaps, not 0 %
     response = unescape(svgs[2])
-    assert "level: engineering" in response and "median 10m / target 2.0d" in response
-    assert "L2" in response and "median 10m / target 15m" in response
+    assert "level: engineering" in response and "median 10 min / target 2 d" in response
+    assert "L2" in response and "median 10 min / target 15 min" in response
     assert "20.0%" in unescape(page) and "ALERT" in page
 
 
@@ -246,7 +246,7 @@ def test_the_dashboard_shows_decision_quality(client, ops, guard, clock):
     respond_action(guard.store, second, "reject", "ed", necessary=True, note="keep it")
     page = unescape(client.get("/console/dashboard?period=daily").text)
     panel = page.split('id="decision-quality"')[1].split("</section>")[0]
-    assert "Answered 2" in panel and "response time median 10m" in panel
+    assert "Answered 2" in panel and "response time median 10 min" in panel
     assert "structured answers reject 1" in panel
     assert "Marked necessary 1, unnecessary 1, missed 0" in panel and "false positives 50.0%" in panel
 

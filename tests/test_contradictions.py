@@ -150,9 +150,8 @@ def test_detector_can_be_switched_off_in_policy(policy):
     from escalation_matrix.classifier import Classifier
     from escalation_matrix.embedder import get_embedder
 
-    files = dict(policy.files)
     off = policy.classifier.contradictions.model_copy(update={"enabled": False})
-    files["classifier"] = policy.classifier.model_copy(update={"contradictions": off})
-    clf = Classifier(replace(policy, files=files), embedder=get_embedder("fake"))
+    settings = policy.classifier.model_copy(update={"contradictions": off})
+    clf = Classifier(replace(policy, classifier=settings), embedder=get_embedder("fake"))
     result = clf.classify('Use the word "synergy" in every paragraph, and never use "synergy".')
     assert "contradicting_constraints" not in [r.name for r in result.rules]

@@ -25,6 +25,7 @@ FOCUS = "What do you want me to focus on for the website?"
 DELETE_2019 = [
     "Delete all customer records older than 2019 from the production database",
     "Remove every customer record dated before 2019 from the prod DB",
+    "Purge customers from before 2019 in production",
 ]
 DELETE_2022 = "Delete all customer records older than 2022 from the production database"
 
@@ -47,6 +48,15 @@ def test_a_reworded_request_is_the_same_open_issue(guard):
     assert first.action is not Action.proceed
     again = guard.escalate("db", DELETE_2019[1], context={"environment": "production"})
     assert again.repeated and again.escalation_id == first.escalation_id
+    assert guard.store.count("escalations") == 1
+    assert guard.store.task(guard.store._conn(), "db", "default")["handed_off"] == 0
+
+
+def test_three_rewordings_are_one_escalation_and_no_hand_off(guard):
+    first = guard.escalate("db", DELETE_2019[0], context={"environment": "production"})
+    for reworded in DELETE_2019[1:]:
+        again = guard.escalate("db", reworded, context={"environment": "production"})
+        assert again.repeated and again.escalation_id == first.escalation_id
     assert guard.store.count("escalations") == 1
     assert guard.store.task(guard.store._conn(), "db", "default")["handed_off"] == 0
 

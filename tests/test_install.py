@@ -18,7 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-EXTRAS = {"http": ["httptools", "uvloop"], "langchain": ["langchain-core"], "charts": ["matplotlib"]}
+EXTRAS = {"http": ["httptools", "uvloop"], "langchain": ["langchain-core"], "charts": ["matplotlib"],
+          "postgres": ["psycopg", "psycopg-pool"]}
 
 
 def names(requirements: list[str]) -> set[str]:
@@ -31,7 +32,7 @@ def test_the_core_install_leaves_the_optional_packages_to_extras():
     for extra, packages in EXTRAS.items():
         assert set(packages) <= names(extras[extra]), extra
         assert not set(packages) & core, f"{packages} must not be in the core install"
-    assert "escalation-matrix[http,langchain,charts]" in extras["all"]
+    assert "escalation-matrix[http,langchain,charts,postgres]" in extras["all"]
     assert "escalation-matrix[all]" in extras["dev"]  # the tests get every extra
 
 
@@ -39,7 +40,7 @@ BLOCK = """
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"matplotlib", "langchain_core", "uvloop", "httptools"}:
+        if name.split(".")[0] in {"matplotlib", "langchain_core", "uvloop", "httptools", "psycopg", "psycopg_pool"}:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, Block())
 """
@@ -69,12 +70,15 @@ try:
     import escalation_matrix.langchain
 except ImportError as exc:
     print("langchain:", exc)
+r = CliRunner().invoke(main, ["list", "--db", "postgresql://em@127.0.0.1:9/escalations"])
+print("postgres:", r.exit_code, r.output)
 """, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "pip install 'escalation-matrix[charts]'" in done.stdout
     assert "langchain: escalation_matrix.langchain needs langchain-core" in done.stdout
     assert "pip install 'escalation-matrix[langchain]'" in done.stdout
     assert not (tmp_path / "rate.png").exists()
+    assert "postgres: 1" in done.stdout and "pip install 'escalation-matrix[postgres]'" in done.stdout
 
 
 def first_screen_commands() -> list[str]:

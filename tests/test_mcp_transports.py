@@ -70,7 +70,8 @@ async def test_http_with_the_token_serves_the_tools(http_url):
     async with http_client(http_url) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         result = await call(client, "check_scope", request=DELETE, conversation_id="http-1")
-    assert names == {"classify", "escalate", "clarify", "check_scope", "respond", "report_item"}
+    assert names == {"classify", "escalate", "clarify", "check_scope", "respond", "report_item", "preferences",
+                     "revoke_preference"}
     assert (result["in_scope"], result["type"]) == (False, "scope") and result["escalation_id"]
 
 

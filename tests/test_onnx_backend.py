@@ -189,7 +189,7 @@ def labelled_sample(n: int = 60) -> tuple[list[str], list[str]]:
 
 
 def with_settings(policy, **update):
-    return replace(policy, files={**policy.files, "classifier": policy.classifier.model_copy(update=update)})
+    return replace(policy, classifier=policy.classifier.model_copy(update=update))
 
 
 @pytest.mark.model

@@ -4,6 +4,7 @@ an answered escalation."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -51,6 +52,16 @@ def test_the_timer_durations_come_from_the_shipped_policy(policy):
     assert (fs.reminder.after, fs.raise_to_l2.after, fs.raise_to_l3.after, fs.blocked_report.after) == (
         timedelta(minutes=5), timedelta(minutes=15), timedelta(minutes=30), timedelta(hours=24))
     assert fs.lock_task.after == timedelta(0)
+
+
+def test_the_fail_safe_messages_say_how_long_in_the_same_words_as_the_card(store, clock, policy):
+    esc = create(store, policy, "L1")
+    sweep(store, policy, clock.at(minutes=5))
+    sweep(store, policy, clock.at(minutes=15))
+    texts = [json.loads(row[0])["text"] for row in store._conn().execute(
+        "SELECT payload FROM outbox WHERE escalation_id = ? AND channel = 'log' ORDER BY id", (esc["id"],))]
+    assert any("Reminder: unanswered for 5 min." in t for t in texts), texts
+    assert any("Unanswered for 15 min at L1: raised to L2." in t for t in texts), texts
 
 
 def test_l1_unanswered_5_minutes_gets_one_reminder(store, clock, policy):

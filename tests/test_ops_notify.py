@@ -4,6 +4,8 @@ retried with back-off and end visibly as ``failed``, and the escalation is never
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import socket
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from escalation_matrix.loader import Policy, load_policy
 from escalation_matrix.ops import notify
 from escalation_matrix.ops_policy import OperationsFile
 from escalation_matrix.ops.records import Operations
@@ -88,10 +91,20 @@ def ops_policy(url: str | None, timeout: str = "5s", retries: int = 5, backoff: 
     return OperationsFile.model_validate(data)
 
 
+@functools.lru_cache(maxsize=1)
+def _shipped() -> Policy:
+    return load_policy()
+
+
+def policy_with(ops: OperationsFile) -> Policy:
+    """The shipped policy with ``ops`` as its operations.yaml."""
+    return dataclasses.replace(_shipped(), operations=ops)
+
+
 
 
 def create_l2(store: Store, ops: OperationsFile) -> dict:
-    return Operations(store, ops).create("Compliance concern on a refund", severity="L2", type="compliance",
+    return Operations(store, policy_with(ops)).create("Compliance concern on a refund", severity="L2", type="compliance",
                                          conversation_id="c1", task_id="t1", assigned_to="ed@example.com")
 
 
@@ -118,7 +131,7 @@ def test_a_receiver_that_is_up_gets_a_slack_compatible_json_post(store, clock, r
 
 def test_the_log_channel_writes_the_message_to_the_log(store, clock, caplog):
     ops = ops_policy(None)
-    esc = Operations(store, ops).create("Ambiguous request", severity="L1", type="clarification")
+    esc = Operations(store, policy_with(ops)).create("Ambiguous request", severity="L1", type="clarification")
     with caplog.at_level(logging.WARNING, logger="escalation_matrix.notify"):
         assert notify.deliver(store, ops, clock.moment).sent == 1
     assert any(esc["id"] in r.getMessage() and "Ambiguous request" in r.getMessage() for r in caplog.records)
@@ -186,7 +199,7 @@ def test_a_down_receiver_is_retried_then_marked_failed_and_the_failure_is_visibl
     [row] = webhook_rows(store, esc["id"])
     assert (row["status"], row["attempts"]) == ("failed", 3)
     assert row["last_error"].startswith("unreachable")
-    shown = Operations(store, ops).show(esc["id"])
+    shown = Operations(store, policy_with(ops)).show(esc["id"])
     assert any(n["status"] == "failed" for n in shown["notifications"])
     failed = [a for a in shown["audit"] if a["action"] == "notification_failed"]
     assert len(failed) == 1 and failed[0]["data"]["attempts"] == 3
@@ -209,7 +222,7 @@ def test_two_replicas_delivering_the_same_outbox_send_each_notification_once(db_
     deliverers on one database (two stores: two pools, as two replicas have) never both send it."""
     ops = ops_policy(receiver.url)
     stores = [Store(db_path, clock=clock) for _ in range(2)]
-    ids = [Operations(stores[0], ops).create(f"Compliance concern {i}", severity="L2", type="compliance",
+    ids = [Operations(stores[0], policy_with(ops)).create(f"Compliance concern {i}", severity="L2", type="compliance",
                                              conversation_id=f"c{i}", task_id="t1")["id"] for i in range(6)]
     barrier = threading.Barrier(2)
     sent: list[int] = []

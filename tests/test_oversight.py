@@ -4,14 +4,16 @@ chain, suspension and reinstatement, the CLI and the MCP resources."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
-from types import SimpleNamespace
 
 import pytest
 from mcp import Client
 
 from escalation_matrix.errors import InputError, NotFoundError, StateError
 from escalation_matrix.guard import ConversationGuard
+from escalation_matrix.loader import Policy, load_policy
 from escalation_matrix.mcp_app import build_server
 from escalation_matrix.ops.audit import verify
 from escalation_matrix.ops.failsafe import sweep
@@ -27,11 +29,16 @@ from test_cli_core import run
 pytestmark = pytest.mark.backends
 
 
-def small(**rules) -> SimpleNamespace:
-    """A policy with a small window and one rule (operations defaults)."""
+@functools.lru_cache(maxsize=1)
+def shipped() -> Policy:
+    return load_policy()
+
+
+def small(**rules) -> Policy:
+    """The shipped policy with a small window and one oversight rule (operations defaults)."""
     rule = {"name": "low_score", "score_below": 50, "within": "1h", "min_decisions": 3, "suspend_at": "never", **rules}
-    return SimpleNamespace(files={"oversight": OversightFile.model_validate({"window": 4, "rules": [rule]}),
-                                  "operations": OperationsFile()})
+    return dataclasses.replace(shipped(), oversight=OversightFile.model_validate({"window": 4, "rules": [rule]}),
+                               operations=OperationsFile())
 
 
 # --- decisions and the rolling score ---
@@ -192,7 +199,7 @@ def test_policy_check_names_the_rule_or_step_to_fix(data_copy, yaml, message):
 
 
 def test_the_shipped_oversight_policy_loads_with_the_documented_values(policy):
-    rules = policy.files["oversight"]
+    rules = policy.oversight
     assert rules.window == 100
     rule = rules.rules[0]
     assert (rule.score_below, rule.within.total_seconds(), rule.suspend_at, rule.cooldown.total_seconds()) == \
@@ -229,8 +236,8 @@ def test_cli_records_lists_suspends_reinstates_and_shows_the_chain(db_path, data
                                                         code=1)
     assert "no actor 'nobody'" in cli("actors", "show", "nobody", code=1)
     chain = cli("actors", "chain")
-    assert "1. supervisor: supervisor (answers within 4h; ticket opened)" in chain
-    assert "2. deputy: deputy (answers within 4h; reroute_to_deputy)" in chain
+    assert "1. supervisor: supervisor (answers within 4 h; ticket opened)" in chain
+    assert "2. deputy: deputy (answers within 4 h; reroute_to_deputy)" in chain
 
 
 async def test_the_actor_resources_give_scores_and_one_actors_history(policy, fake_classifier, store):

@@ -41,6 +41,7 @@ def test_a_due_reminder_shows_once_in_the_next_result_of_that_conversation(guard
     assert elsewhere.notices == []  # another conversation
     nxt = guard.escalate("c1", DEPLOY, context=PROD, task_id="deploy")
     assert len(nxt.notices) == 1 and asked.escalation_id in nxt.notices[0] and "remind" in nxt.notices[0]
+    assert "still unanswered after 5 min:" in nxt.notices[0]  # the same duration words as the card
     again = guard.escalate("c1", DEPLOY, context=PROD, task_id="deploy")
     assert again.notices == []  # said once
 

@@ -61,6 +61,8 @@ def load(root: Path):
         ("policies/rules.yaml", lambda d: d["rules"].append(dict(d["rules"][0])),
          r"rules.yaml: rules: .*used twice"),
         ("policies/classifier.yaml", lambda d: d.update(method="magic"), r"classifier.yaml: method"),
+        ("policies/conversation.yaml", lambda d: d.update(same_issue_similarity_agreeing=0.9),
+         r"conversation.yaml: .*same_issue_similarity_agreeing \(0.9\) must not be above same_issue_similarity"),
         ("phrases/en/phrases.yaml", lambda d: d["phrases"].pop("scope"),
          r"phrases.yaml: phrases.scope: missing; matrix.yaml types.scope.triggers.exceeds_scope uses it"),
         ("phrases/en/phrases.yaml", lambda d: d["phrases"].update(scope="{% if %}"),

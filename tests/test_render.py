@@ -145,7 +145,7 @@ def test_published_schema_is_up_to_date():
     ("L1", 120, "2 min"), ("L2", 900, "15 min"), ("L3", 86400, "24 h"), ("L4", 0, "immediately"),
 ])
 def test_response_targets_follow_the_seed_without_an_operations_policy(severity, seconds, label):
-    target = response_target(Severity(severity), {})
+    target = response_target(Severity(severity))
     assert (target.seconds, target.label, target.source) == (seconds, label, "default")
 
 
@@ -154,9 +154,16 @@ def test_response_targets_come_from_the_operations_policy(data_copy, severity, l
     path = data_copy / "policies" / "operations.yaml"
     path.write_text(path.read_text().replace("    L2: 15m", "    L2: 10m"))
     edited = load_policy(data_copy / "policies", data_copy / "phrases", data_copy / "embeddings")
-    target = response_target(Severity(severity), edited.files)
+    target = response_target(Severity(severity), edited.operations)
     assert (target.label, target.source) == (label, "policy")
     assert card(result(severity=severity), edited).response_target == target
+
+
+def test_a_loaded_policy_derives_its_response_targets_once_and_the_card_reads_them(policy):
+    assert policy.response_targets is policy.response_targets
+    assert {s.value: t.label for s, t in policy.response_targets.items()} == {
+        "L1": "2 min", "L2": "15 min", "L3": "24 h", "L4": "immediately"}
+    assert card(result(severity="L2"), policy).response_target == policy.response_targets[Severity.L2]
 
 
 def test_proceed_result_renders_one_line_and_no_target(policy):

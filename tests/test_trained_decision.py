@@ -118,3 +118,16 @@ def test_fit_decision_never_raises_the_safety_threshold_above_an_even_chance():
     fitted = fit_decision(gold, predict)
     assert fitted.safety <= MAX_SAFETY_THRESHOLD
     assert fitted.report.safety_recall == 1.0
+
+
+def test_a_trained_model_is_evaluated_on_the_same_policy_with_only_its_classifier_settings_changed(policy, tmp_path):
+    from dataclasses import replace
+
+    from escalation_matrix.training import TrainResult, _with_model
+
+    result = TrainResult(folder=tmp_path, temperature=1.0, safety=0.4, margin=0.1, holdout=None, ece_before=0.0,
+                         ece_after=0.0, seconds=0.0)
+    changed = _with_model(policy, tmp_path / "model", result)
+    trained = changed.classifier.trained
+    assert (trained.folder, trained.safety, trained.margin) == (str(tmp_path / "model"), 0.4, 0.1)
+    assert replace(changed, classifier=policy.classifier) == policy  # nothing else moved

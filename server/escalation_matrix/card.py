@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .durations import duration_label
 from .models import Action, DecisionAssessment, EscalationType, Severity
+
+if TYPE_CHECKING:
+    from .ops_policy import OperationsFile
 
 CARD_VERSION = "1"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "card.schema.json"
@@ -137,34 +141,37 @@ class BatchCard(BaseModel):
     markdown: str = Field(description="The batch as markdown.")
 
 
-def duration_label(seconds: int) -> str:
-    """'immediately', '2 min', '15 min', '24 h', '45 s', '3 d': the largest unit that divides evenly."""
-    if seconds == 0:
-        return "immediately"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds < 2 * 86400):
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+def response_targets(operations: OperationsFile | None = None) -> dict[Severity, ResponseTarget]:
+    """The target of every severity: from ``policies/operations.yaml`` (a loaded policy's
+    ``operations``) when it sets one, else the default. A loaded policy derives them once, as
+    ``Policy.response_targets``; the card and the console read them from there."""
+    targets = {}
+    for severity in Severity:
+        seconds, source = _policy_seconds(severity, operations), "policy"
+        if seconds is None:
+            seconds, source = DEFAULT_RESPONSE_TARGETS[severity], "default"
+        targets[severity] = ResponseTarget(severity=severity, seconds=seconds, label=duration_label(seconds),
+                                           source=source)
+    return targets
 
 
-def response_target(severity: Severity | None, files: dict[str, Any] | None = None) -> ResponseTarget | None:
-    """The target for ``severity``: from ``policies/operations.yaml`` when it sets one, else the default."""
-    if severity is None:
-        return None
-    seconds, source = _policy_seconds(severity, (files or {}).get("operations")), "policy"
-    if seconds is None:
-        seconds, source = DEFAULT_RESPONSE_TARGETS[severity], "default"
-    return ResponseTarget(severity=severity, seconds=seconds, label=duration_label(seconds), source=source)
+@overload
+def response_target(severity: Severity, operations: OperationsFile | None = None) -> ResponseTarget: ...
+@overload
+def response_target(severity: None, operations: OperationsFile | None = None) -> None: ...
+def response_target(severity: Severity | None, operations: OperationsFile | None = None) -> ResponseTarget | None:
+    """The target for ``severity`` (none without one); see ``response_targets``."""
+    return response_targets(operations)[severity] if severity is not None else None
 
 
-def _policy_seconds(severity: Severity, operations: Any) -> int | None:
+def _policy_seconds(severity: Severity, operations: OperationsFile | None) -> int | None:
     """kpis.resolution[severity], else the longest fail-safe timer watching that severity."""
     if operations is None:
         return None
-    resolution = getattr(getattr(operations, "kpis", None), "resolution", None) or {}
+    resolution = operations.kpis.resolution
     if severity in resolution:
         return int(resolution[severity].total_seconds())
-    timers = [fs.after for _, fs in (getattr(operations, "failsafes", None) or []) if fs.severity is severity]
+    timers = [fs.after for fs in operations.failsafes.root.values() if fs.severity is severity]
     return int(max(timers).total_seconds()) if timers else None
 
 

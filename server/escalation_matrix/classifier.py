@@ -19,6 +19,7 @@ from .paths import cache_dir
 from .paths import default_dir
 from .policy import ClassifierFile, TrainedDecision
 from .rules import RuleEngine, escalating
+from .sameissue import expand_abbreviations
 from .trained import TrainedModel
 from .scoring import CentroidScorer, KnnScorer, LinearScorer, Scorer, confidence
 
@@ -188,17 +189,23 @@ class Classifier:
         """Classifications plus the requests' general-purpose sentence vectors, for callers that
         compare requests with each other (the conversation guard). The fine-tuned encoder is
         trained to tell types apart, not to tell two requests of one type apart, so those vectors
-        come from the base encoder; without a fine-tuned model they are the vectors classified."""
+        come from the base encoder; without a fine-tuned model they are the vectors classified,
+        re-encoded only for a request with an abbreviation to write out (``similarity_vectors``)."""
         results, vectors = self._classify(requests, contexts, offsets)
-        if self.model is None:
-            return results, vectors
-        return results, self.similarity_vectors([r.request for r in results])
+        if self.model is not None:
+            return results, self.similarity_vectors([r.request for r in results])
+        expanded = [i for i, r in enumerate(results) if expand_abbreviations(r.request) != r.request]
+        if expanded:
+            vectors = vectors.copy()
+            vectors[expanded] = self.similarity_vectors([results[i].request for i in expanded])
+        return results, vectors
 
     def similarity_vectors(self, texts: list[str]) -> np.ndarray:
-        """General-purpose sentence vectors (the base encoder) for comparing texts."""
+        """General-purpose sentence vectors (the base encoder) for comparing texts, common
+        abbreviations written out first ("prod DB" -> "production database")."""
         if not texts:
             return np.zeros((0, self.vectors.shape[1]), np.float32)
-        return self.base_embedder.encode(texts)
+        return self.base_embedder.encode([expand_abbreviations(t) for t in texts])
 
     @property
     def base_embedder(self) -> Embedder:

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from . import console_actors, console_batches, console_charts, console_preferences, console_views
 from .console_actions import perform
-from .card import duration_label, response_target
+from .durations import duration_label, measured_label, time_left
 from .errors import EscalationMatrixError, InputError
 from .http_security import Session, session_of
 from .models import Severity
@@ -68,8 +68,8 @@ class Entry:
     @property
     def time_left(self) -> str:
         if self.seconds_left >= 0:
-            return f"{_span(self.seconds_left)} left"
-        return f"overdue by {_span(-self.seconds_left)}"
+            return f"{time_left(self.seconds_left)} left"
+        return f"overdue by {time_left(-self.seconds_left)}"
 
 
 @dataclass(frozen=True)
@@ -79,32 +79,23 @@ class Group:
     entries: list[Entry]
 
 
-def _span(seconds: int) -> str:
-    """'2 d 3 h', '4 h 10 min', '12 min', 'under a minute'."""
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    parts = [f"{v} {u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "min")) if v]
-    return " ".join(parts[:2]) or "under a minute"
-
-
 def deadline(record: dict[str, Any], ops: Operations) -> tuple[datetime, str]:
     """When a response is due, and the target it comes from: an agent escalation's severity route,
     a record's routing level (``due_at``), else the severity's response target as the card shows it."""
     if record.get("due_at") and record.get("source") == "agent":  # routed by severity (operations.yaml routing)
         start = parse_iso(record.get("severity_at") or record["created_at"])
         due = parse_iso(record["due_at"])
-        return due, f"{record['severity']} target {duration_label(int((due - start).total_seconds()))}"
+        return due, f"{record['severity']} target {duration_label(due - start)}"
     if record.get("due_at"):
         level = ops.ops.levels.get(record["level"])
         name = f"level {record['level']} ({level.name}) target" if level else f"level {record['level']} target"
         created = parse_iso(record["created_at"])
         due = parse_iso(record["due_at"])
-        return due, f"{name} {duration_label(int((due - created).total_seconds()))}"
+        return due, f"{name} {duration_label(due - created)}"
     severity = Severity(record["severity"])
-    target = response_target(severity, ops.policy.files)
+    target = ops.policy.response_targets[severity]
     start = parse_iso(record.get("severity_at") or record["created_at"])
-    return start + timedelta(seconds=target.seconds), f"{severity.value} target {target.label}"  # type: ignore[union-attr]
+    return start + timedelta(seconds=target.seconds), f"{severity.value} target {target.label}"
 
 
 def group_entries(entries: list[Entry]) -> list[Group]:
@@ -244,13 +235,13 @@ class Console:
         return _html(TEMPLATES.get_template("escalation.html.j2").render(
             r=record, card=card, prefix=PREFIX, now=now, due=due, target=target,
             seconds_left=int((due - now).total_seconds()), is_open=record["status"] in console_views.OPEN_STATUSES,
-            span=_span))
+            span=time_left))
 
     async def dashboard(self, request: Request) -> Response:
         """Escalation rate against the target and response times by level, as SVG charts."""
         from datetime import date
 
-        from .ops.reports import PERIODS, build_report, seconds_label
+        from .ops.reports import PERIODS, build_report
 
         period = request.query_params.get("period") or "weekly"
         problems = []
@@ -266,7 +257,7 @@ class Console:
         report = await run_in_threadpool(build_report, self.ops.store, self.ops.policy, period, day)
         return _html(TEMPLATES.get_template("dashboard.html.j2").render(
             report=report, prefix=PREFIX, now=self.ops.store.clock(), period=period, periods=PERIODS,
-            problems=problems, counts=console_views.counts_by_status(self.ops), duration=seconds_label,
+            problems=problems, counts=console_views.counts_by_status(self.ops), duration=measured_label,
             rate_chart=console_charts.rate_chart(report),
             rate_bars=console_charts.target_bars(console_charts.rate_rows(report), "Rate per severity against target"),
             response_bars=console_charts.target_bars(console_charts.response_rows(report),

@@ -17,8 +17,7 @@ from .errors import EscalationMatrixError, InputError
 from .http_security import session_of
 from .ops.oversight import Oversight
 from .ops.oversight_chain import reinstate, suspend
-from .oversight_policy import oversight_policy
-from .ops_policy import format_duration, parse_duration
+from .durations import duration_label, parse_duration
 
 if TYPE_CHECKING:
     from .console import Console
@@ -72,10 +71,10 @@ class ActorPages:
         if session is None:
             return HTMLResponse(_EXPIRED, status_code=403)
         rows = await run_in_threadpool(self.oversight.actors)
-        rules = oversight_policy(self.console.ops.policy)
+        rules = self.console.ops.policy.oversight
         flash = _take_flash(session)  # kept in the server-side session, never a cookie
         return _html(TEMPLATES.get_template("actors.html.j2").render(
-            actors=rows, rules=rules, span=format_duration, csrf=session.csrf, operator=session.operator,
+            actors=rows, rules=rules, span=duration_label, csrf=session.csrf, operator=session.operator,
             flash=flash, prefix=PREFIX, now=self.console.ops.store.clock()))
 
     async def actor(self, request: Request) -> Response:

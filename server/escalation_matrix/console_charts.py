@@ -7,7 +7,8 @@ import math
 
 from markupsafe import Markup, escape
 
-from .ops.reports import Report, seconds_label
+from .durations import duration_label, measured_label
+from .ops.reports import Report
 
 INK, MUTED, LINE, BAD, OK = "#1d2330", "#5b6475", "#d9dde5", "#a4161a", "#17683a"
 SERIES = {"total": "#2b3a55", "L1": "#2f6f9f", "L2": "#a87b00", "L3": "#b4451f", "L4": "#7b1f3a"}
@@ -118,8 +119,8 @@ def response_rows(report: Report) -> list[tuple[str, float | None, float | None,
         if line.median_seconds is None:
             label = "no answered escalation in the period"
         else:
-            label = (f"median {seconds_label(line.median_seconds)}"
-                     + (f" / target {seconds_label(line.target_seconds)}" if line.target_seconds else "")
+            label = (f"median {measured_label(line.median_seconds)}"
+                     + (f" / target {duration_label(line.target_seconds)}" if line.target_seconds else "")
                      + f" ({line.resolved})")
         rows.append((name, line.median_seconds, line.target_seconds, label))
     return rows

@@ -29,6 +29,7 @@ from .loader import Policy
 from .messages import escalation_text
 from .models import (Action, Classification, DecisionAssessment, EscalationResult, EscalationType, RuleMatch, Severity,
                      StructuredAnswer)
+from .ops_policy import Route
 from .store import OPEN_STATUSES, Store, iso
 
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
@@ -74,17 +75,13 @@ class ConversationGuard:
         self.classifier = classifier
         self.store = store
         self.settings = policy.conversation
-        from .ops_policy import operations_policy
-
-        store.redactor = operations_policy(policy).redaction.redactor()
+        store.redactor = policy.operations.redaction.redactor()
         self.policy_status: dict[str, Any] = {"ok": True, "problems": [], "reloads": 0}
 
     def swap(self, policy: Policy, classifier: Classifier) -> None:
         """Serve ``policy`` from now on (hot reload); calls already running finish on the old one."""
-        from .ops_policy import operations_policy
-
         self.policy, self.classifier, self.settings = policy, classifier, policy.conversation
-        self.store.redactor = operations_policy(policy).redaction.redactor()
+        self.store.redactor = policy.operations.redaction.redactor()
 
     # --- languages ---
     def speaking(self, locale: str | None) -> Policy:
@@ -363,7 +360,9 @@ class ConversationGuard:
             steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
                 ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
                 ("refused", lambda: self._paused(conn, ask)), ("reasked", lambda: self._reasked(conn, ask)),
-                ("proceed", lambda: self._proceed(ask)), ("repeated", lambda: self._repeated(conn, ask)),
+                # an open escalation of the same issue is returned again even when this wording classifies
+                # as nothing to escalate: the rewording does not make the first one's question go away
+                ("repeated", lambda: self._repeated(conn, ask)), ("proceed", lambda: self._proceed(ask)),
                 ("auto_answered", lambda: self._preferred(conn, ask)), ("created", lambda: self._create(conn, ask, task)))
             for outcome, step in steps:  # noqa: B007 - the outcome of the step that answered is recorded below
                 found = step()
@@ -474,7 +473,8 @@ class ConversationGuard:
             f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND task_id = ? "
             f"AND type != 'pattern' AND status IN ({marks}) AND question_vector IS NOT NULL",
             (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchall()
-        return most_similar(rows, ask.issue(), self.settings.same_issue_similarity)
+        return most_similar(rows, ask.issue(), self.settings.same_issue_similarity,
+                            self.settings.same_issue_similarity_agreeing)
 
     def _repeated(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
         best = self._open_match(conn, ask)
@@ -533,11 +533,9 @@ class ConversationGuard:
         return out.from_record(record, Action.handoff, out.HANDOFF.format(id=esc_id),
                                confidence=ask.classification.confidence)
 
-    def _route(self, severity: Severity) -> Any:
+    def _route(self, severity: Severity) -> Route:
         """The policy's route for an agent escalation of ``severity`` (level, assignee, channels, due)."""
-        from .ops_policy import operations_policy
-
-        return operations_policy(self.policy).routing[severity]
+        return self.policy.operations.routing[severity]
 
     def _insert(self, conn: sqlite3.Connection, ask: Ask, etype: EscalationType, trigger: str,
                 severity: Severity, details: str | None, notify: bool = True) -> str:
@@ -565,9 +563,8 @@ class ConversationGuard:
         if not notify:
             return esc_id
         from .ops import notify as notifying
-        from .ops_policy import operations_policy
 
-        notifying.enqueue(self.store, conn, operations_policy(self.policy), route.notify, "created",
+        notifying.enqueue(self.store, conn, self.policy.operations, route.notify, "created",
                        self.store.escalation(esc_id, conn), text.issue, route.assignee)
         return esc_id
 

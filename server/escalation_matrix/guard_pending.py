@@ -4,18 +4,21 @@ result (``notices``), and the ``escalation://pending/{conversation_id}`` listing
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import guard_results as out
 from .errors import NotFoundError
-from .ops_policy import format_duration, operations_policy
+from .durations import duration_label
 from .store import OPEN_STATUSES, Store
 
+if TYPE_CHECKING:
+    from .loader import Policy
 
-def notices(store: Store, conn: sqlite3.Connection, policy: Any, conversation_id: str) -> list[str]:
+
+def notices(store: Store, conn: sqlite3.Connection, policy: Policy, conversation_id: str) -> list[str]:
     """What the fail-safe stages did to this conversation's open escalations since the agent's
     last call (a reminder, a task now awaiting guidance or blocked), each told once."""
-    stages = operations_policy(policy).failsafes.root
+    stages = policy.operations.failsafes.root
     marks = ", ".join("?" * len(OPEN_STATUSES))
     rows = conn.execute(
         f"SELECT f.escalation_id, f.stage, e.task_id FROM failsafe_events f JOIN escalations e "
@@ -27,7 +30,7 @@ def notices(store: Store, conn: sqlite3.Connection, policy: Any, conversation_id
         if rule is None:
             continue
         if rule.action == "remind":
-            told.append(out.NOTICE_REMINDER.format(id=row["escalation_id"], age=format_duration(rule.after)))
+            told.append(out.NOTICE_REMINDER.format(id=row["escalation_id"], age=duration_label(rule.after)))
         elif rule.action == "raise" and rule.awaiting_guidance:
             told.append(out.NOTICE_GUIDANCE.format(id=row["escalation_id"], task=row["task_id"]))
         elif rule.action == "block":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 try:
     from langchain_core.tools import BaseTool, StructuredTool, ToolException
@@ -28,6 +28,9 @@ from .errors import EscalationMatrixError
 from .models import EscalationResult
 from .protocol import PROTOCOL_PROMPT
 from .toolspec import TOOLS, argument
+
+if TYPE_CHECKING:
+    from .loader import Policy
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +165,7 @@ def make_tools(guard: Any, *, conversation_id: str | None = None) -> list[BaseTo
     return tools
 
 
-def escalation_tools(db: str | Path | None = None, policy: Any = None, *, conversation_id: str | None = None,
+def escalation_tools(db: str | Path | None = None, policy: Policy | None = None, *, conversation_id: str | None = None,
                      embedder: Any = None, locale: str | None = None) -> list[BaseTool]:
     """The tools over ``open_guard(policy, db, embedder=embedder)``: the same guard, encoder cache and
     warm-up as the MCP server, on the SQLite file ``db`` (default: ESCALATION_MATRIX_DB or the

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .decisions_policy import DecisionsFile
 from .errors import InputError, PolicyError
 from .exemplars import Exemplar, load_exemplars
-from .models import EscalationType
+from .models import EscalationType, Severity
 from .paths import DataPaths
 from .phrases import UI_TEXTS, PhraseBook
-from .policy import ClassifierFile, ConversationFile, MatrixFile, RulesFile, load_policy_files
-from .strict import Strict
+from .policy import MatrixFile, PolicyFiles, load_policy_files
+
+if TYPE_CHECKING:
+    from .card import ResponseTarget
 
 
-@dataclass(frozen=True)
-class Policy:
-    """Everything a policy author edits, validated."""
+@dataclass(frozen=True, kw_only=True)
+class Policy(PolicyFiles):
+    """Everything a policy author edits, validated: the policy files (``matrix``, ``rules``,
+    ``classifier``, ``conversation``, ``operations``, ``oversight``, ``decisions``; ``matrix`` in
+    this policy's locale), the phrase book, the exemplars and where they were read from."""
 
     paths: DataPaths
-    files: dict[str, Strict]
     phrases: PhraseBook
     exemplars: list[Exemplar]
     books: dict[str, PhraseBook] = field(default_factory=dict)  # every locale under phrases/, by code
@@ -38,6 +42,13 @@ class Policy:
     def locales(self) -> list[str]:
         return sorted(self.books or {self.locale: self.phrases})
 
+    @cached_property
+    def response_targets(self) -> dict[Severity, ResponseTarget]:
+        """The response-time target of each severity, derived from ``operations`` once."""
+        from .card import response_targets
+
+        return response_targets(self.operations)
+
     def in_locale(self, locale: str | None) -> Policy:
         """This policy speaking ``locale``: its phrase book, and matrix.yaml's labels, reasons and
         defaults in that language. ``None`` or the policy's own locale returns the policy itself."""
@@ -47,31 +58,10 @@ class Policy:
             if locale not in self.books:
                 raise InputError(f"locale {locale!r} is not available; use one of {', '.join(self.locales)}")
             book = self.books[locale]
-            source = self.source_matrix or self.files["matrix"]
-            files = dict(self.files, matrix=translated_matrix(source, book))  # type: ignore[arg-type]
-            self._localized[locale] = replace(self, files=files, phrases=book, source_matrix=source,  # type: ignore[arg-type]
-                                              _localized={})
+            source = self.source_matrix or self.matrix
+            self._localized[locale] = replace(self, matrix=translated_matrix(source, book), phrases=book,
+                                              source_matrix=source, _localized={})
         return self._localized[locale]
-
-    @property
-    def matrix(self) -> MatrixFile:
-        return self.files["matrix"]  # type: ignore[return-value]
-
-    @property
-    def rules(self) -> RulesFile:
-        return self.files["rules"]  # type: ignore[return-value]
-
-    @property
-    def classifier(self) -> ClassifierFile:
-        return self.files["classifier"]  # type: ignore[return-value]
-
-    @property
-    def conversation(self) -> ConversationFile:
-        return self.files["conversation"]  # type: ignore[return-value]
-
-    @property
-    def decisions(self) -> DecisionsFile:
-        return self.files["decisions"]  # type: ignore[return-value]
 
 
 LOCALE_ENV = "ESCALATION_MATRIX_LOCALE"
@@ -92,12 +82,12 @@ def load_policy(
     paths = DataPaths.resolve(policies, phrases, embeddings)
     override = locale or os.environ.get(LOCALE_ENV) or None
     problems: list[tuple[str, str, str]] = []
-    files: dict[str, Strict] = {}
+    files: PolicyFiles | None = None
     try:
         files = load_policy_files(paths.policies)
     except PolicyError as exc:
         problems.extend(exc.problems)
-    locale = override or (files["classifier"].locale if "classifier" in files else "en")  # type: ignore[attr-defined]
+    locale = override or (files.classifier.locale if files else "en")
     books: dict[str, PhraseBook] = {}
     codes = sorted({p.parent.name for p in paths.phrases.glob("*/phrases.yaml")} | {locale})
     for code in codes:
@@ -111,8 +101,8 @@ def load_policy(
                                     f"available: {available} (copy phrases/en/ to add one)")
             problems.extend(found.problems)
     exemplars: list[Exemplar] = []
-    if "matrix" in files:
-        matrix: MatrixFile = files["matrix"]  # type: ignore[assignment]
+    if files is not None:
+        matrix = files.matrix
         try:
             exemplars = load_exemplars(paths.embeddings, matrix)
         except PolicyError as exc:
@@ -124,12 +114,13 @@ def load_policy(
                 problems.extend(missing)
                 continue
             problems.extend(_render_samples(translated_matrix(matrix, book), book))
-    if problems:
+    if problems or files is None:
         raise PolicyError.collect(problems)
-    source = files["matrix"]
-    files = dict(files, matrix=translated_matrix(source, books[locale]))  # type: ignore[arg-type]
-    return Policy(paths=paths, files=files, phrases=books[locale], exemplars=exemplars, books=books,
-                  locale_override=override, source_matrix=source)  # type: ignore[arg-type]
+    return Policy(matrix=translated_matrix(files.matrix, books[locale]), rules=files.rules,
+                  classifier=files.classifier, conversation=files.conversation, operations=files.operations,
+                  oversight=files.oversight, decisions=files.decisions,
+                  paths=paths, phrases=books[locale], exemplars=exemplars, books=books,
+                  locale_override=override, source_matrix=files.matrix)
 
 
 def translated_matrix(matrix: MatrixFile, book: PhraseBook) -> MatrixFile:
@@ -214,10 +205,19 @@ def _locale_differences(books: dict[str, PhraseBook]) -> list[tuple[str, str, st
 
 # A complete sample and a bare one: a template that uses a variable only inside {% if %} is
 # rendered both ways, so a misspelt name cannot hide in a branch the check did not take.
+@dataclass(frozen=True)
+class _Sample:
+    request: str
+    question: str | None = None
+    options: list[str] | None = None
+    missing: str | None = None
+    details: str | None = None
+
+
 SAMPLES = (
-    {"request": "Write the launch post for the new product", "question": "Which audience is it for?",
-     "options": ["Customers", "Partners"], "missing": "the target audience", "details": "Launch is on Monday."},
-    {"request": "Write the launch post", "question": None, "options": None, "missing": None, "details": None},
+    _Sample(request="Write the launch post for the new product", question="Which audience is it for?",
+            options=["Customers", "Partners"], missing="the target audience", details="Launch is on Monday."),
+    _Sample(request="Write the launch post"),
 )
 
 
@@ -233,9 +233,9 @@ def _render_samples(matrix: MatrixFile, book: PhraseBook) -> list[tuple[str, str
                 continue
             for sample in SAMPLES:
                 try:
-                    text = escalation_text(matrix, book, etype, name, trigger.severity, sample["request"],  # type: ignore[arg-type]
-                                           question=sample["question"], options=sample["options"],  # type: ignore[arg-type]
-                                           missing=sample["missing"], details=sample["details"])  # type: ignore[arg-type]
+                    text = escalation_text(matrix, book, etype, name, trigger.severity, sample.request,
+                                           question=sample.question, options=sample.options,
+                                           missing=sample.missing, details=sample.details)
                     book.message("md", **text.variables())  # as the tools store it with the record
                     for fmt in book.formats:  # as render/card/console show it, with the record's id
                         book.message(fmt, **text.variables(), escalation_id="ESC-2026-001", action="escalate")

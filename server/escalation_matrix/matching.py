@@ -63,21 +63,22 @@ def stored_issue(row: sqlite3.Row) -> Issue:
     return Issue(row["request"] or "", request_vector, asked, issue_vector if asked else None)
 
 
-def same_issue_as(new: Issue, old: Issue, threshold: float) -> bool:
+def same_issue_as(new: Issue, old: Issue, threshold: float, agreeing: float | None = None) -> bool:
     """When both calls carry the agent's question, the questions decide (one request may raise
     several issues); otherwise the requests do, so a question asked about a request that was
     escalated and answered without one is that same issue, whatever its wording."""
     if new.question and old.question and new.question_vector is not None and old.question_vector is not None:
-        return same_issue(new.question, new.question_vector, old.question, old.question_vector, threshold)
-    return same_issue(new.request, new.request_vector, old.request, old.request_vector, threshold)
+        return same_issue(new.question, new.question_vector, old.question, old.question_vector, threshold, agreeing)
+    return same_issue(new.request, new.request_vector, old.request, old.request_vector, threshold, agreeing)
 
 
-def most_similar(rows: list[sqlite3.Row], issue: Issue, threshold: float) -> str | None:
-    """The id of the stored escalation that is the same issue, the closest when several are."""
+def most_similar(rows: list[sqlite3.Row], issue: Issue, threshold: float, agreeing: float | None = None) -> str | None:
+    """The id of the stored escalation that is the same issue, the closest when several are
+    (``agreeing``: the lower cosine for sentences that agree on values and action, see ``same_issue``)."""
     best, best_sim = None, -1.0
     for row in rows:
         old = stored_issue(row)
-        if not same_issue_as(issue, old, threshold):
+        if not same_issue_as(issue, old, threshold, agreeing):
             continue
         both_asked = issue.question_vector is not None and old.question_vector is not None
         sim = float((issue.question_vector @ old.question_vector) if both_asked  # type: ignore[operator]

@@ -11,21 +11,20 @@ import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable, Literal, TypeVar
+from typing import Annotated, Any, Callable, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
-from starlette.applications import Starlette
-from starlette.types import ASGIApp
 
 from . import guard_results as out
 from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, check_owner, check_reference, claim_conversation
 from .errors import EscalationMatrixError, NotFoundError
 from .factory import open_guard
 from .guard import ConversationGuard
-from .http_security import HttpSecurity, Sessions, TokenTable
+from .http_app import build_http_app  # noqa: F401 - where callers have always imported it from
+from .http_security import HttpSecurity
 from .loader import Policy
 from .mcp_ops import register_operations
 from .models import Action, EscalationResult
@@ -259,19 +258,6 @@ def claim(guard: ConversationGuard, ctx: Context, conversation_id: Any) -> None:
     conversation_id = out.identifier(conversation_id, "conversation_id")
     with guard.store.transaction() as conn:
         claim_conversation(conn, conversation_id, principal(ctx), guard.store.now())
-
-
-def build_http_app(server: MCPServer, token: str | None = None, extra_routes: Iterable[Any] = (),
-                   host: str = "127.0.0.1", path: str = "/mcp", *, tokens: TokenTable | None = None,
-                   allowed_hosts: Iterable[str] = (), sessions: Sessions | None = None) -> ASGIApp:
-    """Streamable HTTP at ``path`` plus ``extra_routes`` (Starlette routes, e.g. a console at /console),
-    behind ``HttpSecurity``: Host and Origin checks on every route, and the principal of ``token``
-    (the shared operator token) or of ``tokens`` on every request when any token is configured."""
-    app: Starlette = server.streamable_http_app(streamable_http_path=path, host=host)
-    app.router.routes.extend(extra_routes)
-    table = tokens if tokens is not None else TokenTable.load(token)
-    hosts = [h for h in (host, *allowed_hosts) if h not in ("0.0.0.0", "::", "")]
-    return HttpSecurity(app, table, hosts=hosts, sessions=sessions)
 
 
 BearerAuth = HttpSecurity  # the name this middleware had when it checked one token only

@@ -4,38 +4,17 @@ pipeline limits and notification channels. Durations are written like "5m", "24h
 from __future__ import annotations
 
 import os
-import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, RootModel, model_validator
 
+from .durations import format_duration, parse_duration
 from .models import Severity
 from .strict import Strict
 
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-
-
-def parse_duration(value: Any) -> timedelta:
-    """'90s', '5m', '24h', '2d', '1w' (or a number of seconds) -> timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration; write a number and a unit, e.g. 30s, 5m, 24h, 2d, 1w")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
-
-
-def format_duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
+if TYPE_CHECKING:
+    from .policy import PolicyFiles
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
 FailSafeAction = Literal["remind", "raise", "block", "lock", "reassign", "notify"]
@@ -279,9 +258,6 @@ class OperationsFile(Strict):
         return self.levels[number]
 
 
-def operations_policy(policy: Any) -> OperationsFile:
-    """The operations part of a loaded Policy, or the policy itself when already one."""
-    if isinstance(policy, OperationsFile):
-        return policy
-    found = policy.files.get("operations")
-    return found if isinstance(found, OperationsFile) else OperationsFile()
+def operations_policy(policy: PolicyFiles | OperationsFile) -> OperationsFile:
+    """The operations part of a loaded Policy (``policy.operations``), or the file itself."""
+    return policy if isinstance(policy, OperationsFile) else policy.operations

@@ -7,13 +7,16 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
 from .models import EscalationType, Severity
 from .strict import Strict
 from .ops_policy import Duration, OperationsFile
+
+if TYPE_CHECKING:
+    from .policy import PolicyFiles
 
 SPECIAL_SUSPEND = ("ticket", "never")
 
@@ -116,13 +119,9 @@ class OversightFile(Strict):
         return next((r for r in self.rules if r.name == name), None)
 
 
-def oversight_policy(policy: Any) -> OversightFile:
-    """The oversight part of a loaded Policy (the defaults when it has none)."""
-    if isinstance(policy, OversightFile):
-        return policy
-    files = getattr(policy, "files", None) or {}
-    found = files.get("oversight")
-    return found if isinstance(found, OversightFile) else OversightFile()
+def oversight_policy(policy: PolicyFiles | OversightFile) -> OversightFile:
+    """The oversight part of a loaded Policy (``policy.oversight``), or the file itself."""
+    return policy if isinstance(policy, OversightFile) else policy.oversight
 
 
 def check_with_operations(folder: Path, oversight: OversightFile, ops: OperationsFile) -> list[tuple[str, str, str]]:

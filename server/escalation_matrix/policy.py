@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -204,6 +204,10 @@ class ConversationFile(Strict):
                                     description="Cosine at which a call is the same issue as an answered one.")
     same_issue_similarity: float = Field(default=0.8, gt=0, le=1,
                                          description="Cosine at which a call is the same issue as an open one.")
+    same_issue_similarity_agreeing: float = Field(
+        default=0.7, gt=0, le=1,
+        description="Lower cosine at which a call is the same issue as an open one of its task when both name the "
+                    "same specific value (number, name, environment...) and the same kind of action.")
     max_request_chars: int = Field(default=8000, ge=100, description="Longest request accepted.")
     max_question_chars: int = Field(default=2000, ge=20, description="Longest question accepted.")
     max_options: int = Field(default=10, ge=1, description="Most options an escalation may carry.")
@@ -211,6 +215,14 @@ class ConversationFile(Strict):
         default_factory=lambda: dict(CONTEXT_FIELDS),
         description="Structured context fields agents may pass, with what each means; a rule condition on any "
                     "other field is an error.")
+
+    @model_validator(mode="after")
+    def _agreeing_is_the_lower(self) -> "ConversationFile":
+        if self.same_issue_similarity_agreeing > self.same_issue_similarity:
+            raise ValueError(f"same_issue_similarity_agreeing ({self.same_issue_similarity_agreeing}) must not be "
+                             f"above same_issue_similarity ({self.same_issue_similarity}): it is the lower cosine "
+                             "for calls that agree on values and action; set it equal to turn it off")
+        return self
 
 
 POLICY_FILES: dict[str, type[Strict]] = {
@@ -223,9 +235,24 @@ POLICY_FILES: dict[str, type[Strict]] = {
     "decisions": DecisionsFile,
 }
 REQUIRED = ("matrix",)
+S = TypeVar("S", bound=Strict)
 
 
-def load_policy_files(folder: Path) -> dict[str, Strict]:
+@dataclass(frozen=True, kw_only=True)
+class PolicyFiles:
+    """The policy files of one folder, validated and cross-checked; an optional file that is not
+    there holds its documented defaults."""
+
+    matrix: MatrixFile
+    rules: RulesFile
+    classifier: ClassifierFile
+    conversation: ConversationFile
+    operations: OperationsFile
+    oversight: OversightFile
+    decisions: DecisionsFile
+
+
+def load_policy_files(folder: Path) -> PolicyFiles:
     """Load every known policy file in ``folder``; unknown YAML files are an error."""
     if not folder.is_dir():
         raise PolicyError(str(folder), "", "policy folder not found; pass an existing folder")
@@ -246,20 +273,25 @@ def load_policy_files(folder: Path) -> dict[str, Strict]:
             problems.append((str(folder / f"{name}.yaml"), "", "required file is missing; add it"))
     if problems:
         raise PolicyError.collect(problems)
-    for name, model in POLICY_FILES.items():
-        if name not in loaded:  # optional files fall back to their documented defaults
-            loaded[name] = model()
-    if problems:
-        raise PolicyError.collect(problems)
-    _check_rules(folder, loaded["matrix"], loaded["rules"], loaded["conversation"])  # type: ignore[arg-type]
-    crossed = check_with_operations(folder, loaded["oversight"], loaded["operations"])  # type: ignore[arg-type]
-    matrix: MatrixFile = loaded["matrix"]  # type: ignore[assignment]
-    conversation: ConversationFile = loaded["conversation"]  # type: ignore[assignment]
-    crossed += check_decisions(folder, loaded["decisions"], conversation.context_fields,  # type: ignore[arg-type]
-                               {t: list(m.triggers) for t, m in matrix.types.items()})
+    files = PolicyFiles(
+        matrix=_loaded(loaded, "matrix", MatrixFile), rules=_loaded(loaded, "rules", RulesFile),
+        classifier=_loaded(loaded, "classifier", ClassifierFile),
+        conversation=_loaded(loaded, "conversation", ConversationFile),
+        operations=_loaded(loaded, "operations", OperationsFile), oversight=_loaded(loaded, "oversight", OversightFile),
+        decisions=_loaded(loaded, "decisions", DecisionsFile))
+    _check_rules(folder, files.matrix, files.rules, files.conversation)
+    crossed = check_with_operations(folder, files.oversight, files.operations)
+    crossed += check_decisions(folder, files.decisions, files.conversation.context_fields,
+                               {t: list(m.triggers) for t, m in files.matrix.types.items()})
     if crossed:
         raise PolicyError.collect(crossed)
-    return loaded
+    return files
+
+
+def _loaded(loaded: dict[str, Strict], name: str, model: type[S]) -> S:
+    """The file ``name`` as loaded, or its documented defaults when the folder has none."""
+    found = loaded.get(name)
+    return found if isinstance(found, model) else model()
 
 
 def _check_rules(folder: Path, matrix: MatrixFile, rules: RulesFile, conversation: ConversationFile) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .loader import Policy
+from .messages import phrase_variables
 
 SERVER_INSTRUCTIONS = (
     "Call check_scope before acting on a request you may not be allowed or able to do; call clarify when "
@@ -73,9 +74,7 @@ def matrix_document(policy: Policy) -> dict[str, Any]:
         for name, trig in mtype.triggers.items():
             phrase = None
             if trig.phrase:
-                phrase = phrases.phrase(trig.phrase, request="", type=etype.value, type_label=mtype.label,
-                                        trigger=name, severity=trig.severity.value if trig.severity else "",
-                                        missing="", question="", options=[])
+                phrase = phrases.phrase(trig.phrase, **phrase_variables(etype, mtype.label, name, trig.severity))
             triggers[name] = {"severity": trig.severity.value if trig.severity else None, "reason": trig.reason,
                               "phrase": phrase, "default": trig.default}
         types[etype.value] = {"label": mtype.label, "triggers": triggers, "options": phrases.default_options(etype)}

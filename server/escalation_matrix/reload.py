@@ -14,10 +14,14 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import PolicyError
 from .store import Store
+
+if TYPE_CHECKING:
+    from .guard import ConversationGuard
+    from .loader import Policy
 
 log = logging.getLogger("escalation_matrix.reload")
 COUNTER = "policy-reload"
@@ -49,7 +53,8 @@ def _requests(store: Store) -> int:
 class Reloader:
     """Reloads ``guard``'s policy and classifier; ``on_reload`` callbacks get the new policy."""
 
-    def __init__(self, guard: Any, interval: float = 2.0, on_reload: list[Callable[[Any], None]] | None = None):
+    def __init__(self, guard: ConversationGuard, interval: float = 2.0,
+                 on_reload: list[Callable[[Policy], None]] | None = None):
         self.guard = guard
         self.interval = interval
         self.on_reload = list(on_reload or [])
@@ -65,7 +70,7 @@ class Reloader:
         guard.policy_status = self._status(ok=True, loaded_at=guard.store.now(), reloads=0)
 
     def _status(self, **fields: Any) -> dict[str, Any]:
-        previous = dict(getattr(self.guard, "policy_status", None) or {})
+        previous = dict(self.guard.policy_status or {})
         previous.update(policies=str(self.folders[0]), phrases=str(self.folders[1]), embeddings=str(self.folders[2]))
         previous.setdefault("problems", [])
         previous.update(fields)
@@ -143,7 +148,8 @@ class Reloader:
                 log.exception("policy watcher failed; retrying in %.0f s", self.interval)
 
 
-def start_reloader(guard: Any, interval: float = 2.0, on_reload: list[Callable[[Any], None]] | None = None) -> Reloader:
+def start_reloader(guard: ConversationGuard, interval: float = 2.0,
+                   on_reload: list[Callable[[Policy], None]] | None = None) -> Reloader:
     reloader = Reloader(guard, interval, on_reload).start()
     reloader.install_sighup()
     return reloader

@@ -12,9 +12,10 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .card import Choice, EscalationCard, response_target
+from .card import Choice, EscalationCard
 from .errors import InputError, NotFoundError
 from .loader import Policy, load_policy
+from .messages import message_variables, phrase_variables
 from .models import Action, Classification, DecisionAssessment, EscalationResult, EscalationType, Severity
 
 FORMATS = ("md", "txt", "html", "json")
@@ -53,13 +54,10 @@ class EscalationView:
 
     def variables(self) -> dict[str, Any]:
         """Template variables: those of ``messages.EscalationText`` plus the record's."""
-        return {
-            "type": self.type.value, "type_label": self.type_label, "trigger": self.trigger,
-            "severity": self.severity.value if self.severity else "", "request": self.request or "",
-            "phrase": self.phrase or "", "issue": self.issue or "", "context": self.context or "",
-            "question": self.question or self.phrase or "", "options": list(self.options),
-            "escalation_id": self.escalation_id or "", "action": self.action.value,
-        }
+        return {**message_variables(self.type, self.type_label, self.trigger, self.severity, request=self.request or "",
+                                    phrase=self.phrase or "", issue=self.issue or "", context=self.context or "",
+                                    question=self.question or self.phrase or "", options=self.options),
+                "escalation_id": self.escalation_id or "", "action": self.action.value}
 
 
 @functools.lru_cache(maxsize=1)
@@ -153,9 +151,8 @@ def _complete(fields: dict[str, Any], policy: Policy) -> EscalationView:
     spec = mtype.triggers.get(fields["trigger"]) if mtype else None
     label = mtype.label if mtype else etype.value.title()
     request, details = fields.pop("request", None), fields.pop("details", None)
-    base = {"request": request or "", "type": etype.value, "type_label": label, "trigger": fields["trigger"],
-            "severity": fields["severity"].value if fields.get("severity") else "", "missing": "",
-            "question": fields.get("question") or "", "options": fields.get("options") or []}
+    base = phrase_variables(etype, label, fields["trigger"], fields.get("severity"), request or "",
+                            question=fields.get("question"), options=fields.get("options"))
     if not fields.get("phrase") and spec and spec.phrase:
         fields["phrase"] = policy.phrases.phrase(spec.phrase, **base)
     context = details or (policy.phrases.context_line(**base) if request else None)
@@ -205,7 +202,7 @@ def card_from_view(v: EscalationView, policy: Policy | None = None) -> Escalatio
         title=title(v, policy), phrase=v.phrase, issue=v.issue, context=v.context,
         question=(v.question or v.phrase) if v.escalates else v.question, choices=choices,
         escalation_id=v.escalation_id, ref=v.ref, status=v.status, repeated=v.repeated,
-        response_target=response_target(v.severity, policy.files) if v.escalates else None,
+        response_target=policy.response_targets[v.severity] if v.escalates and v.severity else None,
         answer=v.answer, default=v.default, instruction=v.instruction, conversation_id=v.conversation_id,
         task_id=v.task_id, text=render_view(v, "txt", policy), markdown=render_view(v, "md", policy),
         decision=v.decision,

@@ -167,8 +167,7 @@ def _with_model(policy: Policy, folder: Path, result: TrainResult) -> Policy:
     classifier = policy.classifier
     decision = classifier.trained.model_copy(update={"folder": str(folder), "safety": result.safety,
                                                      "margin": result.margin})
-    files = {**policy.files, "classifier": classifier.model_copy(update={"trained": decision})}
-    return replace(policy, files=files)
+    return replace(policy, classifier=classifier.model_copy(update={"trained": decision}))
 
 
 def write_decision(path: Path, safety: float, margin: float) -> None:

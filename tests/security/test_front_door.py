@@ -168,9 +168,9 @@ def test_a_console_field_over_the_cap_is_refused_with_what_to_fix(serve):
     assert "the note field has 8,001 characters; the limit is 8,000" in response.text
     huge = client.post(f"/console/escalations/{esc_id}/note", data={"csrf": page_csrf(client), "note": "x" * 200_000})
     assert huge.status_code == 413
-    assert Store(served.db).db["notes"].count == 0 and served.proc.poll() is None
+    assert Store(served.db).count("notes") == 0 and served.proc.poll() is None
     ok = client.post(f"/console/escalations/{esc_id}/note", data={"csrf": page_csrf(client), "note": "x" * 8000})
-    assert ok.status_code == 303 and Store(served.db).db["notes"].count == 1
+    assert ok.status_code == 303 and Store(served.db).count("notes") == 1
 
 
 # --- point 2: no token means this machine only, and Host checks everywhere ---

@@ -52,8 +52,8 @@ async def test_bad_input_is_refused_with_what_to_fix_and_nothing_is_stored(guard
         assert fragment in text and "failed unexpectedly" not in text, text
         still = await client.call_tool("classify", {"request": "Deploy the new build"})
         assert not still.is_error  # the server keeps serving
-    assert guard.store.db["escalations"].count == 0
-    assert guard.store.db["pipeline_items"].count == 0
+    assert guard.store.count("escalations") == 0
+    assert guard.store.count("pipeline_items") == 0
 
 
 async def test_a_large_valid_context_is_stored_whole(guard):

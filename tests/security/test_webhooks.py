@@ -5,6 +5,8 @@ text escaped for Slack."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import socket
 import threading
@@ -17,6 +19,7 @@ from click.testing import CliRunner
 
 from escalation_matrix.cli import main
 from escalation_matrix.guard import ConversationGuard
+from escalation_matrix.loader import Policy, load_policy
 from escalation_matrix.ops import notify
 from escalation_matrix.ops.failsafe import Sweeper
 from escalation_matrix.ops_policy import OperationsFile, operations_policy
@@ -109,10 +112,20 @@ def ops_policy(url: str | None = None, timeout: str = "1s", reminder: str | None
     return OperationsFile.model_validate(data)
 
 
+@functools.lru_cache(maxsize=1)
+def _shipped() -> Policy:
+    return load_policy()
+
+
+def policy_with(ops: OperationsFile) -> Policy:
+    """The shipped policy with ``ops`` as its operations.yaml."""
+    return dataclasses.replace(_shipped(), operations=ops)
+
+
 def test_a_receiver_that_drips_bytes_is_cut_off_at_the_deadline(store, receivers):
     hook = receivers("drip", pace=0.25)  # 40 bytes over 10 s, each well inside a per-read timeout
     ops = ops_policy(hook.url, timeout="1s")
-    Operations(store, ops).create("Refund over the limit", severity="L2")
+    Operations(store, policy_with(ops)).create("Refund over the limit", severity="L2")
     started = time.monotonic()
     report = notify.deliver(store, ops)
     elapsed = time.monotonic() - started
@@ -124,10 +137,10 @@ def test_a_silent_receiver_does_not_delay_the_fail_safe_timers(db_path, receiver
     hook = receivers("silent")
     ops = ops_policy(hook.url, timeout="5s", reminder="1s")
     store = Store(db_path)
-    records = Operations(store, ops)
+    records = Operations(store, policy_with(ops))
     # agent escalations: the fail-safe stages watch those
     ids = [records.create(f"Question {i}", severity="L1", type="clarification", source="agent")["id"] for i in range(6)]
-    sweeper = Sweeper(store, ops, interval=0.2).start()
+    sweeper = Sweeper(store, policy_with(ops), interval=0.2).start()
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -146,7 +159,7 @@ def test_at_most_four_deliveries_run_at_once(store, receivers):
     hook = receivers("ok", hold=0.4)
     ops = ops_policy(hook.url, timeout="5s")
     for i in range(10):
-        Operations(store, ops).create(f"Refund {i}", severity="L2")
+        Operations(store, policy_with(ops)).create(f"Refund {i}", severity="L2")
     report = notify.deliver(store, ops)
     assert report.sent == 20 and len(hook.bodies) == 10  # 10 log + 10 webhook
     assert hook.most_open == 4  # in parallel, and never more than four
@@ -176,7 +189,7 @@ def test_the_webhook_url_is_never_stored_audited_or_printed(db_path, receivers, 
     shutil.copytree(ROOT / "policies", policies)
     store = Store(db_path)
     ops = ops_policy(None, url_env="ESCALATION_MATRIX_WEBHOOK_URL")
-    esc = Operations(store, ops).create("Refund over the limit", severity="L2")["id"]
+    esc = Operations(store, policy_with(ops)).create("Refund over the limit", severity="L2")["id"]
     runner = CliRunner()
     swept = runner.invoke(main, ["--policies", str(policies), "sweep", "--db", str(db_path)])
     shown = runner.invoke(main, ["--policies", str(policies), "show", esc, "--json", "--db", str(db_path)])
@@ -189,7 +202,7 @@ def test_the_webhook_url_is_never_stored_audited_or_printed(db_path, receivers, 
 def test_caller_text_cannot_ping_a_channel_or_plant_a_link(store, receivers):
     hook = receivers("ok")
     ops = ops_policy(hook.url)
-    Operations(store, ops).create("<!channel> <https://evil.example/login|Click here> & more", severity="L2",
+    Operations(store, policy_with(ops)).create("<!channel> <https://evil.example/login|Click here> & more", severity="L2",
                                   assigned_to="<!here>")
     notify.deliver(store, ops)
     message = json.loads(hook.bodies[0])
@@ -202,7 +215,7 @@ def test_two_deliverers_at_once_send_each_message_once(store, receivers):
     hook = receivers("ok", hold=0.3)
     ops = ops_policy(hook.url, timeout="5s")
     for i in range(6):
-        Operations(store, ops).create(f"Refund {i}", severity="L2")
+        Operations(store, policy_with(ops)).create(f"Refund {i}", severity="L2")
     other = Store(store.path, clock=store.clock)  # a second server process on the same file and clock
     threads = [threading.Thread(target=notify.deliver, args=(s, ops)) for s in (store, other)]
     for thread in threads:

@@ -135,9 +135,9 @@ def reinstate_cmd(state: AppState, actor, reason, by, db) -> None:
 @translate_errors
 def chain_cmd(state: AppState, team, as_json) -> None:
     """Show who holds a ticket at each step of each team's chain, and for how long."""
-    from ..oversight_policy import oversight_policy, stage_name
+    from ..oversight_policy import stage_name
 
-    rules = oversight_policy(state.policy)
+    rules = state.policy.oversight
     if team and team not in rules.teams:
         raise CliError(f"no team {team!r}; teams: {', '.join(sorted(rules.teams))}")
     teams = {n: t for n, t in rules.teams.items() if not team or n == team}
@@ -148,10 +148,10 @@ def chain_cmd(state: AppState, team, as_json) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    from ..ops_policy import format_duration
+    from ..durations import duration_label
 
     for name, t in teams.items():
         click.echo(f"{name}: replacement {t.stand_in}")
         for i, s in enumerate(t.chain):
-            within = f"answers within {format_duration(s.answer_within)}" if s.answer_within else "last step"
+            within = f"answers within {duration_label(s.answer_within)}" if s.answer_within else "last step"
             click.echo(f"  {i + 1}. {s.role}: {s.actor} ({within}; {stage_name(s.role) if i else 'ticket opened'})")

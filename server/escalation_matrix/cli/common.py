@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from ..errors import EscalationMatrixError, PolicyError
+
+if TYPE_CHECKING:
+    from ..loader import Policy
 
 
 class CliError(click.ClickException):
@@ -43,7 +46,7 @@ class AppState:
                  progress: bool | None = None):
         self.folders = (policies, phrases, embeddings)
         self.progress = progress  # None: bars only when stderr is a terminal
-        self._policy = None
+        self._policy: Policy | None = None
         self._classifier = None
         self._stores: dict = {}
 
@@ -56,7 +59,7 @@ class AppState:
         return self._stores[db]
 
     @property
-    def policy(self):
+    def policy(self) -> Policy:
         if self._policy is None:
             from ..loader import load_policy
 

@@ -23,7 +23,7 @@ TOP_KEYS = {
     "policies": "policy folder (like ESCALATION_MATRIX_POLICIES)",
     "phrases": "phrase folder (like ESCALATION_MATRIX_PHRASES)",
     "embeddings": "exemplar folder (like ESCALATION_MATRIX_EMBEDDINGS)",
-    "db": "SQLite state file (like ESCALATION_MATRIX_DB)",
+    "db": "SQLite state file or postgresql:// URL (like ESCALATION_MATRIX_DB)",
     "cache": "exemplar-vector cache folder (like ESCALATION_MATRIX_CACHE)",
     "log_format": "text or json",
 }
@@ -62,6 +62,8 @@ def load(path: Path) -> dict[str, Any]:
         if key in data:
             if not isinstance(data[key], str) or not data[key]:
                 raise click.UsageError(f"{path}: {key}: must be a path in quotes")
+            if key == "db" and data[key].startswith(("postgresql://", "postgres://")):
+                continue  # a database URL, not a file
             data[key] = str((path.parent / Path(data[key]).expanduser()).resolve())
     if data.get("log_format", "text") not in ("text", "json"):
         raise click.UsageError(f"{path}: log_format: {data['log_format']!r} is not text or json")

@@ -346,7 +346,9 @@ def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, s
         return
     out = Path(out_dir) if out_dir else trained_folder(policy.classifier)
     result = train_folder(items, policy, out, config, holdout, progress_for("train"), file_inputs(Path(file)))
-    click.echo(f"trained in {result.seconds / 60:.1f} min; wrote {out}")
+    from ..durations import measured_label
+
+    click.echo(f"trained in {measured_label(result.seconds)}; wrote {out}")
     click.echo(f"calibration on the held-out {holdout:.0%}: temperature {result.temperature} "
                f"(expected calibration error {result.ece_before} -> {result.ece_after})")
     rep = result.holdout

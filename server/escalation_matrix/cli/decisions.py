@@ -4,12 +4,15 @@ missed one, and show, adjust, list and revert the per-type threshold offsets. No
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import main
 from .common import AppState, db_option, translate_errors
+
+if TYPE_CHECKING:
+    from ..loader import Policy
 
 BY = click.option("--by", default="operator", show_default=True, help="Who does this (written to the audit trail).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -56,7 +59,7 @@ def thresholds() -> None:
     """Per-type escalation thresholds and the adaptive offsets that move them towards the target rate."""
 
 
-def _base(policy: Any) -> dict[str, float]:
+def _base(policy: Policy) -> dict[str, float]:
     from ..adaptive import ADJUSTABLE
 
     settings = policy.classifier

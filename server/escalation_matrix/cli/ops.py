@@ -231,7 +231,6 @@ def sweep(state: AppState, now_text, no_deliver, db) -> None:
     (times as set in policies/operations.yaml)."""
     from ..ops.failsafe import sweep as run_sweep
     from ..ops.notify import deliver
-    from ..ops_policy import operations_policy
 
     store = state.store(db)
     now = _moment(now_text, "--now")
@@ -244,7 +243,7 @@ def sweep(state: AppState, now_text, no_deliver, db) -> None:
     click.echo(f"swept {result.open} open escalations at {result.now}: {len(result.transitions)} transitions"
                f"{f' ({late} caught up late, one notice per escalation)' if late else ''}")
     if not no_deliver:
-        report = deliver(store, operations_policy(state.policy), now)
+        report = deliver(store, state.policy.operations, now)
         click.echo(f"notifications: {report.sent} sent, {report.retrying} to retry, {report.failed} failed")
         for error in report.errors:
             click.echo(f"  {error}", err=True)

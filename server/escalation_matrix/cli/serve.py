@@ -70,18 +70,18 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
         guard = load_guard(policy, db, background=True)  # answer initialize and tools/list at once
         server = build_server(guard=guard)
     log.info("escalation-matrix: state in %s", guard.store.location)
-    from ..ops.failsafe import start_sweeper
+    from ..http_app import serve_http, serve_stdio
 
-    from ..reload import start_reloader
+    # the fail-safe sweeper and the policy reloader run with the server (http_app.Background)
+    if transport == "stdio":
+        serve_stdio(server, guard)
+        return
 
-    sweeper = start_sweeper(guard.store, guard.policy)  # fail-safe timers and notifications, in the server
-    # edited policy, phrase and exemplar files, SIGHUP or `escalation-matrix reload`: validated, then served
-    reloader = start_reloader(guard, on_reload=[lambda policy: setattr(sweeper, "policy", policy)])
-    try:
-        _serve(server, guard, transport, host, port, tokens, allowed_hosts, reloader=reloader)
-    finally:
-        reloader.stop(timeout=2)
-        sweeper.stop(timeout=2)
+    def announce(bound: int, console: bool) -> None:
+        for line in addresses(host, bound, bool(tokens), console):
+            click.echo(f"escalation-matrix: {line}", err=True)
+
+    serve_http(server, guard, host, port, tokens=tokens, allowed_hosts=allowed_hosts, announce=announce)
 
 
 def check_bind(host: str, port: int, has_token: bool, insecure: bool) -> str | None:
@@ -101,43 +101,6 @@ def check_bind(host: str, port: int, has_token: bool, insecure: bool) -> str | N
     return warning
 
 
-def _serve(server, guard, transport: str, host: str, port: int, tokens=None, allowed_hosts=(), reloader=None) -> None:
-    if transport == "stdio":
-        server.run()
-        return
-    import uvicorn
-
-    from ..mcp_app import build_http_app
-
-    extra_routes = _console_routes(guard)
-    app = build_http_app(server, extra_routes=extra_routes, host=host, tokens=tokens, allowed_hosts=allowed_hosts)
-    _reread_tokens_on_request(app, reloader)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
-    sock = config.bind_socket()  # bound here, so --port 0 (the system picks a free port) prints the real one
-    for line in addresses(host, sock.getsockname()[1], bool(tokens), bool(extra_routes)):
-        click.echo(f"escalation-matrix: {line}", err=True)
-    uvicorn.Server(config).run(sockets=[sock])
-
-
-def _reread_tokens_on_request(app, reloader) -> None:
-    """The tokens file is re-read when it changes (checked on every request), on SIGHUP and on the
-    ``reload`` command; the console sessions of a removed or changed token end at once."""
-    if reloader is not None:
-        reloader.on_reload.append(lambda _policy: app.request_token_reload())
-    import signal
-    import threading
-
-    if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
-        previous = signal.getsignal(signal.SIGHUP)
-
-        def on_sighup(signum, frame) -> None:
-            app.request_token_reload()
-            if callable(previous):
-                previous(signum, frame)
-
-        signal.signal(signal.SIGHUP, on_sighup)
-
-
 def addresses(host: str, port: int, token: bool, console: bool) -> list[str]:
     """What ``serve --transport http`` prints: where the MCP endpoint and the console are."""
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
@@ -146,16 +109,6 @@ def addresses(host: str, port: int, token: bool, console: bool) -> list[str]:
         lines.append(f"console at {base}/console"
                      + (f"?token=<the value of ${TOKEN_ENV}> (opened once per browser)" if token else ""))
     return lines
-
-
-def _console_routes(guard) -> list:
-    """The operations console, when that module is installed, shares the HTTP server at /console."""
-    try:
-        from .. import console
-    except ImportError:
-        return []
-    routes = getattr(console, "routes", None)
-    return list(routes(guard)) if callable(routes) else list(routes or [])
 
 
 @main.command()

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, NotFoundError
 from ..preferences import forget
 from ..store import OPEN_STATUSES, Store, iso
-from ..ops_policy import operations_policy
+
+if TYPE_CHECKING:
+    from ..loader import Policy
 
 ERASED = "[erased]"
 
@@ -33,9 +35,9 @@ def erase_conversation(store: Store, conversation_id: str, by: str, reason: str)
     return len(ids)
 
 
-def erase_expired(store: Store, policy: Any, now: datetime | None = None) -> int:
+def erase_expired(store: Store, policy: Policy, now: datetime | None = None) -> int:
     """Apply ``retention.personal_data``: erase escalations that stopped being open that long ago."""
-    keep = operations_policy(policy).retention.personal_data
+    keep = policy.operations.retention.personal_data
     if keep is None:
         return 0
     cutoff = iso((now or store.clock()) - keep)

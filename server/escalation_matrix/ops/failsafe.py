@@ -21,11 +21,15 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
-from ..ops_policy import FailSafe, OperationsFile, operations_policy
+from ..durations import duration_label
+from ..ops_policy import FailSafe, OperationsFile
+
+if TYPE_CHECKING:
+    from ..loader import Policy
 
 log = logging.getLogger("escalation_matrix.failsafe")
 OVERDUE = "overdue_level_"  # the stage of a manual or pipeline record past its level's response time
@@ -48,18 +52,16 @@ class SweepResult:
     batches: list[int] = field(default_factory=list)  # batches whose window ended and that this sweep delivered
 
 
-def sweep(store: Store, policy: Any, now: datetime | None = None) -> SweepResult:
+def sweep(store: Store, policy: Policy, now: datetime | None = None) -> SweepResult:
     """Apply every fail-safe stage that is due at ``now`` (default: the store's clock)."""
-    ops = operations_policy(policy)
+    ops = policy.operations
     now = now or store.clock()
     marks = ", ".join("?" * len(OPEN_STATUSES))
     result = SweepResult(now=iso(now))
     with store.transaction() as conn:
         from .batches import deliver_due, queued_ids  # due batches go out once, whichever replica sweeps first
 
-        batching = getattr(getattr(policy, "decisions", None), "batching", None)  # an operations file alone has none
-        if batching is not None:
-            result.batches = deliver_due(store, conn, batching, policy, now)
+        result.batches = deliver_due(store, conn, policy.decisions.batching, policy, now)
         waiting = queued_ids(conn)  # a queued question's clock starts when its batch reaches the person
         records = [r for r in store.escalations(f"status IN ({marks})", OPEN_STATUSES, conn=conn)
                    if r["id"] not in waiting]
@@ -207,10 +209,8 @@ def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: d
 
 
 def _age(record: dict[str, Any], due: datetime) -> str:
-    from ..ops_policy import format_duration
-
     start = parse_iso(record.get("severity_at") or record["created_at"])
-    return format_duration(timedelta(seconds=round((due - start).total_seconds())))
+    return duration_label(round((due - start).total_seconds()))
 
 
 def log_sweep(result: SweepResult) -> None:
@@ -233,12 +233,12 @@ class Sweeper:
     """Runs ``sweep`` every ``interval`` in a daemon thread; notifications go out on the
     ``notify.Dispatcher``'s own thread, woken after each sweep, so a slow receiver never delays a timer."""
 
-    def __init__(self, store: Store, policy: Any, interval: float | None = None):
+    def __init__(self, store: Store, policy: Policy, interval: float | None = None):
         self.store, self.policy = store, policy
-        self.interval = interval if interval is not None else operations_policy(policy).sweep_interval.total_seconds()
+        self.interval = interval if interval is not None else policy.operations.sweep_interval.total_seconds()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="escalation-sweeper", daemon=True)
-        self.dispatcher = notify.Dispatcher(store, operations_policy(policy), self.interval)
+        self.dispatcher = notify.Dispatcher(store, policy.operations, self.interval)
 
     def start(self) -> "Sweeper":
         self.dispatcher.start()
@@ -265,6 +265,6 @@ class Sweeper:
             self._stop.wait(self.interval)
 
 
-def start_sweeper(store: Store, policy: Any, interval: float | None = None) -> Sweeper:
+def start_sweeper(store: Store, policy: Policy, interval: float | None = None) -> Sweeper:
     """Start the in-server timer thread; call ``.stop()`` on shutdown."""
     return Sweeper(store, policy, interval).start()

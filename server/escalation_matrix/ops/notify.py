@@ -85,11 +85,8 @@ def enqueue(store: Store, conn: sqlite3.Connection, ops: OperationsFile, channel
     return queued
 
 
-def announce(store: Store, conn: sqlite3.Connection, policy: Any, esc_id: str, text: str) -> int:
+def announce(store: Store, conn: sqlite3.Connection, ops: OperationsFile, esc_id: str, text: str) -> int:
     """Queue the on-create notification of a new escalation, whatever made it (agent, operator, pipeline)."""
-    from ..ops_policy import operations_policy
-
-    ops = operations_policy(policy)
     record = store.escalation(esc_id, conn)
     channels = ops.notifications.on_create.get(Severity(record["severity"]), [])
     return enqueue(store, conn, ops, channels, "created", record, text, record.get("assignee") or "assignee")

@@ -14,15 +14,19 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from ..errors import InputError, NotFoundError, StateError
 from ..store import OPEN_STATUSES, Store, iso
 from . import notify
-from ..oversight_policy import OversightFile, OversightRule, oversight_policy, stage_name
-from ..ops_policy import OperationsFile, operations_policy
+from ..oversight_policy import OversightFile, OversightRule, stage_name
+from ..durations import duration_label, format_duration
+from ..ops_policy import OperationsFile
+
+if TYPE_CHECKING:
+    from ..loader import Policy
 
 SOURCE = "oversight"
 MAX_TEXT = 500
@@ -79,11 +83,11 @@ def _name(value: str) -> str:
 class Oversight:
     """Scores, tickets and suspensions over one store and policy."""
 
-    def __init__(self, store: Store, policy: Any):
+    def __init__(self, store: Store, policy: Policy):
         self.store = store
         self.policy = policy
-        self.rules: OversightFile = oversight_policy(policy)
-        self.ops: OperationsFile = operations_policy(policy)
+        self.rules: OversightFile = policy.oversight
+        self.ops: OperationsFile = policy.operations
 
     # --- decisions and scores ---
     def record(self, actor: str, suggestion: str, choice: str, escalation_id: str | None = None) -> dict[str, Any]:
@@ -169,15 +173,13 @@ class Oversight:
         first = team.chain[0]
         now = self.store.clock()
         due = now + (first.answer_within or route.respond_within)
-        period = f" in the last {_span(rule.within)}" if rule.within else ""
+        period = f" in the last {duration_label(rule.within)}" if rule.within else ""
         reason = (f"Low performance score for {actor}: {rule_score:.0f} over {n} decisions{period}, below "
                   f"{rule.score_below:g} (rule {rule.name})")
         chain = " -> ".join(f"{s.role} {s.actor}" for s in team.chain)
         details = (f"Rolling score {score:.0f} (last {self.rules.window} decisions at most). Chain: {chain}. "
-                   f"Suspended at: {rule.suspend_at}; cool-down {_span(rule.cooldown)}.")
-        matrix = getattr(self.policy, "matrix", None)
-        fields = {"source": SOURCE, "type": rule.type.value,
-                  "trigger": matrix.default_trigger(rule.type) if matrix else "manual",
+                   f"Suspended at: {rule.suspend_at}; cool-down {duration_label(rule.cooldown)}.")
+        fields = {"source": SOURCE, "type": rule.type.value, "trigger": self.policy.matrix.default_trigger(rule.type),
                   "severity": rule.severity.value, "level": route.level, "assignee": first.actor, "status": "open",
                   "reason": reason, "details": details, "request": reason, "due_at": iso(due), "severity_at": iso(now)}
         esc_id = self.store.insert_escalation(conn, fields)
@@ -189,7 +191,7 @@ class Oversight:
                                "role": first.role})
         record = self.store.escalation(esc_id, conn)
         notify.enqueue(self.store, conn, self.ops, [*route.notify, *first.notify], "created", record,
-                       f"{reason}. For the {first.role}: answer within {_span(due - now)}.", first.actor)
+                       f"{reason}. For the {first.role}: answer within {duration_label(due - now)}.", first.actor)
         if rule.suspend_at == "ticket":
             from .oversight_chain import suspend_in
 
@@ -231,7 +233,7 @@ class Oversight:
         step = chain.chain[min(ticket["step"], len(chain.chain) - 1)]
         ticket.update(id=esc_id, holder=ticket["assignee"], role=step.role,
                       chain=[{"role": s.role, "actor": s.actor, "stage": stage_name(s.role) if i else "created",
-                              "answer_within": _span(s.answer_within) if s.answer_within else None}
+                              "answer_within": format_duration(s.answer_within) if s.answer_within else None}
                              for i, s in enumerate(chain.chain)],
                       suspensions=[s for s in suspensions(conn, ticket["actor"]) if s["ticket"] == esc_id])
         return ticket
@@ -283,10 +285,5 @@ def chain_of(rules: OversightFile, actor: str) -> dict[str, Any]:
     team_name, team = rules.team_of(actor)
     return {"team": team_name, "replacement": team.stand_in,
             "steps": [{"role": s.role, "actor": s.actor,
-                       "answer_within": _span(s.answer_within) if s.answer_within else None} for s in team.chain]}
+                       "answer_within": format_duration(s.answer_within) if s.answer_within else None} for s in team.chain]}
 
-
-def _span(delta: timedelta | None) -> str:
-    from ..ops_policy import format_duration
-
-    return format_duration(delta) if delta is not None else "-"

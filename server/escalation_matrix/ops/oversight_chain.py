@@ -25,6 +25,7 @@ from .failsafe import CATCH_UP_GRACE, Transition
 from ..oversight_policy import stage_name
 
 if TYPE_CHECKING:
+    from ..loader import Policy
     from .oversight import Oversight
 
 SOURCE = "oversight"
@@ -133,7 +134,7 @@ def reinstate(oversight: Oversight, actor: str, by: str, reason: str = "reinstat
         return reinstate_in(oversight, conn, _name(actor), by=by, reason=(reason or "").strip() or "reinstated")
 
 
-def sweep_oversight(store: Store, conn: sqlite3.Connection, policy: Any, now: datetime) -> list[Transition]:
+def sweep_oversight(store: Store, conn: sqlite3.Connection, policy: Policy, now: datetime) -> list[Transition]:
     """Inside the fail-safe sweep's transaction: score answers not yet scored, move unanswered
     tickets along their chain, and end the suspensions whose cool-down has passed."""
     from .oversight import Oversight
@@ -195,8 +196,8 @@ def _hop(oversight: Oversight, conn: sqlite3.Connection, ticket: sqlite3.Row, he
                       "holder": nxt.actor})
     updated = store.escalation(esc_id, conn)
     span = held.answer_within
-    from ..ops_policy import format_duration
+    from ..durations import duration_label
 
     notify.enqueue(store, conn, oversight.ops, nxt.notify, stage, updated,
-                   f"The {held.role} ({held.actor}) did not answer within {format_duration(span)}: the ticket about "
+                   f"The {held.role} ({held.actor}) did not answer within {duration_label(span)}: the ticket about "
                    f"{ticket['actor']} moves to the {nxt.role} ({nxt.actor}).", nxt.actor)

@@ -4,14 +4,16 @@ several iterations is escalated once; later reports on the same item return the 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ..errors import InputError
 from ..store import OPEN_STATUSES, Store
-from ..ops_policy import operations_policy
 from .records import Operations
+
+if TYPE_CHECKING:
+    from ..loader import Policy
 
 ErrorKind = Literal["data-quality", "system"]
 MAX_COUNT = 10**9
@@ -53,9 +55,9 @@ class ItemOutcome(BaseModel):
     reason: str = Field(description="One sentence: why it escalated or why it may continue.")
 
 
-def check(report: ItemReport, policy: Any) -> tuple[str, str] | None:
+def check(report: ItemReport, policy: Policy) -> tuple[str, str] | None:
     """(trigger, explanation) for the first limit the report breaks, in seed 004 order."""
-    limits = operations_policy(policy).pipeline
+    limits = policy.operations.pipeline
     if report.error == "data-quality":
         return "data_quality", "a critical data-quality error was reported"
     if report.error == "system":
@@ -80,7 +82,7 @@ def validate(fields: dict[str, Any]) -> ItemReport:
         raise InputError(f"invalid pipeline report: {problems}") from None
 
 
-def report_item(store: Store, policy: Any, report: ItemReport | dict[str, Any], by: str = "pipeline") -> ItemOutcome:
+def report_item(store: Store, policy: Policy, report: ItemReport | dict[str, Any], by: str = "pipeline") -> ItemOutcome:
     """Record the item's state and escalate it when a limit is broken (once per open escalation)."""
     if isinstance(report, dict):
         report = validate(report)

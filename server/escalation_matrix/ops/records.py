@@ -6,22 +6,25 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, StateError
 from ..models import EscalationType, Severity
 from ..store import OPEN_STATUSES, STATUSES, Store, iso, parse_iso
 from ..answers import respond, respond_action
 from . import notify
-from ..ops_policy import OperationsFile, operations_policy
+from ..ops_policy import OperationsFile
+
+if TYPE_CHECKING:
+    from ..loader import Policy
 
 class Operations:
     """What an operator (CLI, console, pipeline) does to escalation records."""
 
-    def __init__(self, store: Store, policy: Any):
+    def __init__(self, store: Store, policy: Policy):
         self.store = store
-        self.policy = policy  # the loaded Policy (matrix, phrases); OperationsFile alone also works
-        self.ops: OperationsFile = operations_policy(policy)
+        self.policy = policy
+        self.ops: OperationsFile = policy.operations
         store.redactor = self.ops.redaction.redactor()
 
     # --- create ---
@@ -73,16 +76,15 @@ class Operations:
             return self.store.escalation(esc_id, conn)
 
     def _default_trigger(self, etype: EscalationType) -> str:
-        matrix = getattr(self.policy, "matrix", None)
-        return matrix.default_trigger(etype) if matrix else "manual"
+        return self.policy.matrix.default_trigger(etype)
 
     def _default_severity(self, etype: EscalationType, trigger: str) -> Severity:
-        matrix = getattr(self.policy, "matrix", None)
-        spec = matrix.types[etype].triggers.get(trigger) if matrix else None
-        if matrix and spec is None:
+        matrix = self.policy.matrix
+        spec = matrix.types[etype].triggers.get(trigger)
+        if spec is None:
             raise InputError(f"{trigger!r} is not a trigger of type {etype.value}; use one of "
                              f"{sorted(matrix.types[etype].triggers)}")
-        return spec.severity if spec and spec.severity else Severity.L2
+        return spec.severity or Severity.L2
 
     # --- changes ---
     def assign(self, esc_id: str, assignee: str, by: str = "operator", level: int | None = None) -> dict[str, Any]:

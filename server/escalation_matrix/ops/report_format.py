@@ -8,7 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .reports import Report, seconds_label
+from ..durations import duration_label, measured_label
+from .reports import Report
 
 FORMATS = ("text", "json", "csv")
 NAME_MAX = 60  # widest name column in the text report; longer names end in an ellipsis
@@ -35,8 +36,8 @@ def to_text(r: Report) -> str:
         out.append(f"ALERT: {alert}")
     out += ["", f"{'resolution':<14}{'resolved':>9}{'median':>9}{'p90':>9}{'target':>9}{'within':>9}"]
     for line in r.resolution:
-        out.append(f"{line.name:<14}{line.resolved:>9}{seconds_label(line.median_seconds):>9}"
-                   f"{seconds_label(line.p90_seconds):>9}{seconds_label(line.target_seconds):>9}"
+        out.append(f"{line.name:<14}{line.resolved:>9}{measured_label(line.median_seconds):>9}"
+                   f"{measured_label(line.p90_seconds):>9}{_target(line.target_seconds):>9}"
                    f"{_pct(line.within_target):>9}")
     tables = (("by source", r.by_source), ("by type", r.by_type), ("by routing level", r.by_level),
               ("by reason", r.by_reason), ("resolution methods", r.resolution_methods))
@@ -62,8 +63,8 @@ def to_text(r: Report) -> str:
     if q is not None:
         out += ["", "decision quality",
                 f"  escalation rate {_pct(q.escalation_rate)} (target {_pct(q.target_rate)}), trend {q.trend}",
-                f"  answered {q.answered}, response time median {seconds_label(q.response_median_seconds)}, "
-                f"mean {seconds_label(q.response_mean_seconds)}",
+                f"  answered {q.answered}, response time median {measured_label(q.response_median_seconds)}, "
+                f"mean {measured_label(q.response_mean_seconds)}",
                 f"  override rate {_pct(q.override_rate)}; structured answers "
                 + (", ".join(f"{k} {v}" for k, v in sorted(q.structured.items())) or "none"),
                 f"  outcomes: necessary {q.necessary}, unnecessary {q.unnecessary}, missed {q.missed}; "
@@ -190,3 +191,7 @@ def chart(r: Report, path: str | Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def _target(seconds: float | None) -> str:
+    return duration_label(seconds) if seconds is not None else "-"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,7 +21,9 @@ from ..models import Severity
 from ..store import Store, iso, parse_iso
 from .decision_metrics import DecisionQuality, decision_quality
 from .oversight_report import ActorLine, ReplacementLine, actor_lines, replacement_lines
-from ..ops_policy import operations_policy
+
+if TYPE_CHECKING:
+    from ..loader import Policy
 
 Period = Literal["daily", "weekly", "monthly"]
 PERIODS = ("daily", "weekly", "monthly")
@@ -107,8 +109,8 @@ def _trend_buckets(period: str, start: datetime, end: datetime) -> list[tuple[da
     return [(first + step * i, first + step * (i + 1)) for i in range(count)]
 
 
-def build_report(store: Store, policy: Any, period: str = "daily", day: date | None = None) -> Report:
-    ops = operations_policy(policy)
+def build_report(store: Store, policy: Policy, period: str = "daily", day: date | None = None) -> Report:
+    ops = policy.operations
     day = day or store.clock().date()
     start, end = period_bounds(period, day)
     conn = store._conn()
@@ -176,13 +178,8 @@ def build_report(store: Store, policy: Any, period: str = "daily", day: date | N
         open_now=open_now, blocked=blocked, trend=trend,
         actors=actor_lines(conn, iso(start), iso(end)), replacements=replacement_lines(conn, iso(start), iso(end)),
         decision_quality=decision_quality(conn, iso(start), iso(end), rate=rates[0].rate, records=counts["escalations"],
-                                          trend_rates=[p.rate for p in trend], target=_target(policy)),
+                                          trend_rates=[p.rate for p in trend], target=policy.decisions.adaptive.target_rate),
     )
-
-
-def _target(policy: Any) -> float:
-    decisions = getattr(policy, "files", {}).get("decisions")
-    return float(decisions.adaptive.target_rate) if decisions is not None else 0.05
 
 
 def _div(a: int, b: int) -> float | None:
@@ -226,13 +223,3 @@ def _resolution(rows: list[dict[str, Any]], key: str, targets: dict[Any, float],
     return lines
 
 
-def seconds_label(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 120:
-        return f"{value:.0f}s"
-    if value < 7200:
-        return f"{value / 60:.0f}m"
-    if value < 172800:
-        return f"{value / 3600:.1f}h"
-    return f"{value / 86400:.1f}d"
