@@ -264,6 +264,8 @@ def test_console_batch_page_approves_selected_then_all(guard):
         assert "approved 2" in everything.text
         record = client.get(f"/console/escalations/{results[0].escalation_id}")
         assert f'href="/console/batches/{bid}"' in record.text
+        dashboard = client.get("/console/dashboard")
+        assert 'id="batch-efficiency"' in dashboard.text and "items per batch" in dashboard.text
     assert all(r["status"] == "answered" for r in guard.store.escalations())
     entries = [e for e in guard.store.audit_entries() if e["action"] == "batch_answer"]
     assert [e["actor"] for e in entries] == [operator, operator]  # the session's operator signs the answers

@@ -177,3 +177,20 @@ async def test_preferences_over_http_are_for_operators_and_only_peoples_answers_
         after = await call(supervisor, "preferences")
     assert before["preferences"] == []
     assert {(p["scope"], p["scope_id"]) for p in after["preferences"]} == {("person", "dana"), ("organisation", "acme")}
+
+
+@pytest.mark.slow
+async def test_batches_over_http_are_for_operators(principals):
+    person = {"person": "erin"}
+    async with http(principals.base, BOT_1) as one:
+        asked = [await call(one, "escalate", conversation_id=f"batch-{i}", request="Configure the export service",
+                            question=q, context=person, type="decision")
+                 for i, q in enumerate(["Should exports retry 3 or 5 times?", "Should exports run hourly or daily?"])]
+        assert asked[0]["queued"] and asked[1]["batch_id"] == asked[0]["batch_id"]
+        seen = await refused(one, "batches")
+        approved = await refused(one, "answer_batch", batch_id=asked[0]["batch_id"])
+    assert "for the person or an operator" in seen and "for the person or an operator" in approved
+    async with http(principals.base, ANA) as supervisor:
+        listed = await call(supervisor, "batches", person="erin")
+        done = await call(supervisor, "answer_batch", batch_id=asked[0]["batch_id"])
+    assert listed["batches"][0]["items"] == 2 and len(done["answered"]) == 2 and done["status"] == "answered"
