@@ -24,6 +24,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.model]
 TOKEN = "test-token-7d1f"
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 DELETE = "Delete all customer email addresses from the database."
+# every tool is listed to every client; over HTTP some of them need an operator token when called
+AGENT_TOOLS = {"classify", "escalate", "clarify", "check_scope", "respond", "report_item", "preferences",
+               "revoke_preference", "batches", "answer_batch"}
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +73,7 @@ async def test_http_with_the_token_serves_the_tools(http_url):
     async with http_client(http_url) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         result = await call(client, "check_scope", request=DELETE, conversation_id="http-1")
-    assert names == {"classify", "escalate", "clarify", "check_scope", "respond", "report_item", "preferences",
-                     "revoke_preference"}
+    assert names == AGENT_TOOLS
     assert (result["in_scope"], result["type"]) == (False, "scope") and result["escalation_id"]
 
 
@@ -109,8 +111,7 @@ def inspector(url: str, *args: str) -> dict:
 @pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed: the MCP Inspector CLI needs it")
 def test_mcp_inspector_lists_and_calls_every_tool(http_url):
     listed = inspector(http_url, "--method", "tools/list")
-    assert {t["name"] for t in listed["tools"]} == {"classify", "escalate", "clarify", "check_scope", "respond",
-                                                    "report_item"}
+    assert {t["name"] for t in listed["tools"]} == AGENT_TOOLS
 
     def tool(name: str, **args: str) -> dict:
         flags = [item for key, value in args.items() for item in ("--tool-arg", f"{key}={value}")]
