@@ -8,7 +8,7 @@ before the transaction opens, so the write lock is held for microseconds, not fo
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -35,35 +35,71 @@ from .store import OPEN_STATUSES, Store, iso
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
 MATCH_COLUMNS = "id, request, question, agent_question, question_vector, request_vector"
 OUT_OF_SCOPE = (EscalationType.scope, EscalationType.technical, EscalationType.compliance, EscalationType.safety)
-@dataclass
+
+
+@dataclass(frozen=True)
 class Ask:
-    """One escalation request, fully worked out before the transaction opens."""
+    """What one escalate/clarify/check_scope call gave, validated once; nothing changes it afterwards."""
 
     tool: str
     conversation_id: str
     task_id: str
     request: str
-    classification: Classification
-    vector: np.ndarray
-    request_vector: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     question: str | None = None
-    options: list[str] = field(default_factory=list)
+    options: tuple[str, ...] = ()
     details: str | None = None
     missing: str | None = None
-    context: dict[str, Any] = field(default_factory=dict)
-    minor: Classification | None = None
-    etype: EscalationType = EscalationType.none
-    trigger: str = "clear_request"
-    severity: Severity | None = None
-    in_scope: bool | None = None
-    classified_as: EscalationType | None = None  # the classifier's type, when the agent insisted on another
+    context: dict[str, Any] = field(default_factory=dict)  # read, never changed
+    insisted: EscalationType | None = None  # the agent insists this needs a person, as this type
     locale: str | None = None  # the language of this call's texts (argument, conversation's, server's)
     locale_given: str | None = None  # the call's own locale argument: the conversation keeps it
+
+
+@dataclass(frozen=True, eq=False)
+class Classified:
+    """The classifier's reading of an ask, in the ask's language: the request's classification, the
+    question's (when one was asked), and their vectors."""
+
+    request: Classification
+    question: Classification | None
+    vector: np.ndarray  # identifies the issue: the question's when there is one, else the request's
+    request_vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an escalation is created as: its type, trigger and severity."""
+
+    etype: EscalationType
+    trigger: str
+    severity: Severity
+
+
+def target(etype: EscalationType, trigger: str, severity: Severity | None) -> Target | None:
+    """The escalation to create, None when there is no severity (the call proceeds)."""
+    return None if severity is None else Target(etype, trigger, severity)
+
+
+@dataclass(frozen=True, eq=False)
+class Decision:
+    """What the classify step decided for an ask; the decide step reads it and changes nothing."""
+
+    classification: Classification
+    vector: np.ndarray
+    request_vector: np.ndarray
+    target: Target | None = None  # None: nothing to escalate (the call proceeds)
+    minor: Classification | None = None  # a minor preference: proceed with its default
+    in_scope: bool | None = None
+    classified_as: EscalationType | None = None  # the classifier's type, when the agent insisted on another
     assessment: DecisionAssessment | None = None  # criticality, decision type, confidence to act alone
 
-    def issue(self) -> Issue:
-        asked = self.question is not None
-        return Issue(self.request, self.request_vector, self.question, self.vector if asked else None)
+    @property
+    def severity(self) -> Severity | None:
+        return None if self.target is None else self.target.severity
+
+    def issue(self, ask: Ask) -> Issue:
+        asked = ask.question is not None
+        return Issue(ask.request, self.request_vector, ask.question, self.vector if asked else None)
 
 
 class ConversationGuard:
@@ -131,7 +167,7 @@ class ConversationGuard:
         if a.critical:  # a person decides: acting alone is not in question
             a = a.model_copy(update={"low_confidence": False, "check": []})
         if a.critical and not c.escalate:
-            severity = crit.severity or self.policy.matrix.trigger(crit.escalate_as, crit.trigger).severity
+            severity = crit.severity or self.policy.matrix.severity(crit.escalate_as, crit.trigger)
             reason = f"Criticality {a.criticality:.2f} is above {crit.escalate_above:g}: a person must decide."
             return self._override(c, crit.escalate_as, crit.trigger, severity, "criticality", reason, a.factors,
                                   locale), a
@@ -140,31 +176,30 @@ class ConversationGuard:
             trigger = self.policy.matrix.default_trigger(etype)
             reason = (f"Confidence to act alone {a.autonomy:.2f} is below "
                       f"{decisions.autonomy.min_confidence:g}.")
-            return self._override(c, etype, trigger, self.policy.matrix.trigger(etype, trigger).severity,
+            return self._override(c, etype, trigger, self.policy.matrix.severity(etype, trigger),
                                   "low_confidence", reason, a.check, locale), a
         return c, a
 
-    def _unusual(self, ask: Ask, c: Classification) -> Classification:
+    def _unusual(self, ask: Ask, c: Classification,
+                 a: DecisionAssessment) -> tuple[Classification, DecisionAssessment]:
         """seed 000's unusual_pattern: this conversation's risky share jumped and the classifier is unsure."""
         settings = self.policy.decisions.unusual
         if not settings.enabled or c.confidence >= settings.max_confidence or c.decided_by == "rule":
-            return c
+            return c, a
         found = unusual.shift(self.store, ask.conversation_id, settings)
         if found is None:
-            return c
-        if ask.assessment is not None:
-            ask.assessment = ask.assessment.model_copy(update={"unusual": found.describe(), "low_confidence": False,
-                                                               "check": []})
-        severity = self.policy.matrix.trigger(settings.escalate_as, settings.trigger).severity
+            return c, a
+        a = a.model_copy(update={"unusual": found.describe(), "low_confidence": False, "check": []})
+        severity = self.policy.matrix.severity(settings.escalate_as, settings.trigger)
         reason = f"Unusual pattern with low confidence ({c.confidence:.2f}): {found.describe()}."
         return self._override(c, settings.escalate_as, settings.trigger, severity, "unusual_pattern", reason,
-                              [f"history {found.history:.2f}", f"recent {found.recent:.2f}"], ask.locale)
+                              [f"history {found.history:.2f}", f"recent {found.recent:.2f}"], ask.locale), a
 
-    def _override(self, c: Classification, etype: EscalationType, trigger: str, severity: Severity | None,
+    def _override(self, c: Classification, etype: EscalationType, trigger: str, severity: Severity,
                   name: str, reason: str, matched: list[str], locale: str | None) -> Classification:
         """``c`` escalated as ``etype`` by the decision policy, with its phrase and message in ``locale``."""
         speaking = self.speaking(locale)
-        text = escalation_text(speaking.matrix, speaking.phrases, etype, trigger, severity, c.request)  # type: ignore[arg-type]
+        text = escalation_text(speaking.matrix, speaking.phrases, etype, trigger, severity, c.request)
         rule = RuleMatch(name=name, type=etype, trigger=trigger, severity=severity, reason=reason, matched=matched)
         return c.model_copy(update={
             "type": etype, "trigger": trigger, "severity": severity, "decided_by": name, "rules": [*c.rules, rule],
@@ -198,50 +233,18 @@ class ConversationGuard:
                  context: dict | None = None, type: str | None = None, locale: str | None = None) -> EscalationResult:
         """``type``: the agent insists this needs a person, as this type, whatever the classifier says.
         ``locale``: the language of the texts (e.g. 'de'); the conversation keeps it for later calls."""
-        insisted = out.agent_type(type)
         ask = self._ask("escalate", conversation_id, request, task_id, question, options, details, None, context,
-                        locale=locale)
-        rc, qc = self._classify(ask)
-        # the question's own type counts ("Postgres or MySQL?" is a decision even when the request
-        # reads as scope); a request that stops the task (L4) always wins
-        chosen = qc if qc is not None and qc.escalate and rc.severity is not Severity.L4 else rc
-        chosen, ask.assessment = self.assessed(chosen, ask.context, ask.locale, ask.request)
-        if insisted is None and not chosen.escalate:
-            chosen = self._unusual(ask, chosen)
-        ask.classification = chosen
-        if insisted is not None and not (rc.severity is Severity.L4 and insisted is not rc.type):
-            ask.etype = insisted
-            ask.trigger = chosen.trigger if chosen.type is insisted else self.policy.matrix.default_trigger(insisted)
-            ask.severity = (chosen.severity if chosen.type is insisted
-                            else self.policy.matrix.trigger(insisted, ask.trigger).severity)
-            if chosen.type is not insisted:
-                ask.classified_as = chosen.type
-            return self._decide(ask)
-        # a decision the policy escalated (critical, or too unsure to act alone) is no minor preference
-        ask.minor = None if chosen.decided_by in assessing.OVERRIDES else minor_preference(qc, rc)
-        if chosen.escalate:
-            ask.etype, ask.trigger, ask.severity = chosen.type, chosen.trigger, chosen.severity
-        return self._decide(ask)
+                        insisted=out.agent_type(type), locale=locale)
+        decision = self._classify_escalation(ask)
+        return self._decide(ask, decision)
 
     def clarify(self, conversation_id: str, request: str, question: str, task_id: str | None = None,
                 options: list[str] | None = None, missing: str | None = None,
                 locale: str | None = None) -> EscalationResult:
         ask = self._ask("clarify", conversation_id, request, task_id, question, options, None, missing, None,
                         question_required=True, locale=locale)
-        rc, qc = self._classify(ask)
-        ask.minor = minor_preference(qc, rc)
-        if rc.severity is Severity.L4:  # safety first: distress stops the task even on the L1 path
-            ask.classification, ask.etype, ask.trigger, ask.severity = rc, rc.type, rc.trigger, rc.severity
-            return self._decide(ask)
-        if ask.missing:
-            etype = EscalationType.context
-        else:
-            etype = next((c.type for c in (rc, qc) if c is not None and c.type in L1_TYPES),
-                         EscalationType.clarification)
-        ask.classification = rc if rc.type is etype else (qc if qc is not None and qc.type is etype else rc)
-        ask.etype, ask.trigger = etype, self._trigger(etype, ask.classification)
-        ask.severity = self.policy.matrix.trigger(etype, ask.trigger).severity
-        return self._decide(ask)
+        decision = self._classify_clarification(ask)
+        return self._decide(ask, decision)
 
     def check_scope(self, request: str, conversation_id: str | None = None,
                     capabilities: list[str] | None = None, locale: str | None = None) -> EscalationResult:
@@ -274,16 +277,16 @@ class ConversationGuard:
                     self.store.set_conversation_locale(conn, conversation_id, given)
                 self._record(conn, "check_scope", result, "proceed")
             return result
-        ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, c, vectors[0], vectors[0], etype=c.type,
-                  trigger=c.trigger, severity=c.severity, in_scope=False, locale=locale, locale_given=given)
-        return self._decide(ask)
+        ask = Ask("check_scope", conversation_id, DEFAULT_TASK, request, locale=locale, locale_given=given)
+        decision = Decision(c, vectors[0], vectors[0], target(c.type, c.trigger, c.severity), in_scope=False)
+        return self._decide(ask, decision)
 
     def _as_technical(self, c: Classification, lacking: list[str], locale: str | None = None) -> Classification:
         policy = self.speaking(locale)
         etype = EscalationType.technical
         trigger = policy.matrix.default_trigger(etype)
-        severity = policy.matrix.trigger(etype, trigger).severity
-        text = escalation_text(policy.matrix, policy.phrases, etype, trigger, severity,  # type: ignore[arg-type]
+        severity = policy.matrix.severity(etype, trigger)
+        text = escalation_text(policy.matrix, policy.phrases, etype, trigger, severity,
                                c.request, details=policy.phrases.text("lacking", capabilities=lacking))
         return c.model_copy(update={
             "type": etype, "trigger": trigger, "severity": severity, "decided_by": "capability",
@@ -322,59 +325,86 @@ class ConversationGuard:
     # --- internals ---
     def _ask(self, tool: str, conversation_id: Any, request: Any, task_id: Any, question: Any, options: Any,
              details: Any, missing: Any, context: Any, question_required: bool = False,
-             locale: Any = None) -> Ask:
+             insisted: EscalationType | None = None, locale: Any = None) -> Ask:
+        """The call's arguments, validated (an InputError names the first one that is not valid)."""
         s = self.settings
         given = self.speaking(locale).locale if locale else None
-        ask = Ask(
+        conversation_id = out.identifier(conversation_id, "conversation_id")
+        return Ask(
             tool=tool,
-            conversation_id=out.identifier(conversation_id, "conversation_id"),
+            conversation_id=conversation_id,
             task_id=out.identifier(task_id, "task_id", required=False) or DEFAULT_TASK,
             request=out.text(request, "request", s.max_request_chars),
-            classification=None,  # type: ignore[arg-type]  # set by the caller
-            vector=np.zeros(0, dtype=np.float32),
             question=out.text(question, "question", s.max_question_chars, required=question_required),
-            options=out.options_list(options, s),
+            options=tuple(out.options_list(options, s)),
             details=out.text(details, "details", s.max_request_chars, required=False),
             missing=out.text(missing, "missing", s.max_question_chars, required=False),
             context=out.context_mapping(context),
+            insisted=insisted,
+            locale=self.conversation_locale(conversation_id, given),
+            locale_given=given,
         )
-        ask.locale_given = given
-        ask.locale = self.conversation_locale(ask.conversation_id, given)
-        return ask
 
-    def _classify(self, ask: Ask) -> tuple[Classification, Classification | None]:
+    def _classify(self, ask: Ask) -> Classified:
         texts = [ask.request] + ([ask.question] if ask.question else [])
         results, vectors = self.classifier.classify_encoded(texts, [ask.context] + ([{}] if ask.question else []),
                                                             offsets=self.offsets())
         results = [self.localized(c, ask.locale) for c in results]
         # the issue is identified by the question when there is one, else by the request
-        ask.vector, ask.request_vector = vectors[-1], vectors[0]
-        return results[0], (results[1] if ask.question else None)
+        return Classified(results[0], results[1] if ask.question else None, vectors[-1], vectors[0])
+
+    def _classify_escalation(self, ask: Ask) -> Decision:
+        found = self._classify(ask)
+        rc, qc = found.request, found.question
+        # the question's own type counts ("Postgres or MySQL?" is a decision even when the request
+        # reads as scope); a request that stops the task (L4) always wins
+        chosen = qc if qc is not None and qc.escalate and rc.severity is not Severity.L4 else rc
+        chosen, assessment = self.assessed(chosen, ask.context, ask.locale, ask.request)
+        insisted = ask.insisted
+        if insisted is None and not chosen.escalate:
+            chosen, assessment = self._unusual(ask, chosen, assessment)
+        decided = Decision(chosen, found.vector, found.request_vector, assessment=assessment)
+        if insisted is not None and not (rc.severity is Severity.L4 and insisted is not rc.type):
+            if chosen.type is insisted:
+                return replace(decided, target=target(insisted, chosen.trigger, chosen.severity))
+            trigger = self.policy.matrix.default_trigger(insisted)
+            return replace(decided, target=target(insisted, trigger, self.policy.matrix.trigger(insisted, trigger).severity),
+                           classified_as=chosen.type)
+        # a decision the policy escalated (critical, or too unsure to act alone) is no minor preference
+        minor = None if chosen.decided_by in assessing.OVERRIDES else minor_preference(qc, rc)
+        escalated = target(chosen.type, chosen.trigger, chosen.severity) if chosen.escalate else None
+        return replace(decided, minor=minor, target=escalated)
+
+    def _classify_clarification(self, ask: Ask) -> Decision:
+        found = self._classify(ask)
+        rc, qc = found.request, found.question
+        decided = Decision(rc, found.vector, found.request_vector, minor=minor_preference(qc, rc))
+        if rc.severity is Severity.L4:  # safety first: distress stops the task even on the L1 path
+            return replace(decided, target=target(rc.type, rc.trigger, rc.severity))
+        if ask.missing:
+            etype = EscalationType.context
+        else:
+            etype = next((c.type for c in (rc, qc) if c is not None and c.type in L1_TYPES),
+                         EscalationType.clarification)
+        chosen = rc if rc.type is etype else (qc if qc is not None and qc.type is etype else rc)
+        trigger = self._trigger(etype, chosen)
+        return replace(decided, classification=chosen,
+                       target=target(etype, trigger, self.policy.matrix.trigger(etype, trigger).severity))
 
     def _trigger(self, etype: EscalationType, c: Classification) -> str:
         return c.trigger if c.type is etype else self.policy.matrix.default_trigger(etype)
 
-    def _decide(self, ask: Ask) -> EscalationResult:
+    def _decide(self, ask: Ask, d: Decision) -> EscalationResult:
+        """The conversation rules applied to ``d``, in one transaction (check, then write)."""
         with self.store.transaction() as conn:
             task = self.store.task(conn, ask.conversation_id, ask.task_id)
-            steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
-                ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
-                ("refused", lambda: self._paused(conn, ask)), ("reasked", lambda: self._reasked(conn, ask)),
-                # an open escalation of the same issue is returned again even when this wording classifies
-                # as nothing to escalate: the rewording does not make the first one's question go away
-                ("repeated", lambda: self._repeated(conn, ask)), ("proceed", lambda: self._proceed(ask)),
-                ("auto_answered", lambda: self._preferred(conn, ask)), ("created", lambda: self._create(conn, ask, task)))
-            for outcome, step in steps:  # noqa: B007 - the outcome of the step that answered is recorded below
-                found = step()
-                if found is not None:
-                    result = found
-                    break
-            if ask.in_scope is not None:
-                result = result.model_copy(update={"in_scope": ask.in_scope})
-            if ask.classified_as is not None:
-                result = result.model_copy(update={"classified_as": ask.classified_as})
-            if ask.assessment is not None:
-                result = out.with_decision(result, ask.assessment)
+            outcome, result = self._answer(conn, ask, d, task)
+            if d.in_scope is not None:
+                result = result.model_copy(update={"in_scope": d.in_scope})
+            if d.classified_as is not None:
+                result = result.model_copy(update={"classified_as": d.classified_as})
+            if d.assessment is not None:
+                result = out.with_decision(result, d.assessment)
             result = batches.annotate(self.store, conn, result)  # queued with others for the person
             notices = self._notices(conn, ask.conversation_id)
             if notices:
@@ -385,6 +415,28 @@ class ConversationGuard:
                 result = result.model_copy(update={"locale": self.policy.locale if result.escalation_id else ask.locale})
             self._record(conn, ask.tool, result, outcome)
         return result
+
+    def _answer(self, conn: sqlite3.Connection, ask: Ask, d: Decision, task: dict) -> tuple[str, EscalationResult]:
+        """The first conversation rule that answers the call, as (outcome, result)."""
+        steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
+            ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
+            ("refused", lambda: self._paused(conn, ask, d)), ("reasked", lambda: self._reasked(conn, ask, d)),
+            # an open escalation of the same issue is returned again even when this wording classifies
+            # as nothing to escalate: the rewording does not make the first one's question go away
+            ("repeated", lambda: self._repeated(conn, ask, d)))
+        for outcome, step in steps:
+            found = step()
+            if found is not None:
+                return outcome, found
+        if d.minor is not None:
+            return "proceed", out.proceed(d.minor, ask.conversation_id, ask.task_id, locale=ask.locale)
+        goal = d.target
+        if goal is None:
+            return "proceed", out.proceed(d.classification, ask.conversation_id, ask.task_id, locale=ask.locale)
+        preferred = self._preferred(conn, ask, d, goal)
+        if preferred is not None:
+            return "auto_answered", preferred
+        return "created", self._create(conn, ask, d, goal, task)
 
     def _record(self, conn: sqlite3.Connection, tool: str, result: EscalationResult, outcome: str) -> None:
         self.store.record_decision(
@@ -418,16 +470,16 @@ class ConversationGuard:
         record = self.store.escalation(row["id"], conn)
         return out.from_record(record, Action.handoff, out.HANDOFF.format(id=record["id"]))
 
-    def _paused(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+    def _paused(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
         """An open L3 escalation pauses its task until a person answers; only an L4 gets through."""
-        if ask.severity is Severity.L4:
+        if d.severity is Severity.L4:
             return None
         marks = ", ".join("?" * len(OPEN_STATUSES))
         row = conn.execute(
             f"SELECT id FROM escalations WHERE conversation_id = ? AND task_id = ? AND severity = 'L3' "
             f"AND type != 'pattern' AND status IN ({marks}) ORDER BY year, seq LIMIT 1",
             (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchone()
-        if row is None or self._open_match(conn, ask) is not None:  # the same issue again is a repeat
+        if row is None or self._open_match(conn, ask, d) is not None:  # the same issue again is a repeat
             return None
         record = self.store.escalation(row["id"], conn)
         return out.from_record(record, Action.wait, out.WAIT.format(id=row["id"]))
@@ -439,33 +491,26 @@ class ConversationGuard:
         """What the conversation is waiting for (the ``escalation://pending/{id}`` resource)."""
         return pending.pending(self.store, conversation_id)
 
-    def _reasked(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+    def _reasked(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
         rows = conn.execute(
             f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND answer IS NOT NULL "
             "AND question_vector IS NOT NULL ORDER BY answered_at DESC", (ask.conversation_id,)).fetchall()
-        best = most_similar(rows, ask.issue(), self.settings.reask_similarity)
+        best = most_similar(rows, d.issue(ask), self.settings.reask_similarity)
         if best is None:
             return None
         record = self.store.escalation(best, conn)
         return out.from_record(record, Action.proceed, out.REASKED.format(id=best), answer=record["answer"],
                                task_id=ask.task_id)
 
-    def _proceed(self, ask: Ask) -> EscalationResult | None:
-        if ask.minor is not None:
-            return out.proceed(ask.minor, ask.conversation_id, ask.task_id, locale=ask.locale)
-        if ask.severity is None:
-            return out.proceed(ask.classification, ask.conversation_id, ask.task_id, locale=ask.locale)
-        return None
-
-    def _preferred(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
+    def _preferred(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target) -> EscalationResult | None:
         """A learned preference of the person (or organisation) the context names answers for them."""
-        escalated = ask.classification.decided_by in assessing.OVERRIDES or bool(ask.assessment and ask.assessment.critical)
+        escalated = d.classification.decided_by in assessing.OVERRIDES or bool(d.assessment and d.assessment.critical)
         return preferences.auto_answer(
             self.store, conn, self.policy.decisions.preferences, conversation_id=ask.conversation_id,
-            task_id=ask.task_id, etype=ask.etype, trigger=ask.trigger, severity=ask.severity, context=ask.context,
-            issue=ask.issue(), policy_escalated=escalated, confidence_of_type=ask.classification.confidence)
+            task_id=ask.task_id, etype=goal.etype, trigger=goal.trigger, severity=goal.severity, context=ask.context,
+            issue=d.issue(ask), policy_escalated=escalated, confidence_of_type=d.classification.confidence)
 
-    def _open_match(self, conn: sqlite3.Connection, ask: Ask) -> str | None:
+    def _open_match(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> str | None:
         """The open escalation of the task that is the same issue as ``ask``, if any."""
         marks = ", ".join("?" * len(OPEN_STATUSES))
         # any type: a reworded request may classify differently and is still the same issue
@@ -473,11 +518,11 @@ class ConversationGuard:
             f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND task_id = ? "
             f"AND type != 'pattern' AND status IN ({marks}) AND question_vector IS NOT NULL",
             (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchall()
-        return most_similar(rows, ask.issue(), self.settings.same_issue_similarity,
+        return most_similar(rows, d.issue(ask), self.settings.same_issue_similarity,
                             self.settings.same_issue_similarity_agreeing)
 
-    def _repeated(self, conn: sqlite3.Connection, ask: Ask) -> EscalationResult | None:
-        best = self._open_match(conn, ask)
+    def _repeated(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
+        best = self._open_match(conn, ask, d)
         if best is None:
             return None
         conn.execute("UPDATE escalations SET repeat_count = repeat_count + 1, updated_at = ? WHERE id = ?",
@@ -488,35 +533,34 @@ class ConversationGuard:
                                                     "repeat_count": record["repeat_count"]})
         action = out.action_for(Severity(record["severity"]))
         return out.from_record(record, action, out.REPEATED.format(id=best), repeated=True,
-                               confidence=ask.classification.confidence)
+                               confidence=d.classification.confidence)
 
-    def _create(self, conn: sqlite3.Connection, ask: Ask, task: dict) -> EscalationResult:
+    def _create(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target, task: dict) -> EscalationResult:
         count = task["escalation_count"] + 1
         conv, task_id = ask.conversation_id, ask.task_id
-        if ask.severity is not Severity.L4 and count >= self.settings.handoff_after:
-            return self._handoff(conn, ask, count)
-        person = batches.person_for(self.policy.decisions.batching, etype=ask.etype, severity=ask.severity,
-                                    critical=bool(ask.assessment and ask.assessment.critical),
-                                    policy_escalated=ask.classification.decided_by in assessing.OVERRIDES,
+        if goal.severity is not Severity.L4 and count >= self.settings.handoff_after:
+            return self._handoff(conn, ask, d, count)
+        person = batches.person_for(self.policy.decisions.batching, etype=goal.etype, severity=goal.severity,
+                                    critical=bool(d.assessment and d.assessment.critical),
+                                    policy_escalated=d.classification.decided_by in assessing.OVERRIDES,
                                     context=ask.context)
-        esc_id = self._insert(conn, ask, ask.etype, ask.trigger, ask.severity, ask.details,  # type: ignore[arg-type]
-                              notify=person is None)
+        esc_id = self._insert(conn, ask, d, goal, ask.details, notify=person is None)
         if person is not None:  # its notification waits in the person's batch
             batches.enqueue(self.store, conn, self.policy.decisions.batching, self.policy, esc_id, person)
-        if ask.severity is Severity.L4:
+        if goal.severity is Severity.L4:
             self.store.update_task(conn, conv, task_id, escalation_count=count, locked=1, locked_at=self.store.now(),
-                                   locked_by_escalation=esc_id, locked_reason=ask.classification.trigger)
+                                   locked_by_escalation=esc_id, locked_reason=d.classification.trigger)
             self.store.audit(conn, "lock", "system", escalation_id=esc_id, conversation_id=conv, task_id=task_id,
-                             data={"reason": ask.trigger})
+                             data={"reason": goal.trigger})
             record = self.store.escalation(esc_id, conn)
             return out.from_record(record, Action.stop, out.INSTRUCTIONS[Severity.L4],
-                                   confidence=ask.classification.confidence)
+                                   confidence=d.classification.confidence)
         self.store.update_task(conn, conv, task_id, escalation_count=count)
         record = self.store.escalation(esc_id, conn)
-        return out.from_record(record, Action.escalate, out.instruction_for(ask.severity),  # type: ignore[arg-type]
-                               confidence=ask.classification.confidence)
+        return out.from_record(record, Action.escalate, out.instruction_for(goal.severity),
+                               confidence=d.classification.confidence)
 
-    def _handoff(self, conn: sqlite3.Connection, ask: Ask, count: int) -> EscalationResult:
+    def _handoff(self, conn: sqlite3.Connection, ask: Ask, d: Decision, count: int) -> EscalationResult:
         earlier = [r[0] for r in conn.execute(
             "SELECT id FROM escalations WHERE conversation_id = ? AND task_id = ? ORDER BY year, seq",
             (ask.conversation_id, ask.task_id))]
@@ -524,25 +568,26 @@ class ConversationGuard:
         details = self.speaking(ask.locale).phrases.text("handoff_details", earlier=earlier, latest=latest)
         pattern = EscalationType.pattern
         trigger = self.policy.matrix.default_trigger(pattern)
-        severity = self.policy.matrix.trigger(pattern, trigger).severity
-        esc_id = self._insert(conn, ask, pattern, trigger, severity, details)  # type: ignore[arg-type]
+        esc_id = self._insert(conn, ask, d, Target(pattern, trigger, self.policy.matrix.severity(pattern, trigger)),
+                              details)
         self.store.update_task(conn, ask.conversation_id, ask.task_id, escalation_count=count, handed_off=1)
         self.store.audit(conn, "handoff", "system", escalation_id=esc_id, conversation_id=ask.conversation_id,
                          task_id=ask.task_id, data={"escalations": earlier, "count": count})
         record = self.store.escalation(esc_id, conn)
         return out.from_record(record, Action.handoff, out.HANDOFF.format(id=esc_id),
-                               confidence=ask.classification.confidence)
+                               confidence=d.classification.confidence)
 
     def _route(self, severity: Severity) -> Route:
         """The policy's route for an agent escalation of ``severity`` (level, assignee, channels, due)."""
         return self.policy.operations.routing[severity]
 
-    def _insert(self, conn: sqlite3.Connection, ask: Ask, etype: EscalationType, trigger: str,
-                severity: Severity, details: str | None, notify: bool = True) -> str:
+    def _insert(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target, details: str | None,
+                notify: bool = True) -> str:
+        etype, trigger, severity = goal.etype, goal.trigger, goal.severity
         speaking = self.speaking(ask.locale)
         matrix, phrases = speaking.matrix, speaking.phrases
         text = escalation_text(matrix, phrases, etype, trigger, severity, ask.request, question=ask.question,
-                               options=ask.options or None, missing=ask.missing, details=details)
+                               options=list(ask.options) or None, missing=ask.missing, details=details)
         message = phrases.message("md", **text.variables())
         route, now = self._route(severity), self.store.clock()
         esc_id = self.store.insert_escalation(conn, {
@@ -551,11 +596,11 @@ class ConversationGuard:
             "assignee": route.assignee, "due_at": iso(now + route.respond_within), "severity_at": iso(now),
             "reason": text.issue, "request": ask.request, "question": text.question, "options": text.options,
             "details": details, "phrase": text.phrase, "message": message, "context": ask.context,
-            "question_vector": np.asarray(ask.vector, dtype=np.float32).tobytes(),
-            "request_vector": np.asarray(ask.request_vector, dtype=np.float32).tobytes(),
+            "question_vector": np.asarray(d.vector, dtype=np.float32).tobytes(),
+            "request_vector": np.asarray(d.request_vector, dtype=np.float32).tobytes(),
             "agent_question": ask.question, "locale": speaking.locale,
         })
-        classified = {"classified_as": ask.classified_as.value} if ask.classified_as else {}
+        classified = {"classified_as": d.classified_as.value} if d.classified_as else {}
         self.store.audit(conn, "create", "agent", escalation_id=esc_id, conversation_id=ask.conversation_id,
                          task_id=ask.task_id, data={**classified, "tool": ask.tool, "type": etype.value, "trigger": trigger,
                                                     "severity": severity.value, "request": ask.request,

@@ -58,6 +58,14 @@ class MatrixFile(Strict):
     def trigger(self, etype: EscalationType, name: str) -> Trigger:
         return self.types[etype].triggers[name]
 
+    def severity(self, etype: EscalationType, name: str) -> Severity:
+        """The severity of an escalating trigger: the validation above gives one to every trigger but
+        the proceed ones (a ValueError names a proceed trigger)."""
+        found = self.trigger(etype, name).severity
+        if found is None:
+            raise ValueError(f"types.{etype.value}.triggers.{name} is a proceed trigger: it has no severity")
+        return found
+
     def default_trigger(self, etype: EscalationType) -> str:
         return next(iter(self.types[etype].triggers))
 
