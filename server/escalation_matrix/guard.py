@@ -207,7 +207,7 @@ class ConversationGuard:
             "options": text.options, "default": None})
 
     # --- read-only ---
-    def classify(self, request: str, context: dict | None = None, locale: str | None = None) -> EscalationResult:
+    def classify(self, request: str, context: dict[str, Any] | None = None, locale: str | None = None) -> EscalationResult:
         """Records nothing but the decision itself: an evaluated request counts in the KPI denominator."""
         request = out.text(request, "request", self.settings.max_request_chars)
         locale = self.speaking(locale).locale
@@ -219,7 +219,7 @@ class ConversationGuard:
             self._record(conn, "classify", result, "proceed")
         return result
 
-    def history(self, conversation_id: str) -> list[dict]:
+    def history(self, conversation_id: str) -> list[dict[str, Any]]:
         conversation_id = out.identifier(conversation_id, "conversation_id")
         records = self.store.escalations("conversation_id = ?", (conversation_id,), order="created_at, year, seq")
         if not records and not self.store.knows_conversation(conversation_id):
@@ -230,7 +230,7 @@ class ConversationGuard:
     # --- the agent tools ---
     def escalate(self, conversation_id: str, request: str, task_id: str | None = None, question: str | None = None,
                  options: list[str] | None = None, details: str | None = None,
-                 context: dict | None = None, type: str | None = None, locale: str | None = None) -> EscalationResult:
+                 context: dict[str, Any] | None = None, type: str | None = None, locale: str | None = None) -> EscalationResult:
         """``type``: the agent insists this needs a person, as this type, whatever the classifier says.
         ``locale``: the language of the texts (e.g. 'de'); the conversation keeps it for later calls."""
         ask = self._ask("escalate", conversation_id, request, task_id, question, options, details, None, context,
@@ -416,7 +416,7 @@ class ConversationGuard:
             self._record(conn, ask.tool, result, outcome)
         return result
 
-    def _answer(self, conn: sqlite3.Connection, ask: Ask, d: Decision, task: dict) -> tuple[str, EscalationResult]:
+    def _answer(self, conn: sqlite3.Connection, ask: Ask, d: Decision, task: dict[str, Any]) -> tuple[str, EscalationResult]:
         """The first conversation rule that answers the call, as (outcome, result)."""
         steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
             ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
@@ -451,13 +451,13 @@ class ConversationGuard:
         settings = self.policy.decisions.adaptive
         return adaptive.offsets(self.store, floor=settings.floor) if settings.enabled else {}
 
-    def _locked(self, conn: sqlite3.Connection, task: dict) -> EscalationResult | None:
+    def _locked(self, conn: sqlite3.Connection, task: dict[str, Any]) -> EscalationResult | None:
         if not task["locked"]:
             return None
         record = self.store.escalation(task["locked_by_escalation"], conn)
         return out.from_record(record, Action.stop, out.LOCKED.format(id=record["id"]))
 
-    def _handed_off(self, conn: sqlite3.Connection, task: dict) -> EscalationResult | None:
+    def _handed_off(self, conn: sqlite3.Connection, task: dict[str, Any]) -> EscalationResult | None:
         if not task["handed_off"]:
             return None
         row = conn.execute(
@@ -535,7 +535,7 @@ class ConversationGuard:
         return out.from_record(record, action, out.REPEATED.format(id=best), repeated=True,
                                confidence=d.classification.confidence)
 
-    def _create(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target, task: dict) -> EscalationResult:
+    def _create(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target, task: dict[str, Any]) -> EscalationResult:
         count = task["escalation_count"] + 1
         conv, task_id = ask.conversation_id, ask.task_id
         if goal.severity is not Severity.L4 and count >= self.settings.handoff_after:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from ..answers import respond_action
 from ..decisions_policy import Batching
 from ..errors import InputError, NotFoundError, StateError
-from ..models import EscalationType, Severity
+from ..models import EscalationResult, EscalationType, Severity
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 
 MAX_ID = 2**62
@@ -172,7 +172,7 @@ def notification_text(batch_id: int, items: list[dict[str, Any]], settings: Batc
     return " ".join(parts)
 
 
-def annotate(store: Store, conn: sqlite3.Connection, result: Any) -> Any:
+def annotate(store: Store, conn: sqlite3.Connection, result: EscalationResult) -> EscalationResult:
     """An agent result for a queued escalation: ``queued`` while its batch waits, the ``batch_id``,
     and an instruction that says so."""
     if result.escalation_id is None or result.action.value not in ("escalate",):
