@@ -91,6 +91,11 @@ def test_train_end_to_end_and_load(data_copy: Path, tmp_path: Path):
     assert (out / "adapter.safetensors").stat().st_size < 5_000_000
     decision = yaml.safe_load((data_copy / "policies" / "classifier.yaml").read_text())["trained"]
     assert decision["safety"] == manifest["decision"]["safety"]
+    # the ONNX serving encoder is built by train, named by the adapter's digest
+    built = Path(result.output.split("built the ONNX serving encoder ", 1)[1].split()[0])
+    digest = manifest["files"]["adapter.safetensors"]
+    assert built.is_file() and built.name.startswith(f"trained-{digest[:12]}-")
+    built_at = built.stat().st_mtime_ns
 
     _point_at(data_copy / "policies", out)
     from escalation_matrix.classifier import Classifier
@@ -100,6 +105,7 @@ def test_train_end_to_end_and_load(data_copy: Path, tmp_path: Path):
     assert clf.model is not None and clf.model.folder == out
     got = clf.classify("Proofread the quarterly newsletter before it goes out.")
     assert abs(sum(got.scores.values()) - 1.0) < 1e-3  # calibrated probabilities
+    assert built.stat().st_mtime_ns == built_at  # serving used the file train built, not a new one
     assert got.decided_by in ("model", "rule", "exemplar")
 
     # the manifest guards the weights: a changed adapter is refused with what to do

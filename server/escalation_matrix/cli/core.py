@@ -354,6 +354,15 @@ def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, s
     rep = result.holdout
     click.echo(f"decision fitted there: safety >= {result.safety}, margin {result.margin}; "
                f"macro-F1 {rep.macro_f1:.3f}, none escalated {rep.none_escalated}, safety recall {rep.safety_recall}")
+    if policy.classifier.backend == "onnx":
+        # the serving encoder is built now, not on the first start after training: a server started
+        # with this model finds it in the cache (named by the adapter's digest)
+        from ..embedder import _resolve_model
+        from ..trained import TrainedModel
+
+        served = TrainedModel(out, _resolve_model(policy.classifier.model), "onnx",
+                              base_name=f"{policy.classifier.model}@onnx")
+        click.echo(f"built the ONNX serving encoder {served._encoder.model_file}")
     if not no_write_policy:
         target = policy.paths.policies / "classifier.yaml"
         write_decision(target, result.safety, result.margin)
