@@ -394,3 +394,21 @@ async def test_an_operator_suspends_and_reinstates_an_actor_in_headless_chromium
                if e["action"] in ("actor_suspended", "actor_reinstated")]
     assert actions == [("actor_suspended", "ana"), ("actor_reinstated", "ana")]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_database_that_cannot_be_reached_gives_503_with_retry_after(guard, monkeypatch):
+    """PostgreSQL down or restarting: the operator's page says so and when to retry, not a bare 500."""
+    from escalation_matrix.errors import UnavailableError
+    from escalation_matrix.store import Store
+
+    app = build_http_app(build_server(guard=guard), token=TOKEN, extra_routes=console.routes(guard))
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
+        assert c.get(f"/console?token={TOKEN}").status_code == 200
+
+        def down(self, *args, **kwargs):
+            raise UnavailableError("the state database (PostgreSQL) cannot be reached right now; retry in a few seconds")
+
+        monkeypatch.setattr(Store, "escalations", down)
+        page = c.get("/console")
+    assert page.status_code == 503 and page.headers["retry-after"] == "5"
+    assert "cannot be reached right now; retry" in page.text

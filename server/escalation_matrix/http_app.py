@@ -16,6 +16,10 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from .errors import UnavailableError
 
 from .guard import ConversationGuard
 from .http_security import HttpSecurity, Sessions, TokenTable
@@ -72,6 +76,7 @@ def build_http_app(server: MCPServer, token: str | None = None, extra_routes: It
     ``background`` (sweeper and reloader) starts and stops with the application's lifespan."""
     app: Starlette = server.streamable_http_app(streamable_http_path=path, host=host)
     app.router.routes.extend(extra_routes)
+    app.add_exception_handler(UnavailableError, _unavailable)
     if background is not None:
         _run_with_lifespan(app, background)
     table = tokens if tokens is not None else TokenTable.load(token)
@@ -80,6 +85,12 @@ def build_http_app(server: MCPServer, token: str | None = None, extra_routes: It
     if background is not None:
         background.on_reload.append(lambda _policy: secured.request_token_reload())
     return secured
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """The state database is down or restarting (PostgreSQL): a page or request says so and when to
+    retry, instead of a bare 500. (MCP tool calls report it as a tool error themselves.)"""
+    return PlainTextResponse(f"503 Service Unavailable: {exc}\n", status_code=503, headers={"Retry-After": "5"})
 
 
 def _run_with_lifespan(app: Starlette, background: Background) -> None:
