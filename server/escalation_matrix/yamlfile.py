@@ -11,6 +11,10 @@ from pydantic import BaseModel, ValidationError
 from .errors import PolicyError
 
 M = TypeVar("M", bound=BaseModel)
+# libyaml's parser where PyYAML was built with it (the wheels are): the policy, phrase and exemplar
+# files parse about ten times faster than with the pure-Python one, which is most of a server's
+# start before it can list its tools
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_yaml(path: Path) -> Any:
@@ -19,7 +23,7 @@ def read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise PolicyError(str(path), "", f"cannot read file ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SAFE_LOADER)  # a safe loader: the C build of SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
