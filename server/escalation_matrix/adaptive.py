@@ -176,9 +176,11 @@ def agrees_with_default(record: dict[str, Any], answer: str) -> bool:
 
 
 def record_outcome(store: Store, conn: sqlite3.Connection, outcome: str, by: str, *,
-                   escalation_id: str | None = None, etype: str | None = None, note: str | None = None) -> None:
-    """``necessary`` / ``unnecessary`` for an escalation (a later mark replaces an earlier one), or
-    ``missed`` for a request that should have escalated as ``etype`` and did not."""
+                   escalation_id: str | None = None, etype: str | None = None, note: str | None = None,
+                   replace: bool = True) -> None:
+    """``necessary`` / ``unnecessary`` for an escalation (a later mark replaces an earlier one; with
+    ``replace=False`` a second mark is refused), or ``missed`` for a request that should have
+    escalated as ``etype`` and did not."""
     if outcome not in OUTCOME_KINDS:
         raise InputError(f"outcome {outcome!r} is not one of {', '.join(OUTCOME_KINDS)}")
     if outcome == "missed":
@@ -190,6 +192,11 @@ def record_outcome(store: Store, conn: sqlite3.Connection, outcome: str, by: str
         if escalation_id is None:
             raise InputError(f"{outcome} needs the escalation id")
         kind = EscalationType(store.escalation(escalation_id, conn)["type"])
+        earlier = None if replace else recorded_outcome(store, escalation_id, conn)
+        if earlier is not None:
+            raise InputError(f"{escalation_id} is already marked {earlier['outcome']} by {earlier['by']} at "
+                             f"{earlier['at']}; an operator changes it with `escalation-matrix outcome "
+                             f"{escalation_id} necessary|unnecessary`")
     note = store.redactor.value(note) if note else None  # free text: secrets and personal data redacted
     conn.execute("INSERT INTO outcomes (at, escalation_id, type, outcome, by, note) VALUES (?, ?, ?, ?, ?, ?) "
                  "ON CONFLICT (escalation_id) WHERE escalation_id IS NOT NULL DO UPDATE SET at = excluded.at, "
@@ -197,6 +204,14 @@ def record_outcome(store: Store, conn: sqlite3.Connection, outcome: str, by: str
                  (store.now(), escalation_id, kind.value, outcome, by, note))
     store.audit(conn, "outcome", by, escalation_id=escalation_id,
                 data={"outcome": outcome, "type": kind.value, "note": note})
+
+
+def recorded_outcome(store: Store, escalation_id: str,
+                     conn: sqlite3.Connection | None = None) -> dict[str, Any] | None:
+    """The outcome marked for one escalation (outcome, by, at, note), or None."""
+    row = (conn or store._conn()).execute("SELECT outcome, by, at, note FROM outcomes WHERE escalation_id = ?",
+                                          (escalation_id,)).fetchone()
+    return None if row is None else {"outcome": row[0], "by": row[1], "at": row[2], "note": row[3]}
 
 
 def outcomes(store: Store, since: str | None = None) -> list[dict[str, Any]]:

@@ -136,6 +136,22 @@ def with_confidence(a: DecisionAssessment, c: Classification, autonomy: Autonomy
     return a.model_copy(update={"autonomy": p_none, "low_confidence": True, "check": checks(c)})
 
 
+def stored(a: DecisionAssessment | None, c: Classification) -> dict[str, Any] | None:
+    """What an escalation record keeps of its assessment: every field but ``summary`` (worded from the
+    request and its context, which the record keeps already), and ``rule``, what made it escalate:
+    the decision policy (criticality, low_confidence, unusual_pattern), the first policy rule that
+    matched (e.g. security_change), else the classifier."""
+    if a is None:
+        return None
+    if c.decided_by in OVERRIDES:
+        rule = c.decided_by
+    elif c.rules and "rule" in c.decided_by:
+        rule = c.rules[0].name
+    else:
+        rule = "classifier"
+    return {**a.model_dump(mode="json", exclude={"summary"}), "rule": rule}
+
+
 def checks(c: Classification) -> list[str]:
     """The plausible escalation types, most probable first, as things to check."""
     ranked = sorted(((float(p), t) for t, p in c.scores.items() if t != EscalationType.none.value), reverse=True)

@@ -1,6 +1,6 @@
 """The operator web console at ``/console``: open escalations by severity with the time left to
 their response target, each shown as its card (the locale's HTML template, escaped), with forms to
-answer, assign, raise, note and close. Plain server-rendered HTML; every action is a POST followed
+answer, assign, raise, note and close, and on an escalation's page a form to mark whether it was needed. Plain server-rendered HTML; every action is a POST followed
 by a redirect back (Post/Redirect/Get) and a one-line flash of what happened, kept in the
 server-side session (never in a cookie, so a neighbouring page cannot plant one).
 
@@ -168,8 +168,14 @@ def _close(ops: Operations, esc_id: str, form: dict[str, str], by: str) -> str:
     return f"{esc_id} closed by {by}."
 
 
+def _outcome(ops: Operations, esc_id: str, form: dict[str, str], by: str) -> str:
+    verdict = _field(form, "outcome", "the outcome")
+    ops.mark_outcome(esc_id, verdict, by, note=(form.get("note") or "").strip() or None)
+    return f"{esc_id} marked {verdict} by {by}; the adaptive escalation target learns from it."
+
+
 ACTIONS: dict[str, Callable[[Operations, str, dict[str, str], str], str]] = {
-    "answer": _answer, "assign": _assign, "raise": _raise, "note": _note, "close": _close,
+    "answer": _answer, "assign": _assign, "raise": _raise, "note": _note, "close": _close, "outcome": _outcome,
 }
 
 
@@ -232,8 +238,10 @@ class Console:
         now = self.ops.store.clock()
         due, target = deadline(record, self.ops)
         card = Markup(render(record, "html", self.ops.policy))
+        session = session_of(request)
         return _html(TEMPLATES.get_template("escalation.html.j2").render(
             r=record, card=card, prefix=PREFIX, now=now, due=due, target=target,
+            csrf=session.csrf if session is not None else None,
             seconds_left=int((due - now).total_seconds()), is_open=record["status"] in console_views.OPEN_STATUSES,
             span=time_left))
 

@@ -599,6 +599,7 @@ class ConversationGuard:
             "question_vector": np.asarray(d.vector, dtype=np.float32).tobytes(),
             "request_vector": np.asarray(d.request_vector, dtype=np.float32).tobytes(),
             "agent_question": ask.question, "locale": speaking.locale,
+            "assessment": assessing.stored(d.assessment, d.classification),
         })
         classified = {"classified_as": d.classified_as.value} if d.classified_as else {}
         self.store.audit(conn, "create", "agent", escalation_id=esc_id, conversation_id=ask.conversation_id,

@@ -255,12 +255,18 @@ MIGRATIONS: list[Migration] = [
     CREATE INDEX batches_open ON batches (status, person);
     ALTER TABLE escalations ADD COLUMN batch_id INTEGER;
     """),
+    # 12: decision intelligence: why the guard escalated, as a JSON object (criticality, decision type,
+    # category, confidence to act alone, the rule that escalated); null on records made before
+    Migration("decision_assessment", """
+    ALTER TABLE escalations ADD COLUMN assessment TEXT;
+    """),
 ]
 
-JSON_FIELDS = ("options", "context")
+JSON_FIELDS = ("options", "context", "assessment")
+NULLABLE_JSON = ("assessment",)  # stored as NULL when absent (the others as an empty list or object)
 # columns that hold what people wrote: redacted before they are stored
 TEXT_FIELDS = ("request", "question", "details", "answer", "reason", "message", "resolution", "suggestion",
-               "preventive_measures", "lessons_learned", "options", "context")
+               "preventive_measures", "lessons_learned", "options", "context", "assessment")
 # audit data fields whose text stays out of the append-only trail: a keyed digest refers to it
 PERSONAL_AUDIT_FIELDS = ("request", "question", "answer", "text", "details")
 AUDIT_IDENTITY_FIELDS = ("assignee", "recipient", "by", "escalations", "actor", "replacement", "holder")
@@ -639,7 +645,9 @@ def _statements(script: str) -> list[str]:
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in fields.items():
-        if key in JSON_FIELDS and not isinstance(value, str):
+        if key in NULLABLE_JSON and value is None:
+            pass
+        elif key in JSON_FIELDS and not isinstance(value, str):
             value = json.dumps(value if value is not None else ([] if key == "options" else {}), ensure_ascii=False)
         elif hasattr(value, "value") and not isinstance(value, (str, bytes)):
             value = value.value  # enums

@@ -199,10 +199,23 @@ def show(state: AppState, escalation_id, as_json, db) -> None:
     if as_json:
         click.echo(json.dumps(record, indent=2, ensure_ascii=False))
         return
-    skip = {"notes", "failsafes", "notifications", "audit", "message", "context", "options"}
+    skip = {"notes", "failsafes", "notifications", "audit", "message", "context", "options", "assessment", "outcome"}
     for key, value in record.items():
         if key not in skip and value not in (None, "", []):
             click.echo(f"{key:>20}: {value}")
+    a = record.get("assessment")
+    if a:  # why the guard escalated (records made before assessments were kept have none)
+        click.echo(f"{'escalated by':>20}: {a.get('rule')}")
+        click.echo(f"{'criticality':>20}: {a.get('criticality'):.2f}{' (critical)' if a.get('critical') else ''}"
+                   f"{' from ' + ', '.join(a['factors']) if a.get('factors') else ''}")
+        click.echo(f"{'decision':>20}: {a.get('decision_type')}, {a.get('category')}")
+        if a.get("autonomy") is not None:
+            click.echo(f"{'confidence alone':>20}: {a['autonomy']:.2f}{' (low)' if a.get('low_confidence') else ''}")
+        if a.get("unusual"):
+            click.echo(f"{'unusual':>20}: {a['unusual']}")
+    o = record.get("outcome")
+    if o:
+        click.echo(f"{'outcome':>20}: {o['outcome']} by {o['by']} at {o['at']}{' - ' + o['note'] if o.get('note') else ''}")
     for option in record.get("options") or []:
         click.echo(f"{'option':>20}: {option}")
     for n in record["notes"]:

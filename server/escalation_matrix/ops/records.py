@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InputError, StateError
 from ..models import EscalationType, Severity
 from ..store import OPEN_STATUSES, STATUSES, Store, iso, parse_iso
+from ..adaptive import record_outcome, recorded_outcome
 from ..answers import respond, respond_action
 from . import notify
 from ..ops_policy import OperationsFile
@@ -261,11 +262,20 @@ class Operations:
         record["notifications"] = notify.outbox(self.store, escalation_id=esc_id)
         record["audit"] = [{k: e[k] for k in ("seq", "at", "actor", "action", "data")}
                            for e in self.store.audit_entries(escalation_id=esc_id)]
+        record["outcome"] = recorded_outcome(self.store, esc_id, conn)  # necessary / unnecessary, once marked
         if record.get("source") == "oversight":  # the actor, rule and chain position of an oversight ticket
             from .oversight import Oversight
 
             record["oversight"] = Oversight(self.store, self.policy).ticket(esc_id)
         return record
+
+    def mark_outcome(self, esc_id: str, verdict: str, by: str, note: str | None = None) -> None:
+        """Mark whether asking a person was needed (necessary / unnecessary), once: a second mark is
+        refused (an operator changes one with `escalation-matrix outcome`)."""
+        if verdict not in ("necessary", "unnecessary"):
+            raise InputError(f"the outcome must be necessary or unnecessary, got {verdict!r}")
+        with self.store.transaction() as conn:
+            record_outcome(self.store, conn, verdict, by, escalation_id=esc_id, note=note, replace=False)
 
 
 def _enum(kind: Any, value: str, what: str) -> Any:
