@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # The fast lane: no model load, no subprocesses or browsers, spread over the machine's cores
-# (85 s on an idle 2-core machine).
+# (64-78 s on an idle 2-core machine).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto -m "not model and not slow"
 
