@@ -89,3 +89,18 @@ def test_migrations_are_recorded_by_name_and_a_foreign_or_newer_database_is_refu
     with pytest.raises(StateError, match="upgrade escalation-matrix"):
         Store(path)
     conn.close()
+
+
+def test_a_lost_connection_and_a_pool_with_no_free_connection_are_told_apart():
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    from escalation_matrix.errors import UnavailableError
+
+    with pytest.raises(UnavailableError, match="cannot be reached right now; retry") as lost, \
+            pgsql.reporting_unavailable():
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+    assert lost.value.retryable
+    with pytest.raises(UnavailableError, match="every pooled connection is busy .*ESCALATION_MATRIX_DB_POOL"), \
+            pgsql.reporting_unavailable():
+        raise PoolTimeout("couldn't get a connection after 5.00 sec")

@@ -28,7 +28,8 @@ REQUESTS = [
     "Export the full customer list with home addresses to a public spreadsheet.",
     "Post the customer's medical history on our public forum.",
 ]
-RETRYABLE = "cannot be reached right now; retry"
+# both ways of saying it (a lost connection; no pooled connection came free) name the database and retry
+RETRYABLE = ("state database (PostgreSQL)", "retry in a few seconds")
 
 
 @pytest.fixture
@@ -159,6 +160,6 @@ async def test_a_postgresql_restart_gives_retryable_errors_then_service_resumes(
             stop(s.proc)
     assert all("ok" in o for c, o in outcomes if c.startswith("before"))
     # while the database is down: a clear, retryable error, never a made-up answer
-    assert all("error" in o and RETRYABLE in o["error"] for _, o in down), down[:3]
+    assert all("error" in o and all(part in o["error"] for part in RETRYABLE) for _, o in down), down[:3]
     assert all("ok" in o for _, o in after), after[:3]
     check_exactly_once(database, outcomes)

@@ -155,7 +155,12 @@ def reporting_unavailable() -> Iterator[None]:
 
     try:
         yield
-    except (psycopg.OperationalError, PoolTimeout) as exc:
+    except PoolTimeout as exc:
+        raise UnavailableError(
+            f"no connection to the state database (PostgreSQL) came free within {CONNECT_TIMEOUT_S:.0f} s: it is "
+            "down, or every pooled connection is busy (ESCALATION_MATRIX_DB_POOL sets how many); retry in a few "
+            "seconds. An escalation sent again is matched to the one already recorded, never duplicated") from exc
+    except psycopg.OperationalError as exc:
         raise _unavailable(exc) from exc
 
 
