@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from mcp import Client, StdioServerParameters
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("escalation-matrix"))
@@ -84,3 +85,17 @@ def serve_http(args: list[str], env: dict[str, str], log: Path, *, db: Path | No
     except BaseException:
         stop(proc)
         raise
+
+
+def stdio_client(db: Path, read_timeout: float = 900) -> Client:
+    """An MCP client on a new ``escalation-matrix serve --db DB`` process over stdio. The first
+    call that classifies carries the model load (the server loads it in the background)."""
+    return Client(StdioServerParameters(command=CLI, args=["serve", "--db", str(db)], env=server_env()),
+                  read_timeout_seconds=read_timeout)
+
+
+async def call(client: Client, tool: str, **args) -> dict:
+    """A tool call that must succeed; its structured result."""
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    return result.structured_content

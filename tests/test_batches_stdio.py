@@ -6,12 +6,10 @@ counts the batch."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from mcp import Client, StdioServerParameters
 
-from servers import CLI, server_env
+from servers import call, stdio_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -19,17 +17,6 @@ PERSON = {"person": "erin", "environment": "staging", "resource": "export-servic
 QUESTIONS = ["Should the export worker log at info or debug level?", "Should failed exports retry 3 or 5 times?",
              "Should the export files be named by date or by customer?", "Should exports run hourly or daily?",
              "Should the export bucket keep files for 30 or 90 days?"]
-
-
-def stdio_client(db: Path) -> Client:
-    return Client(StdioServerParameters(command=CLI, args=["serve", "--db", str(db)], env=server_env()),
-                  read_timeout_seconds=900)  # the first call carries the model load and exemplar encoding
-
-
-async def call(client: Client, tool: str, **args) -> dict:
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content
-    return result.structured_content
 
 
 async def test_five_questions_one_batch_approve_selected_then_all_over_stdio(tmp_path):

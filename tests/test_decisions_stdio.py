@@ -5,28 +5,15 @@ assessment, a structured answer tells the agent what to do, and the outcome reac
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from mcp import Client, StdioServerParameters
 
-from servers import CLI, server_env
+from servers import call, stdio_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 HARMLESS = "Rename the helper function to parse_rows."
 CRITICAL = {"environment": "production", "security_impact": True, "reversible": False}
-
-
-def stdio_client(db: Path) -> Client:
-    return Client(StdioServerParameters(command=CLI, args=["serve", "--db", str(db)], env=server_env()),
-                  read_timeout_seconds=900)  # the first call carries the model load and exemplar encoding
-
-
-async def call(client: Client, tool: str, **args) -> dict:
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content
-    return result.structured_content
 
 
 async def test_critical_decision_structured_answer_and_report_over_stdio(tmp_path):

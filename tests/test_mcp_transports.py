@@ -13,11 +13,12 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from escalation_matrix.store import Store
-from servers import CLI, serve_http, server_env, stop
+import servers
+from servers import call, serve_http, server_env, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -50,16 +51,8 @@ def http_client(url: str) -> Client:
 
 
 def stdio_client(db: Path) -> Client:
-    # the server answers initialize at once and loads the model in the background, so the first
-    # tools/call carries the model load: as long as the HTTP fixture allows a server to start
-    return Client(StdioServerParameters(command=CLI, args=["serve", "--db", str(db)], env=server_env()),
-                  read_timeout_seconds=300)
-
-
-async def call(client: Client, tool: str, **args) -> dict:
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content
-    return result.structured_content
+    # the first tools/call carries the model load: as long as the HTTP fixture allows a server to start
+    return servers.stdio_client(db, read_timeout=300)
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])

@@ -4,29 +4,16 @@ preference (which says how to revoke it), the preference is revoked and the pers
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-from mcp import Client, StdioServerParameters
 
-from servers import CLI, server_env
+from servers import call, stdio_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 PERSON = {"person": "dana", "environment": "staging"}
 ASK = {"request": "Refresh the staging data for the demo", "type": "decision",
        "question": "May I overwrite the staging database with last night's anonymised snapshot?"}
-
-
-def stdio_client(db: Path) -> Client:
-    return Client(StdioServerParameters(command=CLI, args=["serve", "--db", str(db)], env=server_env()),
-                  read_timeout_seconds=900)  # the first call carries the model load and exemplar encoding
-
-
-async def call(client: Client, tool: str, **args) -> dict:
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content
-    return result.structured_content
 
 
 async def test_consistent_answers_auto_answer_then_revoke_over_stdio(tmp_path):
