@@ -234,7 +234,7 @@ class Console:
         try:
             record = await run_in_threadpool(self.ops.show, esc_id)
         except EscalationMatrixError as exc:
-            return _html(TEMPLATES.get_template("missing.html.j2").render(prefix=PREFIX, message=str(exc)), 404)
+            return missing_page(str(exc))
         now = self.ops.store.clock()
         due, target = deadline(record, self.ops)
         card = Markup(render(record, "html", self.ops.policy))
@@ -329,6 +329,20 @@ class Console:
 
 def _html(page: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(page, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def session_page(request: Request, template: str, **context: Any) -> Response:
+    """A page for the request's console session (403 without one) with what every page's forms and
+    header need: the CSRF field, the signing operator, the flash line (shown once), the prefix."""
+    session = session_of(request)
+    if session is None:  # the security layer opens one for every page view
+        return HTMLResponse(_EXPIRED, status_code=403)
+    return _html(TEMPLATES.get_template(template).render(
+        csrf=session.csrf, operator=session.operator, flash=_take_flash(session), prefix=PREFIX, **context))
+
+
+def missing_page(message: str) -> Response:
+    return _html(TEMPLATES.get_template("missing.html.j2").render(prefix=PREFIX, message=message), 404)
 
 
 def _choices(ops: Operations) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from .console_actions import perform
@@ -36,35 +36,26 @@ class BatchPages:
         self.console = console
 
     async def index(self, request: Request) -> Response:
-        from .console import _EXPIRED, PREFIX, TEMPLATES, _html, _take_flash
+        from .console import session_page
 
-        session = session_of(request)
-        if session is None:
-            return HTMLResponse(_EXPIRED, status_code=403)
         ops = self.console.ops
         status = request.query_params.get("status")
         status = status if status in STATUSES else None
         rows = await run_in_threadpool(batching.listing, ops.store, ops.policy.decisions.batching, status)
-        return _html(TEMPLATES.get_template("batches.html.j2").render(
-            batches=rows, status=status, statuses=STATUSES, limits=ops.policy.decisions.batching,
-            flash=_take_flash(session), prefix=PREFIX, now=ops.store.clock()))
+        return session_page(request, "batches.html.j2", batches=rows, status=status, statuses=STATUSES,
+                            limits=ops.policy.decisions.batching, now=ops.store.clock())
 
     async def batch(self, request: Request) -> Response:
-        from .console import _EXPIRED, PREFIX, TEMPLATES, _html, _take_flash
+        from .console import missing_page, session_page
 
-        session = session_of(request)
-        if session is None:
-            return HTMLResponse(_EXPIRED, status_code=403)
         ops = self.console.ops
         try:
             found = await run_in_threadpool(batching.show, ops.store, request.path_params["batch_id"],
                                             ops.policy.decisions.batching)
         except EscalationMatrixError as exc:
-            return _html(f"<!doctype html><title>Not found</title><p>{_escape(str(exc))}</p>", status_code=404)
+            return missing_page(str(exc))
         by_id = {i["id"]: i for i in found["items"]}
-        return _html(TEMPLATES.get_template("batch.html.j2").render(
-            batch=found, by_id=by_id, csrf=session.csrf, operator=session.operator, flash=_take_flash(session),
-            prefix=PREFIX, now=ops.store.clock()))
+        return session_page(request, "batch.html.j2", batch=found, by_id=by_id, now=ops.store.clock())
 
     async def answer(self, request: Request) -> Response:
         form = await self.console._form(request)  # 403 unless the CSRF field is this session's
@@ -97,8 +88,3 @@ def _answer(ops: Any, batch_id: int, by: str, items: list[str] | None, action: s
     return (f"Batch {batch_id}: {verb} {len(done['answered'])} ({', '.join(done['answered'])}) as {by}; "
             f"{done['open_left']} open left.")
 
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)

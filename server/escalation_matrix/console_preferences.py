@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from . import preferences as learned
@@ -32,18 +32,14 @@ class PreferencePages:
         self.console = console
 
     async def index(self, request: Request) -> Response:
-        from .console import _EXPIRED, PREFIX, TEMPLATES, _html, _take_flash
+        from .console import session_page
 
-        session = session_of(request)
-        if session is None:
-            return HTMLResponse(_EXPIRED, status_code=403)
         ops = self.console.ops
         settings = ops.policy.decisions.preferences
         revoked = request.query_params.get("revoked") == "1"
         rows = await run_in_threadpool(learned.listing, ops.store, settings, revoked=revoked)
-        return _html(TEMPLATES.get_template("preferences.html.j2").render(
-            preferences=rows, limits=settings, revoked=revoked, csrf=session.csrf, operator=session.operator,
-            flash=_take_flash(session), prefix=PREFIX, now=ops.store.clock()))
+        return session_page(request, "preferences.html.j2", preferences=rows, limits=settings, revoked=revoked,
+                            now=ops.store.clock())
 
     async def revoke(self, request: Request) -> Response:
         form = await self.console._form(request)  # 403 unless the CSRF field is this session's
