@@ -6,15 +6,13 @@ library errors into ``ToolError`` and wires transports. The model loads once, in
 # No `from __future__ import annotations`: the SDK evaluates tool and resolver annotations at
 # registration, and the resolvers below are closures it could not find by name.
 
-import functools
-import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -26,14 +24,13 @@ from .guard import ConversationGuard
 from .http_app import build_http_app  # noqa: F401 - where callers have always imported it from
 from .http_security import HttpSecurity
 from .loader import Policy
-from .mcp_ops import register_operations
+from .mcp_ops import register_operations, tool_errors
 from .models import Action, EscalationResult
 from .protocol import PROTOCOL_PROMPT, SERVER_INSTRUCTIONS, matrix_document
 from . import toolspec as spec
 from .toolspec import TOOLS, argument
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # the descriptions are the ones the LangChain tools use too (toolspec)
 ConversationId = Annotated[str, Field(description=spec.CONVERSATION_ID)]
@@ -52,21 +49,7 @@ class ClarifyAnswer(BaseModel):
     answer: str = Field(description="Your answer to the question.")
 
 
-def _tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """Library errors reach the caller with their message; anything else is logged, not leaked."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except EscalationMatrixError as exc:
-            raise ToolError(str(exc)) from None
-        except Exception:
-            log.exception("unexpected error in tool %s", fn.__name__)
-            raise ToolError(f"{fn.__name__} failed unexpectedly; the server log has the details") from None
-
-    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")  # the tool description: no source indentation
-    return wrapper
+_tool_errors = tool_errors  # the tools here and in mcp_ops report errors one way
 
 
 load_guard = open_guard  # the name the CLI and earlier code use

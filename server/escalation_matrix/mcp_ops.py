@@ -1,10 +1,11 @@
 """MCP additions for operations: the escalation report and the actors' oversight scores as
 resources, and the pipeline trigger as a tool. Registered by ``mcp_app.build_server``; thin like the rest of the adapter."""
 
+import functools
 import inspect
 import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal, TypeVar
 from urllib.parse import unquote
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -21,12 +22,28 @@ from .ops.report_format import render_report
 from .ops.reports import PERIODS, build_report
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-def _clean_doc(fn):
-    """The docstring is the tool description: without the source's indentation."""
-    fn.__doc__ = inspect.cleandoc(fn.__doc__ or "")
-    return fn
+def tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Library errors reach the caller with their message (a ``ToolError`` raised on purpose passes
+    as it is); anything else is logged, not leaked. The docstring becomes the tool's description,
+    without source indentation."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except ToolError:
+            raise
+        except EscalationMatrixError as exc:
+            raise ToolError(str(exc)) from None
+        except Exception:
+            log.exception("unexpected error in tool %s", fn.__name__)
+            raise ToolError(f"{fn.__name__} failed unexpectedly; the server log has the details") from None
+
+    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
+    return wrapper
 
 
 class PreferenceList(BaseModel):
@@ -73,7 +90,7 @@ def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
 
     @server.tool(name="report_item", title="Report a pipeline item's progress", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
-    @_clean_doc
+    @tool_errors
     def report_item_tool(
         item_id: Annotated[str, Field(description="The item being processed, e.g. a brand id (at most 200 characters).")],
         iterations: Annotated[int, Field(ge=0, le=MAX_COUNT, description="Feedback iterations so far.")],
@@ -86,15 +103,9 @@ def register_operations(server: MCPServer, guard: ConversationGuard) -> None:
         """Automatic escalation for pipelines: escalates at the iteration limit, after
         consecutive failures, on a data-quality or system error, or on low confidence after several
         iterations (limits in policies/operations.yaml). One open escalation per item."""
-        try:
-            item = validate(dict(item_id=item_id, iterations=iterations, failures=failures, confidence=confidence,
-                                 error=error, details=details))
-            return report_item(guard.store, guard.policy, item)
-        except EscalationMatrixError as exc:
-            raise ToolError(str(exc)) from None
-        except Exception:
-            log.exception("unexpected error in tool report_item")
-            raise ToolError("report_item failed unexpectedly; the server log has the details") from None
+        item = validate(dict(item_id=item_id, iterations=iterations, failures=failures, confidence=confidence,
+                             error=error, details=details))
+        return report_item(guard.store, guard.policy, item)
 
 
 def register_preferences(server: MCPServer, guard: ConversationGuard) -> None:
@@ -102,7 +113,7 @@ def register_preferences(server: MCPServer, guard: ConversationGuard) -> None:
 
     @server.tool(name="preferences", title="Learned preferences", annotations=ToolAnnotations(
         read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
-    @_clean_doc
+    @tool_errors
     def preferences(
         ctx: Context,
         scope: Annotated[Literal["person", "organisation"] | None,
@@ -117,15 +128,12 @@ def register_preferences(server: MCPServer, guard: ConversationGuard) -> None:
         if over_http(ctx) and not principal(ctx).is_operator:  # they hold every person's answers
             raise ToolError("preferences hold every person's answers, so over HTTP they are for operators: use an "
                             "operator token or `escalation-matrix preferences list`")
-        try:
-            return PreferenceList(preferences=learned.listing(guard.store, guard.policy.decisions.preferences,
-                                                              scope=scope, scope_id=scope_id, revoked=revoked))
-        except EscalationMatrixError as exc:
-            raise ToolError(str(exc)) from None
+        return PreferenceList(preferences=learned.listing(guard.store, guard.policy.decisions.preferences,
+                                                          scope=scope, scope_id=scope_id, revoked=revoked))
 
     @server.tool(name="revoke_preference", title="Revoke a learned preference", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
-    @_clean_doc
+    @tool_errors
     def revoke_preference(
         ctx: Context,
         preference_id: Annotated[int, Field(ge=1, le=learned.MAX_ID, description="The preference's id, as an "
@@ -137,10 +145,7 @@ def register_preferences(server: MCPServer, guard: ConversationGuard) -> None:
         again (and a new preference may be learned from their later answers)."""
         from .mcp_app import principal
 
-        try:
-            return learned.revoke(guard.store, preference_id, principal(ctx).name, reason)
-        except EscalationMatrixError as exc:
-            raise ToolError(str(exc)) from None
+        return learned.revoke(guard.store, preference_id, principal(ctx).name, reason)
 
 
 class BatchList(BaseModel):
@@ -163,7 +168,7 @@ def register_batches(server: MCPServer, guard: ConversationGuard) -> None:
 
     @server.tool(name="batches", title="Batches of questions", annotations=ToolAnnotations(
         read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
-    @_clean_doc
+    @tool_errors
     def batches(
         ctx: Context,
         batch_id: Annotated[int | None, Field(ge=1, le=batching.MAX_ID, description="One batch, with its items, "
@@ -177,17 +182,14 @@ def register_batches(server: MCPServer, guard: ConversationGuard) -> None:
         that batch's items grouped by task, type and resource, and its card."""
         operator_only(ctx, "a batch")
         settings = guard.policy.decisions.batching
-        try:
-            if batch_id is None:
-                return BatchList(batches=batching.listing(guard.store, settings, status, person)).model_dump()
-            batch = batching.show(guard.store, batch_id, settings)
-            return {**batch, "card": batch_card(batch).model_dump()}
-        except EscalationMatrixError as exc:
-            raise ToolError(str(exc)) from None
+        if batch_id is None:
+            return BatchList(batches=batching.listing(guard.store, settings, status, person)).model_dump()
+        batch = batching.show(guard.store, batch_id, settings)
+        return {**batch, "card": batch_card(batch).model_dump()}
 
     @server.tool(name="answer_batch", title="Approve a batch", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
-    @_clean_doc
+    @tool_errors
     def answer_batch(
         ctx: Context,
         batch_id: Annotated[int, Field(ge=1, le=batching.MAX_ID, description="The batch, as an escalate result's "
@@ -205,11 +207,7 @@ def register_batches(server: MCPServer, guard: ConversationGuard) -> None:
 
         operator_only(ctx, "answering a batch")
         who = principal(ctx)  # the local agent relays its person's answer, with an agent's checks per item
-        try:
-            return batching.answer_batch(guard.store, batch_id, who.name, guard.policy.decisions.batching,
-                                         items=items, action=action, note=note,
-                                         max_chars=guard.settings.max_request_chars,
-                                         learn=guard.policy.decisions.preferences,
-                                         role="operator" if who.is_operator else "agent")
-        except EscalationMatrixError as exc:
-            raise ToolError(str(exc)) from None
+        return batching.answer_batch(guard.store, batch_id, who.name, guard.policy.decisions.batching,
+                                     items=items, action=action, note=note, max_chars=guard.settings.max_request_chars,
+                                     learn=guard.policy.decisions.preferences,
+                                     role="operator" if who.is_operator else "agent")
