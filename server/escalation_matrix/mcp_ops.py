@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from . import preferences as learned
 from .errors import EscalationMatrixError
 from .guard import ConversationGuard
+from .guard_results import valid_unicode
 from .ops.oversight import Oversight
 from .ops.pipeline import MAX_COUNT, MAX_DETAILS, ItemOutcome, report_item, validate
 from .ops.report_format import render_report
@@ -33,6 +34,8 @@ def tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
+            for name, value in kwargs.items():
+                _valid_text(value, name)
             return fn(*args, **kwargs)
         except ToolError:
             raise
@@ -44,6 +47,20 @@ def tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
 
     wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
     return wrapper
+
+
+def _valid_text(value: Any, name: str) -> None:
+    """Every text in a tool's arguments, nested ones too, must be valid Unicode: an unpaired surrogate
+    is refused with where it is, before any tool reads it (the database and the model cannot take it)."""
+    if isinstance(value, str):
+        valid_unicode(value, name)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _valid_text(key, f"{name} (a key)")
+            _valid_text(item, f"{name}.{key}" if isinstance(key, str) and key.isprintable() else name)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _valid_text(item, f"{name}[{index}]")
 
 
 class PreferenceList(BaseModel):

@@ -36,13 +36,17 @@ def guard(policy, fake_classifier, db_path):
     ("escalate", {"conversation_id": "c\udfff1", "request": "Deploy it"}, "unpaired surrogate"),
     ("clarify", {"conversation_id": "c1", "request": "Write it", "question": "Which \ud83d tone?"}, "unpaired surrogate"),
     ("escalate", {"conversation_id": "c1", "request": "x" * 5_000_000}, "shorten it"),
+    ("batches", {"person": "\ud800"}, "person contains an unpaired surrogate"),
+    ("preferences", {"scope_id": "ok \udfff"}, "scope_id contains an unpaired surrogate"),
+    ("answer_batch", {"batch_id": 1, "items": ["ESC-1", "ESC-\ud83d"], "action": "approve"},
+     "unpaired surrogate"),
     ("report_item", {"item_id": "", "iterations": 1}, "item_id"),
     ("report_item", {"item_id": "   ", "iterations": 1}, "item_id is empty"),
     ("report_item", {"item_id": "i" * 300, "iterations": 1}, "item_id"),
     ("report_item", {"item_id": "brand-1", "iterations": 2**63}, "iterations"),
     ("report_item", {"item_id": "brand-1", "iterations": 1, "failures": HUGE}, "failures"),
     ("report_item", {"item_id": "brand-1", "iterations": 99, "details": "d" * 20_000_000}, "details"),
-    ("report_item", {"item_id": "brand-\ud800", "iterations": 99}, "item_id: Input should be a valid string"),
+    ("report_item", {"item_id": "brand-\ud800", "iterations": 99}, "item_id contains an unpaired surrogate"),
 ])
 async def test_bad_input_is_refused_with_what_to_fix_and_nothing_is_stored(guard, tool, args, fragment):
     async with Client(build_server(guard=guard)) as client:
