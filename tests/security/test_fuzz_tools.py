@@ -1,11 +1,13 @@
 """A bounded fuzzer (hypothesis) over every MCP tool, through the real in-memory client, on the fake
 embedder so it runs in the fast lane: any argument values, right or wrong in type, size and
 encoding, give a result or an error that says what to fix, never an unexpected failure; the server
-keeps serving and nothing over the caps is stored."""
+keeps serving and nothing over the caps is stored. ``ESCALATION_MATRIX_FUZZ_EXAMPLES`` sets how
+many call sequences are tried (300; the fast lane tries 25)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +34,8 @@ HOSTILE = st.sampled_from([10**400, -(10**400), 2**63, float("nan"), float("inf"
                            {"estimated_cost": 10**400}, {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}},
                            {"note": "\ud83d"}, [], {}, -1, 0, True])
 ANY = st.one_of(HOSTILE, SCALAR, JSONISH)
+# the full suite tries 300 call sequences; the fast lane (`make test-fast`) sets fewer
+EXAMPLES = int(os.environ.get("ESCALATION_MATRIX_FUZZ_EXAMPLES", "300"))
 PARAMS = {
     "classify": ["request", "context"],
     "escalate": ["conversation_id", "request", "task_id", "question", "options", "details", "context"],
@@ -53,7 +57,7 @@ def guard(policy, fake_classifier, db_path):
     return ConversationGuard(policy, fake_classifier, Store(db_path))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(calls=st.lists(CALLS, min_size=1, max_size=4))
 def test_any_arguments_give_a_result_or_a_clear_error(guard, calls):
