@@ -163,3 +163,53 @@ def test_the_library_never_imports_langchain():
             "print(sorted(m for m in sys.modules if m.split('.')[0].startswith('langchain')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_batch_tools_show_the_card_and_relay_approve_selected_in_a_tool_loop(policy, fake_classifier, db_path):
+    """Opt-in batch tools: two questions for alice are queued in one batch; the loop lists it (the
+    card offers approve all / approve selected), relays the person's 'approve the first one', and
+    the agent's next escalate of that question proceeds with the approval."""
+    guard = ConversationGuard(policy, fake_classifier, Store(db_path))
+    tools = make_tools(guard, conversation_id="chat-7", batches=True)
+    assert [t.name for t in tools][-2:] == ["batches", "answer_batch"]
+    assert [t.name for t in make_tools(guard)] == ["classify", "check_scope", "clarify", "escalate", "respond"]
+    questions = ["Should the retry limit be 3 or 5?", "Which queue name do you prefer for the exports?"]
+    history: list[BaseMessage] = [SystemMessage(ESCALATION_PROTOCOL), HumanMessage("Set up the export worker")]
+
+    def script() -> Iterator[AIMessage]:
+        for i, question in enumerate(questions):
+            yield AIMessage("", tool_calls=[call("escalate", {"request": "Set up the export worker", "question": question,
+                                                              "type": "decision", "context": {"person": "alice"},
+                                                              "task_id": f"t{i}"}, i)])
+        queued = tool_json(history, "escalate", 0)
+        assert queued["queued"] and queued["batch_id"]
+        yield AIMessage("", tool_calls=[call("batches", {"batch_id": queued["batch_id"]})])
+        history.append(HumanMessage("Approve the retry limit one only."))
+        yield AIMessage("", tool_calls=[call("answer_batch", {"batch_id": queued["batch_id"],
+                                                              "items": [queued["escalation_id"]]})])
+        yield AIMessage("", tool_calls=[call("escalate", {"request": "Set up the export worker", "question": questions[0],
+                                                          "type": "decision", "context": {"person": "alice"},
+                                                          "task_id": "t0"}, 9)])
+        yield AIMessage("Done.")
+
+    run_loop(ToolCallingFake(messages=script()), tools, history)
+    shown = tool_json(history, "batches")
+    assert shown["card"]["kind"] == "batch" and len(shown["items"]) == 2
+    assert "approve" in shown["card"]["markdown"].lower()
+    answered = tool_json(history, "answer_batch")
+    first, second = tool_json(history, "escalate", 0), tool_json(history, "escalate", 1)
+    assert answered["open_left"] == 1 and first["escalation_id"] in json.dumps(answered["answered"])
+    assert second["escalation_id"] not in json.dumps(answered["answered"])
+    again = tool_json(history, "escalate", -1)
+    assert again["action"] == "proceed" and again["escalation_id"] == first["escalation_id"]
+    assert guard.store.escalation(first["escalation_id"])["status"] == "answered"
+    assert guard.store.escalation(second["escalation_id"])["status"] == "awaiting_response"  # not selected
+
+
+def test_batch_tool_errors_come_back_as_messages(policy, fake_classifier, db_path):
+    guard = ConversationGuard(policy, fake_classifier, Store(db_path))
+    tools = {t.name: t for t in make_tools(guard, batches=True)}
+    missing = tools["answer_batch"].invoke(call("answer_batch", {"batch_id": 999}))
+    assert missing.content.startswith("Error:") and "not found" in missing.content
+    bad = tools["batches"].invoke(call("batches", {"batch_id": 0}))
+    assert bad.content.startswith("Error:") and "batch_id" in bad.content

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar
 
 try:
     from langchain_core.tools import BaseTool, StructuredTool, ToolException
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .loader import Policy
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 # The same protocol the MCP server's prompt teaches, plus how results look through these tools.
 ESCALATION_PROTOCOL = PROTOCOL_PROMPT + """
@@ -94,6 +95,20 @@ ARGS: dict[str, type[BaseModel]] = {"classify": ClassifyArgs, "check_scope": Che
                                     "escalate": EscalateArgs, "respond": RespondArgs}
 
 
+class BatchesArgs(BaseModel):
+    batch_id: int | None = Field(default=None, ge=1, description=argument("batches", "batch_id"))
+    status: Literal["open", "delivered", "answered"] | None = Field(default=None,
+                                                                    description=argument("batches", "status"))
+    person: str | None = Field(default=None, description=argument("batches", "person"))
+
+
+class AnswerBatchArgs(BaseModel):
+    batch_id: int = Field(ge=1, description=argument("answer_batch", "batch_id"))
+    items: list[str] | None = Field(default=None, description=argument("answer_batch", "items"))
+    action: Literal["approve", "reject"] = Field(default="approve", description=argument("answer_batch", "action"))
+    note: str | None = Field(default=None, description=argument("answer_batch", "note"))
+
+
 def result_content(result: EscalationResult) -> str:
     """What the model reads: the result as compact JSON, without empty fields."""
     return json.dumps(result.model_dump(mode="json", exclude_none=True, exclude_defaults=False), ensure_ascii=False)
@@ -118,12 +133,12 @@ def _bound_schema(schema: type[BaseModel], conversation_id: str) -> type[BaseMod
     return create_model(schema.__name__, __doc__=schema.__doc__, **fields)  # type: ignore[call-overload]
 
 
-def _wrap(method: Callable[..., EscalationResult], bound: dict[str, Any],
-          name: str) -> Callable[..., tuple[str, EscalationResult]]:
+def _wrap(method: Callable[..., R], bound: dict[str, Any], name: str,
+          content: Callable[[R], str]) -> Callable[..., tuple[str, R]]:
     """Every failure becomes a tool message the model reads: library errors with their message,
     anything unexpected logged here and reported without its details."""
 
-    def run(**kwargs: Any) -> tuple[str, EscalationResult]:
+    def run(**kwargs: Any) -> tuple[str, R]:
         try:
             result = method(**{**kwargs, **bound})
         except EscalationMatrixError as exc:
@@ -131,9 +146,13 @@ def _wrap(method: Callable[..., EscalationResult], bound: dict[str, Any],
         except Exception:
             log.exception("unexpected error in tool %s", name)
             raise ToolException(f"{name} failed unexpectedly; the application log has the details") from None
-        return result_content(result), result
+        return content(result), result
 
     return run
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _relay(guard: Any) -> Callable[..., EscalationResult]:
@@ -148,9 +167,37 @@ def _relay(guard: Any) -> Callable[..., EscalationResult]:
     return respond
 
 
-def make_tools(guard: Any, *, conversation_id: str | None = None) -> list[BaseTool]:
+def batch_tools(guard: Any) -> list[BaseTool]:
+    """``batches`` and ``answer_batch`` over ``guard``: the person's batches of questions (with the
+    card a chat frontend shows: approve all / approve selected) and their answer, relayed as the
+    agent - each item gets the checks an agent's answer gets (``access.check_agent_answer``).
+    Opt in (``make_tools(..., batches=True)``) only when your agent relays what the person chose."""
+    from .ops import batches as batching
+    from .render import batch_card
+
+    def show(batch_id: int | None = None, status: str | None = None, person: str | None = None) -> dict[str, Any]:
+        settings = guard.policy.decisions.batching
+        if batch_id is None:
+            return {"batches": batching.listing(guard.store, settings, status, person)}
+        batch = batching.show(guard.store, batch_id, settings)
+        return {**batch, "card": batch_card(batch).model_dump()}
+
+    def answer(batch_id: int, items: list[str] | None = None, action: str = "approve",
+               note: str | None = None) -> dict[str, Any]:
+        return batching.answer_batch(guard.store, batch_id, "agent", guard.policy.decisions.batching,
+                                     items=items, action=action, note=note, max_chars=guard.settings.max_request_chars,
+                                     learn=guard.policy.decisions.preferences, role="agent")
+
+    return [StructuredTool.from_function(
+        func=_wrap(fn, {}, name, _json), name=name, description=TOOLS[name].description, args_schema=schema,
+        infer_schema=False, response_format="content_and_artifact",
+        handle_tool_error=tool_error, handle_validation_error=validation_error,
+    ) for name, fn, schema in (("batches", show, BatchesArgs), ("answer_batch", answer, AnswerBatchArgs))]
+
+
+def make_tools(guard: Any, *, conversation_id: str | None = None, batches: bool = False) -> list[BaseTool]:
     """The five tools over ``guard`` (a ``ConversationGuard``). With ``conversation_id`` the tools
-    carry it themselves and the model is not asked for it."""
+    carry it themselves and the model is not asked for it; ``batches=True`` adds ``batch_tools``."""
     tools: list[BaseTool] = []
     for name, schema in ARGS.items():
         bound: dict[str, Any] = {}
@@ -158,19 +205,20 @@ def make_tools(guard: Any, *, conversation_id: str | None = None) -> list[BaseTo
             schema, bound = _bound_schema(schema, conversation_id), {"conversation_id": conversation_id}
         method = _relay(guard) if name == "respond" else getattr(guard, name)
         tools.append(StructuredTool.from_function(
-            func=_wrap(method, bound, name), name=name, description=TOOLS[name].description,
+            func=_wrap(method, bound, name, result_content), name=name, description=TOOLS[name].description,
             args_schema=schema, infer_schema=False, response_format="content_and_artifact",
             handle_tool_error=tool_error, handle_validation_error=validation_error,
         ))
-    return tools
+    return tools + (batch_tools(guard) if batches else [])
 
 
 def escalation_tools(db: str | Path | None = None, policy: Policy | None = None, *, conversation_id: str | None = None,
-                     embedder: Any = None, locale: str | None = None) -> list[BaseTool]:
+                     embedder: Any = None, locale: str | None = None, batches: bool = False) -> list[BaseTool]:
     """The tools over ``open_guard(policy, db, embedder=embedder)``: the same guard, encoder cache and
     warm-up as the MCP server, on the SQLite file ``db`` (default: ESCALATION_MATRIX_DB or the
     per-user state file) and the policy (default: the shipped one). ``locale`` (e.g. "de"): the
-    language of phrases and messages when a call names none."""
+    language of phrases and messages when a call names none. ``batches=True``: also ``batch_tools``."""
     from .factory import open_guard
 
-    return make_tools(open_guard(policy, db, embedder=embedder, locale=locale), conversation_id=conversation_id)
+    return make_tools(open_guard(policy, db, embedder=embedder, locale=locale), conversation_id=conversation_id,
+                      batches=batches)

@@ -21,6 +21,7 @@ from .ops.oversight import Oversight
 from .ops.pipeline import MAX_COUNT, MAX_DETAILS, ItemOutcome, report_item, validate
 from .ops.report_format import render_report
 from .ops.reports import PERIODS, build_report
+from .toolspec import TOOLS, argument
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -183,20 +184,17 @@ def register_batches(server: MCPServer, guard: ConversationGuard) -> None:
             raise ToolError(f"{what} is for the person or an operator: over HTTP use an operator token, or "
                             "`escalation-matrix batch`, or the console's batch page")
 
-    @server.tool(name="batches", title="Batches of questions", annotations=ToolAnnotations(
+    @server.tool(name="batches", title=TOOLS["batches"].title, description=TOOLS["batches"].description,
+                 annotations=ToolAnnotations(
         read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
     @tool_errors
     def batches(
         ctx: Context,
-        batch_id: Annotated[int | None, Field(ge=1, le=batching.MAX_ID, description="One batch, with its items, "
-                                                                                    "groups and card.")] = None,
+        batch_id: Annotated[int | None, Field(ge=1, le=batching.MAX_ID, description=argument("batches", "batch_id"))] = None,
         status: Annotated[Literal["open", "delivered", "answered"] | None,
-                          Field(description="Only batches in this state.")] = None,
-        person: Annotated[str | None, Field(description="Only this person's batches.")] = None,
+                          Field(description=argument("batches", "status"))] = None,
+        person: Annotated[str | None, Field(description=argument("batches", "person"))] = None,
     ) -> dict[str, Any]:
-        """Escalations that could wait are delivered to their person together, in batches (at most
-        the policy's batch size, or when its window ends). Without batch_id: the batches; with it:
-        that batch's items grouped by task, type and resource, and its card."""
         operator_only(ctx, "a batch")
         settings = guard.policy.decisions.batching
         if batch_id is None:
@@ -204,22 +202,17 @@ def register_batches(server: MCPServer, guard: ConversationGuard) -> None:
         batch = batching.show(guard.store, batch_id, settings)
         return {**batch, "card": batch_card(batch).model_dump()}
 
-    @server.tool(name="answer_batch", title="Approve a batch", annotations=ToolAnnotations(
+    @server.tool(name="answer_batch", title=TOOLS["answer_batch"].title, description=TOOLS["answer_batch"].description,
+                 annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     @tool_errors
     def answer_batch(
         ctx: Context,
-        batch_id: Annotated[int, Field(ge=1, le=batching.MAX_ID, description="The batch, as an escalate result's "
-                                                                             "batch_id names it.")],
-        items: Annotated[list[str] | None, Field(description="Approve selected: the escalation ids of the batch to "
-                                                             "answer; omitted: all of its open items.")] = None,
-        action: Annotated[Literal["approve", "reject"], Field(description="approve (approve all / approve "
-                                                                          "selected) or reject.")] = "approve",
-        note: Annotated[str | None, Field(description="A note kept with each answer.")] = None,
+        batch_id: Annotated[int, Field(ge=1, le=batching.MAX_ID, description=argument("answer_batch", "batch_id"))],
+        items: Annotated[list[str] | None, Field(description=argument("answer_batch", "items"))] = None,
+        action: Annotated[Literal["approve", "reject"], Field(description=argument("answer_batch", "action"))] = "approve",
+        note: Annotated[str | None, Field(description=argument("answer_batch", "note"))] = None,
     ) -> dict[str, Any]:
-        """The person's answer to a batch: approve (or reject) all its open questions, or the ones
-        selected. Each is answered as by respond with that action (the agents waiting on them are told
-        to proceed); review a question individually with respond instead."""
         from .mcp_app import principal
 
         operator_only(ctx, "answering a batch")

@@ -98,6 +98,23 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({spec.name: spec for spec in (
           conversation_id="Your conversation id; the escalation must belong to it.",
           necessary="Optional: true when asking the person was needed, false when it was not (the person said "
                     "so, or chose what you would have done anyway); teaches the server when to ask less."),
+    _spec("batches", "Batches of questions", """
+        Escalations that could wait are delivered to their person together, in batches (at most the
+        policy's batch size, or when its window ends). Without batch_id: the batches; with it: that
+        batch's items grouped by task, type and resource, and its card (approve all / approve
+        selected).""",
+          batch_id="One batch, with its items, groups and card.",
+          status="Only batches in this state: open, delivered or answered.",
+          person="Only this person's batches."),
+    _spec("answer_batch", "Approve a batch", """
+        The person's answer to a batch: approve (or reject) all its open questions, or the ones
+        selected. Each is answered as by respond with that action (the agents waiting on them are
+        told to proceed); review a question individually with respond instead. Relay only what the
+        person chose - never approve a batch yourself.""",
+          batch_id="The batch, as an escalate result's batch_id names it.",
+          items="Approve selected: the escalation ids of the batch to answer; omitted: all of its open items.",
+          action="approve (approve all / approve selected) or reject.",
+          note="A note kept with each answer."),
 )})
 
 
