@@ -25,7 +25,7 @@ def guard(policy, fake_classifier, db_path):
 async def test_mcp_and_langchain_tools_have_the_same_descriptions_and_arguments(guard):
     async with Client(build_server(guard=guard)) as client:
         mcp_tools = {t.name: t for t in (await client.list_tools()).tools}
-    lc_tools = {t.name: t for t in make_tools(guard)}
+    lc_tools = {t.name: t for t in make_tools(guard, batches=True)}
     assert set(lc_tools) == set(TOOLS) <= set(mcp_tools)
     for name, lc_tool in lc_tools.items():
         mcp_tool = mcp_tools[name]
