@@ -1,4 +1,4 @@
-"""The adaptive escalation target (seed 000 §2.1, §8): per-type threshold offsets that move, in
+"""The adaptive escalation target: per-type threshold offsets that move, in
 bounded steps, towards a target escalation rate, from the rate measured over the last requests and
 from outcomes (a person or operator marks an escalation necessary or unnecessary; an operator
 reports a missed one). Types on the policy's floor (safety) never move. Every change is recorded

@@ -1,4 +1,4 @@
-"""Decision assessment (seed 000 §2.2, §5): the criticality of a request from weighted factors of
+"""Decision assessment: the criticality of a request from weighted factors of
 its structured context, its decision type, strategic vs tactical, a one-line impact analysis, and
 whether a proceed decision is confident enough for the agent to act alone.
 

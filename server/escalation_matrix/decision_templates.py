@@ -1,4 +1,4 @@
-"""Decision templates (seed 000 §7): per decision type, a Jinja2 template under
+"""Decision templates: per decision type, a Jinja2 template under
 ``phrases/<locale>/decisions/<type>.j2`` that words the decision for the person from the facts the
 agent gave in its context. A fact the agent did not supply shows as a visible ``[missing: name]``,
 never an error. Rendered in a sandbox; a syntax error is a policy error naming the file."""

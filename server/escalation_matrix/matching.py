@@ -29,9 +29,9 @@ CAPABILITY_HINTS = {
 
 
 def minor_preference(qc: Classification | None, rc: Classification) -> Classification | None:
-    """A minor preference (seed 002 §12) is never escalated. The question decides when there is
-    one, and only a policy rule may call it minor: an agent that chose to ask deserves more than an
-    embedding's guess before its question is swallowed."""
+    """A minor preference (formatting, wording or capitalisation the agent can choose) is never
+    escalated. The question decides when there is one, and only a policy rule may call it minor: an
+    agent that chose to ask deserves more than an embedding's guess before its question is swallowed."""
     def minor(c: Classification) -> bool:
         return c.type is EscalationType.none and bool(c.default)
 

@@ -1,4 +1,5 @@
-"""Build the standard phrase and the communication message (seed 002 §11) of an escalation.
+"""Build the standard phrase and the communication message (title, question, options, details)
+of an escalation.
 
 The variables a phrase, the Context line and a message template see are named here once
 (``phrase_variables``, ``message_variables``): the tools, the renderers and the policy check all

@@ -1,4 +1,4 @@
-"""Render an escalation for people: markdown (seed 002 §11), plain text, HTML (escaped) and the
+"""Render an escalation for people: markdown, plain text, HTML (escaped) and the
 JSON card. Every format is filled from the same ``EscalationView`` and the text formats come from
 the locale's message templates, so an edit to a phrase or template shows up everywhere.
 
