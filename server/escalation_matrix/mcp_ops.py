@@ -32,10 +32,16 @@ def tool_errors(fn: Callable[..., T]) -> Callable[..., T]:
     as it is); anything else is logged, not leaked. The docstring becomes the tool's description,
     without source indentation."""
 
+    signature = inspect.signature(fn)
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
-            for name, value in kwargs.items():
+            try:
+                given = signature.bind_partial(*args, **kwargs).arguments
+            except TypeError:  # the call itself raises it, with Python's message
+                given = {}
+            for name, value in given.items():
                 _valid_text(value, name)
             return fn(*args, **kwargs)
         except ToolError:

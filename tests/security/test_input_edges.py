@@ -4,6 +4,7 @@ LangChain tools never let an exception escape into the agent loop."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -123,3 +124,23 @@ def test_one_bad_text_fails_only_its_own_caller_in_a_batch():
         thread.join(30)
     assert outcomes.pop("bad \ud800 text") == "error"
     assert set(outcomes.values()) == {"ok"} and len(outcomes) == 40
+
+
+def test_tool_errors_refuses_unpaired_surrogates_in_positional_and_nested_arguments():
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from escalation_matrix.mcp_ops import tool_errors
+
+    calls = []
+
+    @tool_errors
+    def tool(name, items=None):
+        calls.append(name)
+        return name
+
+    assert tool("fine", items=[{"k": "ok"}]) == "fine"
+    for args, kwargs, where in ((("bad \ud800",), {}, "name contains"),
+                                (("fine",), {"items": [{"k": "x\udfff"}]}, "items[0].k contains")):
+        with pytest.raises(ToolError, match=re.escape(where) + " an unpaired surrogate"):
+            tool(*args, **kwargs)
+    assert calls == ["fine"]  # the tool never ran on invalid text
