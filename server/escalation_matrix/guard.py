@@ -19,6 +19,7 @@ from . import preferences
 from . import unusual
 from . import guard_pending as pending
 from . import guard_results as out
+from .access import AccessError, check_agent_answer
 from .answers import DEFAULT_TASK, RESPONSE_ACTIONS, respond, respond_action, unlock_task
 from .ops import batches
 from .matching import (Issue, has_capability, minor_preference, most_similar, needed_capabilities,
@@ -318,6 +319,27 @@ class ConversationGuard:
                               role=role, conversation_id=conversation_id, change=change, to=to, until=until,
                               conditions=conditions, note=answer, necessary=necessary, check=check,
                               preferences=learn)
+
+    def person_decides(self, result: EscalationResult) -> bool:
+        """Whether the person in the chat may answer this escalate result inside the agent's call
+        (elicitation): an open escalation the agent raised that the agent could relay an answer to
+        (``access.check_agent_answer``: not a hand-off, not L4, not a locked task), not waiting in a
+        batch, of a type the policy lists in ``elicit_types``."""
+        if (result.action is not Action.escalate or result.escalation_id is None or result.batch_id is not None
+                or result.type not in self.settings.elicit_types):
+            return False
+        with self.store.transaction() as conn:
+            record = self.store.escalation(result.escalation_id, conn)
+            task = None
+            if record["conversation_id"] is not None:
+                task = self.store.task(conn, record["conversation_id"], record["task_id"] or DEFAULT_TASK)
+        if record["status"] not in OPEN_STATUSES or record.get("batch_id") is not None:
+            return False
+        try:
+            check_agent_answer(record, task, result.conversation_id)
+        except AccessError:
+            return False
+        return True
 
     def unlock_task(self, conversation_id: str, task_id: str, by: str, reason: str) -> None:
         unlock_task(self.store, conversation_id, task_id, by, reason)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from . import guard_results as out
 from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, check_owner, check_reference, claim_conversation
-from .errors import EscalationMatrixError, NotFoundError
+from .errors import EscalationMatrixError, InputError, NotFoundError
 from .factory import open_guard
 from .guard import ConversationGuard
 from .http_app import build_http_app  # noqa: F401 - where callers have always imported it from
@@ -43,6 +43,19 @@ Locale = Annotated[str | None, Field(description=spec.LOCALE)]
 Context_ = Annotated[dict[str, Any] | None, Field(description=spec.CONTEXT)]
 
 
+class PersonDecision(BaseModel):
+    """What the person is asked for an escalation they decide, when the client supports elicitation
+    (a flat form: the elicitation schema allows primitive fields only)."""
+
+    action: Literal["approve", "reject", "modify", "delegate", "defer"] = Field(
+        description="Your decision: approve, reject, modify (say the change), delegate (say to whom) or defer "
+                    "(say until when).")
+    change: str | None = Field(default=None, description="modify: the change you want made first.")
+    to: str | None = Field(default=None, description="delegate: who decides instead (a name or team).")
+    until: str | None = Field(default=None, description="defer: until when, e.g. 2026-12-08T09:00:00Z.")
+    note: str | None = Field(default=None, description="Anything you want to add.")
+
+
 class ClarifyAnswer(BaseModel):
     """What the person is asked for when the client supports elicitation."""
 
@@ -61,6 +74,7 @@ def build_server(policy: Policy | None = None, db: str | Path | None = None, *,
     guard = guard or open_guard(policy, db)
     server = MCPServer(name, title="Escalation matrix", instructions=SERVER_INSTRUCTIONS, log_level="WARNING")
     _register_tools(server, guard)
+    _register_escalate(server, guard)
     _register_clarify(server, guard)
     _register_context(server, guard)
     register_operations(server, guard)
@@ -73,21 +87,6 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
     @_tool_errors
     def classify(request: Request, context: Context_ = None, locale: Locale = None) -> EscalationResult:
         return guard.classify(request, context, locale)
-
-    @server.tool(title=TOOLS["escalate"].title, description=TOOLS["escalate"].description, annotations=ToolAnnotations(
-        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
-    @_tool_errors
-    def escalate(
-        ctx: Context, conversation_id: ConversationId, request: Request, task_id: TaskId = None,
-        question: Annotated[str | None, Field(description=argument("escalate", "question"))] = None,
-        options: Options = None,
-        details: Annotated[str | None, Field(description=argument("escalate", "details"))] = None,
-        context: Context_ = None,
-        type: AgentType = None,
-        locale: Locale = None,
-    ) -> EscalationResult:
-        claim(guard, ctx, conversation_id)
-        return guard.escalate(conversation_id, request, task_id, question, options, details, context, type, locale)
 
     @server.tool(title=TOOLS["check_scope"].title, description=TOOLS["check_scope"].description, annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -131,6 +130,48 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
             check_reference(record, name)
         return guard.respond(escalation_id, answer, responder="agent" if who == LOCAL_AGENT else who.name,
                              role="agent", conversation_id=conversation_id, **structured)
+
+
+def _register_escalate(server: MCPServer, guard: ConversationGuard) -> None:
+    # Resolver style, as clarify: the first resolver records the escalation, the second puts it to
+    # the person in the chat when the client can ask and the person may decide it, the tool applies
+    # the person's structured answer as `respond` would.
+    def raised(ctx: Context, conversation_id: str, request: str, task_id: str | None, question: str | None,
+               options: list[str] | None, details: str | None, context: dict[str, Any] | None, type: str | None,
+               locale: str | None) -> EscalationResult:
+        _tool_errors(claim)(guard, ctx, conversation_id)
+        return _tool_errors(guard.escalate)(conversation_id, request, task_id, question, options, details, context,
+                                            type, locale)
+
+    def ask_person(result: Annotated[EscalationResult, Resolve(raised)], ctx: Context) -> Elicit[PersonDecision] | None:
+        if not _can_elicit(ctx) or not _tool_errors(guard.person_decides)(result):
+            return None
+        return Elicit(result.message or result.question or result.phrase or "", PersonDecision)
+
+    @server.tool(title=TOOLS["escalate"].title, description=TOOLS["escalate"].description, annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
+    @_tool_errors
+    def escalate(
+        conversation_id: ConversationId, request: Request,
+        result: Annotated[EscalationResult, Resolve(raised)],
+        reply: Annotated[ElicitationResult[PersonDecision], Resolve(ask_person)],
+        task_id: TaskId = None,
+        question: Annotated[str | None, Field(description=argument("escalate", "question"))] = None,
+        options: Options = None,
+        details: Annotated[str | None, Field(description=argument("escalate", "details"))] = None,
+        context: Context_ = None,
+        type: AgentType = None,
+        locale: Locale = None,
+    ) -> EscalationResult:
+        if reply.action != "accept" or not isinstance(reply.data, PersonDecision) or result.escalation_id is None:
+            return result
+        said = reply.data
+        try:
+            return guard.respond(result.escalation_id, said.note, responder="person", action=said.action,
+                                 change=said.change, to=said.to, until=said.until)
+        except InputError as exc:
+            raise InputError(f"{exc}; the person's answer was not recorded: {result.escalation_id} awaits their "
+                             "answer (relay it with respond)") from None
 
 
 def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:

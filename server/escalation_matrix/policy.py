@@ -206,6 +206,9 @@ CONTEXT_FIELDS = {
 }
 
 
+NEVER_ELICITED = (EscalationType.safety, EscalationType.pattern, EscalationType.none)
+
+
 class ConversationFile(Strict):
     handoff_after: int = Field(default=3, ge=2, description="Escalations on one task before hand-off.")
     reask_similarity: float = Field(default=0.8, gt=0, le=1,
@@ -219,10 +222,24 @@ class ConversationFile(Strict):
     max_request_chars: int = Field(default=8000, ge=100, description="Longest request accepted.")
     max_question_chars: int = Field(default=2000, ge=20, description="Longest question accepted.")
     max_options: int = Field(default=10, ge=1, description="Most options an escalation may carry.")
+    elicit_types: list[EscalationType] = Field(
+        default_factory=lambda: [EscalationType.clarification, EscalationType.context, EscalationType.conflict,
+                                 EscalationType.decision],
+        description="Escalation types the person in the chat answers inside the agent's escalate call when the "
+                    "client supports elicitation (never safety, pattern or none: an operator answers those).")
     context_fields: dict[str, str] = Field(
         default_factory=lambda: dict(CONTEXT_FIELDS),
         description="Structured context fields agents may pass, with what each means; a rule condition on any "
                     "other field is an error.")
+
+    @field_validator("elicit_types")
+    @classmethod
+    def _elicit_what_a_person_may_answer(cls, value: list[EscalationType]) -> list[EscalationType]:
+        banned = [t.value for t in value if t in NEVER_ELICITED]
+        if banned:
+            raise ValueError(f"{', '.join(banned)} is never answered inside the agent's call (an operator answers "
+                             "a safety concern or a hand-off; none asks nothing); remove it")
+        return value
 
     @model_validator(mode="after")
     def _agreeing_is_the_lower(self) -> "ConversationFile":

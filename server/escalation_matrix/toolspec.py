@@ -50,7 +50,11 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({spec.name: spec for spec in (
         answer), handoff (the task went to a person) or stop (L4: the task is locked). The same open
         issue returns the same escalation_id with repeated=true - never ask it twice. Pass `type` when
         you are sure a person is needed: it escalates as that type even when the classifier sees no
-        need (classified_as then says what the classifier thought).""",
+        need (classified_as then says what the classifier thought). A client that supports
+        elicitation may have the person decide inside this call (approve, reject, modify, delegate or
+        defer), for a question of a type the policy leaves to them that is not queued in a batch and
+        not L4: you then get their answer as respond gives it (proceed with what to do, or wait when
+        deferred or delegated).""",
           conversation_id=CONVERSATION_ID, request=REQUEST, task_id=TASK_ID,
           question="The one-sentence question to put to the person, if you have one.",
           options=OPTIONS,
