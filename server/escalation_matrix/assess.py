@@ -139,12 +139,14 @@ def with_confidence(a: DecisionAssessment, c: Classification, autonomy: Autonomy
 def stored(a: DecisionAssessment | None, c: Classification) -> dict[str, Any] | None:
     """What an escalation record keeps of its assessment: every field but ``summary`` (worded from the
     request and its context, which the record keeps already), and ``rule``, what made it escalate:
-    the decision policy (criticality, low_confidence, unusual_pattern), the first policy rule that
-    matched (e.g. security_change), else the classifier."""
+    the decision policy (criticality, low_confidence, unusual_pattern), the policy rule that decided
+    (the highest-priority one that fired, e.g. security_change), else the classifier."""
     if a is None:
         return None
     if c.decided_by in OVERRIDES:
         rule = c.decided_by
+    elif c.rule and "rule" in c.decided_by:
+        rule = c.rule
     elif c.rules and "rule" in c.decided_by:
         rule = c.rules[0].name
     else:

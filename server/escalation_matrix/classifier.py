@@ -18,7 +18,7 @@ from .models import Classification, EscalationType, ExemplarMatch, RuleMatch, Se
 from .paths import cache_dir
 from .paths import default_dir
 from .policy import ClassifierFile, TrainedDecision
-from .rules import RuleEngine, escalating
+from .rules import RuleEngine, deciding, escalating
 from .sameissue import expand_abbreviations
 from .trained import TrainedModel
 from .scoring import CentroidScorer, KnnScorer, LinearScorer, Scorer, confidence
@@ -60,8 +60,9 @@ def decide(
     """The decision tree. Escalating rules decide first (safety before all, then the tree order).
     A near-copy of an exemplar (``nearest`` similarity >= exact_similarity) takes its type. Otherwise each type's lead over the 'none' score is compared with its threshold: safety is
     checked first, then a proceed rule (minor preference) wins, then the type that clears its
-    threshold by the most; near-ties follow the decision-tree order."""
-    esc = escalating(rules)
+    threshold by the most; near-ties follow the decision-tree order. Among escalating rules, the
+    highest priority decides (``rules.deciding``)."""
+    esc = deciding(rules)
     if esc:
         ranked = sorted(esc, key=lambda m: _rank(m.type, order))
         return Verdict(ranked[0].type, "rule", rules)
@@ -97,12 +98,13 @@ def decide_trained(
     escalating rules (structured context, the conflict detector, text rules kept for their
     precision), in the decision-tree order. Then an exemplar added since the model was trained,
     when it is close enough, takes effect without retraining. A minor-preference rule proceeds.
-    Otherwise the type whose probability beats P(none) by its margin the most escalates."""
-    esc = escalating(rules)
-    if any(m.type is EscalationType.safety for m in esc):
+    Otherwise the type whose probability beats P(none) by its margin the most escalates. Among
+    escalating rules, the highest priority decides (``rules.deciding``)."""
+    if any(m.type is EscalationType.safety for m in escalating(rules)):
         return Verdict(EscalationType.safety, "rule", rules)
     if probs[SAFETY] >= decision.safety:
         return Verdict(EscalationType.safety, "model", rules)
+    esc = deciding(rules)
     if esc:
         ranked = sorted(esc, key=lambda m: _rank(m.type, order))
         return Verdict(ranked[0].type, "rule", rules)
@@ -277,7 +279,7 @@ class Classifier:
         nearest = np.argpartition(-sims, n - 1)[:n] if n else np.array([], dtype=int)
         nearest = nearest[np.argsort(-sims[nearest])]
         explained = [self._match(i, sims[i]) for i in nearest]
-        trigger, severity = self._trigger(verdict, sims)
+        trigger, severity, rule = self._trigger(verdict, sims)
         chosen = TYPES.index(verdict.type)
         conf = float(scores[chosen]) if self.model is not None else confidence(scores, chosen, self.settings.method)
         if verdict.decided_by == "rule":
@@ -288,7 +290,7 @@ class Classifier:
             request=text, type=verdict.type, trigger=trigger, severity=severity,
             confidence=round(min(max(conf, 0.0), 1.0), 4),
             scores={t.value: round(float(s), 4) for t, s in zip(TYPES, scores)},
-            rules=matches, exemplars=explained, decided_by=verdict.decided_by,
+            rules=matches, exemplars=explained, decided_by=verdict.decided_by, rule=rule,
         )
         return self._render(result)
 
@@ -296,12 +298,15 @@ class Classifier:
         ex = self.exemplars[i]
         return ExemplarMatch(type=ex.type, trigger=ex.trigger, text=ex.text, similarity=round(float(sim), 4), file=ex.file)
 
-    def _trigger(self, verdict: Verdict, sims: np.ndarray) -> tuple[str, Severity | None]:
-        """A rule of the chosen type names the trigger; otherwise the nearest exemplar of that type."""
+    def _trigger(self, verdict: Verdict, sims: np.ndarray) -> tuple[str, Severity | None, str | None]:
+        """A deciding rule of the chosen type names the trigger (and is returned by name); otherwise the
+        nearest exemplar of that type."""
         matrix = self.policy.matrix
-        own = [m for m in verdict.rules if m.type is verdict.type]
+        own = [m for m in deciding(verdict.rules) or verdict.rules if m.type is verdict.type]
+        rule = None
         if own:
-            trigger = max(own, key=lambda m: _severity_rank(m.severity or matrix.trigger(m.type, m.trigger).severity)).trigger
+            named = max(own, key=lambda m: _severity_rank(m.severity or matrix.trigger(m.type, m.trigger).severity))
+            trigger, rule = named.trigger, named.name
         else:
             idx = np.flatnonzero(self.labels == TYPES.index(verdict.type))
             trigger = self.exemplars[idx[np.argmax(sims[idx])]].trigger if idx.size else matrix.default_trigger(verdict.type)
@@ -309,7 +314,7 @@ class Classifier:
         forced = [m.severity for m in own if m.severity]
         if forced:
             severity = max([severity, *forced], key=_severity_rank)
-        return trigger, severity
+        return trigger, severity, rule
 
     def _render(self, result: Classification) -> Classification:
         if result.type is EscalationType.none:

@@ -171,15 +171,15 @@ class ConversationGuard:
             severity = crit.severity or self.policy.matrix.severity(crit.escalate_as, crit.trigger)
             reason = f"Criticality {a.criticality:.2f} is above {crit.escalate_above:g}: a person must decide."
             return self._override(c, crit.escalate_as, crit.trigger, severity, "criticality", reason, a.factors,
-                                  locale), a
+                                  locale), a.model_copy(update={"rule": "criticality"})
         if a.low_confidence and decisions.autonomy.escalate:
             etype = assessing.most_likely_escalation(c)
             trigger = self.policy.matrix.default_trigger(etype)
             reason = (f"Confidence to act alone {a.autonomy:.2f} is below "
                       f"{decisions.autonomy.min_confidence:g}.")
             return self._override(c, etype, trigger, self.policy.matrix.severity(etype, trigger),
-                                  "low_confidence", reason, a.check, locale), a
-        return c, a
+                                  "low_confidence", reason, a.check, locale), a.model_copy(update={"rule": "low_confidence"})
+        return c, a.model_copy(update={"rule": c.rule if "rule" in c.decided_by else None})
 
     def _unusual(self, ask: Ask, c: Classification,
                  a: DecisionAssessment) -> tuple[Classification, DecisionAssessment]:
@@ -190,7 +190,8 @@ class ConversationGuard:
         found = unusual.shift(self.store, ask.conversation_id, settings)
         if found is None:
             return c, a
-        a = a.model_copy(update={"unusual": found.describe(), "low_confidence": False, "check": []})
+        a = a.model_copy(update={"unusual": found.describe(), "low_confidence": False, "check": [],
+                                 "rule": "unusual_pattern"})
         severity = self.policy.matrix.severity(settings.escalate_as, settings.trigger)
         reason = f"Unusual pattern with low confidence ({c.confidence:.2f}): {found.describe()}."
         return self._override(c, settings.escalate_as, settings.trigger, severity, "unusual_pattern", reason,
@@ -203,7 +204,8 @@ class ConversationGuard:
         text = escalation_text(speaking.matrix, speaking.phrases, etype, trigger, severity, c.request)
         rule = RuleMatch(name=name, type=etype, trigger=trigger, severity=severity, reason=reason, matched=matched)
         return c.model_copy(update={
-            "type": etype, "trigger": trigger, "severity": severity, "decided_by": name, "rules": [*c.rules, rule],
+            "type": etype, "trigger": trigger, "severity": severity, "decided_by": name, "rule": name,
+            "rules": [*c.rules, rule],
             "phrase": text.phrase, "message": speaking.phrases.message("md", **text.variables()),
             "options": text.options, "default": None})
 
@@ -290,7 +292,7 @@ class ConversationGuard:
         text = escalation_text(policy.matrix, policy.phrases, etype, trigger, severity,
                                c.request, details=policy.phrases.text("lacking", capabilities=lacking))
         return c.model_copy(update={
-            "type": etype, "trigger": trigger, "severity": severity, "decided_by": "capability",
+            "type": etype, "trigger": trigger, "severity": severity, "decided_by": "capability", "rule": None,
             "phrase": text.phrase, "message": policy.phrases.message("md", **text.variables()),
             "options": text.options, "default": None})
 

@@ -57,6 +57,8 @@ class RuleMatch(BaseModel):
     severity: Severity | None = Field(default=None, description="Severity the rule forces, if any.")
     reason: str = Field(description="The rule's stated reason.")
     matched: list[str] = Field(default_factory=list, description="Keywords, patterns or conditions that matched.")
+    priority: int = Field(default=0, description="The rule's priority: among escalating rules that fire together, "
+                                                 "the highest decide.")
 
 
 class ExemplarMatch(BaseModel):
@@ -83,6 +85,10 @@ class Classification(BaseModel):
     rules: list[RuleMatch] = Field(default_factory=list, description="Policy rules that matched.")
     exemplars: list[ExemplarMatch] = Field(default_factory=list, description="Nearest exemplars.")
     decided_by: str = Field(description="'rule', 'embedding' or 'rule+embedding': what decided the type.")
+    rule: str | None = Field(default=None, description="The policy rule that set the trigger and severity (the "
+                                                       "highest-priority escalating rule that fired), or the decision "
+                                                       "policy that escalated (criticality, low_confidence, "
+                                                       "unusual_pattern); null when no rule did.")
     phrase: str | None = Field(default=None, description="The standard escalation phrase (null for none).")
     message: str | None = Field(default=None, description="Rendered communication template (null for none).")
     options: list[str] = Field(default_factory=list, description="Options to offer the person.")
@@ -121,6 +127,10 @@ class DecisionAssessment(BaseModel):
                                                           "fact the agent did not give.")
     unusual: str | None = Field(default=None, description="When this conversation's share of risky requests jumped "
                                                           "against its own history: by how much.")
+    rule: str | None = Field(default=None, description="What decided it: the policy rule that set type and severity "
+                                                       "(the highest-priority one that fired), or the decision policy "
+                                                       "(criticality, low_confidence, unusual_pattern); null when the "
+                                                       "classifier decided alone.")
 
 
 class StructuredAnswer(BaseModel):

@@ -79,6 +79,11 @@ class Rule(Strict):
     keywords: list[str] = Field(default_factory=list, description="Whole words/phrases; any one matches.")
     patterns: list[str] = Field(default_factory=list, description="Regular expressions; any one matches.")
     conditions: list[Condition] = Field(default_factory=list, description="All must hold on the context.")
+    priority: int = Field(default=0, ge=0, le=1000,
+                          description="Among the escalating rules that fire on one request, those of the highest "
+                                      "priority decide type, trigger and severity (equal priorities: the "
+                                      "decision-tree order). A safety rule that fires decides whatever the "
+                                      "priorities.")
 
     @field_validator("patterns")
     @classmethod
@@ -333,6 +338,10 @@ def _check_rules(folder: Path, matrix: MatrixFile, rules: RulesFile, conversatio
         if rule.type is EscalationType.none and rule.severity:
             problems.append((str(folder / "rules.yaml"), f"rules.{i}.severity",
                              f"proceed rules take no severity (rule {rule.name})"))
+        if rule.type is EscalationType.none and rule.priority:
+            problems.append((str(folder / "rules.yaml"), f"rules.{i}.priority",
+                             f"priority ranks escalating rules; a proceed rule never overrides one: remove it "
+                             f"(rule {rule.name})"))
         for j, condition in enumerate(rule.conditions):
             if condition.field not in conversation.context_fields:
                 near = difflib.get_close_matches(condition.field, conversation.context_fields, n=1)

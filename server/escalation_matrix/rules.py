@@ -44,7 +44,7 @@ class CompiledRule:
         rule = self.rule
         return RuleMatch(
             name=rule.name, type=rule.type, trigger=rule.trigger,
-            severity=rule.severity, reason=rule.reason, matched=matched,
+            severity=rule.severity, reason=rule.reason, matched=matched, priority=rule.priority,
         )
 
 
@@ -63,3 +63,17 @@ class RuleEngine:
 
 def escalating(matches: list[RuleMatch]) -> list[RuleMatch]:
     return [m for m in matches if m.type is not EscalationType.none]
+
+
+def deciding(matches: list[RuleMatch]) -> list[RuleMatch]:
+    """The escalating rules that decide type, trigger and severity: the safety rules that fired, if
+    any (a safety concern is never outranked), else those of the highest priority among the
+    escalating rules that fired (all of them while their priorities are equal, so the decision-tree
+    order decides as before). Empty when no escalating rule fired."""
+    esc = escalating(matches)
+    safety = [m for m in esc if m.type is EscalationType.safety]
+    esc = safety or esc
+    if not esc:
+        return []
+    top = max(m.priority for m in esc)
+    return [m for m in esc if m.priority == top]
