@@ -93,12 +93,20 @@ class Adaptive(Strict):
 
 
 class Unusual(Strict):
-    """seed 000's unusual_pattern: a conversation whose share of risky requests (those that escalated,
-    stopped or were handed off) jumps against its own history, on a request the classifier is unsure of."""
+    """seed 000's unusual_pattern: a conversation, or the agent that owns it, whose share of risky
+    requests (those that escalated, stopped or were handed off) jumps against its own history, on a
+    request the classifier is unsure of."""
 
     enabled: bool = Field(default=True, description="Escalate unusual patterns.")
+    scope: Literal["conversation", "agent", "both"] = Field(
+        default="both", description="What is watched: each conversation, each agent across all its conversations, "
+                                    "or both (the conversation is checked first).")
     recent: int = Field(default=10, ge=2, description="The conversation's latest evaluated requests compared.")
     min_history: int = Field(default=20, ge=1, description="Earlier requests needed before anything is unusual.")
+    agent_recent: int = Field(default=50, ge=2, description="The agent's latest evaluated requests (all its "
+                                                            "conversations) compared.")
+    agent_min_history: int = Field(default=100, ge=1, description="The agent's earlier requests needed before "
+                                                                  "its pattern is unusual.")
     jump: float = Field(default=0.3, gt=0, le=1, description="Rise of the risky share (recent - history) that is unusual.")
     max_confidence: float = Field(default=0.7, gt=0, le=1,
                                   description="Escalate only when the classifier's confidence is below this.")

@@ -183,7 +183,8 @@ class ConversationGuard:
 
     def _unusual(self, ask: Ask, c: Classification,
                  a: DecisionAssessment) -> tuple[Classification, DecisionAssessment]:
-        """seed 000's unusual_pattern: this conversation's risky share jumped and the classifier is unsure."""
+        """seed 000's unusual_pattern: the risky share of this conversation, or of the agent that owns
+        it, jumped and the classifier is unsure."""
         settings = self.policy.decisions.unusual
         if not settings.enabled or c.confidence >= settings.max_confidence or c.decided_by == "rule":
             return c, a
@@ -194,8 +195,10 @@ class ConversationGuard:
                                  "rule": "unusual_pattern"})
         severity = self.policy.matrix.severity(settings.escalate_as, settings.trigger)
         reason = f"Unusual pattern with low confidence ({c.confidence:.2f}): {found.describe()}."
+        evidence = [f"level {found.level}" + (f" ({found.agent})" if found.agent else ""),
+                    f"history {found.history:.2f}", f"recent {found.recent:.2f}"]
         return self._override(c, settings.escalate_as, settings.trigger, severity, "unusual_pattern", reason,
-                              [f"history {found.history:.2f}", f"recent {found.recent:.2f}"], ask.locale), a
+                              evidence, ask.locale), a
 
     def _override(self, c: Classification, etype: EscalationType, trigger: str, severity: Severity,
                   name: str, reason: str, matched: list[str], locale: str | None) -> Classification:

@@ -125,8 +125,9 @@ class DecisionAssessment(BaseModel):
     summary: str | None = Field(default=None, description="The decision worded by its decision template "
                                                           "(phrases/<locale>/decisions/); '[missing: name]' marks a "
                                                           "fact the agent did not give.")
-    unusual: str | None = Field(default=None, description="When this conversation's share of risky requests jumped "
-                                                          "against its own history: by how much.")
+    unusual: str | None = Field(default=None, description="When the share of risky requests of this conversation, or "
+                                                          "of the agent across its conversations, jumped against its "
+                                                          "own history: which one, and by how much.")
     rule: str | None = Field(default=None, description="What decided it: the policy rule that set type and severity "
                                                        "(the highest-priority one that fired), or the decision policy "
                                                        "(criticality, low_confidence, unusual_pattern); null when the "

@@ -1,16 +1,22 @@
-"""seed 000's ``unusual_pattern``: a conversation whose share of risky requests (those that
-escalated, stopped, waited or were handed off) over its latest requests jumps against its own
-earlier history. Read from the decision log; nothing is written."""
+"""seed 000's ``unusual_pattern``: a conversation, or the agent that owns it, whose share of risky
+requests (those that escalated, stopped, waited or were handed off) over its latest requests jumps
+against its own earlier history. The agent level reads every conversation the agent principal owns
+(``conversation_owners``; a conversation with no owner is the local agent's). Read from the decision
+log; nothing is written."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from .access import LOCAL_AGENT
 from .decisions_policy import Unusual
 from .store import Store
 
 RISKY_ACTIONS = ("escalate", "stop", "handoff", "wait")
 MAX_HISTORY = 1000  # the earlier requests read at most (the newest ones)
+
+Level = Literal["conversation", "agent"]
 
 
 @dataclass(frozen=True)
@@ -18,22 +24,58 @@ class Shift:
     history: float  # risky share of the earlier requests
     recent: float  # risky share of the latest ones
     requests: int
+    level: Level = "conversation"  # which one jumped
+    agent: str | None = None  # the agent principal, for the agent level
 
     def describe(self) -> str:
-        return (f"risky requests in this conversation rose from {self.history:.0%} to {self.recent:.0%} "
+        where = ("this conversation" if self.level == "conversation"
+                 else f"all conversations of agent {self.agent!r}")
+        return (f"risky requests in {where} rose from {self.history:.0%} to {self.recent:.0%} "
                 f"over its last requests ({self.requests} evaluated)")
 
 
 def shift(store: Store, conversation_id: str, settings: Unusual) -> Shift | None:
-    """The jump, when the conversation has enough history and its risky share rose by ``jump``."""
+    """The jump, when one level the policy watches (``scope``) has enough history and its risky
+    share rose by ``jump``: the conversation first, then its agent."""
+    if settings.scope in ("conversation", "both"):
+        found = conversation_shift(store, conversation_id, settings)
+        if found is not None:
+            return found
+    if settings.scope in ("agent", "both"):
+        return agent_shift(store, conversation_id, settings)
+    return None
+
+
+def conversation_shift(store: Store, conversation_id: str, settings: Unusual) -> Shift | None:
     rows = store._conn().execute(
         "SELECT action FROM decisions WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
         (conversation_id, settings.recent + MAX_HISTORY)).fetchall()
-    if len(rows) < settings.recent + settings.min_history:
+    return _jump([r[0] for r in rows], settings.recent, settings.min_history, settings.jump, "conversation")
+
+
+def agent_shift(store: Store, conversation_id: str, settings: Unusual) -> Shift | None:
+    """The agent principal that owns ``conversation_id``, over its latest requests in all its
+    conversations against its own earlier ones."""
+    conn = store._conn()
+    row = conn.execute("SELECT principal FROM conversation_owners WHERE conversation_id = ?",
+                       (conversation_id,)).fetchone()
+    agent = row[0] if row is not None else LOCAL_AGENT.name
+    rows = conn.execute(
+        "SELECT d.action FROM decisions d LEFT JOIN conversation_owners o ON o.conversation_id = d.conversation_id "
+        "WHERE d.conversation_id IS NOT NULL AND COALESCE(o.principal, ?) = ? ORDER BY d.id DESC LIMIT ?",
+        (LOCAL_AGENT.name, agent, settings.agent_recent + MAX_HISTORY)).fetchall()
+    found = _jump([r[0] for r in rows], settings.agent_recent, settings.agent_min_history, settings.jump, "agent")
+    return found if found is None else Shift(found.history, found.recent, found.requests, "agent", agent)
+
+
+def _jump(actions: list[str], recent: int, min_history: int, jump: float, level: Level) -> Shift | None:
+    """``actions`` newest first: the latest ``recent`` against the rest, when there are at least
+    ``min_history`` of those and the risky share rose by ``jump``."""
+    if len(actions) < recent + min_history:
         return None
-    latest, earlier = rows[:settings.recent], rows[settings.recent:]
-    recent = sum(r[0] in RISKY_ACTIONS for r in latest) / len(latest)
-    history = sum(r[0] in RISKY_ACTIONS for r in earlier) / len(earlier)
-    if recent - history < settings.jump:
+    latest, earlier = actions[:recent], actions[recent:]
+    now = sum(a in RISKY_ACTIONS for a in latest) / len(latest)
+    before = sum(a in RISKY_ACTIONS for a in earlier) / len(earlier)
+    if now - before < jump:
         return None
-    return Shift(round(history, 4), round(recent, 4), len(rows))
+    return Shift(round(before, 4), round(now, 4), len(actions), level)
