@@ -106,3 +106,20 @@ def test_a_safety_rule_is_never_outranked():
     matches = [match("a", EscalationType.scope, 100), match("s", EscalationType.safety, 0),
                match("t", EscalationType.safety, 2)]
     assert [m.name for m in deciding(matches)] == ["t"]
+
+
+async def test_through_mcp_the_result_names_the_deciding_rule(data_copy, tmp_path):
+    from mcp import Client
+
+    from escalation_matrix.mcp_app import build_server
+
+    edit(data_copy / "policies/rules.yaml", "  - name: production_deployment\n",
+         "  - name: production_deployment\n    priority: 10\n")
+    policy = load(data_copy)
+    guard = ConversationGuard(policy, Classifier(policy, embedder=get_embedder("fake")), Store(tmp_path / "s.db"))
+    async with Client(build_server(guard=guard)) as client:
+        looked = (await client.call_tool("classify", {"request": DEPLOY, "context": BOTH})).structured_content
+        made = (await client.call_tool("escalate", {"conversation_id": "c1", "request": DEPLOY,
+                                                    "context": BOTH})).structured_content
+    assert (looked["type"], looked["decision"]["rule"]) == ("scope", "production_deployment")
+    assert (made["type"], made["decision"]["rule"]) == ("scope", "production_deployment")

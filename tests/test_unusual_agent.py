@@ -112,3 +112,19 @@ def test_policy_check_refuses_an_unknown_scope(data_copy):
     edit(data_copy / "policies/decisions.yaml", "  scope: both\n", "  scope: team\n")
     result = run("policy", "check", str(data_copy))
     assert result.exit_code == 2 and "unusual.scope" in result.output, result.output
+
+
+async def test_through_mcp_the_local_agent_owns_its_conversations(policy, fake_classifier, db_path):
+    from mcp import Client
+
+    from escalation_matrix.mcp_app import build_server
+
+    guard = guard_with(policy, fake_classifier, db_path)
+    async with Client(build_server(guard=guard)) as client:
+        for i in range(4):  # conversations the MCP client claims: owned by the local agent
+            await client.call_tool("classify", {"request": UNSURE})
+            await client.call_tool("escalate", {"conversation_id": f"mcp-{i}", "request": UNSURE})
+        history(guard, [f"mcp-{i}" for i in range(4)], calm=26, risky=10)
+        result = (await client.call_tool("escalate", {"conversation_id": "mcp-new", "request": UNSURE})).structured_content
+    assert result["action"] == "escalate" and result["decision"]["rule"] == "unusual_pattern"
+    assert "all conversations of agent 'local-agent'" in result["decision"]["unusual"]
