@@ -157,6 +157,7 @@ async def test_declined_elicitation_leaves_the_escalation_awaiting(server):
         result = await call(client, "clarify", conversation_id="c1", request="Write the launch post",
                             question="Which customer segment is this for?")
     assert (result["action"], result["status"]) == ("escalate", "awaiting_response")
+    assert result["repeated"] is False  # the call is recorded once, after the person was asked
 
 
 async def test_without_elicitation_the_escalation_awaits_a_response(server):

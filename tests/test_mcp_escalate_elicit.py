@@ -104,6 +104,18 @@ async def test_a_declined_question_gives_the_normal_escalate_result(guard, outco
     result = (await escalate(guard, person, **ADS)).structured_content
     assert person.asked
     assert (result["action"], result["status"], result["type"]) == ("escalate", "awaiting_response", "decision")
+    assert result["repeated"] is False and "already raised" not in result["instruction"]
+
+
+@pytest.mark.parametrize("reply", [{"action": "approve"}, None])
+async def test_an_elicited_call_is_recorded_once(guard, reply):
+    # asking may take several protocol rounds: each previews the call, only the tool records it
+    person = accept(**reply) if reply else Person(types.ElicitResult(action="decline"))
+    await escalate(guard, person, **ADS)
+    assert [(d["tool"], d["outcome"]) for d in guard.store.rows("decisions")] == [("escalate", "created")]
+    [record] = guard.store.rows("escalations")
+    assert record["repeat_count"] == 0
+    assert [a["action"] for a in guard.store.rows("audit")].count("create") == 1
 
 
 @pytest.mark.parametrize("args, etype", [

@@ -103,6 +103,23 @@ class Decision:
         return Issue(ask.request, self.request_vector, ask.question, self.vector if asked else None)
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A call's result as it would be now, with nothing kept, and whether the person in the chat
+    may decide it inside the call."""
+
+    result: EscalationResult
+    person_decides: bool
+
+
+class _Undone(Exception):
+    """Rolls a preview's transaction back, carrying its result out."""
+
+    def __init__(self, preview: Preview):
+        super().__init__("preview")
+        self.preview = preview
+
+
 class ConversationGuard:
     """Library API behind the MCP and LangChain tools. Thread-safe: the store keeps a connection
     per thread and the classifier is read-only."""
@@ -251,6 +268,34 @@ class ConversationGuard:
                         question_required=True, locale=locale)
         decision = self._classify_clarification(ask)
         return self._decide(ask, decision)
+
+    def preview_escalate(self, conversation_id: str, request: str, task_id: str | None = None,
+                         question: str | None = None, options: list[str] | None = None, details: str | None = None,
+                         context: dict[str, Any] | None = None, type: str | None = None,
+                         locale: str | None = None) -> Preview:
+        """What ``escalate`` would return now, and whether the person in the chat may decide it
+        (``person_decides``), keeping nothing: the decision's transaction rolls back. The MCP adapter
+        asks the person first and records the call once, after (an elicitation may take several
+        rounds, each of which runs this again)."""
+        ask = self._ask("escalate", conversation_id, request, task_id, question, options, details, None, context,
+                        insisted=out.agent_type(type), locale=locale)
+        return self._previewed(ask, self._classify_escalation(ask))
+
+    def preview_clarify(self, conversation_id: str, request: str, question: str, task_id: str | None = None,
+                        options: list[str] | None = None, missing: str | None = None,
+                        locale: str | None = None) -> Preview:
+        """What ``clarify`` would return now, keeping nothing (see ``preview_escalate``)."""
+        ask = self._ask("clarify", conversation_id, request, task_id, question, options, None, missing, None,
+                        question_required=True, locale=locale)
+        return self._previewed(ask, self._classify_clarification(ask))
+
+    def _previewed(self, ask: Ask, d: Decision) -> Preview:
+        try:
+            with self.store.transaction():
+                result = self._decide(ask, d)  # joins this transaction
+                raise _Undone(Preview(result, self.person_decides(result)))
+        except _Undone as undone:
+            return undone.preview
 
     def check_scope(self, request: str, conversation_id: str | None = None,
                     capabilities: list[str] | None = None, locale: str | None = None) -> EscalationResult:

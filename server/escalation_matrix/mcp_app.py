@@ -20,7 +20,7 @@ from . import guard_results as out
 from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, check_owner, check_reference, claim_conversation
 from .errors import EscalationMatrixError, InputError, NotFoundError
 from .factory import open_guard
-from .guard import ConversationGuard
+from .guard import ConversationGuard, Preview
 from .http_app import build_http_app  # noqa: F401 - where callers have always imported it from
 from .http_security import HttpSecurity
 from .loader import Policy
@@ -133,27 +133,31 @@ def _register_tools(server: MCPServer, guard: ConversationGuard) -> None:
 
 
 def _register_escalate(server: MCPServer, guard: ConversationGuard) -> None:
-    # Resolver style, as clarify: the first resolver records the escalation, the second puts it to
-    # the person in the chat when the client can ask and the person may decide it, the tool applies
-    # the person's structured answer as `respond` would.
-    def raised(ctx: Context, conversation_id: str, request: str, task_id: str | None, question: str | None,
-               options: list[str] | None, details: str | None, context: dict[str, Any] | None, type: str | None,
-               locale: str | None) -> EscalationResult:
-        _tool_errors(claim)(guard, ctx, conversation_id)
-        return _tool_errors(guard.escalate)(conversation_id, request, task_id, question, options, details, context,
-                                            type, locale)
-
-    def ask_person(result: Annotated[EscalationResult, Resolve(raised)], ctx: Context) -> Elicit[PersonDecision] | None:
-        if not _can_elicit(ctx) or not _tool_errors(guard.person_decides)(result):
+    # Resolver style (works on every protocol version). The first resolver previews the call (what
+    # escalate would return, nothing kept: an elicitation may take several rounds, each running the
+    # resolvers again), the second puts the question to the person when the client can ask and the
+    # person may decide it, and the tool records the call once and applies the person's structured
+    # answer as `respond` would.
+    def previewed(ctx: Context, conversation_id: str, request: str, task_id: str | None, question: str | None,
+                  options: list[str] | None, details: str | None, context: dict[str, Any] | None, type: str | None,
+                  locale: str | None) -> Preview | None:
+        if not _can_elicit(ctx):
             return None
+        _tool_errors(claim)(guard, ctx, conversation_id)
+        return _tool_errors(guard.preview_escalate)(conversation_id, request, task_id, question, options, details,
+                                                    context, type, locale)
+
+    def ask_person(preview: Annotated[Preview | None, Resolve(previewed)]) -> Elicit[PersonDecision] | None:
+        if preview is None or not preview.person_decides:
+            return None
+        result = preview.result
         return Elicit(result.message or result.question or result.phrase or "", PersonDecision)
 
     @server.tool(title=TOOLS["escalate"].title, description=TOOLS["escalate"].description, annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     @_tool_errors
     def escalate(
-        conversation_id: ConversationId, request: Request,
-        result: Annotated[EscalationResult, Resolve(raised)],
+        ctx: Context, conversation_id: ConversationId, request: Request,
         reply: Annotated[ElicitationResult[PersonDecision], Resolve(ask_person)],
         task_id: TaskId = None,
         question: Annotated[str | None, Field(description=argument("escalate", "question"))] = None,
@@ -163,8 +167,11 @@ def _register_escalate(server: MCPServer, guard: ConversationGuard) -> None:
         type: AgentType = None,
         locale: Locale = None,
     ) -> EscalationResult:
-        if reply.action != "accept" or not isinstance(reply.data, PersonDecision) or result.escalation_id is None:
-            return result
+        claim(guard, ctx, conversation_id)
+        result = guard.escalate(conversation_id, request, task_id, question, options, details, context, type, locale)
+        if (reply is None or reply.action != "accept" or not isinstance(reply.data, PersonDecision)
+                or result.escalation_id is None or not guard.person_decides(result)):
+            return result  # not asked, declined, or no longer theirs to decide (changed since they were asked)
         said = reply.data
         try:
             return guard.respond(result.escalation_id, said.note, responder="person", action=said.action,
@@ -175,15 +182,21 @@ def _register_escalate(server: MCPServer, guard: ConversationGuard) -> None:
 
 
 def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:
-    # Resolver style (works on every protocol version): the first resolver records the L1
-    # escalation, the second asks the person through the client when it can, the tool applies it.
-    def pending(ctx: Context, conversation_id: str, request: str, question: str, task_id: str | None,
-                options: list[str] | None, missing: str | None, locale: str | None = None) -> EscalationResult:
+    # As escalate: preview (nothing kept), ask the person through the client when it can, then
+    # record the call once and apply the answer.
+    def previewed(ctx: Context, conversation_id: str, request: str, question: str, task_id: str | None,
+                  options: list[str] | None, missing: str | None, locale: str | None = None) -> Preview | None:
+        if not _can_elicit(ctx):
+            return None
         _tool_errors(claim)(guard, ctx, conversation_id)
-        return _tool_errors(guard.clarify)(conversation_id, request, question, task_id, options, missing, locale)
+        return _tool_errors(guard.preview_clarify)(conversation_id, request, question, task_id, options, missing,
+                                                   locale)
 
-    def ask_person(result: Annotated[EscalationResult, Resolve(pending)], ctx: Context) -> Elicit[ClarifyAnswer] | None:
-        if result.action is not Action.escalate or result.escalation_id is None or not _can_elicit(ctx):
+    def ask_person(preview: Annotated[Preview | None, Resolve(previewed)]) -> Elicit[ClarifyAnswer] | None:
+        if preview is None:
+            return None
+        result = preview.result
+        if result.action is not Action.escalate or result.escalation_id is None:
             return None
         return Elicit(result.message or result.question or "", ClarifyAnswer)
 
@@ -191,15 +204,17 @@ def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     @_tool_errors
     def clarify(
-        conversation_id: ConversationId, request: Request,
+        ctx: Context, conversation_id: ConversationId, request: Request,
         question: Annotated[str, Field(description=argument("clarify", "question"))],
-        result: Annotated[EscalationResult, Resolve(pending)],
         reply: Annotated[ElicitationResult[ClarifyAnswer], Resolve(ask_person)],
         task_id: TaskId = None, options: Options = None,
         missing: Annotated[str | None, Field(description=argument("clarify", "missing"))] = None,
         locale: Locale = None,
     ) -> EscalationResult:
-        if reply.action == "accept" and isinstance(reply.data, ClarifyAnswer) and result.escalation_id:
+        claim(guard, ctx, conversation_id)
+        result = guard.clarify(conversation_id, request, question, task_id, options, missing, locale)
+        if (reply is not None and reply.action == "accept" and isinstance(reply.data, ClarifyAnswer)
+                and result.action is Action.escalate and result.escalation_id):
             return guard.respond(result.escalation_id, reply.data.answer, responder="person")
         return result
 
