@@ -46,3 +46,11 @@ def read_jsonl(path: Path, *, labelled: bool = False) -> list[Item]:
     if not items:
         raise InputError(f"{path}: no items found")
     return items
+
+
+def labels(items: list[Item]) -> list[str]:
+    """The labels of items read with ``labelled=True`` (where each one was checked)."""
+    missing = next((i for i in items if i.label is None), None)
+    if missing is not None:
+        raise InputError(f"an item has no label: {missing.text[:60]!r}")
+    return [i.label for i in items if i.label is not None]

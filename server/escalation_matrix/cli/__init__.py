@@ -78,7 +78,8 @@ def _config_argument(args: list[str]) -> str | None:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars with time left on batch work (default: when stderr is a terminal).")
 @click.pass_context
-def main(ctx: click.Context, policies, phrases, embeddings, verbose: bool, log_format: str,
+def main(ctx: click.Context, policies: str | None, phrases: str | None, embeddings: str | None, verbose: bool,
+         log_format: str,
          progress: bool | None) -> None:
     """Tell an AI agent whether to proceed or escalate to a person: which type, which severity,
     and exactly which standard phrase to use."""

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from . import main
 from .common import AppState, CliError, db_option, translate_errors
 
+if TYPE_CHECKING:
+    from ..ops.oversight import Oversight
+
 BY = click.option("--by", default="operator", show_default=True, help="Who does this (written to the audit trail).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-def _oversight(state: AppState, db: str | None):
+def _oversight(state: AppState, db: str | None) -> Oversight:
     from ..ops.oversight import Oversight
 
     return Oversight(state.store(db), state.policy)
@@ -33,7 +37,7 @@ def actors() -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def list_cmd(state: AppState, as_json, db) -> None:
+def list_cmd(state: AppState, as_json: bool, db: str | None) -> None:
     """List actors with their rolling score, status and open ticket."""
     rows = _oversight(state, db).actors()
     if as_json:
@@ -55,7 +59,7 @@ def list_cmd(state: AppState, as_json, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def show_cmd(state: AppState, actor, as_json, db) -> None:
+def show_cmd(state: AppState, actor: str, as_json: bool, db: str | None) -> None:
     """Show ACTOR: score, recent decisions, tickets, suspensions and its team's chain."""
     view = _oversight(state, db).actor(actor)
     if as_json:
@@ -84,7 +88,8 @@ def show_cmd(state: AppState, actor, as_json, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def record_cmd(state: AppState, actor, suggested, chosen, escalation, db) -> None:
+def record_cmd(state: AppState, actor: str, suggested: str, chosen: str, escalation: str | None,
+               db: str | None) -> None:
     """Record a decision ACTOR made outside an escalation answer (e.g. from another system)."""
     done = _oversight(state, db).record(actor, suggested, chosen, escalation)
     click.echo(f"{done['actor']}: {'+1' if done['delta'] > 0 else '-1'}, score {done['score']:.1f} over "
@@ -99,10 +104,10 @@ def record_cmd(state: AppState, actor, suggested, chosen, escalation, db) -> Non
 @db_option
 @click.pass_obj
 @translate_errors
-def suspend_cmd(state: AppState, actor, reason, cooldown, by, db) -> None:
+def suspend_cmd(state: AppState, actor: str, reason: str, cooldown: str | None, by: str, db: str | None) -> None:
     """Suspend ACTOR for a cool-down; its open items go to its team's replacement."""
     from ..ops.oversight_chain import suspend
-    from ..ops_policy import parse_duration
+    from ..durations import parse_duration
 
     try:
         span = parse_duration(cooldown) if cooldown else None
@@ -120,7 +125,7 @@ def suspend_cmd(state: AppState, actor, reason, cooldown, by, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def reinstate_cmd(state: AppState, actor, reason, by, db) -> None:
+def reinstate_cmd(state: AppState, actor: str, reason: str, by: str, db: str | None) -> None:
     """Reinstate a suspended ACTOR before its cool-down ends."""
     from ..ops.oversight_chain import reinstate
 
@@ -133,7 +138,7 @@ def reinstate_cmd(state: AppState, actor, reason, by, db) -> None:
 @JSON
 @click.pass_obj
 @translate_errors
-def chain_cmd(state: AppState, team, as_json) -> None:
+def chain_cmd(state: AppState, team: str | None, as_json: bool) -> None:
     """Show who holds a ticket at each step of each team's chain, and for how long."""
     from ..oversight_policy import stage_name
 

@@ -80,7 +80,7 @@ def _check(path: Path, table: dict[str, Any], known: dict[str, str], prefix: str
 def default_map(group: click.Group, config: dict[str, Any]) -> dict[str, Any]:
     """Click's ``default_map`` for ``group``: folder and format options at the top, ``db`` for every
     command that takes ``--db``, and the ``[serve]`` table for ``serve``."""
-    top = {k: config[k] for k in ("policies", "phrases", "embeddings", "log_format") if k in config}
+    top: dict[str, Any] = {k: config[k] for k in ("policies", "phrases", "embeddings", "log_format") if k in config}
 
     def walk(cmd: click.Command) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -93,7 +93,7 @@ def default_map(group: click.Group, config: dict[str, Any]) -> dict[str, Any]:
             out["db"] = config["db"]
         return out
 
-    result = {**walk(group), **top}
+    result: dict[str, Any] = {**walk(group), **top}
     if config.get("serve"):
         result["serve"] = {**result.get("serve", {}), **config["serve"]}
     return result

@@ -5,27 +5,37 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import numpy as np
 
 from . import main
 from ..errors import InputError
-from .common import AppState, CliError, translate_errors
+from .common import AppState, Bar, CliError, translate_errors
+
+if TYPE_CHECKING:
+    from ..classifier import Classifier
+    from ..dataset import Item
+    from ..models import Classification, EscalationType
+    from ..trained import TrainedModel
+
+T = TypeVar("T")
 
 BATCH = 256  # the model sorts a batch by length: bigger chunks pad less
 
 
-def _batches(items: list, size: int = BATCH) -> Iterator[list]:
+def _batches(items: list[T], size: int = BATCH) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def classify_items(state: AppState, items: list, label: str) -> list:
+def classify_items(state: AppState, items: list[Item], label: str) -> list[Classification]:
     classifier = state.classifier
-    results = []
+    results: list[Classification] = []
     with state.bar(len(items), label) as bar, _quiet(classifier):
         for chunk in _batches(items):
             results.extend(classifier.classify_many([i.text for i in chunk], [i.context for i in chunk]))
@@ -33,12 +43,12 @@ def classify_items(state: AppState, items: list, label: str) -> list:
     return results
 
 
-def score_items(state: AppState, items: list, label: str) -> tuple[Any, list]:
+def score_items(state: AppState, items: list[Item], label: str) -> tuple[np.ndarray,
+                                                                          list[tuple[EscalationType, float]]]:
     """``Classifier.score`` over a file in chunks under a bar; ``fit`` takes the result as is."""
-    import numpy as np
-
     classifier = state.classifier
-    scores, nearest = [], []
+    scores: list[np.ndarray] = []
+    nearest: list[tuple[EscalationType, float]] = []
     with state.bar(len(items), label) as bar, _quiet(classifier):
         for chunk in _batches(items):
             s, n = classifier.score([i.text for i in chunk])
@@ -48,10 +58,11 @@ def score_items(state: AppState, items: list, label: str) -> tuple[Any, list]:
     return (np.concatenate(scores) if scores else np.zeros((0, 0))), nearest
 
 
-def _quiet(classifier: Any):
+def _quiet(classifier: Classifier) -> AbstractContextManager[object]:
     """The caller's bar counts requests: no second bar for the encoding inside each chunk."""
     quiet = getattr(classifier.embedder, "quiet", None)
-    return quiet() if quiet else contextlib.nullcontext()
+    context: AbstractContextManager[object] = quiet() if quiet else contextlib.nullcontext()
+    return context
 
 
 def _explain(result: Any) -> str:
@@ -117,7 +128,7 @@ def classify(state: AppState, text: str | None, context_json: str | None, as_jso
     click.echo(result.model_dump_json(indent=2) if as_json else _explain(result))
 
 
-def _read_items(path: str, read_jsonl: Any) -> list:
+def _read_items(path: str, read_jsonl: Callable[[Path], list[Item]]) -> list[Item]:
     if path != "-":
         return read_jsonl(Path(path))
     import tempfile
@@ -214,8 +225,9 @@ def fit(state: AppState, file: str, dry_run: bool, shared: bool) -> None:
     from ..fit import fit_thresholds, write_thresholds
 
     items = read_jsonl(Path(file), labelled=True)
-    if state.classifier.model is not None:
-        _fit_trained(state, items, dry_run)
+    model = state.classifier.model
+    if model is not None:
+        _fit_trained(state, model, items, dry_run)
         return
     scored = score_items(state, items, "fit: scoring")
     result = fit_thresholds(state.classifier, items, scored=scored, shared=shared)
@@ -228,14 +240,15 @@ def fit(state: AppState, file: str, dry_run: bool, shared: bool) -> None:
         click.echo(f"wrote {target}")
 
 
-def _fit_trained(state: AppState, items: list, dry_run: bool) -> None:
+def _fit_trained(state: AppState, model: TrainedModel, items: list[Item], dry_run: bool) -> None:
     from ..calibrate import fit_decision
     from ..classifier import decide_trained
+    from ..dataset import labels
     from ..training import write_decision
 
     clf = state.classifier
     texts = [" ".join(i.text.split()) for i in items]
-    probs = clf.model.probabilities(clf.embedder.encode(texts))
+    probs = model.probabilities(clf.embedder.encode(texts))
     matches = [clf.rules.match(t, i.context or {}) for t, i in zip(texts, items)]
     base, order = clf.settings.trained, clf.policy.matrix.order
 
@@ -243,7 +256,7 @@ def _fit_trained(state: AppState, items: list, dry_run: bool) -> None:
         decision = base.model_copy(update={"safety": safety, "margin": margin, "margins": {}})
         return [decide_trained(p, m, decision, order).type.value for p, m in zip(probs, matches)]
 
-    fitted = fit_decision([i.label for i in items], predict)
+    fitted = fit_decision(labels(items), predict)
     rep = fitted.report
     click.echo(f"safety >= {fitted.safety}, margin {fitted.margin}: macro-F1 {rep.macro_f1:.3f}, "
                f"none escalated {rep.none_escalated}, safety recall {rep.safety_recall}")
@@ -261,12 +274,12 @@ def _fit_trained(state: AppState, items: list, dry_run: bool) -> None:
 @translate_errors
 def eval_cmd(state: AppState, file: str, as_json: bool, show_errors: bool) -> None:
     """Per-type precision/recall/F1, macro-F1, confusion matrix and escalation figures on FILE."""
-    from ..dataset import read_jsonl
+    from ..dataset import labels, read_jsonl
     from ..evaluate import evaluate, format_report
 
     items = read_jsonl(Path(file), labelled=True)
     results = classify_items(state, items, "eval")
-    report = evaluate([i.label for i in items], [r.type.value for r in results], [i.text for i in items])
+    report = evaluate(labels(items), [r.type.value for r in results], [i.text for i in items])
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
@@ -312,12 +325,14 @@ def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, s
     policies, phrases, embeddings = state.folders
     policy = load_policy(policies, phrases, embeddings)
     items = read_jsonl(Path(file), labelled=True)
-    overrides = {k: v for k, v in {"epochs": epochs, "seed": seed, "max_steps": max_steps,
-                                   "frozen_layers": frozen_layers}.items() if v is not None}
-    config = finetune.TrainConfig(**overrides)
-    bars: dict = {}
+    default = finetune.TrainConfig()
+    config = finetune.TrainConfig(epochs=default.epochs if epochs is None else epochs,
+                                  seed=default.seed if seed is None else seed,
+                                  max_steps=max_steps,
+                                  frozen_layers=default.frozen_layers if frozen_layers is None else frozen_layers)
+    bars: dict[str, Bar] = {}
 
-    def progress_for(label: str):
+    def progress_for(label: str) -> Callable[[int, int, float], None]:
         def update(step: int, total: int, loss: float) -> None:
             bar = bars.get(label)
             if bar is None:

@@ -26,7 +26,7 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
 @click.pass_obj
 @translate_errors
-def outcome(state: AppState, escalation_id, verdict, note, by, db) -> None:
+def outcome(state: AppState, escalation_id: str, verdict: str, note: str | None, by: str, db: str | None) -> None:
     """Mark ESCALATION_ID as necessary or unnecessary (the adaptive target learns from it)."""
     from ..adaptive import record_outcome
 
@@ -44,7 +44,7 @@ def outcome(state: AppState, escalation_id, verdict, note, by, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def missed(state: AppState, etype, note, by, db) -> None:
+def missed(state: AppState, etype: str, note: str | None, by: str, db: str | None) -> None:
     """Report a request that should have escalated and did not (a false negative)."""
     from ..adaptive import record_outcome
 
@@ -74,7 +74,7 @@ def _base(policy: Policy) -> dict[str, float]:
 @db_option
 @click.pass_obj
 @translate_errors
-def thresholds_show(state: AppState, as_json, db) -> None:
+def thresholds_show(state: AppState, as_json: bool, db: str | None) -> None:
     """Each type's threshold from the policy, its adaptive offset, and the threshold in effect."""
     from ..adaptive import offsets
 
@@ -107,7 +107,8 @@ def _echo_change(c: dict[str, Any]) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def thresholds_adjust(state: AppState, etype, offset, reason, by, db) -> None:
+def thresholds_adjust(state: AppState, etype: str | None, offset: float | None, reason: str, by: str,
+                      db: str | None) -> None:
     """Adjust now: from the measured rate and the outcomes (no options), or set one type's offset."""
     from ..adaptive import adjust, set_offset
     from .common import CliError
@@ -115,7 +116,8 @@ def thresholds_adjust(state: AppState, etype, offset, reason, by, db) -> None:
     settings = state.policy.decisions.adaptive
     if (etype is None) != (offset is None):
         raise CliError("give --type and --offset together, or neither for an automatic adjustment")
-    changes = [set_offset(state.store(db), etype, offset, by, settings, reason)] if etype else \
+    # after the check above, a --type always comes with its --offset
+    changes = [set_offset(state.store(db), etype, offset, by, settings, reason)] if etype and offset is not None else \
         adjust(state.store(db), settings, by)
     if not changes:
         click.echo("no change: the rate is within the target's tolerance and no outcome moves a threshold")
@@ -129,7 +131,7 @@ def thresholds_adjust(state: AppState, etype, offset, reason, by, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def thresholds_history(state: AppState, limit, as_json, db) -> None:
+def thresholds_history(state: AppState, limit: int, as_json: bool, db: str | None) -> None:
     """Every change of an offset, newest first: before, after, why and by whom."""
     from ..adaptive import history
 
@@ -149,7 +151,7 @@ def thresholds_history(state: AppState, limit, as_json, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def thresholds_revert(state: AppState, change_id, by, db) -> None:
+def thresholds_revert(state: AppState, change_id: int, by: str, db: str | None) -> None:
     """Undo CHANGE_ID (from `thresholds history`): its type's offset goes back to the value before it."""
     from ..adaptive import revert
 
@@ -169,7 +171,9 @@ def thresholds_revert(state: AppState, change_id, by, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def respond_cmd(state: AppState, escalation_id, action, change, to, until, conditions, note, necessary, by, db) -> None:
+def respond_cmd(state: AppState, escalation_id: str, action: str, change: str | None, to: str | None,
+                until: str | None, conditions: tuple[str, ...], note: str | None, necessary: bool | None, by: str,
+                db: str | None) -> None:
     """Answer ESCALATION_ID with an ACTION; the agent's next step follows from it (a deferred or
     delegated escalation stays open and the agent waits)."""
     from ..answers import answer_text, structured_answer

@@ -5,18 +5,24 @@ the state file and the policy only."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import main
 from .common import AppState, CliError, db_option, translate_errors
 
+if TYPE_CHECKING:
+    from ..ops.records import Operations
+
+F = TypeVar("F", bound=Callable[..., Any])
+
 BY = click.option("--by", default="operator", show_default=True, help="Who does this (written to the audit trail).")
 
 
-def _ops(state: AppState, db: str | None):
+def _ops(state: AppState, db: str | None) -> Operations:
     from ..ops.records import Operations
 
     return Operations(state.store(db), state.policy)
@@ -55,8 +61,9 @@ def _moment(value: str | None, what: str) -> datetime | None:
 @db_option
 @click.pass_obj
 @translate_errors
-def create(state: AppState, reason, level, details, assigned_to, etype, severity, conversation, task, suggestion, by,
-           db) -> None:
+def create(state: AppState, reason: str, level: int, details: str | None, assigned_to: str | None, etype: str,
+           severity: str | None, conversation: str | None, task: str | None, suggestion: str | None, by: str,
+           db: str | None) -> None:
     """Create a manual escalation, routed to a level and its assignee."""
     record = _ops(state, db).create(reason, level=level, details=details, assigned_to=assigned_to, by=by,
                                     type=etype, severity=severity, conversation_id=conversation, task_id=task,
@@ -72,7 +79,7 @@ def create(state: AppState, reason, level, details, assigned_to, etype, severity
 @db_option
 @click.pass_obj
 @translate_errors
-def assign(state: AppState, escalation_id, assigned_to, level, by, db) -> None:
+def assign(state: AppState, escalation_id: str, assigned_to: str, level: int | None, by: str, db: str | None) -> None:
     """Assign ESCALATION_ID to a person or team."""
     _echo_record(_ops(state, db).assign(escalation_id, assigned_to, by=by, level=level), "assigned")
 
@@ -84,7 +91,7 @@ def assign(state: AppState, escalation_id, assigned_to, level, by, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def note(state: AppState, escalation_id, text, by, db) -> None:
+def note(state: AppState, escalation_id: str, text: str, by: str, db: str | None) -> None:
     """Add an investigation note to ESCALATION_ID."""
     _echo_record(_ops(state, db).note(escalation_id, text, by=by), "noted")
 
@@ -98,7 +105,8 @@ def note(state: AppState, escalation_id, text, by, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def raise_cmd(state: AppState, escalation_id, new_level, reason, assigned_to, by, db) -> None:
+def raise_cmd(state: AppState, escalation_id: str, new_level: int, reason: str, assigned_to: str | None, by: str,
+              db: str | None) -> None:
     """Raise ESCALATION_ID to a higher routing level, with a reason."""
     _echo_record(_ops(state, db).raise_level(escalation_id, new_level, reason, by=by, assigned_to=assigned_to),
                  "raised")
@@ -114,12 +122,12 @@ def raise_cmd(state: AppState, escalation_id, new_level, reason, assigned_to, by
 @db_option
 @click.pass_obj
 @translate_errors
-def answer(state: AppState, escalation_id, answer, necessary, by, db) -> None:
+def answer(state: AppState, escalation_id: str, answer: str, necessary: bool | None, by: str, db: str | None) -> None:
     """Answer ESCALATION_ID; the agent's next call proceeds with ANSWER."""
     _echo_record(_ops(state, db).answer(escalation_id, answer, by=by, necessary=necessary), "answered")
 
 
-def _closing_options(fn):
+def _closing_options(fn: F) -> F:
     for option in reversed([
         click.option("--resolution", required=True, help="What was done to resolve it."),
         click.option("--preventive-measures", help="What prevents it from happening again."),
@@ -138,7 +146,8 @@ def _closing_command(name: str, close: bool, doc: str) -> None:
     @db_option
     @click.pass_obj
     @translate_errors
-    def command(state: AppState, escalation_id, resolution, preventive_measures, lessons_learned, method, by, db):
+    def command(state: AppState, escalation_id: str, resolution: str, preventive_measures: str | None,
+                lessons_learned: str | None, method: str | None, by: str, db: str | None) -> None:
         record = _ops(state, db).resolve(escalation_id, resolution, preventive_measures=preventive_measures,
                                          lessons_learned=lessons_learned, method=method, by=by, close=close)
         _echo_record(record, "closed" if close else "resolved")
@@ -162,9 +171,10 @@ _closing_command("close", True,
 @db_option
 @click.pass_obj
 @translate_errors
-def list_cmd(state: AppState, status, level, etype, severity, assignee, older_than, limit, as_json, db) -> None:
+def list_cmd(state: AppState, status: str | None, level: int | None, etype: str | None, severity: str | None,
+             assignee: str | None, older_than: str | None, limit: int, as_json: bool, db: str | None) -> None:
     """List escalations, newest first, with filters."""
-    from ..ops_policy import parse_duration
+    from ..durations import parse_duration
 
     age = None
     if older_than:
@@ -193,7 +203,7 @@ def list_cmd(state: AppState, status, level, etype, severity, assignee, older_th
 @db_option
 @click.pass_obj
 @translate_errors
-def show(state: AppState, escalation_id, as_json, db) -> None:
+def show(state: AppState, escalation_id: str, as_json: bool, db: str | None) -> None:
     """Show ESCALATION_ID with its notes, fail-safe stages, notifications and audit entries."""
     record = _ops(state, db).show(escalation_id)
     if as_json:
@@ -235,7 +245,7 @@ def show(state: AppState, escalation_id, as_json, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def sweep(state: AppState, now_text, no_deliver, db) -> None:
+def sweep(state: AppState, now_text: str | None, no_deliver: bool, db: str | None) -> None:
     """Apply every fail-safe timer that is due and deliver queued notifications.
 
     The timers: an L1 escalation unanswered for 5 minutes gets a reminder and at 15 minutes is
@@ -274,7 +284,8 @@ def sweep(state: AppState, now_text, no_deliver, db) -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def report(state: AppState, period, day, fmt, output, chart, db) -> None:
+def report(state: AppState, period: str, day: str | None, fmt: str, output: str | None, chart: str | None,
+           db: str | None) -> None:
     """Escalation report: rates against targets, by type and reason, resolution times and trend.
 
     Rates are escalations over all decisions evaluated, in total and per severity, against the
@@ -311,7 +322,7 @@ def audit() -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def audit_verify(state: AppState, db) -> None:
+def audit_verify(state: AppState, db: str | None) -> None:
     """Check every entry's hash against the one before; exit 1 on any edit or deletion."""
     from ..ops.audit import verify
 
@@ -341,7 +352,8 @@ def pipeline() -> None:
 @db_option
 @click.pass_obj
 @translate_errors
-def pipeline_report(state: AppState, item_id, iterations, failures, confidence, error, details, as_json, db) -> None:
+def pipeline_report(state: AppState, item_id: str, iterations: int, failures: int, confidence: float | None,
+                    error: str | None, details: str | None, as_json: bool, db: str | None) -> None:
     """Report ITEM_ID's progress; escalates at the iteration limit, after consecutive failures,
     on a data-quality or system error, or on low confidence after several iterations."""
     from pydantic import ValidationError
@@ -357,5 +369,5 @@ def pipeline_report(state: AppState, item_id, iterations, failures, confidence, 
     if as_json:
         click.echo(outcome.model_dump_json(indent=2))
     else:
-        click.echo(f"{item_id}: {'escalated ' + outcome.escalation_id if outcome.escalated else 'continue'}"
+        click.echo(f"{item_id}: {f'escalated {outcome.escalation_id}' if outcome.escalated else 'continue'}"
                    f"{' (already open)' if outcome.repeated else ''} - {outcome.reason}")
