@@ -19,7 +19,7 @@ from .models import Action, DecisionAssessment, EscalationType, Severity
 if TYPE_CHECKING:
     from .ops_policy import OperationsFile
 
-CARD_VERSION = "1"
+CARD_VERSION: Literal["1"] = "1"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "card.schema.json"
 SCHEMA_ID = "urn:escalation-matrix:schema:card:1"
 

@@ -20,10 +20,10 @@ from .paths import default_dir
 from .policy import ClassifierFile, TrainedDecision
 from .rules import RuleEngine, deciding, escalating
 from .sameissue import expand_abbreviations
-from .trained import TrainedModel
+from .trained import ProbabilityModel, TrainedModel
 from .scoring import CentroidScorer, KnnScorer, LinearScorer, Scorer, confidence
 
-TYPES = [t for t in EscalationType if t is not EscalationType.pattern]
+TYPES: list[EscalationType] = [t for t in EscalationType if t is not EscalationType.pattern]
 NONE = TYPES.index(EscalationType.none)
 SAFETY = TYPES.index(EscalationType.safety)
 RULE_CONFIDENCE = 0.95
@@ -135,14 +135,14 @@ class Classifier:
         _single_threaded_blas()
         self.policy = policy
         self.settings = policy.classifier
-        # the fine-tuned model, or a wrapper of it (anything with ``probabilities``); an explicit
+        # the fine-tuned model, or a wrapper of it (anything with ``probabilities`` and ``is_new``); an explicit
         # plain embedder (the fast test embedder) scores by nearest exemplars instead
-        self.model: TrainedModel | None = None
+        self.model: ProbabilityModel | None = None
         if uses_trained(self.settings):
             if embedder is None:
                 embedder = load_trained(self.settings)
-            if hasattr(embedder, "probabilities"):
-                self.model = embedder  # type: ignore[assignment]
+            if isinstance(embedder, ProbabilityModel):
+                self.model = embedder
         self.embedder = embedder or get_embedder(self.settings.model, self.settings.backend)
         exemplars = policy.exemplars
         self.exemplars = exemplars
@@ -320,8 +320,10 @@ class Classifier:
         if result.type is EscalationType.none:
             default = self.policy.matrix.trigger(EscalationType.none, result.trigger).default
             return result.model_copy(update={"default": default})
+        # an escalation always has a severity (``_trigger`` sets one); the matrix's is its default
+        severity = result.severity or self.policy.matrix.severity(result.type, result.trigger)
         text = escalation_text(
-            self.policy.matrix, self.policy.phrases, result.type, result.trigger, result.severity, result.request
+            self.policy.matrix, self.policy.phrases, result.type, result.trigger, severity, result.request
         )
         message = self.policy.phrases.message("md", **text.variables())
         return result.model_copy(update={"phrase": text.phrase, "message": message, "options": text.options})
@@ -330,7 +332,7 @@ class Classifier:
 class ModelScorer:
     """Calibrated probabilities of the fine-tuned head, one column per type."""
 
-    def __init__(self, model: TrainedModel):
+    def __init__(self, model: ProbabilityModel):
         self.model = model
 
     def scores(self, queries: np.ndarray, sims: np.ndarray | None = None) -> np.ndarray:

@@ -34,7 +34,7 @@ def _eq(actual: Any, expected: Any) -> bool:
         return _truthy(actual) == expected if isinstance(expected, bool) else actual == expected
     if isinstance(expected, str) and isinstance(actual, str):
         return actual.strip().lower() == expected.strip().lower()
-    return actual == expected
+    return bool(actual == expected)
 
 
 def _truthy(value: Any) -> bool:

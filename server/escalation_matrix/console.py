@@ -36,7 +36,7 @@ from .http_security import Session, session_of
 from .models import Severity
 from .ops.records import Operations
 from .render import render
-from .store import parse_iso
+from .store import OPEN_STATUSES, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class Console:
         return _html(TEMPLATES.get_template("escalation.html.j2").render(
             r=record, card=card, prefix=PREFIX, now=now, due=due, target=target,
             csrf=session.csrf if session is not None else None,
-            seconds_left=int((due - now).total_seconds()), is_open=record["status"] in console_views.OPEN_STATUSES,
+            seconds_left=int((due - now).total_seconds()), is_open=record["status"] in OPEN_STATUSES,
             span=time_left))
 
     async def dashboard(self, request: Request) -> Response:

@@ -39,9 +39,9 @@ def rate_chart(report: Report, width: int = 720, height: int = 260) -> Markup:
 
     body = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="{LINE}"/>']
     for k in range(5):  # grid and y labels
-        v = peak * k / 4
-        body.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="{LINE}"/>'
-                    f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" fill="{MUTED}">{v:.0%}</text>')
+        grid = peak * k / 4
+        body.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(grid):.1f}" y2="{y(grid):.1f}" stroke="{LINE}"/>'
+                    f'<text x="{left - 6}" y="{y(grid) + 4:.1f}" text-anchor="end" fill="{MUTED}">{grid:.0%}</text>')
     lines = [(total.target, "target", OK), (total.alert_above, "alert", BAD)]
     if total.alert_above == total.target:  # one line, one label: they would print over each other
         lines = [(total.target, "target = alert", BAD)]
@@ -127,7 +127,7 @@ def response_rows(report: Report) -> list[tuple[str, float | None, float | None,
 
 
 def rate_rows(report: Report) -> list[tuple[str, float | None, float | None, str]]:
-    rows = []
+    rows: list[tuple[str, float | None, float | None, str]] = []
     for line in report.rates:
         label = "no decisions" if line.rate is None else f"{line.rate:.2%} / target {line.target:.1%} ({line.status})"
         rows.append((line.name, line.rate, line.target, label))

@@ -151,10 +151,11 @@ class ContradictionFinder:
             parts_low, parts_high = _bounds(totals.get(container, []))
             each_low, each_high = _bounds(limits)
             low, high = _bounds(totals.get(unit, []))
-            if None not in (parts_low, each_low, high) and parts_low * each_low > high:
+            if parts_low is not None and each_low is not None and high is not None and parts_low * each_low > high:
                 found.append(f"{parts_low} {container}s of at least {each_low} {unit}s each exceed "
                              f"the limit of {high} {unit}s")
-            elif container in PARTITIONS and None not in (parts_high, each_high, low) and parts_high * each_high < low:
+            elif (container in PARTITIONS and parts_high is not None and each_high is not None and low is not None
+                  and parts_high * each_high < low):
                 found.append(f"{parts_high} {container}s of at most {each_high} {unit}s each fall short of "
                              f"the required {low} {unit}s")
         return found

@@ -4,13 +4,17 @@ state file) that the MCP server, the LangChain tools and the CLI all run on."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .guard import ConversationGuard
+
+if TYPE_CHECKING:
+    from .classifier import Classifier
+    from .embedder import Embedder
 from .loader import Policy
 
 
-def open_guard(policy: Policy | None = None, db: str | Path | None = None, *, embedder: Any = None,
+def open_guard(policy: Policy | None = None, db: str | Path | None = None, *, embedder: Embedder | None = None,
                background: bool = False, locale: str | None = None) -> ConversationGuard:
     """A ``ConversationGuard`` on the SQLite file ``db`` (default: $ESCALATION_MATRIX_DB or the
     per-user state file) and ``policy`` (default: the shipped one, see ``load_policy``).
@@ -25,7 +29,7 @@ def open_guard(policy: Policy | None = None, db: str | Path | None = None, *, em
 
     chosen = (policy or load_policy(locale=locale)).in_locale(locale)
 
-    def build() -> Any:
+    def build() -> Classifier:
         from .classifier import Classifier, serving_embedder
         from .embedcache import CachingEmbedder
 

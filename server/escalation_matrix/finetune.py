@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -88,7 +88,9 @@ def examples_from(items: Iterable[tuple[str, str]], exemplars: Iterable[Exemplar
     return out
 
 
-def _imports():
+# torch, peft and transformers are read without their types (pyproject's follow_imports = skip):
+# their modules, models and tensors are Any below.
+def _imports() -> tuple[Any, Any, Any, Any]:
     try:
         import torch
         from peft import LoraConfig, get_peft_model
@@ -191,9 +193,10 @@ def train(
                           time.perf_counter() - started)
 
 
-def _frozen_states(torch, bert, tokenizer, encoded, lengths, frozen_layers):
+def _frozen_states(torch: Any, bert: Any, tokenizer: Any, encoded: Any, lengths: list[int],
+                   frozen_layers: int) -> list[Any]:
     """The input of the first adapted layer, per text (unpadded), computed once without gradients."""
-    out: list = [None] * len(lengths)
+    out: list[Any] = [None] * len(lengths)
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     bert.eval()
     with torch.no_grad():
@@ -209,7 +212,7 @@ def _frozen_states(torch, bert, tokenizer, encoded, lengths, frozen_layers):
     return out
 
 
-def _pad(torch, states):
+def _pad(torch: Any, states: list[Any]) -> tuple[Any, Any]:
     longest = max(s.shape[0] for s in states)
     hidden = torch.zeros(len(states), longest, states[0].shape[1])
     mask = torch.zeros(len(states), longest, dtype=torch.long)
@@ -219,13 +222,13 @@ def _pad(torch, states):
     return hidden, mask
 
 
-def _mask(torch, bert, hidden, mask):
+def _mask(torch: Any, bert: Any, hidden: Any, mask: Any) -> Any:
     from transformers.masking_utils import create_bidirectional_mask
 
     return create_bidirectional_mask(config=bert.config, inputs_embeds=hidden, attention_mask=mask)
 
 
-def _pool(torch, hidden, mask):
+def _pool(torch: Any, hidden: Any, mask: Any) -> Any:
     """Mean pooling over real tokens, then L2 normalisation: the bundled model's own pooling."""
     m = mask.unsqueeze(-1).to(hidden.dtype)
     summed = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
@@ -241,7 +244,7 @@ def exemplar_key(etype: str, text: str) -> str:
     return hashlib.sha256(f"{etype}\0{' '.join(text.split()).casefold()}".encode()).hexdigest()[:16]
 
 
-def save(weights: TrainedWeights, folder: Path, manifest: dict) -> None:
+def save(weights: TrainedWeights, folder: Path, manifest: dict[str, Any]) -> None:
     """Write the adapter and head as safetensors (fp16 LoRA, fp32 head) and the manifest."""
     from safetensors.numpy import save_file
 

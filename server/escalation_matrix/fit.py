@@ -25,7 +25,7 @@ class FitResult:
 
 
 def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3,
-                   scored: tuple[np.ndarray, list] | None = None, shared: bool = False) -> FitResult:
+                   scored: tuple[np.ndarray, list[tuple[EscalationType, float]]] | None = None, shared: bool = False) -> FitResult:
     """Coordinate ascent over thresholds, maximising macro-F1 while keeping the share of proceed
     items escalated and safety recall inside the product's targets.
 
@@ -38,7 +38,7 @@ def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3,
     gold = [i.label or "none" for i in items]
     order = classifier.policy.matrix.order
     grid = np.linspace(-0.3, 0.3, 61)  # thresholds are leads over the 'none' score
-    current = {t: settings.threshold(t) for t in TYPES if t is not EscalationType.none}
+    current: dict[EscalationType, float] = {t: settings.threshold(t) for t in TYPES if t is not EscalationType.none}
 
     def objective(th: dict[EscalationType, float]) -> float:
         pred = [decide(s, r, settings, order, th, n).type.value for s, r, n in zip(scores, rules, nearest)]
@@ -46,8 +46,8 @@ def fit_thresholds(classifier: Classifier, items: list[Item], passes: int = 3,
 
     # A type with no item in the file keeps its threshold: nothing there says where it should be.
     present = {t for t in current if t.value in gold}
-    others = [t for t in current if t is not EscalationType.safety and t in present]
-    groups = [others, [EscalationType.safety]] if shared else [[t] for t in current]
+    others: list[EscalationType] = [t for t in current if t is not EscalationType.safety and t in present]
+    groups: list[list[EscalationType]] = [others, [EscalationType.safety]] if shared else [[t] for t in current]
     groups = [[t for t in g if t in present] for g in groups]
     groups = [g for g in groups if g]
     if shared:  # start from one common value so the ascent moves the group together

@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal
+from .access import LOCAL_AGENT, PRINCIPAL_KEY, Principal, Role
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,12 @@ class TokenTable:
                     continue
                 if len(words) != 3 or words[0] not in ("agent", "operator"):
                     raise InputError(f"{path}: line {number}: write ROLE NAME TOKEN with ROLE agent or operator")
-                role, name, token = words
+                word, name, token = words
+                role: Role = "agent" if word == "agent" else "operator"  # checked just above
                 if len(token) < 16:
                     raise InputError(f"{path}: line {number}: the token of {name} is shorter than 16 characters; "
                                      "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
-                entries.append((_digest(token), Principal(name, role)))  # type: ignore[arg-type]
+                entries.append((_digest(token), Principal(name, role)))
         digests = [d for d, _ in entries]
         if len(set(digests)) != len(digests):
             raise InputError("two principals share one token; give each its own")
@@ -344,8 +345,8 @@ class HttpSecurity:
         cookie = SimpleCookie()
         cookie[self.COOKIE] = session.id
         morsel = cookie[self.COOKIE]
-        morsel.update({"path": self.prefix, "httponly": True, "samesite": "Strict",
-                       "max-age": str(int(self.sessions.absolute))})
+        morsel.update({"path": self.prefix, "samesite": "Strict", "max-age": str(int(self.sessions.absolute))})
+        morsel["httponly"] = True
         if scope.get("scheme") == "https":
             morsel["secure"] = True
         return morsel.OutputString().encode("latin-1")
@@ -376,7 +377,8 @@ def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:
 
 
 def session_of(request: Any) -> Session | None:
-    return request.scope.get(SESSION_KEY)
+    session: Session | None = request.scope.get(SESSION_KEY)  # set by the middleware, if any
+    return session
 
 
 def sessions_end(request: Any) -> None:

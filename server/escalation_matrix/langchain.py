@@ -30,6 +30,8 @@ from .protocol import PROTOCOL_PROMPT
 from .toolspec import TOOLS, argument
 
 if TYPE_CHECKING:
+    from .embedder import Embedder
+    from .guard import ConversationGuard
     from .loader import Policy
 
 log = logging.getLogger(__name__)
@@ -129,8 +131,12 @@ def validation_error(exc: Exception) -> str:
 
 def _bound_schema(schema: type[BaseModel], conversation_id: str) -> type[BaseModel]:
     """The schema without ``conversation_id``: the application supplies it, the model need not."""
-    fields = {name: (f.annotation, f) for name, f in schema.model_fields.items() if name != "conversation_id"}
-    return create_model(schema.__name__, __doc__=schema.__doc__, **fields)  # type: ignore[call-overload]
+    # (annotation, FieldInfo) pairs; typed Any because create_model's keyword-only options share the
+    # keyword namespace with the fields
+    fields: dict[str, Any] = {name: (f.annotation, f) for name, f in schema.model_fields.items()
+                              if name != "conversation_id"}
+    bound: type[BaseModel] = create_model(schema.__name__, __doc__=schema.__doc__, **fields)
+    return bound
 
 
 def _wrap(method: Callable[..., R], bound: dict[str, Any], name: str,
@@ -155,7 +161,7 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _relay(guard: Any) -> Callable[..., EscalationResult]:
+def _relay(guard: ConversationGuard) -> Callable[..., EscalationResult]:
     """``respond`` as the agent: the person's answer to the agent's own question, never a hand-off,
     an L4 escalation or an operator's record (see ``access.check_agent_answer``)."""
 
@@ -167,7 +173,7 @@ def _relay(guard: Any) -> Callable[..., EscalationResult]:
     return respond
 
 
-def batch_tools(guard: Any) -> list[BaseTool]:
+def batch_tools(guard: ConversationGuard) -> list[BaseTool]:
     """``batches`` and ``answer_batch`` over ``guard``: the person's batches of questions (with the
     card a chat frontend shows: approve all / approve selected) and their answer, relayed as the
     agent - each item gets the checks an agent's answer gets (``access.check_agent_answer``).
@@ -195,7 +201,7 @@ def batch_tools(guard: Any) -> list[BaseTool]:
     ) for name, fn, schema in (("batches", show, BatchesArgs), ("answer_batch", answer, AnswerBatchArgs))]
 
 
-def make_tools(guard: Any, *, conversation_id: str | None = None, batches: bool = False) -> list[BaseTool]:
+def make_tools(guard: ConversationGuard, *, conversation_id: str | None = None, batches: bool = False) -> list[BaseTool]:
     """The five tools over ``guard`` (a ``ConversationGuard``). With ``conversation_id`` the tools
     carry it themselves and the model is not asked for it; ``batches=True`` adds ``batch_tools``."""
     tools: list[BaseTool] = []
@@ -213,7 +219,7 @@ def make_tools(guard: Any, *, conversation_id: str | None = None, batches: bool 
 
 
 def escalation_tools(db: str | Path | None = None, policy: Policy | None = None, *, conversation_id: str | None = None,
-                     embedder: Any = None, locale: str | None = None, batches: bool = False) -> list[BaseTool]:
+                     embedder: Embedder | None = None, locale: str | None = None, batches: bool = False) -> list[BaseTool]:
     """The tools over ``open_guard(policy, db, embedder=embedder)``: the same guard, encoder cache and
     warm-up as the MCP server, on the SQLite file ``db`` (default: ESCALATION_MATRIX_DB or the
     per-user state file) and the policy (default: the shipped one). ``locale`` (e.g. "de"): the

@@ -157,8 +157,8 @@ def word_roles(text: str) -> list[str]:
     roles: dict[str, dict[str, bool]] = {}
     for m in ROLE.finditer(text):
         exclusive = bool(re.search(r"\b(exclusively|only|solely|always)\b", m.group("between"), re.IGNORECASE))
-        word = roles.setdefault(m.group(1).lower(), {})
-        word[m.group("role").lower()] = word.get(m.group("role").lower(), False) or exclusive
+        uses = roles.setdefault(m.group(1).lower(), {})
+        uses[m.group("role").lower()] = uses.get(m.group("role").lower(), False) or exclusive
     found = []
     for word, kinds in roles.items():
         only = next((role for role, exclusive in kinds.items() if exclusive), None)

@@ -16,7 +16,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -91,17 +91,18 @@ def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, base: Mappin
     except ImportError:
         _require("onnx")
 
-    nodes: list = []
-    inits: list = []
+    # onnx is read without its types (follow_imports = skip): its protos are Any here
+    nodes: list[Any] = []
+    inits: list[Any] = []
 
     def init(name: str, array: np.ndarray) -> str:
         inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def const(name: str, values: list, dtype=np.int64) -> str:
+    def const(name: str, values: list[float], dtype: type[np.generic] = np.int64) -> str:
         return init(name, np.array(values, dtype=dtype))
 
-    def node(op: str, inputs: list[str], output: str, **attrs) -> str:
+    def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
         nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
@@ -200,7 +201,8 @@ def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, base: Mappin
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="escalation-matrix")
     model.ir_version = 8
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    serialised: bytes = model.SerializeToString()
+    return serialised
 
 
 def source_digest(folder: Path, extra: Mapping[str, str] | None = None) -> str:

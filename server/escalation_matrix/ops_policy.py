@@ -128,21 +128,27 @@ class PipelineTrigger(Strict):
     reason: str = Field(description="Reason recorded on the escalation (groups the reports).")
 
 
+PipelineTriggerName = Literal["iteration_limit", "consecutive_failures", "data_quality", "system_error",
+                              "low_confidence"]
+
+
+def _default_pipeline_triggers() -> dict[PipelineTriggerName, PipelineTrigger]:
+    return {
+        "iteration_limit": PipelineTrigger(severity=Severity.L2, level=1, reason="iteration limit reached"),
+        "consecutive_failures": PipelineTrigger(severity=Severity.L2, level=2, reason="consecutive processing failures"),
+        "data_quality": PipelineTrigger(severity=Severity.L2, level=1, reason="critical data quality issue"),
+        "system_error": PipelineTrigger(severity=Severity.L2, level=2, reason="system error"),
+        "low_confidence": PipelineTrigger(severity=Severity.L1, level=1, reason="low confidence after several iterations"),
+    }
+
+
 class Pipeline(Strict):
     iteration_limit: int = Field(default=10, ge=1, description="Escalate when an item reaches this many iterations.")
     consecutive_failures: int = Field(default=3, ge=1, description="Escalate after this many failures in a row.")
     min_confidence: float = Field(default=0.5, ge=0, le=1, description="Confidence below this is low.")
     low_confidence_after: int = Field(default=3, ge=1, description="Low confidence escalates from this iteration on.")
-    triggers: dict[Literal["iteration_limit", "consecutive_failures", "data_quality", "system_error",
-                           "low_confidence"], PipelineTrigger] = Field(
-        default_factory=lambda: {
-            "iteration_limit": PipelineTrigger(severity=Severity.L2, level=1, reason="iteration limit reached"),
-            "consecutive_failures": PipelineTrigger(severity=Severity.L2, level=2, reason="consecutive processing failures"),
-            "data_quality": PipelineTrigger(severity=Severity.L2, level=1, reason="critical data quality issue"),
-            "system_error": PipelineTrigger(severity=Severity.L2, level=2, reason="system error"),
-            "low_confidence": PipelineTrigger(severity=Severity.L1, level=1, reason="low confidence after several iterations"),
-        },
-        description="What each trigger creates.")
+    triggers: dict[PipelineTriggerName, PipelineTrigger] = Field(default_factory=_default_pipeline_triggers,
+                                                                 description="What each trigger creates.")
 
     @model_validator(mode="after")
     def _all_triggers(self) -> "Pipeline":

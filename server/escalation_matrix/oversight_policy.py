@@ -104,9 +104,9 @@ class OversightFile(Strict):
                 if step.answer_within is None or step.answer_within <= timedelta(0):
                     problems.append(f"teams.{name}.chain.{i}: add answer_within (how long {step.role} has before "
                                     f"the ticket moves to {team.chain[i + 1].role})")
-        for actor, team in self.actors.items():
-            if team not in self.teams:
-                problems.append(f"actors.{actor}: team {team!r} is not under teams; use one of {sorted(self.teams)}")
+        for actor, team_name in self.actors.items():
+            if team_name not in self.teams:
+                problems.append(f"actors.{actor}: team {team_name!r} is not under teams; use one of {sorted(self.teams)}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

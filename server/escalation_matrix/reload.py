@@ -42,7 +42,7 @@ def request_reload(store: Store) -> int:
     with store.transaction() as conn:
         conn.execute("INSERT INTO counters VALUES (?, 0) ON CONFLICT(name) DO NOTHING", (COUNTER,))
         conn.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (COUNTER,))
-        return conn.execute("SELECT value FROM counters WHERE name = ?", (COUNTER,)).fetchone()[0]
+        return int(conn.execute("SELECT value FROM counters WHERE name = ?", (COUNTER,)).fetchone()[0])
 
 
 def _requests(store: Store) -> int:

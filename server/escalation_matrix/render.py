@@ -79,7 +79,7 @@ def view(
     policy = policy or _default_policy()
     if isinstance(obj, Classification):
         action = Action.escalate if obj.escalate else Action.proceed
-        fields = {"action": action, "type": obj.type, "trigger": obj.trigger, "severity": obj.severity,
+        fields: dict[str, Any] = {"action": action, "type": obj.type, "trigger": obj.trigger, "severity": obj.severity,
                   "request": obj.request, "phrase": obj.phrase, "options": list(obj.options), "default": obj.default}
     elif isinstance(obj, EscalationResult):
         fields = _from_result(obj)

@@ -11,7 +11,8 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class Manifest:
                 raise PolicyError(str(path), "", "does not match manifest.json; retrain or restore the shipped files")
 
 
-def lora_pairs(lora: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+def lora_pairs(lora: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     """The adapter's tensors grouped per adapted module: {module path: {"A": ..., "B": ...}}."""
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for name, value in lora.items():
@@ -87,6 +88,16 @@ def merge_lora(module: Any, lora: dict[str, np.ndarray], alpha: float, r: int) -
             delta = torch.from_numpy(parts["B"].astype(np.float32) @ parts["A"].astype(np.float32)) * scale
             target.weight += delta.to(target.weight.dtype)
     return len(pairs)
+
+
+@runtime_checkable
+class ProbabilityModel(Protocol):
+    """The fine-tuned model as the classifier scores with it: a ``TrainedModel`` or a wrapper that
+    forwards its methods (the caching and progress embedders)."""
+
+    def probabilities(self, vectors: np.ndarray, temperature: float | None = None) -> np.ndarray: ...
+
+    def is_new(self, etype: str, text: str) -> bool: ...
 
 
 class TrainedModel:
@@ -151,14 +162,16 @@ class TrainedModel:
         return np.asarray(vectors, dtype=np.float32)
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:
-        return vectors @ self.head_weight.T + self.head_bias
+        logits: np.ndarray = vectors @ self.head_weight.T + self.head_bias
+        return logits
 
     def probabilities(self, vectors: np.ndarray, temperature: float | None = None) -> np.ndarray:
         t = self.manifest.temperature if temperature is None else temperature
         z = self.logits(vectors) / t
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        probabilities: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return probabilities
 
     def is_new(self, etype: str, text: str) -> bool:
         """True for an exemplar the shipped model was not trained on."""

@@ -74,7 +74,7 @@ def base_model_path(policy: Policy) -> str:
 
 def train_folder(
     items: list[Item], policy: Policy, out: Path, config: finetune.TrainConfig,
-    holdout: float = 0.15, progress: Progress | None = None, inputs: dict | None = None,
+    holdout: float = 0.15, progress: Progress | None = None, inputs: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train on ``items`` less a held-out split, calibrate and fit the decision on that split,
     and write adapter, head and manifest into ``out``."""
@@ -123,7 +123,7 @@ def train_folder(
                        manifest["holdout"]["ece_before"], manifest["holdout"]["ece_after"], weights.seconds)
 
 
-def file_inputs(path: Path) -> dict:
+def file_inputs(path: Path) -> dict[str, str]:
     return {"train_file": path.name, "train_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .errors import PolicyError
 
@@ -45,18 +46,21 @@ def load_model(path: Path, model: type[M], data: Any = None) -> M:
         raise PolicyError.collect([_named(_problem(path, err), err, data) for err in exc.errors()]) from None
 
 
-def _named(problem: tuple[str, str, str], err: dict[str, Any], data: dict[str, Any]) -> tuple[str, str, str]:
+def _named(problem: tuple[str, str, str], err: ErrorDetails, data: dict[str, Any]) -> tuple[str, str, str]:
     """A problem inside a list of named items (rules) also names the item."""
     loc = err["loc"]
-    if len(loc) >= 2 and isinstance(loc[1], int) and isinstance(data.get(loc[0]), list):
-        items = data[loc[0]]
-        item = items[loc[1]] if loc[1] < len(items) else None
+    if len(loc) < 2:
+        return problem
+    key, index = loc[0], loc[1]
+    if isinstance(key, str) and isinstance(index, int) and isinstance(data.get(key), list):
+        items = data[key]
+        item = items[index] if index < len(items) else None
         if isinstance(item, dict) and isinstance(item.get("name"), str):
-            return (problem[0], problem[1], f"{problem[2]} ({loc[0].rstrip('s')} {item['name']})")
+            return (problem[0], problem[1], f"{problem[2]} ({key.rstrip('s')} {item['name']})")
     return problem
 
 
-def _problem(path: Path, err: dict[str, Any]) -> tuple[str, str, str]:
+def _problem(path: Path, err: ErrorDetails) -> tuple[str, str, str]:
     key = ".".join(str(part) for part in err["loc"]) or "(top level)"
     message = err["msg"]
     if err["type"] == "extra_forbidden":

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..classifier import Classifier
     from ..dataset import Item
     from ..models import Classification, EscalationType
-    from ..trained import TrainedModel
+    from ..trained import ProbabilityModel
 
 T = TypeVar("T")
 
@@ -240,7 +240,7 @@ def fit(state: AppState, file: str, dry_run: bool, shared: bool) -> None:
         click.echo(f"wrote {target}")
 
 
-def _fit_trained(state: AppState, model: TrainedModel, items: list[Item], dry_run: bool) -> None:
+def _fit_trained(state: AppState, model: ProbabilityModel, items: list[Item], dry_run: bool) -> None:
     from ..calibrate import fit_decision
     from ..classifier import decide_trained
     from ..dataset import labels
