@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import console_actors, console_batches, console_charts, console_preferences, console_views
-from .console_actions import perform
+from .console_actions import Back, perform
 from .durations import duration_label, measured_label, time_left
 from .errors import EscalationMatrixError, InputError
 from .http_security import Session, session_of
@@ -274,10 +274,10 @@ class Console:
     async def set_operator(self, request: Request) -> Response:
         """With a token a team shares, the holder gives the name that signs this session's actions
         (kept in the server-side session). A personal token's name cannot be changed."""
-        form = await self._form(request)
-        if isinstance(form, Response):
-            return form
-        session: Session = session_of(request)  # type: ignore[assignment]  # checked by _form
+        posted = await self._form(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted.session, posted.form
         if session.principal.personal:
             return _back(session, "error", f"you are signed in as {session.principal.name}; that name signs your actions")
         name = " ".join((form.get("operator") or "").split())[:80]
@@ -286,31 +286,31 @@ class Console:
         return _back(session, "ok", f"Working as {name}." if name else "Give your name to sign your actions.")
 
     async def logout(self, request: Request) -> Response:
-        form = await self._form(request)
-        if isinstance(form, Response):
-            return form
-        session_of(request).ended = True  # type: ignore[union-attr]
+        posted = await self._form(request)
+        if isinstance(posted, Response):
+            return posted
+        posted.session.ended = True
         response = HTMLResponse("<!doctype html><title>Signed out</title><p>Signed out of the escalation console. "
                                 f'<a href="{PREFIX}">Open it again</a> (with your token).</p>')
         response.delete_cookie("escalation_matrix_session", path=PREFIX)
         return response
 
     async def act(self, request: Request) -> Response:
-        form = await self._form(request)
-        if isinstance(form, Response):
-            return form
+        posted = await self._form(request)
+        if isinstance(posted, Response):
+            return posted
         esc_id, action = request.path_params["esc_id"], request.path_params["action"]
-        session = session_of(request)
-        assert session is not None  # checked by _form
+        session, form = posted.session, posted.form
         handler = ACTIONS.get(action)
         if handler is None:
             return _back(session, "error", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
         return await perform(_back, session, f"{action} on {esc_id}", handler, self.ops, esc_id, form,
                              session.operator)
 
-    async def _form(self, request: Request) -> dict[str, str] | Response:
-        """The posted fields, or a 403 when the CSRF field is not this session's token; a body over
-        ``MAX_BODY`` bytes is refused before it is read, a field over ``MAX_FIELD`` characters after."""
+    async def _form(self, request: Request) -> Posted | Response:
+        """The posted fields and their session, or a 403 when the CSRF field is not this session's
+        token; a body over ``MAX_BODY`` bytes is refused before it is read, a field over ``MAX_FIELD``
+        characters after."""
         session = session_of(request)
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY:
@@ -324,7 +324,16 @@ class Console:
         if too_long is not None:
             return _back(session, "error", f"the {too_long} field has {len(form[too_long]):,} characters; "
                                            f"the limit is {MAX_FIELD:,}: shorten it and submit again")
-        return form
+        return Posted(session, form)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A console form that passed the checks: the session that sent it (its operator signs the
+    action) and the fields."""
+
+    session: Session
+    form: dict[str, str]
 
 
 def _html(page: str, status_code: int = 200) -> HTMLResponse:
@@ -359,10 +368,17 @@ _EXPIRED = ("<!doctype html><title>Form expired</title><p>This form is out of da
             f'<a href="{PREFIX}">Reload the console</a> and submit again.</p>')
 
 
-def _back(session: Session, kind: str, text: str) -> Response:
-    """Redirect to the console (Post/Redirect/Get) with a flash line for the session's next page view."""
-    session.flash = ("error" if kind == "error" else "ok", text[:500])
-    return RedirectResponse(PREFIX, status_code=303)
+def back_to(path: str) -> Back:
+    """Redirect to ``path`` (Post/Redirect/Get) with a flash line for the session's next page view."""
+
+    def back(session: Session, kind: str, text: str) -> Response:
+        session.flash = ("error" if kind == "error" else "ok", text[:500])
+        return RedirectResponse(path, status_code=303)
+
+    return back
+
+
+_back = back_to(PREFIX)
 
 
 def _take_flash(session: Session) -> dict[str, str] | None:

@@ -5,19 +5,22 @@ anything unexpected a logged error with a generic line (the details stay in the 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from .errors import EscalationMatrixError
 
+if TYPE_CHECKING:
+    from .http_security import Session
+
 log = logging.getLogger(__name__)
 
-Back = Callable[[Any, str, str], Response]
+Back = Callable[["Session", str, str], Response]
 
 
-async def perform(back: Back, session: Any, label: str, handler: Callable[..., str], *args: Any) -> Response:
+async def perform(back: Back, session: Session, label: str, handler: Callable[..., str], *args: Any) -> Response:
     """Run ``handler(*args)`` and go ``back`` with the flash line; ``label`` names the action in
     the messages (e.g. "answer on ESC-2026-001")."""
     try:

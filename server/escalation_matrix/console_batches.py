@@ -4,20 +4,20 @@ console's own checks apply: session, CSRF field, the session's operator signs th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from .console_actions import perform
 from .errors import EscalationMatrixError
-from .http_security import session_of
 from .ops import batches as batching
 
 if TYPE_CHECKING:
     from .console import Console
+    from .ops.records import Operations
 
 STATUSES = ("open", "delivered", "answered")
 
@@ -58,30 +58,26 @@ class BatchPages:
         return session_page(request, "batch.html.j2", batch=found, by_id=by_id, now=ops.store.clock())
 
     async def answer(self, request: Request) -> Response:
-        form = await self.console._form(request)  # 403 unless the CSRF field is this session's
-        if isinstance(form, Response):
-            return form
-        session = session_of(request)
+        from .console import PREFIX, back_to
+
+        posted = await self.console._form(request)  # 403 unless the CSRF field is this session's
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted.session, posted.form
         batch_id = request.path_params["batch_id"]
         selected = form.get("scope") == "selected"
         items = [str(v) for v in (await request.form()).getlist("items")] if selected else None
         action = "reject" if form.get("action") == "reject" else "approve"
         note = (form.get("note") or "").strip() or None
 
-        def back(session: Any, kind: str, text: str) -> Response:
-            from .console import PREFIX
-
-            session.flash = ("error" if kind == "error" else "ok", text[:500])
-            return RedirectResponse(f"{PREFIX}/batches/{batch_id}", status_code=303)
-
+        back = back_to(f"{PREFIX}/batches/{batch_id}")
         if selected and not items:
             return back(session, "error", "select at least one question, or use Approve all")
-        by = session.operator  # type: ignore[union-attr]
-        return await perform(back, session, f"{action} of batch {batch_id}", _answer, self.console.ops, batch_id, by,
-                             items, action, note)
+        return await perform(back, session, f"{action} of batch {batch_id}", _answer, self.console.ops, batch_id,
+                             session.operator, items, action, note)
 
 
-def _answer(ops: Any, batch_id: int, by: str, items: list[str] | None, action: str, note: str | None) -> str:
+def _answer(ops: Operations, batch_id: int, by: str, items: list[str] | None, action: str, note: str | None) -> str:
     done = batching.answer_batch(ops.store, batch_id, by, ops.policy.decisions.batching, items=items, action=action,
                                  note=note, learn=ops.policy.decisions.preferences)
     verb = "approved" if action == "approve" else "rejected"

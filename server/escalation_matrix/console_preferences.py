@@ -4,19 +4,19 @@ session, CSRF field, the session's operator signs the revocation)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from . import preferences as learned
 from .console_actions import perform
-from .http_security import session_of
 
 if TYPE_CHECKING:
     from .console import Console
+    from .store import Store
 
 
 def routes(console: Console) -> list[Route]:
@@ -42,24 +42,19 @@ class PreferencePages:
                             now=ops.store.clock())
 
     async def revoke(self, request: Request) -> Response:
-        form = await self.console._form(request)  # 403 unless the CSRF field is this session's
-        if isinstance(form, Response):
-            return form
-        session = session_of(request)
+        from .console import PREFIX, back_to
+
+        posted = await self.console._form(request)  # 403 unless the CSRF field is this session's
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted.session, posted.form
         preference_id = request.path_params["preference_id"]
-        by = session.operator  # type: ignore[union-attr]
+        by = session.operator
         reason = (form.get("reason") or "").strip() or None
-        return await perform(_back, session, f"revoke of preference {preference_id}", _revoke, self.console.ops.store,
+        return await perform(back_to(f"{PREFIX}/preferences"), session, f"revoke of preference {preference_id}", _revoke, self.console.ops.store,
                              preference_id, by, reason)
 
 
-def _revoke(store: Any, preference_id: int, by: str, reason: str | None) -> str:
+def _revoke(store: Store, preference_id: int, by: str, reason: str | None) -> str:
     row = learned.revoke(store, preference_id, by, reason)
     return f"Preference {preference_id} of {row['scope']} {row['scope_id']} revoked by {by}: they will be asked again."
-
-
-def _back(session: Any, kind: str, text: str) -> Response:
-    from .console import PREFIX
-
-    session.flash = ("error" if kind == "error" else "ok", text[:500])
-    return RedirectResponse(f"{PREFIX}/preferences", status_code=303)
