@@ -189,11 +189,12 @@ def action_for(severity: Severity | None) -> Action:
 
 def from_classification(c: Classification, **extra: Any) -> EscalationResult:
     """A result that records nothing: classify, and check_scope without a conversation."""
-    action = action_for(c.severity) if c.escalate else Action.proceed
-    if action is Action.proceed:
+    severity = c.severity if c.escalate else None
+    action = action_for(severity)  # proceed exactly when there is no severity
+    if severity is None:
         instruction = PROCEED_DEFAULT.format(default=c.default) if c.default else PROCEED
     else:
-        instruction = INSTRUCTIONS[c.severity]  # type: ignore[index]
+        instruction = INSTRUCTIONS[severity]
     fields: dict[str, Any] = dict(
         action=action, type=c.type, severity=c.severity, trigger=c.trigger, phrase=c.phrase,
         message=c.message, options=list(c.options), default=c.default, instruction=instruction,

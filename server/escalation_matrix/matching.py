@@ -80,8 +80,8 @@ def most_similar(rows: list[sqlite3.Row], issue: Issue, threshold: float, agreei
         old = stored_issue(row)
         if not same_issue_as(issue, old, threshold, agreeing):
             continue
-        both_asked = issue.question_vector is not None and old.question_vector is not None
-        sim = float((issue.question_vector @ old.question_vector) if both_asked  # type: ignore[operator]
+        asked, old_asked = issue.question_vector, old.question_vector
+        sim = float(asked @ old_asked if asked is not None and old_asked is not None
                     else issue.request_vector @ old.request_vector)
         if sim > best_sim:
             best, best_sim = row["id"], sim
