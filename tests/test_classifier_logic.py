@@ -153,6 +153,15 @@ def test_fit_leaves_the_threshold_of_a_type_absent_from_the_file(fake_classifier
         assert got[etype] == fake_classifier.settings.threshold(etype)
 
 
+def test_the_labels_of_a_labelled_file_are_its_gold_labels_and_an_unlabelled_item_is_an_input_error():
+    from escalation_matrix.dataset import Item, labels
+    items = [Item(text="Take care of it.", label="clarification", context=None, raw={}),
+             Item(text="What is 2 + 2?", label="none", context=None, raw={})]
+    assert labels(items) == ["clarification", "none"]
+    with pytest.raises(InputError, match="no label: 'List three fruits.'"):
+        labels([*items, Item(text="List three fruits.", label=None, context=None, raw={})])
+
+
 def _none(decided_by: str, default: str | None = "Use title case.") -> Classification:
     return Classification(request="r", type=EscalationType.none, trigger="capitalization_preference",
                           severity=None, confidence=0.8, scores={}, decided_by=decided_by, default=default)
