@@ -20,7 +20,7 @@ from .paths import default_dir
 from .policy import ClassifierFile, TrainedDecision
 from .rules import RuleEngine, deciding, escalating
 from .sameissue import expand_abbreviations
-from .trained import ProbabilityModel, TrainedModel
+from .trained import ProbabilityModel, TrainedModel, is_probability_model
 from .scoring import CentroidScorer, KnnScorer, LinearScorer, Scorer, confidence
 
 TYPES: list[EscalationType] = [t for t in EscalationType if t is not EscalationType.pattern]
@@ -135,13 +135,13 @@ class Classifier:
         _single_threaded_blas()
         self.policy = policy
         self.settings = policy.classifier
-        # the fine-tuned model, or a wrapper of it (anything with ``probabilities`` and ``is_new``); an explicit
+        # the fine-tuned model, or a wrapper of it (anything with ``probabilities``); an explicit
         # plain embedder (the fast test embedder) scores by nearest exemplars instead
         self.model: ProbabilityModel | None = None
         if uses_trained(self.settings):
             if embedder is None:
                 embedder = load_trained(self.settings)
-            if isinstance(embedder, ProbabilityModel):
+            if is_probability_model(embedder):
                 self.model = embedder
         self.embedder = embedder or get_embedder(self.settings.model, self.settings.backend)
         exemplars = policy.exemplars

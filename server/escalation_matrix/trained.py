@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
@@ -90,7 +90,6 @@ def merge_lora(module: Any, lora: dict[str, np.ndarray], alpha: float, r: int) -
     return len(pairs)
 
 
-@runtime_checkable
 class ProbabilityModel(Protocol):
     """The fine-tuned model as the classifier scores with it: a ``TrainedModel`` or a wrapper that
     forwards its methods (the caching and progress embedders)."""
@@ -98,6 +97,12 @@ class ProbabilityModel(Protocol):
     def probabilities(self, vectors: np.ndarray, temperature: float | None = None) -> np.ndarray: ...
 
     def is_new(self, etype: str, text: str) -> bool: ...
+
+
+def is_probability_model(embedder: object) -> TypeGuard[ProbabilityModel]:
+    """True for the fine-tuned model and its wrappers. ``hasattr`` follows a wrapper's
+    ``__getattr__``; an ``isinstance`` check against the protocol would not on Python 3.12+."""
+    return hasattr(embedder, "probabilities")
 
 
 class TrainedModel:
