@@ -25,10 +25,11 @@ from urllib.parse import urlsplit
 
 from . import pgsql
 from .errors import NotFoundError
+from .queries.base import OPEN_STATUSES as OPEN_STATUSES
+from .queries.base import STATUSES as STATUSES
+from .queries.conversations import ConversationQueries
 
 Clock = Callable[[], datetime]
-OPEN_STATUSES = ("open", "awaiting_response", "raised", "blocked")
-STATUSES = (*OPEN_STATUSES, "answered", "resolved", "expired", "closed")
 OUTCOMES = ("created", "repeated", "reasked", "refused", "proceed", "auto_answered")
 GENESIS = "0" * 64
 
@@ -400,6 +401,12 @@ class Store:
 
     def now(self) -> str:
         return iso(self.clock())
+
+    # --- named queries, one group per concern (see the ``queries`` package) ---
+    @property
+    def conversations(self) -> ConversationQueries:
+        """The conversation guard's queries: issues a call may repeat or re-ask, tasks, untold stages."""
+        return ConversationQueries(self._conn, self.now)
 
     # --- escalation records ---
     def next_escalation_id(self, conn: sqlite3.Connection, year: int) -> tuple[str, int]:
