@@ -28,6 +28,8 @@ from .errors import NotFoundError
 from .queries.base import OPEN_STATUSES as OPEN_STATUSES
 from .queries.base import STATUSES as STATUSES
 from .queries.conversations import ConversationQueries
+from .queries.failsafe import FailsafeQueries
+from .queries.notes import NoteQueries
 
 Clock = Callable[[], datetime]
 OUTCOMES = ("created", "repeated", "reasked", "refused", "proceed", "auto_answered")
@@ -408,6 +410,16 @@ class Store:
         """The conversation guard's queries: issues a call may repeat or re-ask, tasks, untold stages."""
         return ConversationQueries(self._conn, self.now)
 
+    @property
+    def failsafe(self) -> FailsafeQueries:
+        """The fail-safe stages fired on escalations, each once."""
+        return FailsafeQueries(self._conn, self.now)
+
+    @property
+    def notes(self) -> NoteQueries:
+        """Operators' notes on escalation records."""
+        return NoteQueries(self._conn, self.now)
+
     # --- escalation records ---
     def next_escalation_id(self, conn: sqlite3.Connection, year: int) -> tuple[str, int]:
         name = f"escalation-{year}"
@@ -448,7 +460,7 @@ class Store:
             raise NotFoundError(f"escalation {esc_id!r} not found; ids look like ESC-2026-001")
         return _decode(row)
 
-    def escalations(self, where: str = "1=1", params: tuple | list = (), order: str = "created_at",
+    def escalations(self, where: str = "1=1", params: tuple[Any, ...] | list[Any] = (), order: str = "created_at",
                     limit: int | None = None, conn: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT * FROM escalations WHERE {where} ORDER BY {order}"
         if limit:

@@ -107,8 +107,7 @@ class Operations:
             raise InputError("the note is empty; write what you found")
         with self.store.transaction() as conn:
             record = self.store.escalation(esc_id, conn)
-            conn.execute("INSERT INTO notes (escalation_id, author, text, created_at) VALUES (?, ?, ?, ?)",
-                         (esc_id, by, self.store.redactor.text(text.strip()), self.store.now()))
+            self.store.notes.add(conn, esc_id, by, self.store.redactor.text(text.strip()))
             self.store.update_escalation(conn, esc_id)
             self.store.audit(conn, "note_added", by, escalation_id=esc_id, data={"text": text.strip()})
             return self.store.escalation(record["id"], conn)
@@ -226,7 +225,8 @@ class Operations:
     def list(self, *, status: str | None = None, level: int | None = None, type: str | None = None,
              assignee: str | None = None, severity: str | None = None, older_than: timedelta | None = None,
              now: datetime | None = None, limit: int | None = 200) -> list[dict[str, Any]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if status == "active":
             clauses.append(f"status IN ({', '.join('?' * len(OPEN_STATUSES))})")
             params.extend(OPEN_STATUSES)
@@ -254,15 +254,12 @@ class Operations:
     def show(self, esc_id: str) -> dict[str, Any]:
         """The record with its notes, fail-safe stages, notifications and audit entries."""
         record = self.store.escalation(esc_id)
-        conn = self.store._conn()
-        record["notes"] = [dict(r) for r in conn.execute(
-            "SELECT author, text, created_at FROM notes WHERE escalation_id = ? ORDER BY id", (esc_id,))]
-        record["failsafes"] = [dict(r) for r in conn.execute(
-            "SELECT stage, at FROM failsafe_events WHERE escalation_id = ? ORDER BY at, rowid", (esc_id,))]
+        record["notes"] = self.store.notes.of_escalation(esc_id)
+        record["failsafes"] = self.store.failsafe.of_escalation(esc_id)
         record["notifications"] = notify.outbox(self.store, escalation_id=esc_id)
         record["audit"] = [{k: e[k] for k in ("seq", "at", "actor", "action", "data")}
                            for e in self.store.audit_entries(escalation_id=esc_id)]
-        record["outcome"] = recorded_outcome(self.store, esc_id, conn)  # necessary / unnecessary, once marked
+        record["outcome"] = recorded_outcome(self.store, esc_id)  # necessary / unnecessary, once marked
         if record.get("source") == "oversight":  # the actor, rule and chain position of an oversight ticket
             from .oversight import Oversight
 
