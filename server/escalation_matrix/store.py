@@ -27,9 +27,11 @@ from . import pgsql
 from .errors import NotFoundError
 from .queries.base import OPEN_STATUSES as OPEN_STATUSES
 from .queries.base import STATUSES as STATUSES
+from .queries.base import equals_where
 from .queries.conversations import ConversationQueries
 from .queries.failsafe import FailsafeQueries
 from .queries.notes import NoteQueries
+from .queries.outbox import OutboxQueries
 
 Clock = Callable[[], datetime]
 OUTCOMES = ("created", "repeated", "reasked", "refused", "proceed", "auto_answered")
@@ -420,6 +422,11 @@ class Store:
         """Operators' notes on escalation records."""
         return NoteQueries(self._conn, self.now)
 
+    @property
+    def outbox(self) -> OutboxQueries:
+        """The notification outbox: queued, claimed, sent, retried and failed messages."""
+        return OutboxQueries(self._conn, self.now)
+
     # --- escalation records ---
     def next_escalation_id(self, conn: sqlite3.Connection, year: int) -> tuple[str, int]:
         name = f"escalation-{year}"
@@ -584,13 +591,6 @@ def pending_migrations(conn: Any) -> list[tuple[int, Migration]]:
 def new_ref() -> str:
     """An escalation's reference: 128 random bits as 32 lowercase hex digits (URL-safe, unguessable)."""
     return secrets.token_hex(16)
-
-
-def equals_where(**filters: Any) -> tuple[str, list[Any]]:
-    """``column = ?`` for every filter that is set (None and "" are skipped), joined by AND.
-    Column names come from the caller's keywords, never from user input."""
-    given = {column: value for column, value in filters.items() if value not in (None, "")}
-    return " AND ".join(f"{column} = ?" for column in given) or "1=1", list(given.values())
 
 
 def entry_mac(key: bytes, digest: str) -> str:

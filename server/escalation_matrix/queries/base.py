@@ -4,7 +4,7 @@ and the binding of a group to the store's connection and clock."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Callable
+from typing import Any, Callable
 
 # the connection ``Store.transaction()`` yields; PostgresStore's connection has the same interface
 Connection = sqlite3.Connection
@@ -18,6 +18,13 @@ STATUSES = (*OPEN_STATUSES, "answered", "resolved", "expired", "closed")
 def marks(values: tuple[object, ...] | list[object]) -> str:
     """One ``?`` per value, comma-separated, for an ``IN (...)`` list."""
     return ", ".join("?" * len(values))
+
+
+def equals_where(**filters: Any) -> tuple[str, list[Any]]:
+    """``column = ?`` for every filter that is set (None and "" are skipped), joined by AND.
+    Column names come from the caller's keywords, never from user input."""
+    given = {column: value for column, value in filters.items() if value not in (None, "")}
+    return " AND ".join(f"{column} = ?" for column in given) or "1=1", list(given.values())
 
 
 class Queries:
