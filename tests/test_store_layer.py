@@ -15,9 +15,8 @@ STORE_LAYER = {"store.py", "pgsql.py"}
 STILL_RUNNING_SQL = {
     "access.py", "adaptive.py", "answers.py", "console_views.py",
     "preferences.py", "reload.py", "unusual.py",
-    "ops/audit.py", "ops/batches.py", "ops/decision_metrics.py", "ops/erase.py",
-    "ops/oversight.py", "ops/oversight_chain.py", "ops/oversight_report.py", "ops/pipeline.py",
-    "ops/reports.py",
+    "ops/audit.py",
+    "ops/oversight.py", "ops/oversight_chain.py", "ops/pipeline.py",
 }
 SQL = re.compile(r"_conn\(\)|\.execute\(|\.executemany\(")
 

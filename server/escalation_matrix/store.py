@@ -28,10 +28,13 @@ from .errors import NotFoundError
 from .queries.base import OPEN_STATUSES as OPEN_STATUSES
 from .queries.base import STATUSES as STATUSES
 from .queries.base import equals_where
+from .queries.batches import BatchQueries
 from .queries.conversations import ConversationQueries
+from .queries.erasure import ErasureQueries
 from .queries.failsafe import FailsafeQueries
 from .queries.notes import NoteQueries
 from .queries.outbox import OutboxQueries
+from .queries.reports import ReportQueries
 
 Clock = Callable[[], datetime]
 OUTCOMES = ("created", "repeated", "reasked", "refused", "proceed", "auto_answered")
@@ -413,6 +416,16 @@ class Store:
         return ConversationQueries(self._conn, self.now)
 
     @property
+    def batches(self) -> BatchQueries:
+        """Batches of questions for one person: opened, filled, delivered once, answered."""
+        return BatchQueries(self._conn, self.now)
+
+    @property
+    def erasure(self) -> ErasureQueries:
+        """Erasing personal data in place."""
+        return ErasureQueries(self._conn, self.now)
+
+    @property
     def failsafe(self) -> FailsafeQueries:
         """The fail-safe stages fired on escalations, each once."""
         return FailsafeQueries(self._conn, self.now)
@@ -426,6 +439,11 @@ class Store:
     def outbox(self) -> OutboxQueries:
         """The notification outbox: queued, claimed, sent, retried and failed messages."""
         return OutboxQueries(self._conn, self.now)
+
+    @property
+    def reports(self) -> ReportQueries:
+        """The figures of a period's report (read-only)."""
+        return ReportQueries(self._conn, self.now)
 
     # --- escalation records ---
     def next_escalation_id(self, conn: sqlite3.Connection, year: int) -> tuple[str, int]:

@@ -62,7 +62,7 @@ def sweep(store: Store, policy: Policy, now: datetime | None = None) -> SweepRes
         from .batches import deliver_due, queued_ids  # due batches go out once, whichever replica sweeps first
 
         result.batches = deliver_due(store, conn, policy.decisions.batching, policy, now)
-        waiting = queued_ids(conn)  # a queued question's clock starts when its batch reaches the person
+        waiting = queued_ids(store, conn)  # a queued question's clock starts when its batch reaches the person
         records = [r for r in store.escalations(f"status IN ({marks})", OPEN_STATUSES, conn=conn)
                    if r["id"] not in waiting]
         done = store.failsafe.fired_on_open(conn)

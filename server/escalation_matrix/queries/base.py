@@ -4,7 +4,7 @@ and the binding of a group to the store's connection and clock."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 # the connection ``Store.transaction()`` yields; PostgresStore's connection has the same interface
 Connection = sqlite3.Connection
@@ -15,7 +15,7 @@ OPEN_STATUSES = ("open", "awaiting_response", "raised", "blocked")
 STATUSES = (*OPEN_STATUSES, "answered", "resolved", "expired", "closed")
 
 
-def marks(values: tuple[object, ...] | list[object]) -> str:
+def marks(values: Sequence[object]) -> str:
     """One ``?`` per value, comma-separated, for an ``IN (...)`` list."""
     return ", ".join("?" * len(values))
 
