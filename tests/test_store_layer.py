@@ -16,7 +16,7 @@ STILL_RUNNING_SQL = {
     "access.py", "adaptive.py", "answers.py", "console_views.py",
     "preferences.py", "reload.py", "unusual.py",
     "ops/audit.py",
-    "ops/oversight.py", "ops/oversight_chain.py", "ops/pipeline.py",
+    "ops/pipeline.py",
 }
 SQL = re.compile(r"_conn\(\)|\.execute\(|\.executemany\(")
 

@@ -362,7 +362,7 @@ class ConversationGuard:
 
         def check(conn: sqlite3.Connection, record: dict[str, Any], a: StructuredAnswer) -> None:
             if a.action == "delegate" and a.to:  # a suspended actor is handed nothing
-                check_assignee(conn, a.to)
+                check_assignee(self.store, conn, a.to)
 
         return respond_action(self.store, escalation_id, action, responder, self.settings.max_request_chars,
                               role=role, conversation_id=conversation_id, change=change, to=to, until=until,

@@ -34,6 +34,7 @@ from .queries.erasure import ErasureQueries
 from .queries.failsafe import FailsafeQueries
 from .queries.notes import NoteQueries
 from .queries.outbox import OutboxQueries
+from .queries.oversight import OversightQueries
 from .queries.reports import ReportQueries
 
 Clock = Callable[[], datetime]
@@ -439,6 +440,11 @@ class Store:
     def outbox(self) -> OutboxQueries:
         """The notification outbox: queued, claimed, sent, retried and failed messages."""
         return OutboxQueries(self._conn, self.now)
+
+    @property
+    def oversight(self) -> OversightQueries:
+        """Actor oversight: actors and scored decisions, tickets, suspensions."""
+        return OversightQueries(self._conn, self.now)
 
     @property
     def reports(self) -> ReportQueries:

@@ -60,7 +60,7 @@ class Operations:
         with self.store.transaction() as conn:
             from .oversight_chain import current_suspension  # a suspended actor's replacement takes new items
 
-            held = current_suspension(conn, fields["assignee"]) if fields["assignee"] else None
+            held = current_suspension(self.store, conn, fields["assignee"]) if fields["assignee"] else None
             if held:
                 fields["assignee"] = held["replacement"]
             esc_id = self.store.insert_escalation(conn, fields)
@@ -95,7 +95,7 @@ class Operations:
             record = self._open(conn, esc_id, "assign")
             from .oversight_chain import check_assignee
 
-            check_assignee(conn, assignee.strip())
+            check_assignee(self.store, conn, assignee.strip())
             changes: dict[str, Any] = {"assignee": assignee.strip()}
             if level is not None and level != record["level"]:
                 target = self.ops.level(level)
@@ -140,7 +140,7 @@ class Operations:
 
         with self.store.transaction() as conn:
             self._open(conn, esc_id, "answer")
-            check_answerer(conn, by, esc_id)
+            check_answerer(self.store, conn, by, esc_id)
             respond(self.store, esc_id, answer, by, necessary=necessary,  # joins this transaction
                     response_action=response_action,
                     preferences=getattr(getattr(self.policy, "decisions", None), "preferences", None))
@@ -158,9 +158,9 @@ class Operations:
         from .oversight_chain import check_answerer, check_assignee
 
         def check(conn: sqlite3.Connection, record: dict[str, Any], a: Any) -> None:
-            check_answerer(conn, by, record["id"])
+            check_answerer(self.store, conn, by, record["id"])
             if a.action == "delegate":
-                check_assignee(conn, a.to)
+                check_assignee(self.store, conn, a.to)
 
         def then(conn: sqlite3.Connection, record: dict[str, Any], a: Any) -> None:
             event, text = (("delegated", f"delegated by {by} to {a.to}") if a.action == "delegate"
@@ -180,7 +180,7 @@ class Operations:
             if record.get("source") == "oversight":
                 from .oversight_chain import check_answerer
 
-                check_answerer(conn, by, esc_id)
+                check_answerer(self.store, conn, by, esc_id)
             if record["status"] == "closed":
                 raise StateError(f"{esc_id} is already closed (by {record['closed_by']} at {record['closed_at']})")
             resolution = (resolution or record.get("resolution") or "").strip()
