@@ -15,8 +15,6 @@ STORE_LAYER = {"store.py", "pgsql.py"}
 STILL_RUNNING_SQL = {
     "access.py", "adaptive.py", "answers.py", "console_views.py",
     "preferences.py", "reload.py", "unusual.py",
-    "ops/audit.py",
-    "ops/pipeline.py",
 }
 SQL = re.compile(r"_conn\(\)|\.execute\(|\.executemany\(")
 

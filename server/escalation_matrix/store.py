@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from . import pgsql
 from .errors import NotFoundError
+from .queries.audit import AuditQueries
 from .queries.base import OPEN_STATUSES as OPEN_STATUSES
 from .queries.base import STATUSES as STATUSES
 from .queries.base import equals_where
@@ -35,6 +36,7 @@ from .queries.failsafe import FailsafeQueries
 from .queries.notes import NoteQueries
 from .queries.outbox import OutboxQueries
 from .queries.oversight import OversightQueries
+from .queries.pipeline import PipelineQueries
 from .queries.reports import ReportQueries
 
 Clock = Callable[[], datetime]
@@ -412,6 +414,11 @@ class Store:
 
     # --- named queries, one group per concern (see the ``queries`` package) ---
     @property
+    def audit_trail(self) -> AuditQueries:
+        """The audit trail read back in order, for verification."""
+        return AuditQueries(self._conn, self.now)
+
+    @property
     def conversations(self) -> ConversationQueries:
         """The conversation guard's queries: issues a call may repeat or re-ask, tasks, untold stages."""
         return ConversationQueries(self._conn, self.now)
@@ -445,6 +452,11 @@ class Store:
     def oversight(self) -> OversightQueries:
         """Actor oversight: actors and scored decisions, tickets, suspensions."""
         return OversightQueries(self._conn, self.now)
+
+    @property
+    def pipeline(self) -> PipelineQueries:
+        """Pipeline items and the escalation each raised."""
+        return PipelineQueries(self._conn, self.now)
 
     @property
     def reports(self) -> ReportQueries:
