@@ -17,7 +17,8 @@ from markupsafe import Markup
 from .models import EscalationType, Severity
 from .ops.records import Operations
 from .render import render
-from .store import OPEN_STATUSES, STATUSES
+from .store import OPEN_STATUSES as OPEN_STATUSES  # console.py reads it from here
+from .store import STATUSES
 
 PAGE_SIZE = 25
 FINISHED_STATUSES = tuple(s for s in STATUSES if s not in OPEN_STATUSES)
@@ -157,20 +158,13 @@ def _locked_tasks(ops: Operations, records: list[dict[str, Any]]) -> dict[tuple[
     pairs = {(r["conversation_id"], r["task_id"]) for r in records if r.get("conversation_id") and r.get("task_id")}
     if not pairs:
         return {}
-    conn = ops.store._conn()
-    found = {}
-    for conversation, task in pairs:
-        row = conn.execute("SELECT locked FROM tasks WHERE conversation_id = ? AND task_id = ?",
-                           (conversation, task)).fetchone()
-        found[(conversation, task)] = bool(row and row[0])
-    return found
+    return ops.store.conversations.locked(pairs)
 
 
 def history_page(ops: Operations, f: Filters) -> Paged:
     """Finished escalations (answered, resolved, expired, closed), most recently finished first."""
     where, params = _where(f)
-    conn = ops.store._conn()
-    total = conn.execute(f"SELECT COUNT(*) FROM escalations WHERE {where}", params).fetchone()[0]
+    total = ops.store.count_escalations(where, params)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(f.page, pages)
     rows = ops.store.escalations(where, params, order=f"updated_at DESC, year DESC, seq DESC "
@@ -179,5 +173,4 @@ def history_page(ops: Operations, f: Filters) -> Paged:
 
 
 def counts_by_status(ops: Operations) -> dict[str, int]:
-    rows = ops.store._conn().execute("SELECT status, COUNT(*) FROM escalations GROUP BY status")
-    return {status: n for status, n in rows}
+    return ops.store.counts_by_status()

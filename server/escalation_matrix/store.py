@@ -31,6 +31,7 @@ from .queries.base import STATUSES as STATUSES
 from .queries.base import equals_where
 from .queries.batches import BatchQueries
 from .queries.conversations import ConversationQueries
+from .queries.counters import CounterQueries
 from .queries.erasure import ErasureQueries
 from .queries.failsafe import FailsafeQueries
 from .queries.notes import NoteQueries
@@ -429,6 +430,11 @@ class Store:
         return BatchQueries(self._conn, self.now)
 
     @property
+    def counters(self) -> CounterQueries:
+        """Named counters shared by every server on the database."""
+        return CounterQueries(self._conn, self.now)
+
+    @property
     def erasure(self) -> ErasureQueries:
         """Erasing personal data in place."""
         return ErasureQueries(self._conn, self.now)
@@ -509,6 +515,17 @@ class Store:
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [_decode(r) for r in (conn or self._conn()).execute(sql, params)]
+
+    def count_escalations(self, where: str = "1=1", params: tuple[Any, ...] | list[Any] = (),
+                          conn: sqlite3.Connection | None = None) -> int:
+        """How many records ``escalations(where, params)`` would return without a limit."""
+        row = (conn or self._conn()).execute(f"SELECT COUNT(*) FROM escalations WHERE {where}", params).fetchone()
+        return int(row[0])
+
+    def counts_by_status(self, conn: sqlite3.Connection | None = None) -> dict[str, int]:
+        """How many records are in each status (statuses without records are left out)."""
+        rows = (conn or self._conn()).execute("SELECT status, COUNT(*) FROM escalations GROUP BY status")
+        return {str(status): int(n) for status, n in rows}
 
     # --- tasks ---
     def task(self, conn: sqlite3.Connection, conversation_id: str, task_id: str) -> dict[str, Any]:

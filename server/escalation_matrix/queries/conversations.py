@@ -102,13 +102,33 @@ class ConversationQueries(Queries):
         conn.execute("UPDATE failsafe_events SET told_at = ? WHERE escalation_id = ? AND stage = ?",
                      (self._now(), escalation_id, stage))
 
+    def find_task(self, conn: Connection, conversation_id: str, task_id: str) -> TaskState | None:
+        """One task of the conversation, if any call named it."""
+        row = conn.execute(
+            "SELECT task_id, locked, locked_by_escalation, handed_off, awaiting_guidance FROM tasks "
+            "WHERE conversation_id = ? AND task_id = ?", (conversation_id, task_id)).fetchone()
+        return None if row is None else _task(row)
+
+    def locked(self, pairs: set[tuple[str, str]], conn: Connection | None = None) -> dict[tuple[str, str], bool]:
+        """Whether each (conversation, task) is locked (an unknown task is not)."""
+        reader, found = self._read(conn), {}
+        for conversation_id, task_id in pairs:
+            row = reader.execute("SELECT locked FROM tasks WHERE conversation_id = ? AND task_id = ?",
+                                 (conversation_id, task_id)).fetchone()
+            found[(conversation_id, task_id)] = bool(row and row[0])
+        return found
+
     def tasks(self, conversation_id: str, conn: Connection | None = None) -> list[TaskState]:
         """The conversation's tasks, by task id."""
         rows = self._read(conn).execute(
             "SELECT task_id, locked, locked_by_escalation, handed_off, awaiting_guidance FROM tasks "
             "WHERE conversation_id = ? ORDER BY task_id", (conversation_id,))
-        return [TaskState(row["task_id"], bool(row["locked"]), row["locked_by_escalation"], bool(row["handed_off"]),
-                          bool(row["awaiting_guidance"])) for row in rows]
+        return [_task(row) for row in rows]
+
+
+def _task(row: Row) -> TaskState:
+    return TaskState(row["task_id"], bool(row["locked"]), row["locked_by_escalation"], bool(row["handed_off"]),
+                     bool(row["awaiting_guidance"]))
 
 
 def _issue(row: Row) -> StoredIssue:
