@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "server" / "escalation_matrix"
 STORE_LAYER = {"store.py", "pgsql.py"}
 # not moved into the store's named queries yet
 STILL_RUNNING_SQL = {
-    "access.py", "adaptive.py", "preferences.py", "unusual.py",
+    "adaptive.py", "preferences.py", "unusual.py",
 }
 SQL = re.compile(r"_conn\(\)|\.execute\(|\.executemany\(")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import StateError
+from .queries import owners
 
 Role = Literal["agent", "person", "operator"]
 ROLES: tuple[str, ...] = ("agent", "person", "operator")
@@ -73,11 +74,7 @@ def claim_conversation(conn: sqlite3.Connection, conversation_id: str, principal
     Operators may act on every conversation."""
     if principal.is_operator:
         return
-    conn.execute("INSERT INTO conversation_owners (conversation_id, principal, created_at) VALUES (?, ?, ?) "
-                 "ON CONFLICT DO NOTHING", (conversation_id, principal.name, now))
-    owner = conn.execute("SELECT principal FROM conversation_owners WHERE conversation_id = ?",
-                         (conversation_id,)).fetchone()[0]
-    if owner != principal.name:
+    if owners.claim(conn, conversation_id, principal.name, now) != principal.name:
         raise AccessError(f"conversation {conversation_id!r} belongs to another agent; use your own conversation "
                           "ids (each agent token has its own conversations)")
 
@@ -86,9 +83,8 @@ def check_owner(conn: sqlite3.Connection, conversation_id: str | None, principal
     """Reading or answering inside a conversation: only its owner (or an operator)."""
     if principal.is_operator or conversation_id is None:
         return
-    row = conn.execute("SELECT principal FROM conversation_owners WHERE conversation_id = ?",
-                       (conversation_id,)).fetchone()
-    owner = row[0] if row is not None else LOCAL_AGENT.name  # made by the library itself, not over a token
+    found = owners.owner(conn, conversation_id)
+    owner = found if found is not None else LOCAL_AGENT.name  # made by the library itself, not over a token
     if owner != principal.name:
         raise AccessError(f"conversation {conversation_id!r} belongs to another agent; an agent reads and "
                           "answers only its own conversations")
