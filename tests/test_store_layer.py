@@ -15,7 +15,7 @@ STORE_LAYER = {"store.py", "pgsql.py"}
 STILL_RUNNING_SQL = {
     "adaptive.py", "preferences.py", "unusual.py",
 }
-SQL = re.compile(r"_conn\(\)|\.execute\(|\.executemany\(")
+SQL = re.compile(r"_conn\(\)|\.execute\(|\.executemany\(|\.escalations\(")  # escalations(): a WHERE clause in SQL
 
 
 def modules() -> list[str]:

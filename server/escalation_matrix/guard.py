@@ -31,6 +31,7 @@ from .messages import escalation_text
 from .models import (Action, Classification, DecisionAssessment, EscalationResult, EscalationType, RuleMatch, Severity,
                      StructuredAnswer)
 from .ops_policy import Route
+from .queries.records import RecordFilter
 from .store import OPEN_STATUSES, Store, iso
 
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
@@ -243,7 +244,7 @@ class ConversationGuard:
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         conversation_id = out.identifier(conversation_id, "conversation_id")
-        records = self.store.escalations("conversation_id = ?", (conversation_id,), order="created_at, year, seq")
+        records = self.store.find_escalations(RecordFilter(conversation_id=conversation_id), "created")
         if not records and not self.store.knows_conversation(conversation_id):
             raise NotFoundError(f"conversation {conversation_id!r} is unknown: it has made no escalate, clarify "
                                 "or check_scope call; pass the conversation_id those calls used")

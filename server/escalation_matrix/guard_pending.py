@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from . import guard_results as out
 from .errors import NotFoundError
 from .durations import duration_label
+from .queries.records import RecordFilter
 from .store import OPEN_STATUSES, Store
 
 if TYPE_CHECKING:
@@ -38,9 +39,7 @@ def pending(store: Store, conversation_id: str) -> dict[str, Any]:
     """What the conversation is waiting for: open escalations (reminded, awaiting guidance) and
     tasks that are paused, locked or handed off. Read-only: notices stay untold."""
     conversation_id = out.identifier(conversation_id, "conversation_id")
-    marks = ", ".join("?" * len(OPEN_STATUSES))
-    open_ = store.escalations(f"conversation_id = ? AND status IN ({marks})",
-                              (conversation_id, *OPEN_STATUSES), order="year, seq")
+    open_ = store.find_escalations(RecordFilter(conversation_id=conversation_id, statuses=OPEN_STATUSES), "sequence")
     tasks = store.conversations.tasks(conversation_id)
     if not open_ and not tasks:
         raise NotFoundError(f"conversation {conversation_id!r} is unknown: it has made no escalate, clarify "

@@ -38,6 +38,7 @@ from .queries.notes import NoteQueries
 from .queries.outbox import OutboxQueries
 from .queries.oversight import OversightQueries
 from .queries.pipeline import PipelineQueries
+from .queries.records import ALL_RECORDS, ORDERS, Order, RecordFilter
 from .queries.reports import ReportQueries
 
 Clock = Callable[[], datetime]
@@ -516,9 +517,18 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return [_decode(r) for r in (conn or self._conn()).execute(sql, params)]
 
-    def count_escalations(self, where: str = "1=1", params: tuple[Any, ...] | list[Any] = (),
-                          conn: sqlite3.Connection | None = None) -> int:
-        """How many records ``escalations(where, params)`` would return without a limit."""
+    def find_escalations(self, match: RecordFilter = ALL_RECORDS, order: Order = "created", *,
+                         limit: int | None = None, offset: int = 0,
+                         conn: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
+        """The records ``match`` selects, in a named order (``queries.records.ORDERS``), a page of
+        them when ``limit`` is given."""
+        where, params = match.where()
+        page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit else ""
+        return self.escalations(where, params, order=ORDERS[order] + page, conn=conn)
+
+    def count_escalations(self, match: RecordFilter = ALL_RECORDS, conn: sqlite3.Connection | None = None) -> int:
+        """How many records ``match`` selects."""
+        where, params = match.where()
         row = (conn or self._conn()).execute(f"SELECT COUNT(*) FROM escalations WHERE {where}", params).fetchone()
         return int(row[0])
 

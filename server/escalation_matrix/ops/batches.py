@@ -23,6 +23,7 @@ from ..answers import respond_action
 from ..decisions_policy import Batching
 from ..errors import InputError, NotFoundError, StateError
 from ..models import EscalationResult, EscalationType, Severity
+from ..queries.records import RecordFilter
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 
 MAX_ID = 2**62
@@ -136,7 +137,7 @@ def deliver_due(store: Store, conn: sqlite3.Connection, settings: Batching, poli
 
 
 def _items(store: Store, conn: sqlite3.Connection | None, batch_id: int) -> list[dict[str, Any]]:
-    rows = store.escalations("batch_id = ?", (batch_id,), order="created_at, year, seq", conn=conn)
+    rows = store.find_escalations(RecordFilter(batch_id=batch_id), "created", conn=conn)
     return [{k: r.get(k) for k in ITEM_COLUMNS} for r in rows]
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..queries.records import RecordFilter
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
 from ..durations import duration_label
@@ -56,14 +57,13 @@ def sweep(store: Store, policy: Policy, now: datetime | None = None) -> SweepRes
     """Apply every fail-safe stage that is due at ``now`` (default: the store's clock)."""
     ops = policy.operations
     now = now or store.clock()
-    marks = ", ".join("?" * len(OPEN_STATUSES))
     result = SweepResult(now=iso(now))
     with store.transaction() as conn:
         from .batches import deliver_due, queued_ids  # due batches go out once, whichever replica sweeps first
 
         result.batches = deliver_due(store, conn, policy.decisions.batching, policy, now)
         waiting = queued_ids(store, conn)  # a queued question's clock starts when its batch reaches the person
-        records = [r for r in store.escalations(f"status IN ({marks})", OPEN_STATUSES, conn=conn)
+        records = [r for r in store.find_escalations(RecordFilter(statuses=OPEN_STATUSES), conn=conn)
                    if r["id"] not in waiting]
         done = store.failsafe.fired_on_open(conn)
         result.open = len(records)

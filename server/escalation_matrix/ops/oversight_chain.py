@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, StateError
 from ..queries.oversight import Suspension, Ticket
+from ..queries.records import RecordFilter
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
 from .failsafe import CATCH_UP_GRACE, Transition
@@ -68,8 +69,7 @@ def suspend_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, re
                          "oversight.yaml to someone else before suspending it")
     at = at or store.clock()
     until = at + cooldown
-    marks = ", ".join("?" * len(OPEN_STATUSES))
-    items = store.escalations(f"assignee = ? AND status IN ({marks})", (actor, *OPEN_STATUSES), conn=conn)
+    items = store.find_escalations(RecordFilter(assignee=actor, statuses=OPEN_STATUSES), conn=conn)
     store.oversight.ensure_actor(conn, actor)
     for item in items:  # one transaction: each item is the actor's or the replacement's, never neither
         store.update_escalation(conn, item["id"], assignee=replacement)

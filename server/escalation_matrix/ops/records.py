@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, StateError
 from ..models import EscalationType, Severity
+from ..queries.records import RecordFilter
 from ..store import OPEN_STATUSES, STATUSES, Store, iso, parse_iso
 from ..adaptive import record_outcome, recorded_outcome
 from ..answers import respond, respond_action
@@ -225,31 +226,19 @@ class Operations:
     def list(self, *, status: str | None = None, level: int | None = None, type: str | None = None,
              assignee: str | None = None, severity: str | None = None, older_than: timedelta | None = None,
              now: datetime | None = None, limit: int | None = 200) -> list[dict[str, Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
+        statuses: tuple[str, ...] | None = None
         if status == "active":
-            clauses.append(f"status IN ({', '.join('?' * len(OPEN_STATUSES))})")
-            params.extend(OPEN_STATUSES)
+            statuses = OPEN_STATUSES
         elif status:
             if status not in STATUSES:
                 raise InputError(f"unknown status {status!r}; use one of active, {', '.join(STATUSES)}")
-            clauses.append("status = ?")
-            params.append(status)
-        for column, value in (("level", level), ("assignee", assignee)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if type:
-            clauses.append("type = ?")
-            params.append(_enum(EscalationType, type, "type").value)
-        if severity:
-            clauses.append("severity = ?")
-            params.append(_enum(Severity, severity, "severity").value)
-        if older_than is not None:
-            clauses.append("created_at <= ?")
-            params.append(iso((now or self.store.clock()) - older_than))
-        return self.store.escalations(" AND ".join(clauses) or "1=1", params, order="created_at DESC, seq DESC",
-                                      limit=limit)
+            statuses = (status,)
+        match = RecordFilter(
+            statuses=statuses, level=level, assignee=assignee,
+            type=_enum(EscalationType, type, "type").value if type else None,
+            severity=_enum(Severity, severity, "severity").value if severity else None,
+            created_by=iso((now or self.store.clock()) - older_than) if older_than is not None else None)
+        return self.store.find_escalations(match, "newest", limit=limit)
 
     def show(self, esc_id: str) -> dict[str, Any]:
         """The record with its notes, fail-safe stages, notifications and audit entries."""
