@@ -4,8 +4,15 @@ documented queries returning typed records (frozen dataclasses) instead of raw r
 How it fits together:
 
 - ``Store`` (``store.py``) owns the connections, transactions, migrations, the escalation records
-  and the audit trail. It exposes each group here as a property (``store.conversations``,
-  ``store.failsafe``, ``store.outbox`` ...), bound to its connection and clock.
+  and the audit trail. It exposes each group here as a property bound to its connection and
+  clock: ``conversations`` (what the guard checks), ``failsafe``, ``notes``, ``outbox``,
+  ``batches``, ``oversight``, ``reports``, ``erasure``, ``audit_trail``, ``pipeline``,
+  ``counters``. ``owners`` is plain functions over a connection (the access checks get only the
+  tool call's connection); ``records`` describes a list of escalations (``RecordFilter``, ``Order``)
+  for ``Store.find_escalations``.
+- A group is a small class rather than more methods on ``Store``: each file holds the SQL of one
+  concern next to the record types it returns, and ``store.py`` stays about connections and the
+  records every concern shares.
 - Every query takes the transaction's connection as its first argument when it writes or when it
   must see the caller's uncommitted writes (``with store.transaction() as conn:
   store.failsafe.fired(conn, ...)``), so a caller's statements stay one atomic transaction. Reads
