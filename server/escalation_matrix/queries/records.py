@@ -47,7 +47,7 @@ class RecordFilter:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         if self.assignee_any_case is not None:
-            clauses.append("assignee = ? COLLATE NOCASE")
+            clauses.append("LOWER(assignee) = LOWER(?)")  # portable: PostgreSQL has no NOCASE collation
             params.append(self.assignee_any_case)
         if self.created_by is not None:
             clauses.append("created_at <= ?")
