@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from .errors import StateError
 from .queries import owners
+from .queries.conversations import Task
 
 Role = Literal["agent", "person", "operator"]
 ROLES: tuple[str, ...] = ("agent", "person", "operator")
@@ -40,7 +41,7 @@ class AccessError(StateError):
     """The caller's role may not do this; the message says who can."""
 
 
-def check_agent_answer(record: dict[str, Any], task: dict[str, Any] | None, conversation_id: str | None) -> None:
+def check_agent_answer(record: dict[str, Any], task: Task | None, conversation_id: str | None) -> None:
     """An agent relays the person's answer only to an open question of its own conversation that the
     agent itself raised; hand-offs, L4 escalations, locked tasks and operator/pipeline records are
     answered by a person in the console or with `escalation-matrix answer`."""

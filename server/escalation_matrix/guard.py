@@ -31,6 +31,7 @@ from .messages import escalation_text
 from .models import (Action, Classification, DecisionAssessment, EscalationResult, EscalationType, RuleMatch, Severity,
                      StructuredAnswer)
 from .ops_policy import Route
+from .queries.conversations import Task
 from .queries.records import RecordFilter
 from .store import OPEN_STATUSES, Store, iso
 
@@ -488,7 +489,7 @@ class ConversationGuard:
             self._record(conn, ask.tool, result, outcome)
         return result
 
-    def _answer(self, conn: sqlite3.Connection, ask: Ask, d: Decision, task: dict[str, Any]) -> tuple[str, EscalationResult]:
+    def _answer(self, conn: sqlite3.Connection, ask: Ask, d: Decision, task: Task) -> tuple[str, EscalationResult]:
         """The first conversation rule that answers the call, as (outcome, result)."""
         steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
             ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
@@ -523,13 +524,13 @@ class ConversationGuard:
         settings = self.policy.decisions.adaptive
         return adaptive.offsets(self.store, floor=settings.floor) if settings.enabled else {}
 
-    def _locked(self, conn: sqlite3.Connection, task: dict[str, Any]) -> EscalationResult | None:
+    def _locked(self, conn: sqlite3.Connection, task: Task) -> EscalationResult | None:
         if not task["locked"]:
             return None
-        record = self.store.escalation(task["locked_by_escalation"], conn)
+        record = self.store.escalation(task["locked_by_escalation"] or "", conn)  # a lock names its escalation
         return out.from_record(record, Action.stop, out.LOCKED.format(id=record["id"]))
 
-    def _handed_off(self, conn: sqlite3.Connection, task: dict[str, Any]) -> EscalationResult | None:
+    def _handed_off(self, conn: sqlite3.Connection, task: Task) -> EscalationResult | None:
         if not task["handed_off"]:
             return None
         handoff = self.store.conversations.latest_handoff(conn, task["conversation_id"], task["task_id"])
@@ -594,7 +595,7 @@ class ConversationGuard:
         return out.from_record(record, action, out.REPEATED.format(id=best), repeated=True,
                                confidence=d.classification.confidence)
 
-    def _create(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target, task: dict[str, Any]) -> EscalationResult:
+    def _create(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target, task: Task) -> EscalationResult:
         count = task["escalation_count"] + 1
         conv, task_id = ask.conversation_id, ask.task_id
         if goal.severity is not Severity.L4 and count >= self.settings.handoff_after:

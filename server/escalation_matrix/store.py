@@ -30,7 +30,7 @@ from .queries.base import OPEN_STATUSES as OPEN_STATUSES
 from .queries.base import STATUSES as STATUSES
 from .queries.base import equals_where
 from .queries.batches import BatchQueries
-from .queries.conversations import ConversationQueries
+from .queries.conversations import ConversationQueries, Task, task_row
 from .queries.counters import CounterQueries
 from .queries.erasure import ErasureQueries
 from .queries.failsafe import FailsafeQueries
@@ -538,14 +538,15 @@ class Store:
         return {str(status): int(n) for status, n in rows}
 
     # --- tasks ---
-    def task(self, conn: sqlite3.Connection, conversation_id: str, task_id: str) -> dict[str, Any]:
+    def task(self, conn: sqlite3.Connection, conversation_id: str, task_id: str) -> Task:
+        """The task, created (unlocked, no escalations) when no call named it before."""
         now = self.now()
         conn.execute(
             "INSERT INTO tasks (conversation_id, task_id, created_at, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING", (conversation_id, task_id, now, now))
         row = conn.execute("SELECT * FROM tasks WHERE conversation_id = ? AND task_id = ?",
                            (conversation_id, task_id)).fetchone()
-        return dict(row)
+        return task_row(row)
 
     def knows_conversation(self, conversation_id: str) -> bool:
         """Whether any escalate, clarify or check_scope call has named this conversation."""

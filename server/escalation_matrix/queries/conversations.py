@@ -23,6 +23,23 @@ class StoredIssue(TypedDict):
     request_vector: bytes | None
 
 
+class Task(TypedDict):
+    """A conversation's task and its state (``Store.task``); the guard updates ``escalation_count``
+    on its copy as it decides."""
+
+    conversation_id: str
+    task_id: str
+    escalation_count: int
+    locked: int
+    locked_reason: str | None
+    locked_by_escalation: str | None
+    locked_at: str | None
+    handed_off: int
+    awaiting_guidance: int
+    created_at: str
+    updated_at: str
+
+
 @dataclass(frozen=True)
 class EscalationStatus:
     id: str
@@ -124,6 +141,14 @@ class ConversationQueries(Queries):
             "SELECT task_id, locked, locked_by_escalation, handed_off, awaiting_guidance FROM tasks "
             "WHERE conversation_id = ? ORDER BY task_id", (conversation_id,))
         return [_task(row) for row in rows]
+
+
+def task_row(row: Row) -> Task:
+    return Task(conversation_id=row["conversation_id"], task_id=row["task_id"],
+                escalation_count=row["escalation_count"], locked=row["locked"], locked_reason=row["locked_reason"],
+                locked_by_escalation=row["locked_by_escalation"], locked_at=row["locked_at"],
+                handed_off=row["handed_off"], awaiting_guidance=row["awaiting_guidance"],
+                created_at=row["created_at"], updated_at=row["updated_at"])
 
 
 def _task(row: Row) -> TaskState:
