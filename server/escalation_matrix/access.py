@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import StateError
+from .queries import owners
+from .queries.conversations import Task
 
 Role = Literal["agent", "person", "operator"]
 ROLES: tuple[str, ...] = ("agent", "person", "operator")
@@ -39,7 +41,7 @@ class AccessError(StateError):
     """The caller's role may not do this; the message says who can."""
 
 
-def check_agent_answer(record: dict[str, Any], task: dict[str, Any] | None, conversation_id: str | None) -> None:
+def check_agent_answer(record: dict[str, Any], task: Task | None, conversation_id: str | None) -> None:
     """An agent relays the person's answer only to an open question of its own conversation that the
     agent itself raised; hand-offs, L4 escalations, locked tasks and operator/pipeline records are
     answered by a person in the console or with `escalation-matrix answer`."""
@@ -73,11 +75,7 @@ def claim_conversation(conn: sqlite3.Connection, conversation_id: str, principal
     Operators may act on every conversation."""
     if principal.is_operator:
         return
-    conn.execute("INSERT INTO conversation_owners (conversation_id, principal, created_at) VALUES (?, ?, ?) "
-                 "ON CONFLICT DO NOTHING", (conversation_id, principal.name, now))
-    owner = conn.execute("SELECT principal FROM conversation_owners WHERE conversation_id = ?",
-                         (conversation_id,)).fetchone()[0]
-    if owner != principal.name:
+    if owners.claim(conn, conversation_id, principal.name, now) != principal.name:
         raise AccessError(f"conversation {conversation_id!r} belongs to another agent; use your own conversation "
                           "ids (each agent token has its own conversations)")
 
@@ -86,9 +84,8 @@ def check_owner(conn: sqlite3.Connection, conversation_id: str | None, principal
     """Reading or answering inside a conversation: only its owner (or an operator)."""
     if principal.is_operator or conversation_id is None:
         return
-    row = conn.execute("SELECT principal FROM conversation_owners WHERE conversation_id = ?",
-                       (conversation_id,)).fetchone()
-    owner = row[0] if row is not None else LOCAL_AGENT.name  # made by the library itself, not over a token
+    found = owners.owner(conn, conversation_id)
+    owner = found if found is not None else LOCAL_AGENT.name  # made by the library itself, not over a token
     if owner != principal.name:
         raise AccessError(f"conversation {conversation_id!r} belongs to another agent; an agent reads and "
                           "answers only its own conversations")

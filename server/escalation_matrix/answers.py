@@ -93,16 +93,15 @@ def unlock_task(store: Store, conversation_id: str, task_id: str, by: str, reaso
     by = out.identifier(by, "by")
     reason = out.text(reason, "reason", 2000)
     with store.transaction() as conn:
-        row = conn.execute("SELECT * FROM tasks WHERE conversation_id = ? AND task_id = ?",
-                           (conversation_id, task_id)).fetchone()
-        if row is None:
+        task = store.conversations.find_task(conn, conversation_id, task_id)
+        if task is None:
             raise NotFoundError(f"task {task_id!r} of conversation {conversation_id!r} not found; "
                                 "check both ids (the task id is 'default' when the agent gave none)")
-        if not row["locked"]:
+        if not task.locked:
             raise StateError(f"task {task_id!r} of conversation {conversation_id!r} is not locked; nothing to unlock")
         store.update_task(conn, conversation_id, task_id, locked=0, locked_reason=None, locked_at=None,
                           locked_by_escalation=None)
-        store.audit(conn, "unlock", by, escalation_id=row["locked_by_escalation"], conversation_id=conversation_id,
+        store.audit(conn, "unlock", by, escalation_id=task.locked_by_escalation, conversation_id=conversation_id,
                     task_id=task_id, data={"reason": reason})
 
 

@@ -17,7 +17,9 @@ from markupsafe import Markup
 from .models import EscalationType, Severity
 from .ops.records import Operations
 from .render import render
-from .store import OPEN_STATUSES, STATUSES
+from .store import OPEN_STATUSES as OPEN_STATUSES  # console.py reads it from here
+from .queries.records import RecordFilter
+from .store import STATUSES
 
 PAGE_SIZE = 25
 FINISHED_STATUSES = tuple(s for s in STATUSES if s not in OPEN_STATUSES)
@@ -84,22 +86,10 @@ class Filters:
         return ("?" + urlencode(pairs)) if pairs else ""
 
 
-def _where(f: Filters) -> tuple[str, list[Any]]:
-    statuses = (f.status,) if f.status else VIEWS[f.view]
-    clauses = [f"status IN ({', '.join('?' * len(statuses))})"]
-    params: list[Any] = list(statuses)
-    for column, value in (("severity", f.severity), ("type", f.type)):
-        if value:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if f.assignee:
-        clauses.append("assignee = ? COLLATE NOCASE")
-        params.append(f.assignee)
-    for word in f.q.split()[:8]:  # every word must appear in one of the text fields
-        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append("(" + " OR ".join(f"\"{c}\" LIKE ? ESCAPE '\\'" for c in SEARCHED) + ")")
-        params.extend([pattern] * len(SEARCHED))
-    return " AND ".join(clauses), params
+def _match(f: Filters) -> RecordFilter:
+    return RecordFilter(statuses=(f.status,) if f.status else VIEWS[f.view], severity=f.severity or None,
+                        type=f.type or None, assignee_any_case=f.assignee or None,
+                        words=tuple(f.q.split()[:8]), searched=SEARCHED)  # every word in one of the text fields
 
 
 @dataclass(frozen=True)
@@ -131,8 +121,7 @@ def open_page(ops: Operations, f: Filters, now: datetime, entry: Any) -> tuple[P
     left), one page of them with their cards rendered; plus how many of all open ones are overdue."""
     from .console import SEVERITY_ORDER, deadline
 
-    where, params = _where(f)
-    records = ops.store.escalations(where, params, order="created_at DESC, seq DESC")
+    records = ops.store.find_escalations(_match(f), "newest")
     rank = {s.value: i for i, s in enumerate(SEVERITY_ORDER)}
     timed = []
     for record in records:
@@ -157,27 +146,18 @@ def _locked_tasks(ops: Operations, records: list[dict[str, Any]]) -> dict[tuple[
     pairs = {(r["conversation_id"], r["task_id"]) for r in records if r.get("conversation_id") and r.get("task_id")}
     if not pairs:
         return {}
-    conn = ops.store._conn()
-    found = {}
-    for conversation, task in pairs:
-        row = conn.execute("SELECT locked FROM tasks WHERE conversation_id = ? AND task_id = ?",
-                           (conversation, task)).fetchone()
-        found[(conversation, task)] = bool(row and row[0])
-    return found
+    return ops.store.conversations.locked(pairs)
 
 
 def history_page(ops: Operations, f: Filters) -> Paged:
     """Finished escalations (answered, resolved, expired, closed), most recently finished first."""
-    where, params = _where(f)
-    conn = ops.store._conn()
-    total = conn.execute(f"SELECT COUNT(*) FROM escalations WHERE {where}", params).fetchone()[0]
+    match = _match(f)
+    total = ops.store.count_escalations(match)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(f.page, pages)
-    rows = ops.store.escalations(where, params, order=f"updated_at DESC, year DESC, seq DESC "
-                                                      f"LIMIT {PAGE_SIZE} OFFSET {(page - 1) * PAGE_SIZE}")
+    rows = ops.store.find_escalations(match, "recently_updated", limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     return Paged(rows, total, page, pages)
 
 
 def counts_by_status(ops: Operations) -> dict[str, int]:
-    rows = ops.store._conn().execute("SELECT status, COUNT(*) FROM escalations GROUP BY status")
-    return {status: n for status, n in rows}
+    return ops.store.counts_by_status()

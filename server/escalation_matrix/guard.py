@@ -31,10 +31,11 @@ from .messages import escalation_text
 from .models import (Action, Classification, DecisionAssessment, EscalationResult, EscalationType, RuleMatch, Severity,
                      StructuredAnswer)
 from .ops_policy import Route
+from .queries.conversations import Task
+from .queries.records import RecordFilter
 from .store import OPEN_STATUSES, Store, iso
 
 L1_TYPES = (EscalationType.clarification, EscalationType.conflict, EscalationType.context)
-MATCH_COLUMNS = "id, request, question, agent_question, question_vector, request_vector"
 OUT_OF_SCOPE = (EscalationType.scope, EscalationType.technical, EscalationType.compliance, EscalationType.safety)
 
 
@@ -244,7 +245,7 @@ class ConversationGuard:
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         conversation_id = out.identifier(conversation_id, "conversation_id")
-        records = self.store.escalations("conversation_id = ?", (conversation_id,), order="created_at, year, seq")
+        records = self.store.find_escalations(RecordFilter(conversation_id=conversation_id), "created")
         if not records and not self.store.knows_conversation(conversation_id):
             raise NotFoundError(f"conversation {conversation_id!r} is unknown: it has made no escalate, clarify "
                                 "or check_scope call; pass the conversation_id those calls used")
@@ -363,7 +364,7 @@ class ConversationGuard:
 
         def check(conn: sqlite3.Connection, record: dict[str, Any], a: StructuredAnswer) -> None:
             if a.action == "delegate" and a.to:  # a suspended actor is handed nothing
-                check_assignee(conn, a.to)
+                check_assignee(self.store, conn, a.to)
 
         return respond_action(self.store, escalation_id, action, responder, self.settings.max_request_chars,
                               role=role, conversation_id=conversation_id, change=change, to=to, until=until,
@@ -488,7 +489,7 @@ class ConversationGuard:
             self._record(conn, ask.tool, result, outcome)
         return result
 
-    def _answer(self, conn: sqlite3.Connection, ask: Ask, d: Decision, task: dict[str, Any]) -> tuple[str, EscalationResult]:
+    def _answer(self, conn: sqlite3.Connection, ask: Ask, d: Decision, task: Task) -> tuple[str, EscalationResult]:
         """The first conversation rule that answers the call, as (outcome, result)."""
         steps: tuple[tuple[str, Callable[[], EscalationResult | None]], ...] = (
             ("refused", lambda: self._locked(conn, task)), ("refused", lambda: self._handed_off(conn, task)),
@@ -523,38 +524,32 @@ class ConversationGuard:
         settings = self.policy.decisions.adaptive
         return adaptive.offsets(self.store, floor=settings.floor) if settings.enabled else {}
 
-    def _locked(self, conn: sqlite3.Connection, task: dict[str, Any]) -> EscalationResult | None:
+    def _locked(self, conn: sqlite3.Connection, task: Task) -> EscalationResult | None:
         if not task["locked"]:
             return None
-        record = self.store.escalation(task["locked_by_escalation"], conn)
+        record = self.store.escalation(task["locked_by_escalation"] or "", conn)  # a lock names its escalation
         return out.from_record(record, Action.stop, out.LOCKED.format(id=record["id"]))
 
-    def _handed_off(self, conn: sqlite3.Connection, task: dict[str, Any]) -> EscalationResult | None:
+    def _handed_off(self, conn: sqlite3.Connection, task: Task) -> EscalationResult | None:
         if not task["handed_off"]:
             return None
-        row = conn.execute(
-            "SELECT id, status FROM escalations WHERE conversation_id = ? AND task_id = ? AND type = 'pattern' "
-            "ORDER BY year DESC, seq DESC LIMIT 1", (task["conversation_id"], task["task_id"])).fetchone()
-        if row is None or row["status"] not in OPEN_STATUSES:  # the person closed it: the task is back
+        handoff = self.store.conversations.latest_handoff(conn, task["conversation_id"], task["task_id"])
+        if handoff is None or handoff.status not in OPEN_STATUSES:  # the person closed it: the task is back
             self.store.update_task(conn, task["conversation_id"], task["task_id"], handed_off=0, escalation_count=0)
             task["escalation_count"] = 0
             return None
-        record = self.store.escalation(row["id"], conn)
+        record = self.store.escalation(handoff.id, conn)
         return out.from_record(record, Action.handoff, out.HANDOFF.format(id=record["id"]))
 
     def _paused(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
         """An open L3 escalation pauses its task until a person answers; only an L4 gets through."""
         if d.severity is Severity.L4:
             return None
-        marks = ", ".join("?" * len(OPEN_STATUSES))
-        row = conn.execute(
-            f"SELECT id FROM escalations WHERE conversation_id = ? AND task_id = ? AND severity = 'L3' "
-            f"AND type != 'pattern' AND status IN ({marks}) ORDER BY year, seq LIMIT 1",
-            (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchone()
-        if row is None or self._open_match(conn, ask, d) is not None:  # the same issue again is a repeat
+        paused_by = self.store.conversations.oldest_open_l3(conn, ask.conversation_id, ask.task_id)
+        if paused_by is None or self._open_match(conn, ask, d) is not None:  # the same issue again is a repeat
             return None
-        record = self.store.escalation(row["id"], conn)
-        return out.from_record(record, Action.wait, out.WAIT.format(id=row["id"]))
+        record = self.store.escalation(paused_by, conn)
+        return out.from_record(record, Action.wait, out.WAIT.format(id=paused_by))
 
     def _notices(self, conn: sqlite3.Connection, conversation_id: str) -> list[str]:
         return pending.notices(self.store, conn, self.policy, conversation_id)
@@ -564,10 +559,8 @@ class ConversationGuard:
         return pending.pending(self.store, conversation_id)
 
     def _reasked(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
-        rows = conn.execute(
-            f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND answer IS NOT NULL "
-            "AND question_vector IS NOT NULL ORDER BY answered_at DESC", (ask.conversation_id,)).fetchall()
-        best = most_similar(rows, d.issue(ask), self.settings.reask_similarity)
+        answered = self.store.conversations.answered_issues(conn, ask.conversation_id)
+        best = most_similar(answered, d.issue(ask), self.settings.reask_similarity)
         if best is None:
             return None
         record = self.store.escalation(best, conn)
@@ -584,21 +577,16 @@ class ConversationGuard:
 
     def _open_match(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> str | None:
         """The open escalation of the task that is the same issue as ``ask``, if any."""
-        marks = ", ".join("?" * len(OPEN_STATUSES))
         # any type: a reworded request may classify differently and is still the same issue
-        rows = conn.execute(
-            f"SELECT {MATCH_COLUMNS} FROM escalations WHERE conversation_id = ? AND task_id = ? "
-            f"AND type != 'pattern' AND status IN ({marks}) AND question_vector IS NOT NULL",
-            (ask.conversation_id, ask.task_id, *OPEN_STATUSES)).fetchall()
-        return most_similar(rows, d.issue(ask), self.settings.same_issue_similarity,
+        candidates = self.store.conversations.open_issues(conn, ask.conversation_id, ask.task_id)
+        return most_similar(candidates, d.issue(ask), self.settings.same_issue_similarity,
                             self.settings.same_issue_similarity_agreeing)
 
     def _repeated(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
         best = self._open_match(conn, ask, d)
         if best is None:
             return None
-        conn.execute("UPDATE escalations SET repeat_count = repeat_count + 1, updated_at = ? WHERE id = ?",
-                     (self.store.now(), best))
+        self.store.conversations.count_repeat(conn, best)
         record = self.store.escalation(best, conn)
         self.store.audit(conn, "repeat", "agent", escalation_id=best, conversation_id=ask.conversation_id,
                          task_id=ask.task_id, data={"request": ask.request, "question": ask.question,
@@ -607,7 +595,7 @@ class ConversationGuard:
         return out.from_record(record, action, out.REPEATED.format(id=best), repeated=True,
                                confidence=d.classification.confidence)
 
-    def _create(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target, task: dict[str, Any]) -> EscalationResult:
+    def _create(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target, task: Task) -> EscalationResult:
         count = task["escalation_count"] + 1
         conv, task_id = ask.conversation_id, ask.task_id
         if goal.severity is not Severity.L4 and count >= self.settings.handoff_after:
@@ -633,9 +621,7 @@ class ConversationGuard:
                                confidence=d.classification.confidence)
 
     def _handoff(self, conn: sqlite3.Connection, ask: Ask, d: Decision, count: int) -> EscalationResult:
-        earlier = [r[0] for r in conn.execute(
-            "SELECT id FROM escalations WHERE conversation_id = ? AND task_id = ? ORDER BY year, seq",
-            (ask.conversation_id, ask.task_id))]
+        earlier = self.store.conversations.escalation_ids(conn, ask.conversation_id, ask.task_id)
         latest = ask.question or ask.request
         details = self.speaking(ask.locale).phrases.text("handoff_details", earlier=earlier, latest=latest)
         pattern = EscalationType.pattern

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from . import guard_results as out
 from .errors import NotFoundError
 from .durations import duration_label
+from .queries.records import RecordFilter
 from .store import OPEN_STATUSES, Store
 
 if TYPE_CHECKING:
@@ -19,24 +20,18 @@ def notices(store: Store, conn: sqlite3.Connection, policy: Policy, conversation
     """What the fail-safe stages did to this conversation's open escalations since the agent's
     last call (a reminder, a task now awaiting guidance or blocked), each told once."""
     stages = policy.operations.failsafes.root
-    marks = ", ".join("?" * len(OPEN_STATUSES))
-    rows = conn.execute(
-        f"SELECT f.escalation_id, f.stage, e.task_id FROM failsafe_events f JOIN escalations e "
-        f"ON e.id = f.escalation_id WHERE e.conversation_id = ? AND f.told_at IS NULL "
-        f"AND e.status IN ({marks}) ORDER BY f.at, f.rowid", (conversation_id, *OPEN_STATUSES)).fetchall()
     told = []
-    for row in rows:
-        rule = stages.get(row["stage"])
+    for fired in store.conversations.untold_stages(conn, conversation_id):
+        rule = stages.get(fired.stage)
         if rule is None:
             continue
         if rule.action == "remind":
-            told.append(out.NOTICE_REMINDER.format(id=row["escalation_id"], age=duration_label(rule.after)))
+            told.append(out.NOTICE_REMINDER.format(id=fired.escalation_id, age=duration_label(rule.after)))
         elif rule.action == "raise" and rule.awaiting_guidance:
-            told.append(out.NOTICE_GUIDANCE.format(id=row["escalation_id"], task=row["task_id"]))
+            told.append(out.NOTICE_GUIDANCE.format(id=fired.escalation_id, task=fired.task_id))
         elif rule.action == "block":
-            told.append(out.NOTICE_BLOCKED.format(id=row["escalation_id"], task=row["task_id"]))
-        conn.execute("UPDATE failsafe_events SET told_at = ? WHERE escalation_id = ? AND stage = ?",
-                     (store.now(), row["escalation_id"], row["stage"]))
+            told.append(out.NOTICE_BLOCKED.format(id=fired.escalation_id, task=fired.task_id))
+        store.conversations.mark_told(conn, fired.escalation_id, fired.stage)
     return told
 
 
@@ -44,13 +39,8 @@ def pending(store: Store, conversation_id: str) -> dict[str, Any]:
     """What the conversation is waiting for: open escalations (reminded, awaiting guidance) and
     tasks that are paused, locked or handed off. Read-only: notices stay untold."""
     conversation_id = out.identifier(conversation_id, "conversation_id")
-    marks = ", ".join("?" * len(OPEN_STATUSES))
-    conn = store._conn()
-    open_ = store.escalations(f"conversation_id = ? AND status IN ({marks})",
-                              (conversation_id, *OPEN_STATUSES), order="year, seq")
-    tasks = [dict(r) for r in conn.execute(
-        "SELECT task_id, locked, locked_by_escalation, handed_off, awaiting_guidance FROM tasks "
-        "WHERE conversation_id = ? ORDER BY task_id", (conversation_id,))]
+    open_ = store.find_escalations(RecordFilter(conversation_id=conversation_id, statuses=OPEN_STATUSES), "sequence")
+    tasks = store.conversations.tasks(conversation_id)
     if not open_ and not tasks:
         raise NotFoundError(f"conversation {conversation_id!r} is unknown: it has made no escalate, clarify "
                             "or check_scope call; pass the conversation_id those calls used")
@@ -59,8 +49,8 @@ def pending(store: Store, conversation_id: str) -> dict[str, Any]:
         "conversation_id": conversation_id,
         "escalations": [{k: r[k] for k in ("id", "ref", "task_id", "type", "severity", "status", "question", "assignee",
                                             "due_at", "reminded_at")} for r in open_],
-        "tasks": [{"task_id": t["task_id"],
-                   "state": ("locked" if t["locked"] else "handed_off" if t["handed_off"]
-                             else "awaiting_guidance" if t["task_id"] in paused else "active")}
+        "tasks": [{"task_id": t.task_id,
+                   "state": ("locked" if t.locked else "handed_off" if t.handed_off
+                             else "awaiting_guidance" if t.task_id in paused else "active")}
                   for t in tasks],
     }

@@ -7,10 +7,12 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from .models import Classification, EscalationType
+from .queries.conversations import StoredIssue
 from .sameissue import same_issue
 
 # check_scope(capabilities=[...]): what the agent can do. A request that needs a known capability
@@ -52,7 +54,7 @@ class Issue:
     question_vector: np.ndarray | None = None
 
 
-def stored_issue(row: sqlite3.Row) -> Issue:
+def stored_issue(row: sqlite3.Row | StoredIssue) -> Issue:
     """The issue of a stored escalation. Records written before request vectors were kept hold
     one vector: the agent's question when it asked one, else the request."""
     issue_vector = np.frombuffer(row["question_vector"], dtype=np.float32)
@@ -72,7 +74,7 @@ def same_issue_as(new: Issue, old: Issue, threshold: float, agreeing: float | No
     return same_issue(new.request, new.request_vector, old.request, old.request_vector, threshold, agreeing)
 
 
-def most_similar(rows: list[sqlite3.Row], issue: Issue, threshold: float, agreeing: float | None = None) -> str | None:
+def most_similar(rows: Sequence[sqlite3.Row] | Sequence[StoredIssue], issue: Issue, threshold: float, agreeing: float | None = None) -> str | None:
     """The id of the stored escalation that is the same issue, the closest when several are
     (``agreeing``: the lower cosine for sentences that agree on values and action, see ``same_issue``)."""
     best, best_sim = None, -1.0

@@ -47,7 +47,7 @@ class Row:
 
     __slots__ = ("_index", "_values")
 
-    def __init__(self, values: tuple, index: dict[str, int]):
+    def __init__(self, values: tuple[Any, ...], index: dict[str, int]):
         self._values = values
         self._index = index
 

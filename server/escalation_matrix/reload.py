@@ -40,14 +40,11 @@ def fingerprint(folders: list[Path]) -> str:
 def request_reload(store: Store) -> int:
     """Ask every server on ``store``'s file to reload (the ``reload`` operator command)."""
     with store.transaction() as conn:
-        conn.execute("INSERT INTO counters VALUES (?, 0) ON CONFLICT(name) DO NOTHING", (COUNTER,))
-        conn.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (COUNTER,))
-        return int(conn.execute("SELECT value FROM counters WHERE name = ?", (COUNTER,)).fetchone()[0])
+        return store.counters.increment(conn, COUNTER)
 
 
 def _requests(store: Store) -> int:
-    row = store._conn().execute("SELECT value FROM counters WHERE name = ?", (COUNTER,)).fetchone()
-    return row[0] if row else 0
+    return store.counters.value(COUNTER) or 0
 
 
 class Reloader:

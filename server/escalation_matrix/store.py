@@ -25,10 +25,23 @@ from urllib.parse import urlsplit
 
 from . import pgsql
 from .errors import NotFoundError
+from .queries.audit import AuditQueries
+from .queries.base import OPEN_STATUSES as OPEN_STATUSES
+from .queries.base import STATUSES as STATUSES
+from .queries.base import equals_where
+from .queries.batches import BatchQueries
+from .queries.conversations import ConversationQueries, Task, task_row
+from .queries.counters import CounterQueries
+from .queries.erasure import ErasureQueries
+from .queries.failsafe import FailsafeQueries
+from .queries.notes import NoteQueries
+from .queries.outbox import OutboxQueries
+from .queries.oversight import OversightQueries
+from .queries.pipeline import PipelineQueries
+from .queries.records import ALL_RECORDS, ORDERS, Order, RecordFilter
+from .queries.reports import ReportQueries
 
 Clock = Callable[[], datetime]
-OPEN_STATUSES = ("open", "awaiting_response", "raised", "blocked")
-STATUSES = (*OPEN_STATUSES, "answered", "resolved", "expired", "closed")
 OUTCOMES = ("created", "repeated", "reasked", "refused", "proceed", "auto_answered")
 GENESIS = "0" * 64
 
@@ -401,6 +414,62 @@ class Store:
     def now(self) -> str:
         return iso(self.clock())
 
+    # --- named queries, one group per concern (see the ``queries`` package) ---
+    @property
+    def audit_trail(self) -> AuditQueries:
+        """The audit trail read back in order, for verification."""
+        return AuditQueries(self._conn, self.now)
+
+    @property
+    def conversations(self) -> ConversationQueries:
+        """The conversation guard's queries: issues a call may repeat or re-ask, tasks, untold stages."""
+        return ConversationQueries(self._conn, self.now)
+
+    @property
+    def batches(self) -> BatchQueries:
+        """Batches of questions for one person: opened, filled, delivered once, answered."""
+        return BatchQueries(self._conn, self.now)
+
+    @property
+    def counters(self) -> CounterQueries:
+        """Named counters shared by every server on the database."""
+        return CounterQueries(self._conn, self.now)
+
+    @property
+    def erasure(self) -> ErasureQueries:
+        """Erasing personal data in place."""
+        return ErasureQueries(self._conn, self.now)
+
+    @property
+    def failsafe(self) -> FailsafeQueries:
+        """The fail-safe stages fired on escalations, each once."""
+        return FailsafeQueries(self._conn, self.now)
+
+    @property
+    def notes(self) -> NoteQueries:
+        """Operators' notes on escalation records."""
+        return NoteQueries(self._conn, self.now)
+
+    @property
+    def outbox(self) -> OutboxQueries:
+        """The notification outbox: queued, claimed, sent, retried and failed messages."""
+        return OutboxQueries(self._conn, self.now)
+
+    @property
+    def oversight(self) -> OversightQueries:
+        """Actor oversight: actors and scored decisions, tickets, suspensions."""
+        return OversightQueries(self._conn, self.now)
+
+    @property
+    def pipeline(self) -> PipelineQueries:
+        """Pipeline items and the escalation each raised."""
+        return PipelineQueries(self._conn, self.now)
+
+    @property
+    def reports(self) -> ReportQueries:
+        """The figures of a period's report (read-only)."""
+        return ReportQueries(self._conn, self.now)
+
     # --- escalation records ---
     def next_escalation_id(self, conn: sqlite3.Connection, year: int) -> tuple[str, int]:
         name = f"escalation-{year}"
@@ -441,22 +510,43 @@ class Store:
             raise NotFoundError(f"escalation {esc_id!r} not found; ids look like ESC-2026-001")
         return _decode(row)
 
-    def escalations(self, where: str = "1=1", params: tuple | list = (), order: str = "created_at",
+    def escalations(self, where: str = "1=1", params: tuple[Any, ...] | list[Any] = (), order: str = "created_at",
                     limit: int | None = None, conn: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT * FROM escalations WHERE {where} ORDER BY {order}"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [_decode(r) for r in (conn or self._conn()).execute(sql, params)]
 
+    def find_escalations(self, match: RecordFilter = ALL_RECORDS, order: Order = "created", *,
+                         limit: int | None = None, offset: int = 0,
+                         conn: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
+        """The records ``match`` selects, in a named order (``queries.records.ORDERS``), a page of
+        them when ``limit`` is given."""
+        where, params = match.where()
+        page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit else ""
+        return self.escalations(where, params, order=ORDERS[order] + page, conn=conn)
+
+    def count_escalations(self, match: RecordFilter = ALL_RECORDS, conn: sqlite3.Connection | None = None) -> int:
+        """How many records ``match`` selects."""
+        where, params = match.where()
+        row = (conn or self._conn()).execute(f"SELECT COUNT(*) FROM escalations WHERE {where}", params).fetchone()
+        return int(row[0])
+
+    def counts_by_status(self, conn: sqlite3.Connection | None = None) -> dict[str, int]:
+        """How many records are in each status (statuses without records are left out)."""
+        rows = (conn or self._conn()).execute("SELECT status, COUNT(*) FROM escalations GROUP BY status")
+        return {str(status): int(n) for status, n in rows}
+
     # --- tasks ---
-    def task(self, conn: sqlite3.Connection, conversation_id: str, task_id: str) -> dict[str, Any]:
+    def task(self, conn: sqlite3.Connection, conversation_id: str, task_id: str) -> Task:
+        """The task, created (unlocked, no escalations) when no call named it before."""
         now = self.now()
         conn.execute(
             "INSERT INTO tasks (conversation_id, task_id, created_at, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING", (conversation_id, task_id, now, now))
         row = conn.execute("SELECT * FROM tasks WHERE conversation_id = ? AND task_id = ?",
                            (conversation_id, task_id)).fetchone()
-        return dict(row)
+        return task_row(row)
 
     def knows_conversation(self, conversation_id: str) -> bool:
         """Whether any escalate, clarify or check_scope call has named this conversation."""
@@ -565,13 +655,6 @@ def pending_migrations(conn: Any) -> list[tuple[int, Migration]]:
 def new_ref() -> str:
     """An escalation's reference: 128 random bits as 32 lowercase hex digits (URL-safe, unguessable)."""
     return secrets.token_hex(16)
-
-
-def equals_where(**filters: Any) -> tuple[str, list[Any]]:
-    """``column = ?`` for every filter that is set (None and "" are skipped), joined by AND.
-    Column names come from the caller's keywords, never from user input."""
-    given = {column: value for column, value in filters.items() if value not in (None, "")}
-    return " AND ".join(f"{column} = ?" for column in given) or "1=1", list(given.values())
 
 
 def entry_mac(key: bytes, digest: str) -> str:

@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field
 
 import hmac
 
+from ..queries.audit import HASHED_FIELDS
 from ..store import GENESIS, Store, entry_hash, entry_mac
 
-FIELDS = ("seq", "at", "actor", "action", "escalation_id", "conversation_id", "task_id", "data")
+FIELDS = HASHED_FIELDS
 MAX_PROBLEMS = 20
 
 
@@ -35,7 +36,6 @@ class AuditCheck(BaseModel):
 
 
 def verify(store: Store) -> AuditCheck:
-    conn = store._conn()
     prev, expected_seq, count = GENESIS, 1, 0
     problems: list[str] = []
     first_bad: int | None = None
@@ -49,25 +49,24 @@ def verify(store: Store) -> AuditCheck:
     key = store.audit_key
     hashes: dict[int, str] = {}
     unsigned = 0
-    for row in conn.execute("SELECT * FROM audit ORDER BY seq"):
+    for row in store.audit_trail.in_order():
         count += 1
-        seq = row["seq"]
+        seq = row.seq
         if seq != expected_seq:
             bad(seq, f"expected entry {expected_seq} here; entries {expected_seq}-{seq - 1} were deleted")
-        if row["prev_hash"] != prev:
+        if row.prev_hash != prev:
             bad(seq, "prev_hash does not match the previous entry's hash (an entry before it was changed or removed)")
-        entry = {name: row[name] for name in FIELDS}
-        if entry_hash(row["prev_hash"], entry) != row["hash"]:
+        if entry_hash(row.prev_hash, row.hashed()) != row.hash:
             bad(seq, "content does not match its hash (the entry was edited)")
-        if row["mac"] is None:
+        if row.mac is None:
             unsigned += 1
-        elif not hmac.compare_digest(row["mac"], entry_mac(key, row["hash"])):
+        elif not hmac.compare_digest(row.mac, entry_mac(key, row.hash)):
             bad(seq, "its hash is not signed with the audit key (the entry was re-hashed or the key changed)")
-        hashes[seq] = row["hash"]
-        prev, expected_seq = row["hash"], seq + 1
-    length = conn.execute("SELECT value FROM counters WHERE name = 'audit-length'").fetchone()
-    if length is not None and length[0] != expected_seq - 1:
-        bad(expected_seq, f"the trail should end at entry {length[0]} but ends at {expected_seq - 1} "
+        hashes[seq] = row.hash
+        prev, expected_seq = row.hash, seq + 1
+    length = store.audit_trail.recorded_length()
+    if length is not None and length != expected_seq - 1:
+        bad(expected_seq, f"the trail should end at entry {length} but ends at {expected_seq - 1} "
                           "(entries at the end were deleted)")
     anchored = _check_anchor(store, hashes, bad)
     return AuditCheck(ok=first_bad is None, entries=count, head=prev, first_bad_seq=first_bad, problems=problems,

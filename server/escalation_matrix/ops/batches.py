@@ -15,7 +15,6 @@ ones they select, each through the structured-answer path (one audit entry per i
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -24,6 +23,7 @@ from ..answers import respond_action
 from ..decisions_policy import Batching
 from ..errors import InputError, NotFoundError, StateError
 from ..models import EscalationResult, EscalationType, Severity
+from ..queries.records import RecordFilter
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 
 MAX_ID = 2**62
@@ -55,26 +55,30 @@ def enqueue(store: Store, conn: sqlite3.Connection, settings: Batching, policy: 
     """Put a new escalation in ``person``'s open batch (opening one when there is none); a batch
     that reaches ``max_items`` is delivered at once. Returns the batch row."""
     now = store.clock()
-    row = conn.execute("SELECT * FROM batches WHERE status = 'open' AND person = ? ORDER BY id LIMIT 1",
-                       (person,)).fetchone()
-    if row is None:
+    current = store.batches.open_for(conn, person)
+    if current is None:
         deliver_by = now + timedelta(seconds=settings.window_seconds)
-        batch_id = conn.execute(
-            "INSERT INTO batches (person, status, opened_at, deliver_by, items) VALUES (?, 'open', ?, ?, 0) "
-            "RETURNING id", (person, iso(now), iso(deliver_by))).fetchone()[0]
+        batch_id = store.batches.open(conn, person, iso(now), iso(deliver_by))
     else:
-        batch_id = row["id"]
-    conn.execute("UPDATE batches SET items = items + 1 WHERE id = ?", (batch_id,))
-    conn.execute("UPDATE escalations SET batch_id = ? WHERE id = ?", (batch_id, escalation_id))
-    batch = dict(conn.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone())
+        batch_id = current["id"]
+    store.batches.add(conn, batch_id, escalation_id)
+    batch = _batch(store, conn, batch_id)
     record = store.escalation(escalation_id, conn)
     store.audit(conn, "batch_queued", "system", escalation_id=escalation_id, conversation_id=record["conversation_id"],
                 task_id=record["task_id"], data={"batch_id": batch_id, "items": batch["items"],
                                                  "deliver_by": batch["deliver_by"]})
     if batch["items"] >= settings.max_items:
         deliver(store, conn, settings, policy, batch_id, "full")
-        batch = dict(conn.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone())
+        batch = _batch(store, conn, batch_id)
     return batch
+
+
+def _batch(store: Store, conn: sqlite3.Connection | None, batch_id: int) -> dict[str, Any]:
+    """The batch row as a plain dict (callers add its items and shown state to it)."""
+    batch = store.batches.get(batch_id, conn)
+    if batch is None:
+        raise NotFoundError(f"batch {batch_id} not found; `escalation-matrix batch list` lists the batches")
+    return dict(batch)
 
 
 def deliver(store: Store, conn: sqlite3.Connection, settings: Batching, policy: Any, batch_id: int,
@@ -82,14 +86,12 @@ def deliver(store: Store, conn: sqlite3.Connection, settings: Batching, policy: 
     """Deliver one open batch (at ``at``, default now): a single notification listing its open
     items, grouped. False when another caller delivered it first (or it is not open)."""
     now = at or store.now()
-    cur = conn.execute("UPDATE batches SET status = 'delivered', delivered_at = ?, delivered_why = ? "
-                       "WHERE id = ? AND status = 'open'", (now, why, batch_id))
-    if cur.rowcount != 1:
+    if not store.batches.mark_delivered(conn, batch_id, now, why):
         return False
     items = _items(store, conn, batch_id)
     waiting = [i for i in items if i["status"] in OPEN_STATUSES]
     _start_clocks(store, conn, [i["id"] for i in waiting], now)
-    person = conn.execute("SELECT person FROM batches WHERE id = ?", (batch_id,)).fetchone()[0]
+    person = _batch(store, conn, batch_id)["person"]
     store.audit(conn, "batch_delivered", "system", data={
         "batch_id": batch_id, "why": why, "items": [i["id"] for i in waiting],
         "groups": len(groups(waiting, settings)), "recipient": person})
@@ -117,13 +119,12 @@ def _start_clocks(store: Store, conn: sqlite3.Connection, ids: list[str], now: s
         if waited.total_seconds() <= 0:
             continue
         due = iso(parse_iso(record["due_at"]) + waited) if record.get("due_at") else None
-        conn.execute("UPDATE escalations SET severity_at = ?, due_at = ? WHERE id = ?", (now, due, esc_id))
+        store.batches.move_clock(conn, esc_id, now, due)
 
 
-def queued_ids(conn: sqlite3.Connection) -> set[str]:
+def queued_ids(store: Store, conn: sqlite3.Connection) -> set[str]:
     """Escalations still waiting in an open batch: their person has not got them yet."""
-    return {r[0] for r in conn.execute("SELECT e.id FROM escalations e JOIN batches b ON b.id = e.batch_id "
-                                       "WHERE b.status = 'open'")}
+    return store.batches.queued_ids(conn)
 
 
 def deliver_due(store: Store, conn: sqlite3.Connection, settings: Batching, policy: Any,
@@ -131,13 +132,12 @@ def deliver_due(store: Store, conn: sqlite3.Connection, settings: Batching, poli
     """Deliver every open batch whose window has ended (the fail-safe sweep calls this in its
     transaction). Returns the ids delivered by this call."""
     moment = iso(now or store.clock())
-    due = [r[0] for r in conn.execute("SELECT id FROM batches WHERE status = 'open' AND deliver_by <= ? ORDER BY id",
-                                      (moment,))]
+    due = store.batches.due(conn, moment)
     return [b for b in due if deliver(store, conn, settings, policy, b, "window", moment)]
 
 
 def _items(store: Store, conn: sqlite3.Connection | None, batch_id: int) -> list[dict[str, Any]]:
-    rows = store.escalations("batch_id = ?", (batch_id,), order="created_at, year, seq", conn=conn)
+    rows = store.find_escalations(RecordFilter(batch_id=batch_id), "created", conn=conn)
     return [{k: r.get(k) for k in ITEM_COLUMNS} for r in rows]
 
 
@@ -177,31 +177,24 @@ def annotate(store: Store, conn: sqlite3.Connection, result: EscalationResult) -
     and an instruction that says so."""
     if result.escalation_id is None or result.action.value not in ("escalate",):
         return result
-    row = conn.execute("SELECT b.id, b.status, b.deliver_by, b.person FROM escalations e JOIN batches b "
-                       "ON b.id = e.batch_id WHERE e.id = ?", (result.escalation_id,)).fetchone()
-    if row is None:
+    batch = store.batches.of_escalation(conn, result.escalation_id)
+    if batch is None:
         return result
-    queued = row["status"] == "open"
+    queued = batch.status == "open"
     if queued:
-        told = (f"Queued with other questions for {row['person']} in batch {row['id']}, delivered to them by "
-                f"{row['deliver_by']} or sooner when the batch is full: do not ask them yourself and do not ask "
+        told = (f"Queued with other questions for {batch.person} in batch {batch.id}, delivered to them by "
+                f"{batch.deliver_by} or sooner when the batch is full: do not ask them yourself and do not ask "
                 "again; continue with work that does not depend on it and wait for the answer.")
     else:
-        told = (f"Delivered to {row['person']} with other questions in batch {row['id']}: do not ask again; "
+        told = (f"Delivered to {batch.person} with other questions in batch {batch.id}: do not ask again; "
                 "wait for the answer.")
-    return result.model_copy(update={"queued": queued, "batch_id": row["id"], "instruction": told})
+    return result.model_copy(update={"queued": queued, "batch_id": batch.id, "instruction": told})
 
 
-def forget(conn: sqlite3.Connection, ids: list[str], erased: str) -> None:
+def forget(store: Store, conn: sqlite3.Connection, ids: list[str], erased: str) -> None:
     """Erasing escalations: a batch notification lists the questions of several of them, so every
     batch notification of their batches loses its text (the erasure module calls this)."""
-    marks = ", ".join("?" * len(ids))
-    batch_ids = [r[0] for r in conn.execute(
-        f"SELECT DISTINCT batch_id FROM escalations WHERE batch_id IS NOT NULL AND id IN ({marks})", ids)]
-    for batch_id in batch_ids:
-        conn.execute("UPDATE outbox SET payload = ? WHERE event = 'batch_delivered' AND escalation_id IN "
-                     "(SELECT id FROM escalations WHERE batch_id = ?)",
-                     (json.dumps({"text": f"[batch {batch_id}] {erased}"}), batch_id))
+    store.batches.forget_notifications(conn, ids, erased)
 
 
 # --- reading and answering, for the MCP tools, the CLI and the console ---
@@ -221,10 +214,7 @@ def _batch_id(batch_id: Any) -> int:
 def show(store: Store, batch_id: int, settings: Batching) -> dict[str, Any]:
     """One batch: its state, its items (with what the person was asked) and their groups."""
     batch_id = _batch_id(batch_id)
-    row = store._conn().execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
-    if row is None:
-        raise NotFoundError(f"batch {batch_id} not found; `escalation-matrix batch list` lists the batches")
-    batch = dict(row)
+    batch = _batch(store, None, batch_id)
     items = _items(store, None, batch_id)
     for item in items:
         item["resource"] = resource_of(item, settings)
@@ -240,13 +230,9 @@ def show(store: Store, batch_id: int, settings: Batching) -> dict[str, Any]:
 def listing(store: Store, settings: Batching, status: str | None = None, person: str | None = None,
             limit: int = 200) -> list[dict[str, Any]]:
     """Batches, newest first, with their item counts (``status`` filters on the shown state)."""
-    where, params = "1=1", []
-    if person:
-        where, params = "person = ?", [person]
-    rows = [dict(r) for r in store._conn().execute(
-        f"SELECT * FROM batches WHERE {where} ORDER BY id DESC LIMIT {int(limit)}", params)]
     out = []
-    for batch in rows:
+    for row in store.batches.listing(person, limit):
+        batch: dict[str, Any] = dict(row)
         items = _items(store, None, batch["id"])
         batch["status"] = status_of(batch, items)
         batch["open_items"] = sum(1 for i in items if i["status"] in OPEN_STATUSES)
@@ -291,23 +277,21 @@ def answer_batch(store: Store, batch_id: int, by: str, settings: Batching, *, it
         respond_action(store, esc_id, action, by, max_chars, role=role, note=note, preferences=learn)
         done.append(esc_id)
     with store.transaction() as conn:
-        left = conn.execute(f"SELECT COUNT(*) FROM escalations WHERE batch_id = ? AND status IN "
-                            f"({', '.join('?' * len(OPEN_STATUSES))})", (batch_id, *OPEN_STATUSES)).fetchone()[0]
+        left = store.batches.open_items(conn, batch_id)
         if left == 0:
             # answered before it went out: nothing is left to deliver
-            conn.execute("UPDATE batches SET status = 'answered', answered_at = ? WHERE id = ?", (store.now(), batch_id))
+            store.batches.mark_answered(conn, batch_id)
         store.audit(conn, "batch_answer", by, data={"batch_id": batch_id, "action": action, "items": done,
                                                     "selected": items is not None, "open_left": int(left)})
     return {"batch_id": batch_id, "action": action, "answered": done, "open_left": int(left),
             "status": show(store, batch_id, settings)["status"]}
 
 
-def efficiency(conn: sqlite3.Connection, start: str, end: str) -> dict[str, Any]:
+def efficiency(store: Store, start: str, end: str) -> dict[str, Any]:
     """Batch efficiency of a period: batches delivered, their items, items per batch and the
     notifications saved (one per batch instead of one per item)."""
-    row = conn.execute("SELECT COUNT(*), COALESCE(SUM(items), 0) FROM batches WHERE delivered_at >= ? "
-                       "AND delivered_at < ?", (start, end)).fetchone()
-    batches, items = int(row[0]), int(row[1])
+    delivered = store.batches.delivered_between(start, end)
+    batches, items = delivered.batches, delivered.items
     return {"batches_delivered": batches, "batched_items": items,
             "items_per_batch": round(items / batches, 3) if batches else None,
             "notifications_saved": items - batches}

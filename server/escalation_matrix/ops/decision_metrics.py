@@ -5,14 +5,13 @@ time people take to respond, how often they override the agent's default, and th
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from ..adaptive import agrees_with_default
-from ..store import parse_iso
+from ..store import Store, parse_iso
 
 Trend = Literal["increasing", "decreasing", "stable", "insufficient_data"]
 MIN_TREND_POINTS = 3
@@ -60,17 +59,15 @@ def trend_of(rates: list[float | None]) -> tuple[Trend, float | None]:
     return ("increasing" if slope > 0 else "decreasing"), round(slope, 6)
 
 
-def decision_quality(conn: sqlite3.Connection, start: str, end: str, *, rate: float | None, records: int,
+def decision_quality(store: Store, start: str, end: str, *, rate: float | None, records: int,
                      trend_rates: list[float | None], target: float) -> DecisionQuality:
-    answered = [dict(r) for r in conn.execute(
-        "SELECT created_at, answered_at, answer, options, context, response_action FROM escalations "
-        "WHERE created_at >= ? AND created_at < ? AND answered_at IS NOT NULL", (start, end))]
-    waits = [(parse_iso(r["answered_at"]) - parse_iso(r["created_at"])).total_seconds() for r in answered]
+    answered = store.reports.answered(start, end)
+    waits = [(parse_iso(r.answered_at) - parse_iso(r.created_at)).total_seconds() for r in answered]
     judged = overridden = 0
     structured: dict[str, int] = {}
     for r in answered:
-        record = {"options": json.loads(r["options"] or "[]"), "context": json.loads(r["context"] or "{}")}
-        action = r["response_action"]
+        record = {"options": json.loads(r.options or "[]"), "context": json.loads(r.context or "{}")}
+        action = r.response_action
         if action:
             structured[action] = structured.get(action, 0) + 1
         has_default = bool(record["context"].get("recommendation") or record["context"].get("default")
@@ -81,15 +78,14 @@ def decision_quality(conn: sqlite3.Connection, start: str, end: str, *, rate: fl
             judged += 1
         elif has_default:
             judged += 1
-            overridden += not agrees_with_default(record, r["answer"] or "")
-    kinds = dict(conn.execute("SELECT outcome, COUNT(*) FROM outcomes WHERE at >= ? AND at < ? GROUP BY outcome",
-                              (start, end)).fetchall())
+            overridden += not agrees_with_default(record, r.answer or "")
+    kinds = store.reports.outcome_counts(start, end)
     necessary, unnecessary, missed = (int(kinds.get(k, 0)) for k in ("necessary", "unnecessary", "missed"))
-    changes = conn.execute("SELECT COUNT(*) FROM threshold_changes WHERE at >= ? AND at < ?", (start, end)).fetchone()[0]
+    changes = store.reports.threshold_changes(start, end)
     trend, slope = trend_of(trend_rates)
     from .batches import efficiency
 
-    batching = efficiency(conn, start, end)
+    batching = efficiency(store, start, end)
     return DecisionQuality(
         escalation_rate=rate, target_rate=target, deviation=None if rate is None else round(rate - target, 6),
         trend=trend, trend_slope=slope, answered=len(answered),

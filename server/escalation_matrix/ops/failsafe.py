@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..queries.records import RecordFilter
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
 from ..durations import duration_label
@@ -56,20 +57,15 @@ def sweep(store: Store, policy: Policy, now: datetime | None = None) -> SweepRes
     """Apply every fail-safe stage that is due at ``now`` (default: the store's clock)."""
     ops = policy.operations
     now = now or store.clock()
-    marks = ", ".join("?" * len(OPEN_STATUSES))
     result = SweepResult(now=iso(now))
     with store.transaction() as conn:
         from .batches import deliver_due, queued_ids  # due batches go out once, whichever replica sweeps first
 
         result.batches = deliver_due(store, conn, policy.decisions.batching, policy, now)
-        waiting = queued_ids(conn)  # a queued question's clock starts when its batch reaches the person
-        records = [r for r in store.escalations(f"status IN ({marks})", OPEN_STATUSES, conn=conn)
+        waiting = queued_ids(store, conn)  # a queued question's clock starts when its batch reaches the person
+        records = [r for r in store.find_escalations(RecordFilter(statuses=OPEN_STATUSES), conn=conn)
                    if r["id"] not in waiting]
-        done: dict[str, set[str]] = {}
-        for row in conn.execute(
-                f"SELECT f.escalation_id, f.stage FROM failsafe_events f JOIN escalations e "
-                f"ON e.id = f.escalation_id WHERE e.status IN ({marks})", OPEN_STATUSES):
-            done.setdefault(row[0], set()).add(row[1])
+        done = store.failsafe.fired_on_open(conn)
         result.open = len(records)
         for record in records:
             result.transitions.extend(apply_due(store, conn, ops, record, now, done.get(record["id"], set())))
@@ -83,8 +79,7 @@ def apply_due(store: Store, conn: sqlite3.Connection, ops: OperationsFile, recor
               now: datetime, done: set[str] | None = None) -> list[Transition]:
     """Fire the stages of one open escalation that are due, in order, inside ``conn``'s transaction."""
     if done is None:
-        done = {r[0] for r in conn.execute("SELECT stage FROM failsafe_events WHERE escalation_id = ?",
-                                           (record["id"],))}
+        done = store.failsafe.fired(conn, record["id"])
     fired: list[Transition] = []
     held: list[Notice] = []  # late stages: only the last one reached is sent
     grace = max(ops.sweep_interval * 2, CATCH_UP_GRACE)
@@ -93,10 +88,9 @@ def apply_due(store: Store, conn: sqlite3.Connection, ops: OperationsFile, recor
         if step is None:
             break
         stage, rule, due = step
-        cur = conn.execute("INSERT INTO failsafe_events (escalation_id, stage, at) VALUES (?, ?, ?) "
-                           "ON CONFLICT DO NOTHING", (record["id"], stage, iso(due)))
+        recorded = store.failsafe.record(conn, record["id"], stage, iso(due))
         done.add(stage)
-        if cur.rowcount == 0:  # another sweeper got there first
+        if not recorded:  # another sweeper got there first
             continue
         late = now - due > grace
         record, notice = _fire(store, conn, ops, record, stage, rule, due)

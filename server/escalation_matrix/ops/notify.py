@@ -28,7 +28,8 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from ..models import Severity
-from ..store import Store, equals_where, iso
+from ..queries.outbox import OutboxEntry, OutboxStatus
+from ..store import Store, iso
 from ..ops_policy import Channel, OperationsFile
 
 log = logging.getLogger("escalation_matrix.notify")
@@ -78,9 +79,7 @@ def enqueue(store: Store, conn: sqlite3.Connection, ops: OperationsFile, channel
         if not targets:
             log.debug("channel %s has no webhook URL configured; skipped", name)
         for target in targets:
-            conn.execute(
-                "INSERT INTO outbox (escalation_id, event, channel, target, payload, next_attempt_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (record["id"], event, name, target, body, now, now))
+            store.outbox.queue(conn, record["id"], event, name, target, body, now)
             queued += 1
     return queued
 
@@ -148,17 +147,14 @@ def deliver(store: Store, ops: OperationsFile, now: datetime | None = None, send
     now = now or store.clock()
     report = DeliveryReport()
     with store.transaction() as conn:
-        rows = [dict(r) for r in conn.execute(
-            "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-            (iso(now), limit))]
+        rows = store.outbox.due(conn, iso(now), limit)
         # claim them so a concurrent deliverer skips them, for longer than this run can take: every
         # delivery ends by its deadline and CONCURRENCY run at once
         longest = max((c.timeout for c in ops.notifications.channels.values()), default=timedelta(seconds=5))
         claim = longest * (math.ceil(len(rows) / CONCURRENCY) + 1) + CLAIM_MARGIN
-        for row in rows:
-            conn.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (iso(now + claim), row["id"]))
-    caught_up: list[dict[str, Any]] = []
-    to_send: list[dict[str, Any]] = []
+        store.outbox.claim(conn, [row["id"] for row in rows], iso(now + claim))
+    caught_up: list[OutboxEntry] = []
+    to_send: list[OutboxEntry] = []
     for row in rows:
         channel = ops.notifications.channels.get(row["channel"])
         if channel is not None and channel.kind == "log" and _is_catch_up(row):
@@ -174,8 +170,7 @@ def deliver(store: Store, ops: OperationsFile, now: datetime | None = None, send
                 _failed(store, ops, row, channel, now, error, report)
                 continue
             with store.transaction() as conn:
-                conn.execute("UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, "
-                             "last_error = NULL WHERE id = ?", (iso(now), row["id"]))
+                store.outbox.sent(conn, [row["id"]], iso(now))
             report.sent += 1
     if caught_up:
         _log_catch_up(store, now, caught_up)
@@ -183,24 +178,23 @@ def deliver(store: Store, ops: OperationsFile, now: datetime | None = None, send
     return report
 
 
-def _is_catch_up(row: dict[str, Any]) -> bool:
+def _is_catch_up(row: OutboxEntry) -> bool:
     return bool(json.loads(row["payload"]).get("escalation_matrix", {}).get("catch_up"))
 
 
-def _log_catch_up(store: Store, now: datetime, rows: list[dict[str, Any]]) -> None:
-    ids = list(dict.fromkeys(r["escalation_id"] for r in rows))
+def _log_catch_up(store: Store, now: datetime, rows: list[OutboxEntry]) -> None:
+    ids = list(dict.fromkeys(r["escalation_id"] or "" for r in rows))
     stages: dict[str, int] = {}
     for r in rows:
         stages[r["event"]] = stages.get(r["event"], 0) + 1
     with store.transaction() as conn:
-        conn.executemany("UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL "
-                         "WHERE id = ?", [(iso(now), r["id"]) for r in rows])
+        store.outbox.sent(conn, [r["id"] for r in rows], iso(now))
     shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
     log.warning("%d overdue escalations caught up after a pause (%s): %s; `escalation-matrix show ID` has each one",
                 len(ids), ", ".join(f"{n} {stage.replace('_', ' ')}" for stage, n in stages.items()), shown)
 
 
-def _attempt(row: dict[str, Any], ops: OperationsFile, send: Sender) -> str | None:
+def _attempt(row: OutboxEntry, ops: OperationsFile, send: Sender) -> str | None:
     """Send one row; None when it went out, else what went wrong (never the URL)."""
     channel = ops.notifications.channels.get(row["channel"])
     url = None
@@ -212,33 +206,32 @@ def _attempt(row: dict[str, Any], ops: OperationsFile, send: Sender) -> str | No
     return None
 
 
-def _send(row: dict[str, Any], channel: Channel | None, send: Sender) -> str | None:
+def _send(row: OutboxEntry, channel: Channel | None, send: Sender) -> str | None:
     if channel is None:
         raise LookupError(f"channel {row['channel']!r} is no longer in policies/operations.yaml")
     if channel.kind == "log":
         log.warning("%s", json.loads(row["payload"])["text"])
         return None
-    url = channel.url_for(row["target"])
+    url = channel.url_for(row["target"] or "")  # a webhook row always names its target
     if url is None:
         raise LookupError(f"channel {row['channel']!r} has no {row['target']} any more")
     try:
         send(url, row["payload"].encode("utf-8"), channel.timeout.total_seconds())
     except Exception as exc:
         if url in str(exc):  # the error names the target, never the secret URL
-            raise type(exc)(str(exc).replace(url, row["target"])) from None
+            raise type(exc)(str(exc).replace(url, row["target"] or "")) from None
         raise
     return url
 
 
-def _failed(store: Store, ops: OperationsFile, row: dict[str, Any], channel: Channel | None, now: datetime,
+def _failed(store: Store, ops: OperationsFile, row: OutboxEntry, channel: Channel | None, now: datetime,
             error: str, report: DeliveryReport) -> None:
     attempts = row["attempts"] + 1
     retries = channel.retries if channel else 0
     report.errors.append(f"{row['channel']} {row['target'] or ''}: {error}".strip())
     with store.transaction() as conn:
         if attempts > retries:
-            conn.execute("UPDATE outbox SET status = 'failed', attempts = ?, last_error = ? WHERE id = ?",
-                         (attempts, error, row["id"]))
+            store.outbox.failed(conn, row["id"], attempts, error)
             store.audit(conn, "notification_failed", "notifier", escalation_id=row["escalation_id"],
                         data={"outbox_id": row["id"], "channel": row["channel"], "target": row["target"],
                               "event": row["event"], "attempts": attempts, "error": error})
@@ -247,8 +240,7 @@ def _failed(store: Store, ops: OperationsFile, row: dict[str, Any], channel: Cha
             report.failed += 1
             return
         backoff = (channel.backoff if channel else timedelta(0)) * (2 ** (attempts - 1))
-        conn.execute("UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
-                     (attempts, error, iso(now + backoff), row["id"]))
+        store.outbox.retry(conn, row["id"], attempts, error, iso(now + backoff))
         report.retrying += 1
 
 
@@ -298,7 +290,6 @@ class Dispatcher:
                 log.exception("notification delivery failed; retrying in %.0f s", self.interval)
 
 
-def outbox(store: Store, status: str | None = None, escalation_id: str | None = None) -> list[dict[str, Any]]:
-    where, params = equals_where(status=status, escalation_id=escalation_id)
-    rows = store._conn().execute(f"SELECT * FROM outbox WHERE {where} ORDER BY id", params)
-    return [{k: v for k, v in dict(r).items() if k != "payload"} for r in rows]
+def outbox(store: Store, status: str | None = None, escalation_id: str | None = None) -> list[OutboxStatus]:
+    """The outbox rows without their payloads (all, or those with this status / of this escalation)."""
+    return store.outbox.entries(status=status, escalation_id=escalation_id)

@@ -11,7 +11,6 @@ decision, its score, a ticket and a suspension are recorded together or not at a
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from ..errors import InputError, NotFoundError, StateError
-from ..store import OPEN_STATUSES, Store, iso
+from ..queries.oversight import Suspension
+from ..store import Store, iso
 from . import notify
 from ..oversight_policy import OversightFile, OversightRule, stage_name
 from ..durations import duration_label, format_duration
@@ -102,26 +102,23 @@ class Oversight:
 
         if escalation_id is not None:
             self.store.escalation(escalation_id, conn)  # raises NotFoundError with a hint
-            if conn.execute("SELECT 1 FROM actor_decisions WHERE escalation_id = ?", (escalation_id,)).fetchone():
+            if self.store.oversight.is_scored(conn, escalation_id):
                 raise StateError(f"the decision on {escalation_id} is already scored; each escalation counts once")
-        held = current_suspension(conn, actor)
+        held = current_suspension(self.store, conn, actor)
         if held and not allow_suspended:
             raise StateError(f"{actor} is suspended until {held['until']}; {held['replacement']} decides in its place")
         delta = 1 if same_choice(suggestion, choice) else -1
-        before = self._row(conn, actor)
+        before = self.store.oversight.actor(actor, conn)
         now = self.store.now()
         redact = self.store.redactor.text
-        cur = conn.execute("INSERT INTO actor_decisions (actor, at, escalation_id, suggestion, choice, delta, score) "
-                           "VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING id", (actor, now, escalation_id, redact(suggestion), redact(choice), delta))
-        decision_id = cur.fetchone()[0]
-        score, count = rolling_score(conn, actor, self.rules.window)
-        conn.execute("UPDATE actor_decisions SET score = ? WHERE id = ?", (score, decision_id))
-        total = (before["decisions"] if before else 0) + 1
-        conn.execute("INSERT INTO actors (name, score, decisions, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) "
-                     "DO UPDATE SET score = excluded.score, decisions = excluded.decisions, updated_at = excluded.updated_at",
-                     (actor, score, total, now))
+        decision_id = self.store.oversight.add_decision(conn, actor, now, escalation_id, redact(suggestion),
+                                                        redact(choice), delta)
+        score, count = rolling_score(self.store, conn, actor, self.rules.window)
+        self.store.oversight.set_decision_score(conn, decision_id, score)
+        total = (before.decisions if before else 0) + 1
+        self.store.oversight.save_actor(conn, actor, score, total, now)
         self.store.audit(conn, "actor_score", SOURCE, escalation_id=escalation_id,
-                         data={"actor": actor, "delta": delta, "score_before": before["score"] if before else 100.0,
+                         data={"actor": actor, "delta": delta, "score_before": before.score if before else 100.0,
                                "score": score, "decisions": total})
         tickets = [t for rule in self.rules.rules if (t := self._check_rule(conn, actor, rule, score, count))]
         return {"actor": actor, "delta": delta, "score": score, "decisions": total, "ticket": tickets[0] if tickets else None}
@@ -131,26 +128,17 @@ class Oversight:
         suggestion = suggestion_of(record)
         if not suggestion or not record.get("answered_by") or not record.get("answer"):
             return None
-        if conn.execute("SELECT 1 FROM actor_decisions WHERE escalation_id = ?", (record["id"],)).fetchone():
+        if self.store.oversight.is_scored(conn, record["id"]):
             return None
         return self.record_in(conn, record["answered_by"], suggestion[:MAX_TEXT], record["answer"][:MAX_TEXT],
                               record["id"], allow_suspended=allow_suspended)
 
     def catch_up(self, conn: sqlite3.Connection, now: datetime) -> int:
         """Score answers given through paths that do not score at once (the agent's respond tool)."""
-        rows = conn.execute(
-            "SELECT id FROM escalations WHERE answered_at >= ? AND answered_by IS NOT NULL AND answer IS NOT NULL "
-            "AND (suggestion IS NOT NULL OR json_extract(context, '$.suggestion') IS NOT NULL) "
-            "AND id NOT IN (SELECT escalation_id FROM actor_decisions WHERE escalation_id IS NOT NULL) "
-            "ORDER BY answered_at", (iso(now - CATCH_UP),)).fetchall()
         done = 0
-        for row in rows:
-            done += self.score_answer(conn, self.store.escalation(row[0], conn), allow_suspended=True) is not None
+        for esc_id in self.store.oversight.unscored_answers(conn, iso(now - CATCH_UP)):
+            done += self.score_answer(conn, self.store.escalation(esc_id, conn), allow_suspended=True) is not None
         return done
-
-    def _row(self, conn: sqlite3.Connection, actor: str) -> dict[str, Any] | None:
-        row = conn.execute("SELECT * FROM actors WHERE name = ?", (actor,)).fetchone()
-        return dict(row) if row else None
 
     # --- rules and tickets ---
     def _check_rule(self, conn: sqlite3.Connection, actor: str, rule: OversightRule, score: float,
@@ -159,10 +147,10 @@ class Oversight:
             rule_score, n = score, count
         else:
             since = iso(self.store.clock() - rule.within)
-            rule_score, n = rolling_score(conn, actor, self.rules.window, since)
+            rule_score, n = rolling_score(self.store, conn, actor, self.rules.window, since)
         if n < rule.min_decisions or rule_score >= rule.score_below:
             return None
-        if open_ticket(conn, actor) or _suspended(conn, actor):
+        if open_ticket(self.store, conn, actor) or _suspended(self.store, conn, actor):
             return None  # one ticket at a time; a suspended actor is already handled
         return self.open_ticket(conn, actor, rule, rule_score, n, score)
 
@@ -183,8 +171,7 @@ class Oversight:
                   "severity": rule.severity.value, "level": route.level, "assignee": first.actor, "status": "open",
                   "reason": reason, "details": details, "request": reason, "due_at": iso(due), "severity_at": iso(now)}
         esc_id = self.store.insert_escalation(conn, fields)
-        conn.execute("INSERT INTO oversight_tickets (escalation_id, actor, rule, team, step, step_at, score, opened_at) "
-                     "VALUES (?, ?, ?, ?, 0, ?, ?, ?)", (esc_id, actor, rule.name, team_name, iso(now), rule_score, iso(now)))
+        self.store.oversight.add_ticket(conn, esc_id, actor, rule.name, team_name, iso(now), rule_score)
         self.store.audit(conn, "escalation_created", SOURCE, escalation_id=esc_id,
                          data={"source": SOURCE, "reason": reason, "level": route.level, "severity": rule.severity.value,
                                "assignee": first.actor, "actor": actor, "rule": rule.name, "score": rule_score,
@@ -201,84 +188,68 @@ class Oversight:
 
     # --- views ---
     def actors(self) -> list[ActorView]:
-        conn = self.store._conn()
-        names = [r[0] for r in conn.execute("SELECT name FROM actors ORDER BY name")]
-        return [self._view(conn, n) for n in names]
+        return [self._view(n) for n in self.store.oversight.actor_names()]
 
     def actor(self, name: str, recent: int = 20) -> dict[str, Any]:
-        conn = self.store._conn()
         name = _name(name)
-        if self._row(conn, name) is None:
+        if self.store.oversight.actor(name) is None:
             raise NotFoundError(f"no actor {name!r} has decisions or suspensions yet; `escalation-matrix actors list` "
                                 "shows those that have")
-        view = self._view(conn, name).model_dump()
-        view["recent_decisions"] = [dict(r) for r in conn.execute(
-            "SELECT at, escalation_id, suggestion, choice, delta, score FROM actor_decisions WHERE actor = ? "
-            "ORDER BY id DESC LIMIT ?", (name, recent))]
-        view["tickets"] = [self.ticket(r[0], conn) for r in conn.execute(
-            "SELECT escalation_id FROM oversight_tickets WHERE actor = ? ORDER BY opened_at DESC", (name,))]
-        view["suspensions"] = suspensions(conn, name)
+        view = self._view(name).model_dump()
+        view["recent_decisions"] = self.store.oversight.recent_decisions(name, recent)
+        view["tickets"] = [self.ticket(esc_id) for esc_id in self.store.oversight.ticket_ids(name)]
+        view["suspensions"] = suspensions(self.store, name)
         view["chain"] = chain_of(self.rules, name)
         return view
 
     def ticket(self, esc_id: str, conn: sqlite3.Connection | None = None) -> dict[str, Any] | None:
         """What an oversight ticket is about and where it stands in its chain; None for other records."""
-        conn = conn or self.store._conn()
-        row = conn.execute("SELECT t.*, e.status, e.assignee FROM oversight_tickets t JOIN escalations e "
-                           "ON e.id = t.escalation_id WHERE t.escalation_id = ?", (esc_id,)).fetchone()
-        if row is None:
+        found = self.store.oversight.ticket(esc_id, conn)
+        if found is None:
             return None
-        ticket = dict(row)
+        ticket: dict[str, Any] = dict(found)
         chain = self.rules.teams.get(ticket["team"]) or self.rules.team_of(ticket["actor"])[1]
         step = chain.chain[min(ticket["step"], len(chain.chain) - 1)]
         ticket.update(id=esc_id, holder=ticket["assignee"], role=step.role,
                       chain=[{"role": s.role, "actor": s.actor, "stage": stage_name(s.role) if i else "created",
                               "answer_within": format_duration(s.answer_within) if s.answer_within else None}
                              for i, s in enumerate(chain.chain)],
-                      suspensions=[s for s in suspensions(conn, ticket["actor"]) if s["ticket"] == esc_id])
+                      suspensions=[s for s in suspensions(self.store, ticket["actor"], conn) if s["ticket"] == esc_id])
         return ticket
 
-    def _view(self, conn: sqlite3.Connection, name: str) -> ActorView:
-        row = self._row(conn, name) or {"score": 100.0, "decisions": 0, "updated_at": None}
-        held = _suspended(conn, name)
-        return ActorView(name=name, team=self.rules.team_of(name)[0], score=row["score"], decisions=row["decisions"],
-                         window=self.rules.window, status="suspended" if held else "active",
-                         suspended_until=held["until"] if held else None,
+    def _view(self, name: str) -> ActorView:
+        found = self.store.oversight.actor(name)
+        held = _suspended(self.store, None, name)
+        return ActorView(name=name, team=self.rules.team_of(name)[0], score=found.score if found else 100.0,
+                         decisions=found.decisions if found else 0, window=self.rules.window,
+                         status="suspended" if held else "active", suspended_until=held["until"] if held else None,
                          replacement=held["replacement"] if held else None,
-                         open_ticket=open_ticket(conn, name), updated_at=row["updated_at"])
+                         open_ticket=open_ticket(self.store, None, name), updated_at=found.updated_at if found else None)
 
 
-def rolling_score(conn: sqlite3.Connection, actor: str, window: int, since: str | None = None) -> tuple[float, int]:
+def rolling_score(store: Store, conn: sqlite3.Connection, actor: str, window: int,
+                  since: str | None = None) -> tuple[float, int]:
     """(score 0-100, decisions counted) over the actor's last ``window`` decisions (since ``since``)."""
-    where, params = "actor = ?", [actor]
-    if since:
-        where += " AND at >= ?"
-        params.append(since)
-    deltas = [r[0] for r in conn.execute(f"SELECT delta FROM actor_decisions WHERE {where} ORDER BY id DESC LIMIT ?",
-                                         [*params, window])]
+    deltas = store.oversight.recent_deltas(conn, actor, window, since)
     if not deltas:
         return 100.0, 0
     return round(50 + 50 * sum(deltas) / len(deltas), 1), len(deltas)
 
 
-def open_ticket(conn: sqlite3.Connection, actor: str) -> str | None:
-    marks = ", ".join("?" * len(OPEN_STATUSES))
-    row = conn.execute(f"SELECT t.escalation_id FROM oversight_tickets t JOIN escalations e ON e.id = t.escalation_id "
-                       f"WHERE t.actor = ? AND e.status IN ({marks}) ORDER BY t.opened_at DESC LIMIT 1",
-                       (actor, *OPEN_STATUSES)).fetchone()
-    return row[0] if row else None
+def open_ticket(store: Store, conn: sqlite3.Connection | None, actor: str) -> str | None:
+    """The open oversight ticket about the actor, if any."""
+    return store.oversight.open_ticket(actor, conn)
 
 
-def _suspended(conn: sqlite3.Connection, actor: str) -> dict[str, Any] | None:
+def _suspended(store: Store, conn: sqlite3.Connection | None, actor: str) -> Suspension | None:
     from .oversight_chain import current_suspension
 
-    return current_suspension(conn, actor)
+    return current_suspension(store, conn, actor)
 
 
-def suspensions(conn: sqlite3.Connection, actor: str | None = None) -> list[dict[str, Any]]:
-    where, params = ("actor = ?", (actor,)) if actor else ("1=1", ())
-    rows = conn.execute(f"SELECT * FROM actor_suspensions WHERE {where} ORDER BY suspended_at DESC, id DESC", params)
-    return [{**dict(r), "moved": json.loads(r["moved"])} for r in rows]
+def suspensions(store: Store, actor: str | None = None, conn: sqlite3.Connection | None = None) -> list[Suspension]:
+    """Every suspension (of one actor), newest first."""
+    return store.oversight.suspensions(actor, conn)
 
 
 def chain_of(rules: OversightFile, actor: str) -> dict[str, Any]:

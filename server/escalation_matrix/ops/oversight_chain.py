@@ -13,12 +13,13 @@ replacement after reinstatement; an operator can assign them back."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, StateError
+from ..queries.oversight import Suspension, Ticket
+from ..queries.records import RecordFilter
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
 from .failsafe import CATCH_UP_GRACE, Transition
@@ -31,38 +32,36 @@ if TYPE_CHECKING:
 SOURCE = "oversight"
 
 
-def current_suspension(conn: sqlite3.Connection, actor: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM actor_suspensions WHERE actor = ? AND reinstated_at IS NULL "
-                       "ORDER BY id DESC LIMIT 1", (actor,)).fetchone()
-    return {**dict(row), "moved": json.loads(row["moved"])} if row else None
+def current_suspension(store: Store, conn: sqlite3.Connection | None, actor: str) -> Suspension | None:
+    """The actor's suspension in force, if any (``conn``: the caller's transaction)."""
+    return store.oversight.current_suspension(actor, conn)
 
 
-def check_answerer(conn: sqlite3.Connection, actor: str, esc_id: str) -> None:
+def check_answerer(store: Store, conn: sqlite3.Connection, actor: str, esc_id: str) -> None:
     """A suspended actor does not answer: its items are with the replacement. Nobody answers or
     closes the oversight ticket about themselves."""
-    about = conn.execute("SELECT actor FROM oversight_tickets WHERE escalation_id = ?", (esc_id,)).fetchone()
-    if about is not None and about[0] == actor:
+    if store.oversight.ticket_about(conn, esc_id) == actor:
         raise StateError(f"{esc_id} is the oversight ticket about {actor}; its holder in the chain answers it, "
                          f"not {actor}")
-    held = current_suspension(conn, actor)
+    held = current_suspension(store, conn, actor)
     if held:
         raise StateError(f"{actor} is suspended until {held['until']} and cannot answer {esc_id}; "
                          f"{held['replacement']} answers in its place (or reinstate {actor} first)")
 
 
-def check_assignee(conn: sqlite3.Connection, actor: str) -> None:
-    held = current_suspension(conn, actor)
+def check_assignee(store: Store, conn: sqlite3.Connection, actor: str) -> None:
+    held = current_suspension(store, conn, actor)
     if held:
         raise StateError(f"{actor} is suspended until {held['until']}; assign it to {held['replacement']}, who "
                          f"stands in, or reinstate {actor} first")
 
 
 def suspend_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, reason: str, by: str,
-               cooldown: timedelta, ticket: str | None = None, at: datetime | None = None) -> dict[str, Any]:
+               cooldown: timedelta, ticket: str | None = None, at: datetime | None = None) -> Suspension:
     store = oversight.store
-    if current_suspension(conn, actor):
-        held = current_suspension(conn, actor)
-        raise StateError(f"{actor} is already suspended until {held['until']}")  # type: ignore[index]
+    held = current_suspension(store, conn, actor)
+    if held:
+        raise StateError(f"{actor} is already suspended until {held['until']}")
     team_name, team = oversight.rules.team_of(actor)
     replacement = team.stand_in
     if replacement == actor:
@@ -70,10 +69,8 @@ def suspend_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, re
                          "oversight.yaml to someone else before suspending it")
     at = at or store.clock()
     until = at + cooldown
-    marks = ", ".join("?" * len(OPEN_STATUSES))
-    items = store.escalations(f"assignee = ? AND status IN ({marks})", (actor, *OPEN_STATUSES), conn=conn)
-    conn.execute("INSERT INTO actors (name, score, decisions, updated_at) VALUES (?, 100, 0, ?) "
-                 "ON CONFLICT(name) DO NOTHING", (actor, store.now()))
+    items = store.find_escalations(RecordFilter(assignee=actor, statuses=OPEN_STATUSES), conn=conn)
+    store.oversight.ensure_actor(conn, actor)
     for item in items:  # one transaction: each item is the actor's or the replacement's, never neither
         store.update_escalation(conn, item["id"], assignee=replacement)
         store.audit(conn, "escalation_assigned", by, escalation_id=item["id"],
@@ -84,9 +81,8 @@ def suspend_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, re
         notify.enqueue(store, conn, oversight.ops, oversight.ops.notifications.on_change, "assigned", moved,
                        f"{actor} is suspended until {iso(until)}: this item is now with {replacement}.", replacement)
     ids = [i["id"] for i in items]
-    conn.execute("INSERT INTO actor_suspensions (actor, ticket, replacement, reason, suspended_by, suspended_at, until, "
-                 "moved) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                 (actor, ticket, replacement, store.redactor.text(reason), by, iso(at), iso(until), json.dumps(ids)))
+    store.oversight.add_suspension(conn, actor, ticket, replacement, store.redactor.text(reason), by, iso(at),
+                                   iso(until), ids)
     store.audit(conn, "actor_suspended", by, escalation_id=ticket,
                 data={"actor": actor, "replacement": replacement, "until": iso(until), "escalations": ids,
                       "reason": reason, "team": team_name})
@@ -95,17 +91,19 @@ def suspend_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, re
                        store.escalation(ticket, conn),
                        f"{actor} is suspended until {iso(until)}; {len(ids)} open items moved to {replacement}.",
                        replacement)
-    return current_suspension(conn, actor)  # type: ignore[return-value]
+    suspended = current_suspension(store, conn, actor)
+    assert suspended is not None  # recorded just above, in this transaction
+    return suspended
 
 
 def reinstate_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, by: str, reason: str,
                  at: datetime | None = None) -> dict[str, Any]:
     store = oversight.store
-    held = current_suspension(conn, actor)
+    held = current_suspension(store, conn, actor)
     if held is None:
         raise StateError(f"{actor} is not suspended; `escalation-matrix actors list` shows who is")
     when = iso(at or store.clock())
-    conn.execute("UPDATE actor_suspensions SET reinstated_at = ?, reinstated_by = ? WHERE id = ?", (when, by, held["id"]))
+    store.oversight.end_suspension(conn, held["id"], when, by)
     early = parse_iso(when) < parse_iso(held["until"])
     store.audit(conn, "actor_reinstated", by, escalation_id=held["ticket"],
                 data={"actor": actor, "reason": reason, "suspended_at": held["suspended_at"], "until": held["until"],
@@ -116,7 +114,7 @@ def reinstate_in(oversight: Oversight, conn: sqlite3.Connection, actor: str, *, 
     return {**held, "reinstated_at": when, "reinstated_by": by}
 
 
-def suspend(oversight: Oversight, actor: str, reason: str, by: str, cooldown: timedelta | None = None) -> dict[str, Any]:
+def suspend(oversight: Oversight, actor: str, reason: str, by: str, cooldown: timedelta | None = None) -> Suspension:
     """An operator suspends an actor by hand (default cool-down: the first rule's)."""
     from .oversight import _name
 
@@ -142,20 +140,17 @@ def sweep_oversight(store: Store, conn: sqlite3.Connection, policy: Policy, now:
     oversight = Oversight(store, policy)
     oversight.catch_up(conn, now)
     fired = _hops(oversight, conn, now)
-    for row in conn.execute("SELECT actor, until, ticket FROM actor_suspensions WHERE reinstated_at IS NULL "
-                            "AND until <= ? ORDER BY until", (iso(now),)).fetchall():
-        reinstate_in(oversight, conn, row["actor"], by=SOURCE, reason="cool-down ended", at=parse_iso(row["until"]))
-        fired.append(Transition(row["ticket"] or row["actor"], f"cooldown_ended:{row['actor']}", row["until"],
-                                now - parse_iso(row["until"]) > CATCH_UP_GRACE))
+    for ended in store.oversight.ended_cooldowns(conn, iso(now)):
+        reinstate_in(oversight, conn, ended.actor, by=SOURCE, reason="cool-down ended", at=parse_iso(ended.until))
+        fired.append(Transition(ended.ticket or ended.actor, f"cooldown_ended:{ended.actor}", ended.until,
+                                now - parse_iso(ended.until) > CATCH_UP_GRACE))
     return fired
 
 
 def _hops(oversight: Oversight, conn: sqlite3.Connection, now: datetime) -> list[Transition]:
     fired = []
-    marks = ", ".join("?" * len(OPEN_STATUSES))
-    tickets = conn.execute(f"SELECT t.* FROM oversight_tickets t JOIN escalations e ON e.id = t.escalation_id "
-                           f"WHERE e.status IN ({marks}) ORDER BY t.opened_at", OPEN_STATUSES).fetchall()
-    for ticket in tickets:
+    store = oversight.store
+    for ticket in store.oversight.open_tickets(conn):
         team = oversight.rules.teams.get(ticket["team"]) or oversight.rules.team_of(ticket["actor"])[1]
         rule = oversight.rules.rule(ticket["rule"])
         step, step_at = ticket["step"], parse_iso(ticket["step_at"])
@@ -166,15 +161,13 @@ def _hops(oversight: Oversight, conn: sqlite3.Connection, now: datetime) -> list
                 break
             step, step_at = step + 1, due
             stage = stage_name(nxt.role)
-            cur = conn.execute("INSERT INTO failsafe_events (escalation_id, stage, at) VALUES (?, ?, ?) "
-                               "ON CONFLICT DO NOTHING", (ticket["escalation_id"], stage, iso(due)))
-            conn.execute("UPDATE oversight_tickets SET step = ?, step_at = ? WHERE escalation_id = ?",
-                         (step, iso(due), ticket["escalation_id"]))
-            if cur.rowcount == 0:  # another sweeper moved it
+            recorded = store.failsafe.record(conn, ticket["escalation_id"], stage, iso(due))
+            store.oversight.move_ticket(conn, ticket["escalation_id"], step, iso(due))
+            if not recorded:  # another sweeper moved it
                 continue
             _hop(oversight, conn, ticket, held, nxt, stage, due)
             fired.append(Transition(ticket["escalation_id"], stage, iso(due), now - due > CATCH_UP_GRACE))
-            if rule is not None and rule.suspend_at == nxt.role and current_suspension(conn, ticket["actor"]) is None:
+            if rule is not None and rule.suspend_at == nxt.role and current_suspension(store, conn, ticket["actor"]) is None:
                 suspend_in(oversight, conn, ticket["actor"], by=SOURCE, cooldown=rule.cooldown, at=due,
                            ticket=ticket["escalation_id"],
                            reason=f"ticket {ticket['escalation_id']} unanswered until it reached the {nxt.role} "
@@ -182,7 +175,7 @@ def _hops(oversight: Oversight, conn: sqlite3.Connection, now: datetime) -> list
     return fired
 
 
-def _hop(oversight: Oversight, conn: sqlite3.Connection, ticket: sqlite3.Row, held: Any, nxt: Any, stage: str,
+def _hop(oversight: Oversight, conn: sqlite3.Connection, ticket: Ticket, held: Any, nxt: Any, stage: str,
          due: datetime) -> None:
     store = oversight.store
     esc_id = ticket["escalation_id"]

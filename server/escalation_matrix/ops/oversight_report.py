@@ -4,10 +4,11 @@ score opened, and every suspension (replacement) that overlapped the period."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 
 from pydantic import BaseModel, Field
+
+from ..store import Store
 
 
 class ActorLine(BaseModel):
@@ -31,31 +32,25 @@ class ReplacementLine(BaseModel):
     ticket: str | None = Field(description="The ticket that led to it, if any.")
 
 
-def actor_lines(conn: sqlite3.Connection, start: str, end: str) -> list[ActorLine]:
+def actor_lines(store: Store, start: str, end: str) -> list[ActorLine]:
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for actor, delta, n in conn.execute("SELECT actor, delta, COUNT(*) FROM actor_decisions WHERE at >= ? AND at < ? "
-                                        "GROUP BY actor, delta", (start, end)):
-        counts[actor][0] += n
-        counts[actor][1] += n if delta > 0 else 0
-    tickets = dict(conn.execute("SELECT actor, COUNT(*) FROM oversight_tickets WHERE opened_at >= ? AND opened_at < ? "
-                                "GROUP BY actor", (start, end)).fetchall())
-    suspended = dict(conn.execute("SELECT actor, COUNT(*) FROM actor_suspensions WHERE suspended_at >= ? AND "
-                                  "suspended_at < ? GROUP BY actor", (start, end)).fetchall())
+    for line in store.reports.actor_decisions(start, end):
+        counts[line.actor][0] += line.total
+        counts[line.actor][1] += line.total if line.delta > 0 else 0
+    tickets = store.reports.tickets_opened(start, end)
+    suspended = store.reports.suspensions_begun(start, end)
     lines = []
     for actor in sorted(set(counts) | set(tickets) | set(suspended)):
         n, agreed = counts.get(actor, [0, 0])
-        last = conn.execute("SELECT score FROM actor_decisions WHERE actor = ? AND at < ? ORDER BY id DESC LIMIT 1",
-                            (actor, end)).fetchone()
         lines.append(ActorLine(actor=actor, decisions=n, agreed=agreed,
                                period_score=round(100 * agreed / n, 1) if n else None,
-                               score_at_end=last[0] if last else None, tickets=tickets.get(actor, 0),
+                               score_at_end=store.reports.score_before(actor, end), tickets=tickets.get(actor, 0),
                                suspensions=suspended.get(actor, 0)))
     return lines
 
 
-def replacement_lines(conn: sqlite3.Connection, start: str, end: str) -> list[ReplacementLine]:
-    rows = conn.execute("SELECT * FROM actor_suspensions WHERE suspended_at < ? AND COALESCE(reinstated_at, until) >= ? "
-                        "ORDER BY suspended_at, id", (end, start)).fetchall()
-    return [ReplacementLine(actor=r["actor"], replacement=r["replacement"], suspended_at=r["suspended_at"],
-                            until=r["until"], reinstated_at=r["reinstated_at"], reinstated_by=r["reinstated_by"],
-                            items_moved=len(json.loads(r["moved"])), ticket=r["ticket"]) for r in rows]
+def replacement_lines(store: Store, start: str, end: str) -> list[ReplacementLine]:
+    return [ReplacementLine(actor=s.actor, replacement=s.replacement, suspended_at=s.suspended_at, until=s.until,
+                            reinstated_at=s.reinstated_at, reinstated_by=s.reinstated_by,
+                            items_moved=len(json.loads(s.moved)), ticket=s.ticket)
+            for s in store.reports.suspensions_overlapping(start, end)]

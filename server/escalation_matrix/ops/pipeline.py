@@ -55,7 +55,10 @@ class ItemOutcome(BaseModel):
     reason: str = Field(description="One sentence: why it escalated or why it may continue.")
 
 
-def check(report: ItemReport, policy: Policy) -> tuple[str, str] | None:
+Trigger = Literal["iteration_limit", "consecutive_failures", "data_quality", "system_error", "low_confidence"]
+
+
+def check(report: ItemReport, policy: Policy) -> tuple[Trigger, str] | None:
     """(trigger, explanation) for the first limit the report breaks, in seed 004 order."""
     limits = policy.operations.pipeline
     if report.error == "data-quality":
@@ -89,17 +92,11 @@ def report_item(store: Store, policy: Policy, report: ItemReport | dict[str, Any
     ops = Operations(store, policy)
     found = check(report, policy)
     with store.transaction() as conn:
-        row = conn.execute("SELECT escalation_id FROM pipeline_items WHERE item_id = ?", (report.item_id,)).fetchone()
-        existing = row[0] if row else None
+        existing = store.pipeline.escalation_of(conn, report.item_id)
         if existing and store.escalation(existing, conn)["status"] not in OPEN_STATUSES:
             existing = None
-        conn.execute(
-            "INSERT INTO pipeline_items (item_id, iterations, consecutive_failures, confidence, last_error, "
-            "escalation_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET "
-            "iterations = excluded.iterations, consecutive_failures = excluded.consecutive_failures, "
-            "confidence = excluded.confidence, last_error = excluded.last_error, updated_at = excluded.updated_at",
-            (report.item_id, report.iterations, report.failures, report.confidence, report.error, existing,
-             store.now()))
+        store.pipeline.save(conn, report.item_id, report.iterations, report.failures, report.confidence, report.error,
+                            existing)
         def decided(outcome: str, escalation_id: str | None, severity: str | None = None) -> None:
             # every pipeline report is an evaluated request (KPI denominator)
             store.record_decision(conn, "report_item", "technical" if escalation_id else "none",
@@ -121,7 +118,7 @@ def report_item(store: Store, policy: Policy, report: ItemReport | dict[str, Any
         record = ops.create(spec.reason, level=spec.level, details=details, by=by, type="technical",
                             severity=spec.severity.value, conversation_id="pipeline", task_id=report.item_id,
                             source="pipeline")
-        conn.execute("UPDATE pipeline_items SET escalation_id = ? WHERE item_id = ?", (record["id"], report.item_id))
+        store.pipeline.set_escalation(conn, report.item_id, record["id"])
         decided("created", record["id"], spec.severity.value)
     return ItemOutcome(item_id=report.item_id, escalated=True, trigger=trigger, escalation_id=record["id"],
                        reason=f"{why}; escalated as {record['id']}")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, StateError
 from ..models import EscalationType, Severity
+from ..queries.records import RecordFilter
 from ..store import OPEN_STATUSES, STATUSES, Store, iso, parse_iso
 from ..adaptive import record_outcome, recorded_outcome
 from ..answers import respond, respond_action
@@ -60,7 +61,7 @@ class Operations:
         with self.store.transaction() as conn:
             from .oversight_chain import current_suspension  # a suspended actor's replacement takes new items
 
-            held = current_suspension(conn, fields["assignee"]) if fields["assignee"] else None
+            held = current_suspension(self.store, conn, fields["assignee"]) if fields["assignee"] else None
             if held:
                 fields["assignee"] = held["replacement"]
             esc_id = self.store.insert_escalation(conn, fields)
@@ -95,7 +96,7 @@ class Operations:
             record = self._open(conn, esc_id, "assign")
             from .oversight_chain import check_assignee
 
-            check_assignee(conn, assignee.strip())
+            check_assignee(self.store, conn, assignee.strip())
             changes: dict[str, Any] = {"assignee": assignee.strip()}
             if level is not None and level != record["level"]:
                 target = self.ops.level(level)
@@ -107,8 +108,7 @@ class Operations:
             raise InputError("the note is empty; write what you found")
         with self.store.transaction() as conn:
             record = self.store.escalation(esc_id, conn)
-            conn.execute("INSERT INTO notes (escalation_id, author, text, created_at) VALUES (?, ?, ?, ?)",
-                         (esc_id, by, self.store.redactor.text(text.strip()), self.store.now()))
+            self.store.notes.add(conn, esc_id, by, self.store.redactor.text(text.strip()))
             self.store.update_escalation(conn, esc_id)
             self.store.audit(conn, "note_added", by, escalation_id=esc_id, data={"text": text.strip()})
             return self.store.escalation(record["id"], conn)
@@ -141,7 +141,7 @@ class Operations:
 
         with self.store.transaction() as conn:
             self._open(conn, esc_id, "answer")
-            check_answerer(conn, by, esc_id)
+            check_answerer(self.store, conn, by, esc_id)
             respond(self.store, esc_id, answer, by, necessary=necessary,  # joins this transaction
                     response_action=response_action,
                     preferences=getattr(getattr(self.policy, "decisions", None), "preferences", None))
@@ -159,9 +159,9 @@ class Operations:
         from .oversight_chain import check_answerer, check_assignee
 
         def check(conn: sqlite3.Connection, record: dict[str, Any], a: Any) -> None:
-            check_answerer(conn, by, record["id"])
+            check_answerer(self.store, conn, by, record["id"])
             if a.action == "delegate":
-                check_assignee(conn, a.to)
+                check_assignee(self.store, conn, a.to)
 
         def then(conn: sqlite3.Connection, record: dict[str, Any], a: Any) -> None:
             event, text = (("delegated", f"delegated by {by} to {a.to}") if a.action == "delegate"
@@ -181,7 +181,7 @@ class Operations:
             if record.get("source") == "oversight":
                 from .oversight_chain import check_answerer
 
-                check_answerer(conn, by, esc_id)
+                check_answerer(self.store, conn, by, esc_id)
             if record["status"] == "closed":
                 raise StateError(f"{esc_id} is already closed (by {record['closed_by']} at {record['closed_at']})")
             resolution = (resolution or record.get("resolution") or "").strip()
@@ -226,43 +226,29 @@ class Operations:
     def list(self, *, status: str | None = None, level: int | None = None, type: str | None = None,
              assignee: str | None = None, severity: str | None = None, older_than: timedelta | None = None,
              now: datetime | None = None, limit: int | None = 200) -> list[dict[str, Any]]:
-        clauses, params = [], []
+        statuses: tuple[str, ...] | None = None
         if status == "active":
-            clauses.append(f"status IN ({', '.join('?' * len(OPEN_STATUSES))})")
-            params.extend(OPEN_STATUSES)
+            statuses = OPEN_STATUSES
         elif status:
             if status not in STATUSES:
                 raise InputError(f"unknown status {status!r}; use one of active, {', '.join(STATUSES)}")
-            clauses.append("status = ?")
-            params.append(status)
-        for column, value in (("level", level), ("assignee", assignee)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if type:
-            clauses.append("type = ?")
-            params.append(_enum(EscalationType, type, "type").value)
-        if severity:
-            clauses.append("severity = ?")
-            params.append(_enum(Severity, severity, "severity").value)
-        if older_than is not None:
-            clauses.append("created_at <= ?")
-            params.append(iso((now or self.store.clock()) - older_than))
-        return self.store.escalations(" AND ".join(clauses) or "1=1", params, order="created_at DESC, seq DESC",
-                                      limit=limit)
+            statuses = (status,)
+        match = RecordFilter(
+            statuses=statuses, level=level, assignee=assignee,
+            type=_enum(EscalationType, type, "type").value if type else None,
+            severity=_enum(Severity, severity, "severity").value if severity else None,
+            created_by=iso((now or self.store.clock()) - older_than) if older_than is not None else None)
+        return self.store.find_escalations(match, "newest", limit=limit)
 
     def show(self, esc_id: str) -> dict[str, Any]:
         """The record with its notes, fail-safe stages, notifications and audit entries."""
         record = self.store.escalation(esc_id)
-        conn = self.store._conn()
-        record["notes"] = [dict(r) for r in conn.execute(
-            "SELECT author, text, created_at FROM notes WHERE escalation_id = ? ORDER BY id", (esc_id,))]
-        record["failsafes"] = [dict(r) for r in conn.execute(
-            "SELECT stage, at FROM failsafe_events WHERE escalation_id = ? ORDER BY at, rowid", (esc_id,))]
+        record["notes"] = self.store.notes.of_escalation(esc_id)
+        record["failsafes"] = self.store.failsafe.of_escalation(esc_id)
         record["notifications"] = notify.outbox(self.store, escalation_id=esc_id)
         record["audit"] = [{k: e[k] for k in ("seq", "at", "actor", "action", "data")}
                            for e in self.store.audit_entries(escalation_id=esc_id)]
-        record["outcome"] = recorded_outcome(self.store, esc_id, conn)  # necessary / unnecessary, once marked
+        record["outcome"] = recorded_outcome(self.store, esc_id)  # necessary / unnecessary, once marked
         if record.get("source") == "oversight":  # the actor, rule and chain position of an oversight ticket
             from .oversight import Oversight
 

@@ -35,10 +35,10 @@ def to_text(r: Report) -> str:
     for alert in r.alerts:
         out.append(f"ALERT: {alert}")
     out += ["", f"{'resolution':<14}{'resolved':>9}{'median':>9}{'p90':>9}{'target':>9}{'within':>9}"]
-    for line in r.resolution:
-        out.append(f"{line.name:<14}{line.resolved:>9}{measured_label(line.median_seconds):>9}"
-                   f"{measured_label(line.p90_seconds):>9}{_target(line.target_seconds):>9}"
-                   f"{_pct(line.within_target):>9}")
+    for res in r.resolution:
+        out.append(f"{res.name:<14}{res.resolved:>9}{measured_label(res.median_seconds):>9}"
+                   f"{measured_label(res.p90_seconds):>9}{_target(res.target_seconds):>9}"
+                   f"{_pct(res.within_target):>9}")
     tables = (("by source", r.by_source), ("by type", r.by_type), ("by routing level", r.by_level),
               ("by reason", r.by_reason), ("resolution methods", r.resolution_methods))
     # one name column for every table, as wide as the longest name (a reason is free text: capped)
@@ -87,15 +87,15 @@ def to_csv(r: Report) -> str:
     w.writerow(["decisions", "total", r.decisions, "", ""])
     for line in r.rates:
         w.writerow(["rate", line.name, "" if line.rate is None else round(line.rate, 6), line.target, line.status])
-    for line in r.resolution:  # status holds only a status word; the share within target is a row of its own
-        median_status = "" if line.median_seconds is None or line.target_seconds is None else (
-            "ok" if line.median_seconds <= line.target_seconds else "above target")
-        w.writerow(["resolution_resolved", line.name, line.resolved, "", ""])
-        w.writerow(["resolution_median_seconds", line.name, _num(line.median_seconds), _num(line.target_seconds),
+    for res in r.resolution:  # status holds only a status word; the share within target is a row of its own
+        median_status = "" if res.median_seconds is None or res.target_seconds is None else (
+            "ok" if res.median_seconds <= res.target_seconds else "above target")
+        w.writerow(["resolution_resolved", res.name, res.resolved, "", ""])
+        w.writerow(["resolution_median_seconds", res.name, _num(res.median_seconds), _num(res.target_seconds),
                     median_status])
-        w.writerow(["resolution_p90_seconds", line.name, _num(line.p90_seconds), _num(line.target_seconds), ""])
-        w.writerow(["resolution_within_target", line.name,
-                    "" if line.within_target is None else round(line.within_target, 4), "", ""])
+        w.writerow(["resolution_p90_seconds", res.name, _num(res.p90_seconds), _num(res.target_seconds), ""])
+        w.writerow(["resolution_within_target", res.name,
+                    "" if res.within_target is None else round(res.within_target, 4), "", ""])
     for section, table in (("source", r.by_source), ("type", r.by_type), ("level", r.by_level),
                            ("reason", r.by_reason), ("resolution_method", r.resolution_methods)):
         for name, count in table.items():
@@ -119,9 +119,9 @@ def to_csv(r: Report) -> str:
         w.writerow(["batch_efficiency", "batches_delivered", q.batches_delivered, "", ""])
         w.writerow(["batch_efficiency", "items_per_batch", _num(q.items_per_batch), "", ""])
         w.writerow(["batch_efficiency", "notifications_saved", q.notifications_saved, "", ""])
-    for p in r.trend:
-        w.writerow(["trend_decisions", p.start, p.decisions, "", ""])
-        w.writerow(["trend_rate", p.start, "" if p.rate is None else round(p.rate, 6), "", ""])
+    for point in r.trend:
+        w.writerow(["trend_decisions", point.start, point.decisions, "", ""])
+        w.writerow(["trend_rate", point.start, "" if point.rate is None else round(point.rate, 6), "", ""])
     return buf.getvalue()
 
 

@@ -113,25 +113,22 @@ def build_report(store: Store, policy: Policy, period: str = "daily", day: date 
     ops = policy.operations
     day = day or store.clock().date()
     start, end = period_bounds(period, day)
-    conn = store._conn()
     buckets = _trend_buckets(period, start, end)
     lo = min(start, buckets[0][0]) if buckets else start
     # One pass over the decision log, grouped by day (or hour) and severity, covers rates and trend.
     # The numerator counts escalation records created (one per record, however often the agent asks
     # again); repeats, re-asks and refusals on locked or handed-off tasks are counted on their own.
-    per_day: dict[str, Counter] = defaultdict(Counter)
-    outcome = "COALESCE(outcome, CASE WHEN action = 'proceed' THEN 'proceed' ELSE 'created' END)"
-    for day_key, severity, kind, total in conn.execute(
-            f"SELECT substr(at, 1, 10), severity, {outcome}, COUNT(*) FROM decisions "
-            "WHERE at >= ? AND at < ? GROUP BY 1, 2, 3", (iso(lo), iso(end))):
+    per_day: dict[str, Counter[str]] = defaultdict(Counter)
+    for day_key, severity, kind, total in ((c.day, c.severity, c.outcome, c.total)
+                                           for c in store.reports.decision_counts(iso(lo), iso(end))):
         per_day[day_key]["decisions"] += total
         per_day[day_key][kind] += total
         if kind == "created":
             per_day[day_key]["escalations"] += total
             per_day[day_key][severity or "L1"] += total
 
-    def window(a: datetime, b: datetime) -> Counter:
-        total: Counter = Counter()
+    def window(a: datetime, b: datetime) -> Counter[str]:
+        total: Counter[str] = Counter()
         d = a
         while d < b:
             total.update(per_day.get(d.date().isoformat(), Counter()))
@@ -150,22 +147,13 @@ def build_report(store: Store, policy: Policy, period: str = "daily", day: date 
         trend.append(TrendPoint(start=iso(a), decisions=c["decisions"], escalations=c["escalations"],
                                 rate=_div(c["escalations"], c["decisions"]),
                                 by_severity={s.value: _div(c[s.value], c["decisions"]) for s in Severity}))
-    # records from before resolved_at was kept fall back to answered_at, closed_at or updated_at
-    rows = [dict(r) for r in conn.execute(
-        "SELECT source, type, reason, level, severity, status, resolution_method, created_at, "
-        "COALESCE(resolved_at, answered_at, closed_at, CASE WHEN status = 'resolved' THEN updated_at END) AS done_at "
-        "FROM escalations WHERE created_at >= ? AND created_at < ?",
-        (iso(start), iso(end)))]
+    rows: list[dict[str, Any]] = [dict(r) for r in store.reports.created(iso(start), iso(end))]
     level_names = {n: lvl.name for n, lvl in ops.levels.items()}
     resolution = _resolution(rows, "severity", {s.value: t.total_seconds() for s, t in ops.kpis.resolution.items()})
     resolution += _resolution(rows, "level", {n: lvl.response_target.total_seconds() for n, lvl in ops.levels.items()},
                               names=level_names)
-    marks = "'open', 'awaiting_response', 'raised', 'blocked'"
-    open_now = conn.execute(f"SELECT COUNT(*) FROM escalations WHERE created_at < ? AND status IN ({marks})",
-                            (iso(end),)).fetchone()[0]
-    blocked = [dict(r) for r in conn.execute(
-        "SELECT id, conversation_id, task_id, type, severity, level, assignee, reason, blocked_at FROM escalations "
-        "WHERE status = 'blocked' ORDER BY blocked_at")]
+    open_now = store.reports.open_before(iso(end))
+    blocked: list[dict[str, Any]] = [dict(r) for r in store.reports.blocked()]
     return Report(
         period=period, start=iso(start), end=iso(end), decisions=decisions, rates=rates, alerts=alerts,
         repeats=counts["repeated"], reasked=counts["reasked"], refusals=counts["refused"],
@@ -176,8 +164,8 @@ def build_report(store: Store, policy: Policy, period: str = "daily", day: date 
         resolution=resolution,
         resolution_methods=_count([r for r in rows if r["status"] in ("resolved", "closed")], "resolution_method"),
         open_now=open_now, blocked=blocked, trend=trend,
-        actors=actor_lines(conn, iso(start), iso(end)), replacements=replacement_lines(conn, iso(start), iso(end)),
-        decision_quality=decision_quality(conn, iso(start), iso(end), rate=rates[0].rate, records=counts["escalations"],
+        actors=actor_lines(store, iso(start), iso(end)), replacements=replacement_lines(store, iso(start), iso(end)),
+        decision_quality=decision_quality(store, iso(start), iso(end), rate=rates[0].rate, records=counts["escalations"],
                                           trend_rates=[p.rate for p in trend], target=policy.decisions.adaptive.target_rate),
     )
 
