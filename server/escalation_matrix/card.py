@@ -23,8 +23,8 @@ CARD_VERSION: Literal["1"] = "1"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "card.schema.json"
 SCHEMA_ID = "urn:escalation-matrix:schema:card:1"
 
-# Response-time target per severity when the policy sets none (seed 002 §8 KPIs and §13
-# fail-safes): L1 resolved within 2 min, L2 within 15 min, L3 within 24 h (then the blocked-tasks
+# Response-time target per severity when the policy sets none (the response-time KPIs
+# and the fail-safe stages): L1 resolved within 2 min, L2 within 15 min, L3 within 24 h (then the blocked-tasks
 # report), L4 needs a person immediately. policies/operations.yaml overrides them: its
 # kpis.resolution first, else the longest fail-safe timer of that severity.
 DEFAULT_RESPONSE_TARGETS: dict[Severity, int] = {

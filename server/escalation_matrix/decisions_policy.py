@@ -93,7 +93,7 @@ class Adaptive(Strict):
 
 
 class Unusual(Strict):
-    """seed 000's unusual_pattern: a conversation, or the agent that owns it, whose share of risky
+    """The unusual pattern: a conversation, or the agent that owns it, whose share of risky
     requests (those that escalated, stopped or were handed off) jumps against its own history, on a
     request the classifier is unsure of."""
 

@@ -1,4 +1,4 @@
-"""The conversation rules of seed 002 §5 on durable state: escalate once, never re-ask, hand a
+"""The conversation rules on durable state: escalate once, never re-ask, hand a
 stuck task to a person, stop and lock on L4.
 
 Every decision runs in one ``BEGIN IMMEDIATE`` transaction (check, then write), so the rules hold
@@ -201,7 +201,7 @@ class ConversationGuard:
 
     def _unusual(self, ask: Ask, c: Classification,
                  a: DecisionAssessment) -> tuple[Classification, DecisionAssessment]:
-        """seed 000's unusual_pattern: the risky share of this conversation, or of the agent that owns
+        """The unusual pattern: the risky share of this conversation, or of the agent that owns
         it, jumped and the classifier is unsure."""
         settings = self.policy.decisions.unusual
         if not settings.enabled or c.confidence >= settings.max_confidence or c.decided_by == "rule":

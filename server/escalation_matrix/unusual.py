@@ -1,4 +1,4 @@
-"""seed 000's ``unusual_pattern``: a conversation, or the agent that owns it, whose share of risky
+"""The ``unusual_pattern`` rule: a conversation, or the agent that owns it, whose share of risky
 requests (those that escalated, stopped, waited or were handed off) over its latest requests jumps
 against its own earlier history. The agent level reads every conversation the agent principal owns
 (``conversation_owners``; a conversation with no owner is the local agent's). Read from the decision

@@ -1,4 +1,4 @@
-"""Escalation records and operations (seed 004): operator actions, fail-safe timers, pipeline
+"""Escalation records and operations: operator actions, fail-safe timers, pipeline
 triggers, notifications with an outbox, reports, audit verification and the web console.
 
 Kept import-light: the policy model here is loaded by ``policy.py``; heavier modules (matplotlib,

@@ -1,4 +1,4 @@
-"""Decision quality (seed 000 §10): the escalation rate against its target and its trend, the
+"""Decision quality: the escalation rate against its target and its trend, the
 time people take to respond, how often they override the agent's default, and the false-positive
 (marked unnecessary) and false-negative (reported missed) rates of one report period."""
 

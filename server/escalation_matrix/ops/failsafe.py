@@ -1,4 +1,4 @@
-"""Fail-safe timers (seed 002 §13), driven by ``sweep(store, policy, now)``.
+"""Fail-safe timers, driven by ``sweep(store, policy, now)``.
 
 Each stage fires at most once per escalation: the stage is recorded in ``failsafe_events``
 (primary key escalation + stage) in the same transaction as its effect, its audit entry and its

@@ -1,4 +1,4 @@
-"""Actor oversight (seed 003): each answer an actor gives to an escalation that carries the agent's
+"""Actor oversight: each answer an actor gives to an escalation that carries the agent's
 suggestion is a decision scored +1 (the actor chose the suggestion) or -1 (it chose otherwise). An
 actor's score is the share of agreements over its last ``window`` decisions, 0-100 (no decisions:
 100). A rule of policies/oversight.yaml whose score falls below its threshold opens a ticket: an

@@ -1,4 +1,4 @@
-"""Automatic escalation of pipeline items (seed 004): an item that reaches the iteration limit,
+"""Automatic escalation of pipeline items: an item that reaches the iteration limit,
 fails N times in a row, hits a data-quality or system error, or keeps a low confidence after
 several iterations is escalated once; later reports on the same item return the open escalation."""
 
@@ -59,7 +59,8 @@ Trigger = Literal["iteration_limit", "consecutive_failures", "data_quality", "sy
 
 
 def check(report: ItemReport, policy: Policy) -> tuple[Trigger, str] | None:
-    """(trigger, explanation) for the first limit the report breaks, in seed 004 order."""
+    """(trigger, explanation) for the first limit the report breaks, checked in this order: a reported
+    error (data quality, then system), the iteration limit, consecutive failures, low confidence."""
     limits = policy.operations.pipeline
     if report.error == "data-quality":
         return "data_quality", "a critical data-quality error was reported"

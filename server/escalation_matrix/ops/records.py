@@ -1,4 +1,4 @@
-"""Operator operations on escalation records (seed 004 steps 1-6): create a manual escalation,
+"""Operator operations on escalation records: create a manual escalation,
 assign, add notes, raise a level, answer, resolve, close, list and show. Every change is one
 transaction that also writes the audit entry and queues its notifications."""
 

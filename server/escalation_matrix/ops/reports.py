@@ -1,4 +1,4 @@
-"""Daily, weekly and monthly escalation reports (seed 002 §8 KPIs, seed 004 tracking): escalation
+"""Daily, weekly and monthly escalation reports: escalation
 rate overall and per severity against targets with alert flags, counts by type, reason, source and
 routing level, resolution times against targets, resolution methods, blocked tasks and a trend.
 
@@ -93,7 +93,7 @@ def period_bounds(period: str, day: date) -> tuple[datetime, datetime]:
     midnight = datetime.combine(day, time(), tzinfo=timezone.utc)
     if period == "daily":
         return midnight, midnight + timedelta(days=1)
-    if period == "weekly":  # the seven days ending with ``day`` (seed 004: 02-08 .. 02-14)
+    if period == "weekly":  # the seven days ending with ``day`` (02-08 .. 02-14 for 02-14)
         return midnight - timedelta(days=6), midnight + timedelta(days=1)
     first = midnight.replace(day=1)
     return first, (first + timedelta(days=32)).replace(day=1)
