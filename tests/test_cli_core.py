@@ -54,6 +54,17 @@ def test_classify_prints_message_type_severity_and_why():
 
 
 @pytest.mark.model
+def test_classify_names_the_rule_that_decided_when_several_fired():
+    result = run("classify", "Deploy the billing service", "--context",
+                 '{"environment": "production", "estimated_cost": 500}')
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("rule ")]
+    assert len(lines) == 2, result.output
+    assert [line for line in lines if line.endswith("(decided)")] == [
+        "rule high_cost: Significant cost requires approval. [estimated_cost gt 100]  (decided)"]
+
+
+@pytest.mark.model
 def test_classify_json_prints_the_classification():
     result = run("classify", "--json", "Deploy the build.", "--context", '{"environment": "production"}')
     data = json.loads(result.stdout)

@@ -78,7 +78,8 @@ def _explain(result: Any) -> str:
     lines.append(f"type: {result.type.value}  severity: {severity}  trigger: {result.trigger}  "
                  f"confidence: {result.confidence:.2f}  decided by: {result.decided_by}")
     for rule in result.rules:
-        lines.append(f"rule {rule.name}: {rule.reason} [{'; '.join(rule.matched)}]")
+        deciding = "  (decided)" if len(result.rules) > 1 and rule.name == result.rule else ""
+        lines.append(f"rule {rule.name}: {rule.reason} [{'; '.join(rule.matched)}]{deciding}")
     for ex in result.exemplars:
         lines.append(f"exemplar {ex.similarity:.2f} {ex.type.value}: {ex.text!r} ({ex.file})")
     top = sorted(result.scores.items(), key=lambda kv: -kv[1])[:4]
