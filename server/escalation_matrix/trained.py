@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
-from .errors import PolicyError
+from .errors import DependencyError, PolicyError
 from .finetune import exemplar_key, file_sha256
 
 log = logging.getLogger(__name__)
@@ -148,8 +148,12 @@ class TrainedModel:
             # the same session, whose un-adapted lower layers are shared
             self.base_encoder = self._encoder.base_view(base_name)
             return
-        from sentence_transformers import SentenceTransformer
-
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise DependencyError(
+                f"`backend: torch` needs sentence-transformers ({exc}); run: pip install 'torch==2.13.0' "
+                "'escalation-matrix[train]', or use `backend: onnx` (no torch)") from None
         try:
             self._model = SentenceTransformer(base_model, device="cpu")
         except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
