@@ -32,14 +32,17 @@ from .queries.base import equals_where
 from .queries.batches import BatchQueries
 from .queries.conversations import ConversationQueries, Task, task_row
 from .queries.counters import CounterQueries
+from .queries.decisions import DecisionQueries
 from .queries.erasure import ErasureQueries
 from .queries.failsafe import FailsafeQueries
 from .queries.notes import NoteQueries
 from .queries.outbox import OutboxQueries
 from .queries.oversight import OversightQueries
 from .queries.pipeline import PipelineQueries
+from .queries.preferences import PreferenceQueries
 from .queries.records import ALL_RECORDS, ORDERS, Order, RecordFilter
 from .queries.reports import ReportQueries
+from .queries.thresholds import ThresholdQueries
 
 Clock = Callable[[], datetime]
 OUTCOMES = ("created", "repeated", "reasked", "refused", "proceed", "auto_answered")
@@ -436,6 +439,11 @@ class Store:
         return CounterQueries(self._conn, self.now)
 
     @property
+    def decisions(self) -> DecisionQueries:
+        """The decision log read back by agent behaviour (the unusual-pattern check)."""
+        return DecisionQueries(self._conn, self.now)
+
+    @property
     def erasure(self) -> ErasureQueries:
         """Erasing personal data in place."""
         return ErasureQueries(self._conn, self.now)
@@ -466,9 +474,19 @@ class Store:
         return PipelineQueries(self._conn, self.now)
 
     @property
+    def preferences(self) -> PreferenceQueries:
+        """Preferences learned from answers: matched, started, updated, used, listed, revoked, erased."""
+        return PreferenceQueries(self._conn, self.now)
+
+    @property
     def reports(self) -> ReportQueries:
         """The figures of a period's report (read-only)."""
         return ReportQueries(self._conn, self.now)
+
+    @property
+    def thresholds(self) -> ThresholdQueries:
+        """The adaptive target: threshold offsets, their changes, outcomes, the window an adjustment measures."""
+        return ThresholdQueries(self._conn, self.now)
 
     # --- escalation records ---
     def next_escalation_id(self, conn: sqlite3.Connection, year: int) -> tuple[str, int]:
