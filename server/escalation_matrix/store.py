@@ -276,6 +276,11 @@ MIGRATIONS: list[Migration] = [
     Migration("decision_assessment", """
     ALTER TABLE escalations ADD COLUMN assessment TEXT;
     """),
+    # 13: the unusual-pattern check reads a conversation's latest decisions on every call: an index
+    # instead of a scan of the whole decision log
+    Migration("decisions_by_conversation", """
+    CREATE INDEX IF NOT EXISTS decisions_conversation ON decisions (conversation_id, id);
+    """),
 ]
 
 JSON_FIELDS = ("options", "context", "assessment")
