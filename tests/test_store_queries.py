@@ -55,3 +55,24 @@ def test_writes_of_several_query_groups_roll_back_together(store: Store) -> None
     assert store.notes.of_escalation(esc) == []
     assert store.outbox.entries(escalation_id=esc) == []
     assert store.failsafe.of_escalation(esc) == []
+
+
+def test_the_decision_log_is_read_by_conversation_and_by_agent_newest_first(store: Store) -> None:
+    from escalation_matrix.queries import owners
+
+    with store.transaction() as conn:
+        owners.claim(conn, "c-1", "agent-a", store.now())
+        for conversation, action in [("c-1", "proceed"), ("c-2", "escalate"), ("c-1", "stop"), ("c-3", "wait")]:
+            store.record_decision(conn, "escalate", "decision", action, conversation_id=conversation)
+    assert store.decisions.conversation_actions("c-1", 10) == ["stop", "proceed"]
+    assert store.decisions.conversation_actions("c-1", 1) == ["stop"]
+    assert store.decisions.owner("c-1") == "agent-a" and store.decisions.owner("c-2") is None
+    assert store.decisions.agent_actions("agent-a", "local", 10) == ["stop", "proceed"]
+    assert store.decisions.agent_actions("local", "local", 10) == ["wait", "escalate"]  # unclaimed conversations
+
+
+def test_the_decision_log_is_indexed_by_conversation(store: Store, backend: str) -> None:
+    """The unusual-pattern check reads a conversation's latest decisions on every call."""
+    sql = ("SELECT indexname FROM pg_indexes WHERE tablename = 'decisions'" if backend == "postgresql"
+           else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decisions'")
+    assert "decisions_conversation" in {row[0] for row in store._conn().execute(sql)}

@@ -5,7 +5,7 @@ reports a missed one). Types on the policy's floor (safety) never move. Every ch
 with its before and after value and the reason, written to the audit trail, and can be reverted.
 
 ``plan`` is the pure rule (the replay benchmark drives it directly); the other functions keep the
-offsets, outcomes and changes in the store."""
+offsets, outcomes and changes in the store (its named queries: ``store.thresholds``)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from typing import Any
 from .decisions_policy import Adaptive
 from .errors import InputError, NotFoundError
 from .models import EscalationType
+from .queries.thresholds import PENDING as PENDING
+from .queries.thresholds import Outcome, OutcomeMark, ThresholdChange
 from .store import Store
 
 OUTCOME_KINDS = ("necessary", "unnecessary", "missed")
 ADJUSTABLE = tuple(t for t in EscalationType if t not in (EscalationType.none, EscalationType.pattern))
-PENDING = "adaptive-pending"  # counters row: decisions since the last automatic adjustment
 ROUND = 4
 
 
@@ -88,21 +89,17 @@ def plan(window: Window, current: dict[EscalationType, float], settings: Adaptiv
 def offsets(store: Store, conn: sqlite3.Connection | None = None,
             floor: tuple[EscalationType, ...] | list[EscalationType] = ()) -> dict[EscalationType, float]:
     """The current per-type offsets (types on the floor left out: their threshold never moves)."""
-    rows = (conn or store._conn()).execute("SELECT type, value FROM threshold_offsets").fetchall()
-    return {EscalationType(t): float(v) for t, v in rows if EscalationType(t) not in floor and v}
+    stored = store.thresholds.offsets(conn)
+    return {EscalationType(t): v for t, v in stored.items() if EscalationType(t) not in floor and v}
 
 
 def _set(store: Store, conn: sqlite3.Connection, change: Change, by: str, *, reverts: int | None = None,
          window: Window | None = None) -> int:
     now = store.now()
-    conn.execute("INSERT INTO threshold_offsets VALUES (?, ?, ?) ON CONFLICT (type) DO UPDATE SET value = "
-                 "excluded.value, updated_at = excluded.updated_at", (change.type.value, change.after, now))
-    cur = conn.execute(
-        "INSERT INTO threshold_changes (at, type, before, after, reason, by, reverts, rate, decisions) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (now, change.type.value, change.before, change.after, change.reason, by, reverts,
-         round(window.rate, ROUND) if window else None, window.decisions if window else None))
-    change_id = int(cur.fetchone()[0])
+    store.thresholds.set_offset(conn, change.type.value, change.after, now)
+    change_id = store.thresholds.record_change(
+        conn, now, change.type.value, change.before, change.after, change.reason, by, reverts,
+        round(window.rate, ROUND) if window else None, window.decisions if window else None)
     store.audit(conn, "threshold_change", by, data={"change": change_id, "type": change.type.value,
                                                      "before": change.before, "after": change.after,
                                                      "reason": change.reason, "reverts": reverts})
@@ -121,7 +118,7 @@ def _type(value: Any, what: str = "type") -> EscalationType:
 
 
 def set_offset(store: Store, etype: str, value: float, by: str, settings: Adaptive,
-               reason: str = "set by an operator") -> dict[str, Any]:
+               reason: str = "set by an operator") -> ThresholdChange:
     """An operator sets one type's offset (within +/- max_offset; never a floor type)."""
     chosen = _type(etype)
     if chosen in settings.floor:
@@ -135,10 +132,10 @@ def set_offset(store: Store, etype: str, value: float, by: str, settings: Adapti
     return change(store, change_id)
 
 
-def revert(store: Store, change_id: int, by: str) -> dict[str, Any]:
+def revert(store: Store, change_id: int, by: str) -> ThresholdChange:
     """Undo one change: the type's offset goes back to the change's ``before`` (a new, audited change)."""
     with store.transaction() as conn:
-        row = conn.execute("SELECT * FROM threshold_changes WHERE id = ?", (change_id,)).fetchone()
+        row = store.thresholds.change(change_id, conn)
         if row is None:
             raise NotFoundError(f"threshold change {change_id} not found; list them with `thresholds history`")
         if row["reverted_by"] is not None:
@@ -147,20 +144,19 @@ def revert(store: Store, change_id: int, by: str) -> dict[str, Any]:
         now_value = offsets(store, conn).get(etype, 0.0)
         new_id = _set(store, conn, Change(etype, now_value, float(row["before"]), f"revert of change {change_id}"),
                       by, reverts=change_id)
-        conn.execute("UPDATE threshold_changes SET reverted_by = ? WHERE id = ?", (new_id, change_id))
+        store.thresholds.mark_reverted(conn, change_id, new_id)
     return change(store, new_id)
 
 
-def change(store: Store, change_id: int) -> dict[str, Any]:
-    row = store._conn().execute("SELECT * FROM threshold_changes WHERE id = ?", (change_id,)).fetchone()
+def change(store: Store, change_id: int) -> ThresholdChange:
+    row = store.thresholds.change(change_id)
     if row is None:
         raise NotFoundError(f"threshold change {change_id} not found")
-    return dict(row)
+    return row
 
 
-def history(store: Store, limit: int = 50) -> list[dict[str, Any]]:
-    rows = store._conn().execute("SELECT * FROM threshold_changes ORDER BY id DESC LIMIT ?", (int(limit),))
-    return [dict(r) for r in rows]
+def history(store: Store, limit: int = 50) -> list[ThresholdChange]:
+    return store.thresholds.history(limit)
 
 
 # --- outcomes ---
@@ -198,57 +194,50 @@ def record_outcome(store: Store, conn: sqlite3.Connection, outcome: str, by: str
                              f"{earlier['at']}; an operator changes it with `escalation-matrix outcome "
                              f"{escalation_id} necessary|unnecessary`")
     note = store.redactor.value(note) if note else None  # free text: secrets and personal data redacted
-    conn.execute("INSERT INTO outcomes (at, escalation_id, type, outcome, by, note) VALUES (?, ?, ?, ?, ?, ?) "
-                 "ON CONFLICT (escalation_id) WHERE escalation_id IS NOT NULL DO UPDATE SET at = excluded.at, "
-                 "outcome = excluded.outcome, by = excluded.by, note = excluded.note, adjustment = NULL",
-                 (store.now(), escalation_id, kind.value, outcome, by, note))
+    store.thresholds.record_outcome(conn, store.now(), escalation_id, kind.value, outcome, by, note)
     store.audit(conn, "outcome", by, escalation_id=escalation_id,
                 data={"outcome": outcome, "type": kind.value, "note": note})
 
 
 def recorded_outcome(store: Store, escalation_id: str,
-                     conn: sqlite3.Connection | None = None) -> dict[str, Any] | None:
+                     conn: sqlite3.Connection | None = None) -> OutcomeMark | None:
     """The outcome marked for one escalation (outcome, by, at, note), or None."""
-    row = (conn or store._conn()).execute("SELECT outcome, by, at, note FROM outcomes WHERE escalation_id = ?",
-                                          (escalation_id,)).fetchone()
-    return None if row is None else {"outcome": row[0], "by": row[1], "at": row[2], "note": row[3]}
+    return store.thresholds.outcome_of(escalation_id, conn)
 
 
-def outcomes(store: Store, since: str | None = None) -> list[dict[str, Any]]:
-    where, params = ("at >= ?", (since,)) if since else ("1=1", ())
-    return [dict(r) for r in store._conn().execute(f"SELECT * FROM outcomes WHERE {where} ORDER BY id", params)]
+def outcomes(store: Store, since: str | None = None) -> list[Outcome]:
+    return store.thresholds.outcomes(since)
 
 
 # --- adjustments ---
 def window(store: Store, conn: sqlite3.Connection, size: int) -> Window:
     """The last ``size`` evaluated requests, and the outcomes not yet used by an adjustment."""
     w = Window()
-    for type_, outcome in conn.execute("SELECT type, outcome FROM decisions ORDER BY id DESC LIMIT ?", (size,)):
+    for type_, outcome in store.thresholds.latest_decisions(conn, size):
         w.decisions += 1
         if outcome == "created" and type_ in {t.value for t in ADJUSTABLE}:
             w.escalations[EscalationType(type_)] += 1
-    for type_, outcome in conn.execute("SELECT type, outcome FROM outcomes WHERE adjustment IS NULL"):
+    for type_, outcome in store.thresholds.unused_outcomes(conn):
         getattr(w, outcome)[EscalationType(type_)] += 1
     return w
 
 
 def adjust(store: Store, settings: Adaptive, by: str = "adaptive",
-           conn: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
+           conn: sqlite3.Connection | None = None) -> list[ThresholdChange]:
     """One adjustment now: measure, plan, apply and audit; the outcomes used are marked."""
     if conn is None:
         with store.transaction() as own:
             ids = _adjust(store, own, settings, by)
     else:
         ids = _adjust(store, conn, settings, by)
-    return [dict(r) for r in (conn or store._conn()).execute(
-        f"SELECT * FROM threshold_changes WHERE id IN ({', '.join('?' * len(ids))}) ORDER BY id", ids)]
+    return store.thresholds.changes(ids, conn)
 
 
 def _adjust(store: Store, conn: sqlite3.Connection, settings: Adaptive, by: str) -> list[int]:
     w = window(store, conn, settings.window)
     ids = [_set(store, conn, c, by, window=w) for c in plan(w, offsets(store, conn), settings)]
-    conn.execute("UPDATE outcomes SET adjustment = ? WHERE adjustment IS NULL", (ids[-1] if ids else 0,))
-    conn.execute("INSERT INTO counters VALUES (?, 0) ON CONFLICT (name) DO UPDATE SET value = 0", (PENDING,))
+    store.thresholds.use_outcomes(conn, ids[-1] if ids else 0)
+    store.thresholds.reset_pending(conn)
     return ids
 
 
@@ -256,7 +245,5 @@ def note_decision(store: Store, conn: sqlite3.Connection, settings: Adaptive) ->
     """Count one evaluated request; every ``window`` of them, adjust automatically."""
     if not settings.enabled:
         return
-    conn.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1", (PENDING,))
-    pending = conn.execute("SELECT value FROM counters WHERE name = ?", (PENDING,)).fetchone()[0]
-    if pending >= settings.window:
+    if store.thresholds.count_pending(conn) >= settings.window:
         _adjust(store, conn, settings, "adaptive")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 import numpy as np
 
@@ -30,6 +30,23 @@ RULE_CONFIDENCE = 0.95
 # Per-type additions to the thresholds (margins) from the adaptive escalation target: positive
 # escalates that type less. Safety's threshold is never offset (decide_trained checks it first).
 Offsets = dict[EscalationType, float]
+
+
+class RequestClassifier(Protocol):
+    """What the conversation guard asks of a classifier: a ``Classifier``, or a stand-in that loads
+    one in the background and waits for it (``warmup.BackgroundClassifier``)."""
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    @property
+    def settings(self) -> ClassifierFile: ...
+
+    def classify(self, request: str, context: dict[str, Any] | None = None,
+                 offsets: Offsets | None = None) -> Classification: ...
+
+    def classify_encoded(self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None,
+                         offsets: Offsets | None = None) -> tuple[list[Classification], np.ndarray]: ...
 
 
 @dataclass(frozen=True)

@@ -42,5 +42,5 @@ def open_guard(policy: Policy | None = None, db: str | Path | None = None, *, em
         from .warmup import BackgroundClassifier
 
         # stands in for the Classifier (same methods), loading it on first use
-        return ConversationGuard(chosen, BackgroundClassifier(build), Store(db))  # type: ignore[arg-type]
+        return ConversationGuard(chosen, BackgroundClassifier(build), Store(db))
     return ConversationGuard(chosen, build(), Store(db))

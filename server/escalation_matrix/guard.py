@@ -24,7 +24,7 @@ from .answers import DEFAULT_TASK, RESPONSE_ACTIONS, respond, respond_action, un
 from .ops import batches
 from .matching import (Issue, has_capability, minor_preference, most_similar, needed_capabilities,
                        normalise_capability)
-from .classifier import Classifier
+from .classifier import RequestClassifier
 from .errors import InputError, NotFoundError
 from .loader import Policy
 from .messages import escalation_text
@@ -125,7 +125,7 @@ class ConversationGuard:
     """Library API behind the MCP and LangChain tools. Thread-safe: the store keeps a connection
     per thread and the classifier is read-only."""
 
-    def __init__(self, policy: Policy, classifier: Classifier, store: Store):
+    def __init__(self, policy: Policy, classifier: RequestClassifier, store: Store):
         self.policy = policy
         self.classifier = classifier
         self.store = store
@@ -133,7 +133,7 @@ class ConversationGuard:
         store.redactor = policy.operations.redaction.redactor()
         self.policy_status: dict[str, Any] = {"ok": True, "problems": [], "reloads": 0}
 
-    def swap(self, policy: Policy, classifier: Classifier) -> None:
+    def swap(self, policy: Policy, classifier: RequestClassifier) -> None:
         """Serve ``policy`` from now on (hot reload); calls already running finish on the old one."""
         self.policy, self.classifier, self.settings = policy, classifier, policy.conversation
         self.store.redactor = policy.operations.redaction.redactor()
@@ -164,7 +164,8 @@ class ConversationGuard:
         if c.type is EscalationType.none:
             default = policy.matrix.trigger(c.type, c.trigger).default if c.default is not None else None
             return c.model_copy(update={"default": default})
-        text = escalation_text(policy.matrix, policy.phrases, c.type, c.trigger, c.severity, c.request)  # type: ignore[arg-type]
+        severity = c.severity or policy.matrix.severity(c.type, c.trigger)
+        text = escalation_text(policy.matrix, policy.phrases, c.type, c.trigger, severity, c.request)
         return c.model_copy(update={"phrase": text.phrase, "message": policy.phrases.message("md", **text.variables()),
                                     "options": text.options})
 

@@ -5,14 +5,13 @@ bring a technical request into scope."""
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 import numpy as np
 
 from .models import Classification, EscalationType
-from .queries.conversations import StoredIssue
+from .queries.conversations import IssueText, StoredIssue
 from .sameissue import same_issue
 
 # check_scope(capabilities=[...]): what the agent can do. A request that needs a known capability
@@ -54,7 +53,10 @@ class Issue:
     question_vector: np.ndarray | None = None
 
 
-def stored_issue(row: sqlite3.Row | StoredIssue) -> Issue:
+Stored = TypeVar("Stored", bound=IssueText)
+
+
+def stored_issue(row: IssueText) -> Issue:
     """The issue of a stored escalation. Records written before request vectors were kept hold
     one vector: the agent's question when it asked one, else the request."""
     issue_vector = np.frombuffer(row["question_vector"], dtype=np.float32)
@@ -74,10 +76,18 @@ def same_issue_as(new: Issue, old: Issue, threshold: float, agreeing: float | No
     return same_issue(new.request, new.request_vector, old.request, old.request_vector, threshold, agreeing)
 
 
-def most_similar(rows: Sequence[sqlite3.Row] | Sequence[StoredIssue], issue: Issue, threshold: float, agreeing: float | None = None) -> str | None:
+def most_similar(rows: Sequence[StoredIssue], issue: Issue, threshold: float, agreeing: float | None = None) -> str | None:
     """The id of the stored escalation that is the same issue, the closest when several are
     (``agreeing``: the lower cosine for sentences that agree on values and action, see ``same_issue``)."""
-    best, best_sim = None, -1.0
+    best = closest(rows, issue, threshold, agreeing)
+    return None if best is None else best["id"]
+
+
+def closest(rows: Sequence[Stored], issue: Issue, threshold: float, agreeing: float | None = None) -> Stored | None:
+    """The stored issue (an escalation's, a preference's) that is the same issue as ``issue``, the
+    closest when several are."""
+    best: Stored | None = None
+    best_sim = -1.0
     for row in rows:
         old = stored_issue(row)
         if not same_issue_as(issue, old, threshold, agreeing):
@@ -86,7 +96,7 @@ def most_similar(rows: Sequence[sqlite3.Row] | Sequence[StoredIssue], issue: Iss
         sim = float(asked @ old_asked if asked is not None and old_asked is not None
                     else issue.request_vector @ old.request_vector)
         if sim > best_sim:
-            best, best_sim = row["id"], sim
+            best, best_sim = row, sim
     return best
 
 

@@ -8,7 +8,9 @@ A preference keeps a recency-weighted tally of the answers given to its question
 never above ``cap``. So a change of mind is followed at once but answers only once the new answer
 outweighs the old ones, and a one-off slip weighs as one answer against, not as a fresh start. Decay
 applies when confidence is read, so a preference nobody has confirmed for a while falls below the
-threshold and the person is asked again."""
+threshold and the person is asked again.
+
+The rows are kept by the store's named queries (``store.preferences``)."""
 
 from __future__ import annotations
 
@@ -20,15 +22,13 @@ from typing import Any
 from . import guard_results as out
 from .decisions_policy import Preferences
 from .errors import InputError, NotFoundError, StateError
-from .matching import Issue, most_similar, stored_issue
+from .matching import Issue, closest, stored_issue
 from .models import Action, EscalationResult, EscalationType, PreferenceUse, Severity, StructuredAnswer
+from .queries.conversations import StoredIssue
+from .queries.preferences import Preference
 from .store import Store, parse_iso
 
 SCOPES = ("person", "organisation")
-ISSUE_COLUMNS = "id, request, question, agent_question, question_vector, request_vector"
-LISTED = ("id, scope, scope_id, type, request, agent_question, answer, response_action, support, against, agreeing, "
-          "answers, changes, auto_answers, last_escalation, created_at, updated_at, last_used_at, revoked_at, "
-          "revoked_by")
 SIMPLE_ACTIONS = ("approve", "reject")  # their answer is the action itself
 NOT_ANSWERS = ("defer", "delegate")  # they keep the question open: nothing was decided
 REVOKE = ("Tell the person this was answered from their preference {id}; to be asked again, they revoke it "
@@ -109,13 +109,13 @@ def learn(store: Store, conn: sqlite3.Connection, escalation_id: str, settings: 
     if (not found or record["status"] != "answered" or not record.get("answer")
             or record.get("response_action") in NOT_ANSWERS or not answerable(record["type"], record["severity"], settings)):
         return
-    row = conn.execute(f"SELECT {ISSUE_COLUMNS} FROM escalations WHERE id = ?", (escalation_id,)).fetchone()
-    if row is None or row["question_vector"] is None:
+    row = store.preferences.issue_of(conn, escalation_id)
+    if row is None:
         return
     issue, now = stored_issue(row), store.now()
     key = answer_key(record["answer"], record.get("response_action"))
     for scope, name in found:
-        pref = _matching(conn, scope, name, record["type"], issue, settings)
+        pref = _matching(store, conn, scope, name, record["type"], issue, settings)
         if pref is None:
             _start(store, conn, scope, name, record, row, key, by, now)
             continue
@@ -130,8 +130,7 @@ def learn(store: Store, conn: sqlite3.Connection, escalation_id: str, settings: 
         if not agrees:
             changes.update(answer=record["answer"], answer_key=key, response_action=record.get("response_action"),
                            changes=pref["changes"] + 1)
-        sets = ", ".join(f"{k} = ?" for k in changes)
-        conn.execute(f"UPDATE preferences SET {sets} WHERE id = ?", (*changes.values(), pref["id"]))
+        store.preferences.update(conn, pref["id"], changes)
         store.audit(conn, "preference_learned" if agrees else "preference_changed", by, escalation_id=escalation_id,
                     conversation_id=record["conversation_id"], task_id=record["task_id"],
                     data={"preference": pref["id"], "scope": scope, "holder": name, "agreeing": agreeing,
@@ -145,28 +144,17 @@ def answerable(etype: str, severity: str | None, settings: Preferences) -> bool:
     return etype in {t.value for t in settings.types} and etype != EscalationType.safety.value
 
 
-def _matching(conn: sqlite3.Connection, scope: str, name: str, etype: str, issue: Issue,
-              settings: Preferences) -> sqlite3.Row | None:
-    rows = conn.execute(f"SELECT {ISSUE_COLUMNS} FROM preferences WHERE scope = ? AND scope_id = ? AND type = ? "
-                        "AND revoked_at IS NULL", (scope, name, etype)).fetchall()
-    best = most_similar(rows, issue, settings.similarity)
-    if best is None:
-        return None
-    row: sqlite3.Row = conn.execute("SELECT * FROM preferences WHERE id = ?", (best,)).fetchone()
-    return row
+def _matching(store: Store, conn: sqlite3.Connection, scope: str, name: str, etype: str, issue: Issue,
+              settings: Preferences) -> Preference | None:
+    best = closest(store.preferences.candidates(conn, scope, name, etype), issue, settings.similarity)
+    return None if best is None else store.preferences.get(conn, best["id"])
 
 
 def _start(store: Store, conn: sqlite3.Connection, scope: str, name: str, record: dict[str, Any],
-           row: sqlite3.Row, key: str, by: str, now: str) -> None:
-    pref_id = conn.execute(
-        "INSERT INTO preferences (scope, scope_id, type, request, question, agent_question, request_vector, "
-        "question_vector, answer, answer_key, response_action, tally, support, against, agreeing, answers, "
-        "last_escalation, sources, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1.0, 0.0, 1, 1, ?, ?, ?, ?) RETURNING id",
-        (scope, name, record["type"], row["request"], row["question"], row["agent_question"], row["request_vector"],
-         row["question_vector"], record["answer"], key, record.get("response_action"), json.dumps({key: 1.0}),
-         record["id"], json.dumps([record["id"]]), now, now),
-    ).fetchone()[0]
+           row: StoredIssue, key: str, by: str, now: str) -> None:
+    pref_id = store.preferences.start(
+        conn, scope, name, record["type"], row, record["answer"], key, record.get("response_action"),
+        json.dumps({key: 1.0}), record["id"], json.dumps([record["id"]]), now)
     store.audit(conn, "preference_created", by, escalation_id=record["id"], conversation_id=record["conversation_id"],
                 task_id=record["task_id"], data={"preference": pref_id, "scope": scope, "holder": name})
 
@@ -186,7 +174,7 @@ def auto_answer(store: Store, conn: sqlite3.Connection, settings: Preferences, *
     now = store.now()
     own: str | None = None  # the person's own latest answer to this question, when they have one
     for scope, name in scopes(context, settings):
-        pref = _matching(conn, scope, name, etype.value, issue, settings)
+        pref = _matching(store, conn, scope, name, etype.value, issue, settings)
         if pref is None:
             continue
         if scope == "person":
@@ -198,15 +186,14 @@ def auto_answer(store: Store, conn: sqlite3.Connection, settings: Preferences, *
         level = confidence_now(pref, now, settings)
         if level < settings.threshold:
             continue
-        conn.execute("UPDATE preferences SET auto_answers = auto_answers + 1, last_used_at = ? WHERE id = ?",
-                     (now, pref["id"]))
+        store.preferences.used(conn, pref["id"], now)
         store.audit(conn, "auto_answer", "system", conversation_id=conversation_id, task_id=task_id,
                     data={"preference": pref["id"], "scope": scope, "holder": name, "confidence": round(level, 4),
                           "agreeing": pref["agreeing"], "type": etype.value})
         use = PreferenceUse(id=pref["id"], scope=scope, scope_id=name, confidence=round(level, 4),
                             answers=pref["agreeing"], answer=pref["answer"], revoke=REVOKE.format(id=pref["id"]))
         action = pref["response_action"]
-        step = NEXT.get(action, APPLY)
+        step = NEXT.get(action or "", APPLY)
         said = ANSWERED.format(scope=scope, id=pref["id"], name=name, confidence=level, answers=pref["agreeing"])
         return EscalationResult(
             action=Action.proceed, type=etype, severity=severity, trigger=trigger, answer=pref["answer"],
@@ -223,22 +210,11 @@ def listing(store: Store, settings: Preferences, *, scope: str | None = None, sc
     if scope is not None and scope not in SCOPES:
         raise InputError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
     scope_id = out.identifier(scope_id, "scope_id", required=False)
-    where, params = ["1=1"], []
-    if scope:
-        where.append("scope = ?")
-        params.append(scope)
-    if scope_id:
-        where.append("scope_id = ?")
-        params.append(scope_id)
-    if not revoked:
-        where.append("revoked_at IS NULL")
     now = store.now()
-    rows = store._conn().execute(f"SELECT {LISTED} FROM preferences WHERE {' AND '.join(where)} "
-                                 "ORDER BY updated_at DESC, id DESC", params).fetchall()
     found = []
-    for row in rows:
+    for row in store.preferences.listing(scope, scope_id, revoked):
         level = confidence_now(row, now, settings)
-        found.append({**dict(row), "confidence": round(level, 4),
+        found.append({**row, "confidence": round(level, 4),
                       "answers_now": row["revoked_at"] is None and settings.enabled and level >= settings.threshold
                       and row["agreeing"] >= settings.min_answers})
     return found
@@ -254,31 +230,20 @@ def revoke(store: Store, preference_id: Any, by: str, reason: str | None = None)
     by = out.identifier(by, "by")
     reason = out.text(reason, "reason", 2000, required=False)
     with store.transaction() as conn:
-        row = conn.execute(f"SELECT {LISTED} FROM preferences WHERE id = ?", (preference_id,)).fetchone()
+        row = store.preferences.listed(conn, preference_id)
         if row is None:
             raise NotFoundError(f"preference {preference_id} not found; `escalation-matrix preferences list` shows them")
         if row["revoked_at"] is not None:
             raise StateError(f"preference {preference_id} was already revoked at {row['revoked_at']} by {row['revoked_by']}")
         now = store.now()
-        conn.execute("UPDATE preferences SET revoked_at = ?, revoked_by = ? WHERE id = ?", (now, by, preference_id))
+        store.preferences.revoke(conn, preference_id, now, by)
         store.audit(conn, "preference_revoked", by, data={"preference": preference_id, "scope": row["scope"],
                                                             "holder": row["scope_id"], "reason": reason})
-        return {**dict(row), "revoked_at": now, "revoked_by": by}
+        return {**row, "revoked_at": now, "revoked_by": by}
 
 
-
-def forget(conn: sqlite3.Connection, escalation_ids: list[str], now: str, erased: str) -> list[int]:
+def forget(store: Store, conn: sqlite3.Connection, escalation_ids: list[str], now: str, erased: str) -> list[int]:
     """Personal data erasure: a preference learned from any of ``escalation_ids`` holds that
     person's words, so its texts, vectors and tally are erased and it is revoked (it answers nothing
     more). Returns the ids of the preferences erased."""
-    found: set[int] = set()
-    for esc_id in escalation_ids:
-        found.update(r[0] for r in conn.execute("SELECT id FROM preferences WHERE sources LIKE ?",
-                                                (f'%"{esc_id}"%',)))
-    for pref_id in sorted(found):
-        conn.execute(
-            "UPDATE preferences SET request = ?, question = NULL, agent_question = NULL, request_vector = NULL, "
-            "question_vector = NULL, answer = ?, answer_key = ?, tally = '{}', "
-            "revoked_at = COALESCE(revoked_at, ?), revoked_by = COALESCE(revoked_by, 'erasure') WHERE id = ?",
-            (erased, erased, erased, now, pref_id))
-    return sorted(found)
+    return store.preferences.forget(conn, escalation_ids, now, erased)

@@ -32,14 +32,17 @@ from .queries.base import equals_where
 from .queries.batches import BatchQueries
 from .queries.conversations import ConversationQueries, Task, task_row
 from .queries.counters import CounterQueries
+from .queries.decisions import DecisionQueries
 from .queries.erasure import ErasureQueries
 from .queries.failsafe import FailsafeQueries
 from .queries.notes import NoteQueries
 from .queries.outbox import OutboxQueries
 from .queries.oversight import OversightQueries
 from .queries.pipeline import PipelineQueries
+from .queries.preferences import PreferenceQueries
 from .queries.records import ALL_RECORDS, ORDERS, Order, RecordFilter
 from .queries.reports import ReportQueries
+from .queries.thresholds import ThresholdQueries
 
 Clock = Callable[[], datetime]
 OUTCOMES = ("created", "repeated", "reasked", "refused", "proceed", "auto_answered")
@@ -273,6 +276,11 @@ MIGRATIONS: list[Migration] = [
     Migration("decision_assessment", """
     ALTER TABLE escalations ADD COLUMN assessment TEXT;
     """),
+    # 13: the unusual-pattern check reads a conversation's latest decisions on every call: an index
+    # instead of a scan of the whole decision log
+    Migration("decisions_by_conversation", """
+    CREATE INDEX IF NOT EXISTS decisions_conversation ON decisions (conversation_id, id);
+    """),
 ]
 
 JSON_FIELDS = ("options", "context", "assessment")
@@ -290,15 +298,18 @@ class Store:
     """One SQLite file; a connection per thread; schema migrated on open. Named by a
     ``postgresql://`` URL (or ESCALATION_MATRIX_DB holding one), it is a ``PostgresStore``."""
 
+    path: Path | str  # the SQLite file; PostgresStore's database URL
+
     def __new__(cls, path: str | Path | None = None, clock: Clock = utcnow) -> "Store":
         if cls is Store and pgsql.is_url(path if path is not None else os.environ.get("ESCALATION_MATRIX_DB")):
             return super().__new__(PostgresStore)
         return super().__new__(cls)
 
     def __init__(self, path: str | Path | None = None, clock: Clock = utcnow):
-        self.path = Path(path).expanduser() if path else default_db_path()
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = Path(path).expanduser() if path else default_db_path()
+        self.path = self._file
+        if str(self._file) != ":memory:":
+            self._file.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self._local = threading.local()
         self._audit_key: bytes | None = None
@@ -315,7 +326,7 @@ class Store:
     # --- the audit key and anchor, kept outside the database ---
     @property
     def anchor_path(self) -> Path | None:
-        return None if str(self.path) == ":memory:" else self.path.with_name(self.path.name + ".audit-anchor")
+        return None if str(self._file) == ":memory:" else self._file.with_name(self._file.name + ".audit-anchor")
 
     @property
     def audit_key(self) -> bytes:
@@ -325,10 +336,10 @@ class Store:
             env = os.environ.get(AUDIT_KEY_ENV)
             if env:
                 self._audit_key = env.encode()
-            elif str(self.path) == ":memory:":
+            elif str(self._file) == ":memory:":
                 self._audit_key = os.urandom(32)
             else:
-                key_file = self.path.with_name(self.path.name + ".audit-key")
+                key_file = self._file.with_name(self._file.name + ".audit-key")
                 try:
                     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                     with os.fdopen(fd, "w") as out:
@@ -358,7 +369,7 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(str(self._file), timeout=30, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -436,6 +447,11 @@ class Store:
         return CounterQueries(self._conn, self.now)
 
     @property
+    def decisions(self) -> DecisionQueries:
+        """The decision log read back by agent behaviour (the unusual-pattern check)."""
+        return DecisionQueries(self._conn, self.now)
+
+    @property
     def erasure(self) -> ErasureQueries:
         """Erasing personal data in place."""
         return ErasureQueries(self._conn, self.now)
@@ -466,9 +482,19 @@ class Store:
         return PipelineQueries(self._conn, self.now)
 
     @property
+    def preferences(self) -> PreferenceQueries:
+        """Preferences learned from answers: matched, started, updated, used, listed, revoked, erased."""
+        return PreferenceQueries(self._conn, self.now)
+
+    @property
     def reports(self) -> ReportQueries:
         """The figures of a period's report (read-only)."""
         return ReportQueries(self._conn, self.now)
+
+    @property
+    def thresholds(self) -> ThresholdQueries:
+        """The adaptive target: threshold offsets, their changes, outcomes, the window an adjustment measures."""
+        return ThresholdQueries(self._conn, self.now)
 
     # --- escalation records ---
     def next_escalation_id(self, conn: sqlite3.Connection, year: int) -> tuple[str, int]:
@@ -760,7 +786,7 @@ class PostgresStore(Store):
 
     def __init__(self, path: str | Path | None = None, clock: Clock = utcnow):
         url = str(path if path is not None else os.environ["ESCALATION_MATRIX_DB"])
-        self.path = url  # type: ignore[assignment]
+        self.path = url
         self.clock = clock
         self._local = threading.local()
         self._tx = pgsql.TransactionState()

@@ -47,24 +47,17 @@ def shift(store: Store, conversation_id: str, settings: Unusual) -> Shift | None
 
 
 def conversation_shift(store: Store, conversation_id: str, settings: Unusual) -> Shift | None:
-    rows = store._conn().execute(
-        "SELECT action FROM decisions WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
-        (conversation_id, settings.recent + MAX_HISTORY)).fetchall()
-    return _jump([r[0] for r in rows], settings.recent, settings.min_history, settings.jump, "conversation")
+    actions = store.decisions.conversation_actions(conversation_id, settings.recent + MAX_HISTORY)
+    return _jump(actions, settings.recent, settings.min_history, settings.jump, "conversation")
 
 
 def agent_shift(store: Store, conversation_id: str, settings: Unusual) -> Shift | None:
     """The agent principal that owns ``conversation_id``, over its latest requests in all its
     conversations against its own earlier ones."""
-    conn = store._conn()
-    row = conn.execute("SELECT principal FROM conversation_owners WHERE conversation_id = ?",
-                       (conversation_id,)).fetchone()
-    agent = row[0] if row is not None else LOCAL_AGENT.name
-    rows = conn.execute(
-        "SELECT d.action FROM decisions d LEFT JOIN conversation_owners o ON o.conversation_id = d.conversation_id "
-        "WHERE d.conversation_id IS NOT NULL AND COALESCE(o.principal, ?) = ? ORDER BY d.id DESC LIMIT ?",
-        (LOCAL_AGENT.name, agent, settings.agent_recent + MAX_HISTORY)).fetchall()
-    found = _jump([r[0] for r in rows], settings.agent_recent, settings.agent_min_history, settings.jump, "agent")
+    owner = store.decisions.owner(conversation_id)
+    agent = owner if owner is not None else LOCAL_AGENT.name
+    actions = store.decisions.agent_actions(agent, LOCAL_AGENT.name, settings.agent_recent + MAX_HISTORY)
+    found = _jump(actions, settings.agent_recent, settings.agent_min_history, settings.jump, "agent")
     return found if found is None else Shift(found.history, found.recent, found.requests, "agent", agent)
 
 

@@ -8,9 +8,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .errors import EscalationMatrixError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .classifier import Offsets, RequestClassifier
+    from .embedder import Embedder
+    from .policy import ClassifierFile
+    from .models import Classification
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +31,10 @@ class BackgroundClassifier:
     """Stands in for a ``Classifier`` that ``factory`` builds in a daemon thread. Attribute access
     blocks until it is built, then behaves exactly like it; a failed build is raised to every caller."""
 
-    def __init__(self, factory: Callable[[], Any], name: str = "escalation-model-loader"):
+    def __init__(self, factory: Callable[[], RequestClassifier], name: str = "escalation-model-loader"):
         self._factory = factory
         self._ready = threading.Event()
-        self._value: Any = None
+        self._value: RequestClassifier | None = None
         self._error: BaseException | None = None
         self.load_seconds: float | None = None
         self._thread = threading.Thread(target=self._load, name=name, daemon=True)
@@ -48,14 +56,31 @@ class BackgroundClassifier:
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    def wait(self, timeout: float | None = None) -> Any:
+    def wait(self, timeout: float | None = None) -> RequestClassifier:
         """The classifier, once built (``timeout`` seconds at most; None waits as long as it takes)."""
         if not self._ready.wait(timeout):
             raise ModelUnavailableError(f"the model is still loading after {timeout:.0f} s; try again shortly")
-        if self._error is not None:
+        if self._error is not None or self._value is None:
             raise ModelUnavailableError(f"the model failed to load ({type(self._error).__name__}: {self._error}); "
                                         "the server log has the details") from None
         return self._value
+
+    # the classifier's own methods, typed (``RequestClassifier``); anything else through __getattr__
+    @property
+    def embedder(self) -> Embedder:
+        return self.wait().embedder
+
+    @property
+    def settings(self) -> ClassifierFile:
+        return self.wait().settings
+
+    def classify(self, request: str, context: dict[str, Any] | None = None,
+                 offsets: Offsets | None = None) -> Classification:
+        return self.wait().classify(request, context, offsets)
+
+    def classify_encoded(self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None,
+                         offsets: Offsets | None = None) -> tuple[list[Classification], np.ndarray]:
+        return self.wait().classify_encoded(requests, contexts, offsets)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

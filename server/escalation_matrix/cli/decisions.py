@@ -4,7 +4,7 @@ missed one, and show, adjust, list and revert the per-type threshold offsets. No
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +13,7 @@ from .common import AppState, db_option, translate_errors
 
 if TYPE_CHECKING:
     from ..loader import Policy
+    from ..queries.thresholds import ThresholdChange
 
 BY = click.option("--by", default="operator", show_default=True, help="Who does this (written to the audit trail).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -94,7 +95,7 @@ def thresholds_show(state: AppState, as_json: bool, db: str | None) -> None:
                    f"effective {r['effective']:+.3f}{floor}")
 
 
-def _echo_change(c: dict[str, Any]) -> None:
+def _echo_change(c: ThresholdChange) -> None:
     click.echo(f"#{c['id']} {c['at']} {c['type']}: {c['before']:+.3f} -> {c['after']:+.3f} by {c['by']} ({c['reason']})"
                + (f" [reverted by #{c['reverted_by']}]" if c.get("reverted_by") else ""))
 

@@ -52,7 +52,7 @@ def _erase(store: Store, conn: Any, ids: list[str]) -> None:
     now = store.now()
     for esc_id in ids:
         store.erasure.erase(conn, esc_id, ERASED, now)
-    forget(conn, ids, now, ERASED)  # a preference learned from these answers holds the same words
+    forget(store, conn, ids, now, ERASED)  # a preference learned from these answers holds the same words
     if ids:
         from .batches import forget as forget_batched
 

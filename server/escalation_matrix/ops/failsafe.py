@@ -27,6 +27,7 @@ from ..queries.records import RecordFilter
 from ..store import OPEN_STATUSES, Store, iso, parse_iso
 from . import notify
 from ..durations import duration_label
+from ..errors import PolicyError
 from ..ops_policy import FailSafe, OperationsFile
 
 if TYPE_CHECKING:
@@ -165,8 +166,10 @@ def _fire(store: Store, conn: sqlite3.Connection, ops: OperationsFile, record: d
         changes = {"reminded_at": now}
         text = f"Reminder: unanswered for {_age(record, due)}. {record.get('reason') or ''}".strip()
     elif rule.action == "raise":
-        new = rule.to.value  # type: ignore[union-attr]  # set by the policy's validation
-        route = ops.routing[rule.to]  # type: ignore[index]
+        if rule.to is None:  # the policy's validation gives every raise stage the severity it raises to
+            raise PolicyError("operations.yaml", f"failsafes.{stage}.to", "a raise stage needs the severity it raises to")
+        new = rule.to.value
+        route = ops.routing[rule.to]
         changes = {"severity": new, "severity_at": iso(due), "status": "raised", "raised_at": now,
                    "level": max(record["level"], route.level), "due_at": iso(due + route.respond_within)}
         if rule.assign_to:

@@ -154,9 +154,11 @@ def _hops(oversight: Oversight, conn: sqlite3.Connection, now: datetime) -> list
         team = oversight.rules.teams.get(ticket["team"]) or oversight.rules.team_of(ticket["actor"])[1]
         rule = oversight.rules.rule(ticket["rule"])
         step, step_at = ticket["step"], parse_iso(ticket["step_at"])
-        while step < len(team.chain) - 1 and team.chain[step].answer_within:
+        while step < len(team.chain) - 1:
             held, nxt = team.chain[step], team.chain[step + 1]
-            due = step_at + held.answer_within  # type: ignore[operator]
+            if not held.answer_within:
+                break
+            due = step_at + held.answer_within
             if due > now:
                 break
             step, step_at = step + 1, due

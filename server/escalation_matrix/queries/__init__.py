@@ -7,7 +7,8 @@ How it fits together:
   and the audit trail. It exposes each group here as a property bound to its connection and
   clock: ``conversations`` (what the guard checks), ``failsafe``, ``notes``, ``outbox``,
   ``batches``, ``oversight``, ``reports``, ``erasure``, ``audit_trail``, ``pipeline``,
-  ``counters``. ``owners`` is plain functions over a connection (the access checks get only the
+  ``counters``, ``thresholds`` (the adaptive target), ``preferences`` and ``decisions`` (the
+  decision log read back by the unusual-pattern check). ``owners`` is plain functions over a connection (the access checks get only the
   tool call's connection); ``records`` describes a list of escalations (``RecordFilter``, ``Order``)
   for ``Store.find_escalations``.
 - A group is a small class rather than more methods on ``Store``: each file holds the SQL of one

@@ -12,15 +12,20 @@ from .base import OPEN_STATUSES, Connection, Queries, Row, marks
 ISSUE_COLUMNS = "id, request, question, agent_question, question_vector, request_vector"
 
 
-class StoredIssue(TypedDict):
-    """What identifies a stored escalation's issue (``matching.stored_issue`` reads it)."""
+class IssueText(TypedDict):
+    """What identifies a stored issue: its texts and vectors (``matching.stored_issue`` reads it)."""
 
-    id: str
     request: str | None
     question: str | None
     agent_question: str | None
     question_vector: bytes
     request_vector: bytes | None
+
+
+class StoredIssue(IssueText):
+    """A stored escalation's issue."""
+
+    id: str
 
 
 class Task(TypedDict):
@@ -85,7 +90,7 @@ class ConversationQueries(Queries):
         rows = conn.execute(
             f"SELECT {ISSUE_COLUMNS} FROM escalations WHERE conversation_id = ? AND answer IS NOT NULL "
             "AND question_vector IS NOT NULL ORDER BY answered_at DESC", (conversation_id,)).fetchall()
-        return [_issue(row) for row in rows]
+        return [stored_issue_row(row) for row in rows]
 
     def open_issues(self, conn: Connection, conversation_id: str, task_id: str) -> list[StoredIssue]:
         """The task's open escalations of any type but hand-off (a new call may repeat one)."""
@@ -93,7 +98,7 @@ class ConversationQueries(Queries):
             f"SELECT {ISSUE_COLUMNS} FROM escalations WHERE conversation_id = ? AND task_id = ? "
             f"AND type != 'pattern' AND status IN ({marks(OPEN_STATUSES)}) AND question_vector IS NOT NULL",
             (conversation_id, task_id, *OPEN_STATUSES)).fetchall()
-        return [_issue(row) for row in rows]
+        return [stored_issue_row(row) for row in rows]
 
     def count_repeat(self, conn: Connection, escalation_id: str) -> None:
         """The agent asked about this open escalation again."""
@@ -156,7 +161,7 @@ def _task(row: Row) -> TaskState:
                      bool(row["awaiting_guidance"]))
 
 
-def _issue(row: Row) -> StoredIssue:
+def stored_issue_row(row: Row) -> StoredIssue:
     return StoredIssue(id=row["id"], request=row["request"], question=row["question"],
                        agent_question=row["agent_question"], question_vector=row["question_vector"],
                        request_vector=row["request_vector"])
