@@ -12,6 +12,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import PolicyError
+from .templating import FILE_TEMPLATES
 
 TEMPLATE_TYPES = ("deployment", "architecture", "data_change", "batch")
 FOLDER = "decisions"
@@ -33,7 +34,8 @@ class DecisionTemplates:
     def __init__(self, locale_folder: Path):
         self.folder = locale_folder / FOLDER
         self.env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(str(self.folder)), undefined=MissingFact,
-                                        autoescape=False, keep_trailing_newline=False)
+                                        autoescape=False, keep_trailing_newline=False,
+                                        bytecode_cache=FILE_TEMPLATES)
         self._templates: dict[str, jinja2.Template] = {}
         problems: list[tuple[str, str, str]] = []
         for path in sorted(self.folder.glob("*.j2")) if self.folder.is_dir() else []:

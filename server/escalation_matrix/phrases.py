@@ -14,6 +14,7 @@ from .decision_templates import DecisionTemplates
 from .errors import InputError, PolicyError
 from .models import EscalationType
 from .strict import Strict
+from .templating import FILE_TEMPLATES, from_string
 from .yamlfile import load_model
 
 TEMPLATE_FORMATS = ("md", "txt", "html")
@@ -66,6 +67,7 @@ class PhraseBook:
             # message.html.j2 escapes everything it prints; text formats print as-is.
             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
             keep_trailing_newline=False,
+            bytecode_cache=FILE_TEMPLATES,
         )
         self.env.filters["html_escape"] = jinja2.filters.do_forceescape
         path = folder / "phrases.yaml"
@@ -74,11 +76,11 @@ class PhraseBook:
         self._phrases = {}
         for key, text in self.data.phrases.items():
             try:
-                self._phrases[key] = self.env.from_string(text)
+                self._phrases[key] = from_string(self.env, text)
             except jinja2.TemplateSyntaxError as exc:
                 problems.append((str(path), f"phrases.{key}", f"template error: {exc.message}"))
         try:
-            self._context = self.env.from_string(self.data.context_line)
+            self._context = from_string(self.env, self.data.context_line)
         except jinja2.TemplateSyntaxError as exc:
             problems.append((str(path), "context_line", f"template error: {exc.message}"))
         unknown = sorted(set(self.data.texts) - set(UI_TEXTS))
@@ -87,7 +89,7 @@ class PhraseBook:
         self._texts = {}
         for key, default in UI_TEXTS.items():
             try:
-                self._texts[key] = self.env.from_string(self.data.texts.get(key, default))
+                self._texts[key] = from_string(self.env, self.data.texts.get(key, default))
             except jinja2.TemplateSyntaxError as exc:
                 problems.append((str(path), f"texts.{key}", f"template error: {exc.message}"))
         self._templates: dict[str, jinja2.Template] = {}
