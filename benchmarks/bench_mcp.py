@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_mcp.py [--calls 300] [--seconds 20] [--clients 8] [--backends onnx,torch]
 
-stdio, once per encoder backend (`backend:` in classifier.yaml, set on a copy of the policy):
+stdio, once per encoder backend (`backend:` in classifier.yaml, set on a copy of the policy;
+`onnx-int8` is the ONNX backend with `precision: int8`):
 process start -> first `tools/list` and -> first classification, sequential warm tool calls (each
 a distinct request, so every call runs the model) against a bare `tools/list` round trip (the
 floor: the same transport without the model), and the server's resident memory.
@@ -73,8 +74,10 @@ def policy_with_backend(backend: str, folder: Path) -> dict[str, str]:
 
     shutil.copytree(DataPaths.resolve().policies, folder)
     config = folder / "classifier.yaml"
-    lines = [line for line in config.read_text(encoding="utf-8").splitlines() if not line.startswith("backend:")]
-    config.write_text("\n".join([*lines, f"backend: {backend}", ""]), encoding="utf-8")
+    name, _, precision = backend.partition("-")  # "onnx-int8": the ONNX backend, precision: int8
+    lines = [line for line in config.read_text(encoding="utf-8").splitlines()
+             if not line.startswith(("backend:", "precision:"))]
+    config.write_text("\n".join([*lines, f"backend: {name}", f"precision: {precision or 'fp32'}", ""]), encoding="utf-8")
     return {**ENV, "ESCALATION_MATRIX_POLICIES": str(folder)}
 
 

@@ -160,7 +160,7 @@ class Classifier:
                 embedder = load_trained(self.settings)
             if is_probability_model(embedder):
                 self.model = embedder
-        self.embedder = embedder or get_embedder(self.settings.model, self.settings.backend)
+        self.embedder = embedder or get_embedder(self.settings.model, self.settings.encoder)
         exemplars = policy.exemplars
         self.exemplars = exemplars
         # per-text store: only exemplars added or edited since the last run are encoded
@@ -230,7 +230,7 @@ class Classifier:
     def base_embedder(self) -> Embedder:
         if self.model is None:
             return self.embedder
-        return getattr(self.model, "base_encoder", None) or get_embedder(self.settings.model, self.settings.backend)
+        return getattr(self.model, "base_encoder", None) or get_embedder(self.settings.model, self.settings.encoder)
 
     def _classify(
         self, requests: list[str], contexts: Iterable[dict[str, Any] | None] | None = None,
@@ -359,7 +359,7 @@ class ModelScorer:
 def serving_embedder(settings: ClassifierFile) -> Embedder:
     """What encodes requests for ``settings``: the fine-tuned model (method: trained) or the plain
     sentence encoder. Wrappers (batching, progress) keep the model's methods reachable."""
-    return load_trained(settings) if uses_trained(settings) else get_embedder(settings.model, settings.backend)
+    return load_trained(settings) if uses_trained(settings) else get_embedder(settings.model, settings.encoder)
 
 
 def uses_trained(settings: ClassifierFile) -> bool:
@@ -378,11 +378,11 @@ def load_trained(settings: ClassifierFile) -> TrainedModel:
     from .embedder import _resolve_model
 
     folder = trained_folder(settings)
-    key = f"trained:{folder.resolve()}@{settings.backend}"
+    key = f"trained:{folder.resolve()}@{settings.encoder}"
     with _TRAINED_LOCK:
         if key not in _TRAINED:
-            _TRAINED[key] = TrainedModel(folder, _resolve_model(settings.model), settings.backend,
-                                         base_name=f"{settings.model}@onnx")
+            _TRAINED[key] = TrainedModel(folder, _resolve_model(settings.model), settings.encoder,
+                                         base_name=f"{settings.model}@{settings.encoder}")
         return _TRAINED[key]
 
 

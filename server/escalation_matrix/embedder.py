@@ -103,21 +103,22 @@ _CACHE_LOCK = threading.Lock()
 
 def get_embedder(model: str, backend: str = "onnx") -> Embedder:
     """Embedders are shared per process: loading a model takes seconds. ``backend``: "torch"
-    (sentence-transformers) or "onnx" (ONNX Runtime, no torch import; same vectors)."""
+    (sentence-transformers), "onnx" (ONNX Runtime, no torch import; same vectors) or "onnx-int8"
+    (ONNX Runtime with int8 matrix weights)."""
     key = model if backend == "torch" or model.startswith("fake") else f"{model}@{backend}"
     with _CACHE_LOCK:
         if key not in _CACHE:
             if model.startswith("fake"):
                 dim = int(model.split(":", 1)[1]) if ":" in model else 256
                 _CACHE[key] = HashEmbedder(dim)
-            elif backend == "onnx":
-                _CACHE[key] = onnx_embedder(model)
+            elif backend in ("onnx", "onnx-int8"):
+                _CACHE[key] = onnx_embedder(model, "int8" if backend == "onnx-int8" else "fp32")
             else:
                 _CACHE[key] = SentenceTransformerEmbedder(model)
         return _CACHE[key]
 
 
-def onnx_embedder(model: str) -> Embedder:
+def onnx_embedder(model: str, precision: str = "fp32") -> Embedder:
     """The base sentence encoder on ONNX Runtime (built once from the model folder's weights)."""
     from .onnx_encoder import base_encoder
     from .paths import cache_dir
@@ -127,7 +128,8 @@ def onnx_embedder(model: str) -> Embedder:
         raise PolicyError("classifier.yaml", "model",
                           f"the ONNX backend needs a local model folder with model.safetensors, not {model!r}; "
                           "give such a folder or set `backend: torch`")
-    return base_encoder(folder, f"{model}@onnx", cache_dir())
+    name = f"{model}@onnx" + ("-int8" if precision == "int8" else "")
+    return base_encoder(folder, name, cache_dir(), precision)
 
 
 def cached_vectors(embedder: Embedder, texts: list[str], key: str, folder: Path) -> np.ndarray:

@@ -29,6 +29,7 @@ GRAPH_VERSION = 1
 OPSET = 18
 BATCH = 32  # texts per model pass, as sentence-transformers does
 MEMO = 4096  # base vectors kept from the last fine-tuned passes
+PRECISIONS = ("fp32", "int8")
 
 
 def _require(module: str, extra: str = "") -> None:
@@ -205,6 +206,31 @@ def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, base: Mappin
     return serialised
 
 
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation of the graph's matrix products, weights per output channel
+    (ONNX Runtime's ``quantize_dynamic``): a quarter of the matrix weights' size, activations
+    quantised per call. Per-channel scales keep the vectors within cosine ~0.99 of fp32, where one
+    scale per tensor loses several points of accuracy."""
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    root.addFilter(_quiet_preprocess)  # ONNX Runtime suggests its shape pre-pass on the root logger
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent) as work:
+            out = Path(work) / "int8.onnx"
+            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul"])
+            os.replace(out, target)
+    finally:
+        root.removeFilter(_quiet_preprocess)
+
+
+def _quiet_preprocess(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Please consider to run pre-processing")
+
+
 def source_digest(folder: Path, extra: Mapping[str, str] | None = None) -> str:
     """Names the built file by everything it is built from: the builder version, the base weights
     (path, size, modification time) and, for the fine-tuned model, the adapter's digest."""
@@ -215,12 +241,16 @@ def source_digest(folder: Path, extra: Mapping[str, str] | None = None) -> str:
 
 
 def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.ndarray] | None = None,
-                 alpha: float = 1.0, r: int = 1, extra: Mapping[str, str] | None = None, with_base: bool = False) -> Path:
+                 alpha: float = 1.0, r: int = 1, extra: Mapping[str, str] | None = None, with_base: bool = False,
+                 precision: str = "fp32") -> Path:
     """The cached ONNX file for these weights, built first if missing (atomic write, so processes
     starting together never read half a file). ``with_base``: the file also gives the base
     encoder's vectors (output base_embedding) from the same pass, sharing the un-adapted layers."""
-    digest = source_digest(folder, {**(extra or {}), "with_base": str(with_base)})
-    path = cache / "onnx" / f"{stem}-{digest}.onnx"
+    if precision not in PRECISIONS:
+        raise PolicyError("classifier.yaml", "precision", f"must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    int8 = {"precision": "int8"} if precision == "int8" else {}  # fp32 files keep their names
+    digest = source_digest(folder, {**(extra or {}), "with_base": str(with_base), **int8})
+    path = cache / "onnx" / f"{stem}{'-int8' if int8 else ''}-{digest}.onnx"
     if path.exists():
         return path
     cfg = BertConfig(folder)
@@ -237,10 +267,17 @@ def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.nda
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
+    if precision == "int8":
+        try:
+            quantize_int8(tmp, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     os.replace(tmp, path)
-    log.info("built ONNX encoder %s (%d MB)", path, len(data) // 2**20)
-    for old in path.parent.glob(f"{stem}-*.onnx"):  # the same model built from older sources
-        if old != path:
+    log.info("built ONNX encoder %s (%d MB)", path, path.stat().st_size // 2**20)
+    prefix = f"{stem}{'-int8' if int8 else ''}-"
+    for old in path.parent.glob(f"{prefix}*.onnx"):  # the same model built from older sources
+        if old != path and len(old.stem) == len(prefix) + 16:  # not the other precision's file
             old.unlink(missing_ok=True)
     return path
 
@@ -345,8 +382,8 @@ class BaseView:
         return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
 
 
-def base_encoder(folder: Path, name: str, cache: Path) -> OnnxEncoder:
+def base_encoder(folder: Path, name: str, cache: Path, precision: str = "fp32") -> OnnxEncoder:
     def build() -> Path:
-        return ensure_model(folder, cache, "base")
+        return ensure_model(folder, cache, "base", precision=precision)
 
     return OnnxEncoder(folder, build(), name, rebuild=build)

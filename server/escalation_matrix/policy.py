@@ -153,6 +153,11 @@ class ClassifierFile(Strict):
     backend: Literal["onnx", "torch"] = Field(
         default="onnx", description="What runs the encoder: 'onnx' (ONNX Runtime, no torch) or 'torch' (sentence-transformers)."
     )
+    precision: Literal["fp32", "int8"] = Field(
+        default="fp32",
+        description="ONNX backend: 'fp32' (the trained weights as they are) or 'int8' (matrix weights quantised "
+                    "per output channel: a smaller, faster file with slightly different vectors).",
+    )
     method: Literal["trained", "knn", "centroid", "linear"] = Field(default="trained", description="How types are scored.")
     trained: TrainedDecision = Field(default_factory=TrainedDecision,
                                      description="The fine-tuned model (method: trained) and its decision values.")
@@ -178,7 +183,15 @@ class ClassifierFile(Strict):
     def _weights_fit_k(self) -> "ClassifierFile":
         if self.weights is not None and (len(self.weights) != self.k or min(self.weights) < 0 or sum(self.weights) <= 0):
             raise ValueError(f"weights must list {self.k} non-negative numbers (one per neighbour, k={self.k})")
+        if self.precision == "int8" and self.backend != "onnx":
+            raise ValueError("precision: int8 needs backend: onnx (the torch backend runs fp32 only); "
+                             "set backend: onnx or precision: fp32")
         return self
+
+    @property
+    def encoder(self) -> str:
+        """The encoder runtime as one name: 'torch', 'onnx' or 'onnx-int8'."""
+        return f"{self.backend}-int8" if self.precision == "int8" else self.backend
 
     def threshold(self, etype: EscalationType) -> float:
         return self.thresholds.get(etype, self.default_threshold)

@@ -113,11 +113,13 @@ class TrainedModel:
     base_encoder: Any = None
 
     def __init__(self, folder: Path, base_model: str, backend: str = "torch", cache: Path | None = None,
-                 base_name: str = "bundled@onnx"):
+                 base_name: str | None = None):
         from safetensors.numpy import load_file
 
         self.folder = folder
-        self.backend = backend
+        # "onnx-int8": the ONNX backend with int8 matrix weights
+        self.backend, _, precision = backend.partition("-")
+        self.precision = precision or "fp32"
         self.manifest = Manifest.read(folder)
         self.manifest.verify(folder)
         lora = load_file(str(folder / "adapter.safetensors"))
@@ -130,7 +132,7 @@ class TrainedModel:
         max_length = int(cfg.get("serve_max_length", 256))
         digest = self.manifest.files["adapter.safetensors"]
         self.name = f"trained-{digest[:12]}"
-        if backend == "onnx":
+        if self.backend == "onnx":
             # the ONNX file is named by the adapter's digest, which manifest.verify has just checked
             # against adapter.safetensors: a changed adapter builds a new file, never reuses the old
             from .onnx_encoder import OnnxEncoder, ensure_model
@@ -140,13 +142,13 @@ class TrainedModel:
 
             def build() -> Path:
                 return ensure_model(base, cache or cache_dir(), f"trained-{digest[:12]}", lora, alpha, r,
-                                    extra={"adapter": digest}, with_base=True)
+                                    extra={"adapter": digest}, with_base=True, precision=self.precision)
 
-            self.name = f"trained-{digest[:12]}-onnx"
+            self.name = f"trained-{digest[:12]}-{backend}"
             self._encoder = OnnxEncoder(base, build(), self.name, max_length=max_length, rebuild=build)
             # one file, one pass: the base encoder's vectors (for comparing requests) come from
             # the same session, whose un-adapted lower layers are shared
-            self.base_encoder = self._encoder.base_view(base_name)
+            self.base_encoder = self._encoder.base_view(base_name or f"bundled@{backend}")
             return
         try:
             from sentence_transformers import SentenceTransformer

@@ -376,8 +376,9 @@ def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, s
         from ..embedder import _resolve_model
         from ..trained import TrainedModel
 
-        served = TrainedModel(out, _resolve_model(policy.classifier.model), "onnx",
-                              base_name=f"{policy.classifier.model}@onnx")
+        encoder = policy.classifier.encoder
+        served = TrainedModel(out, _resolve_model(policy.classifier.model), encoder,
+                              base_name=f"{policy.classifier.model}@{encoder}")
         click.echo(f"built the ONNX serving encoder {served._encoder.model_file}")
     if not no_write_policy:
         target = policy.paths.policies / "classifier.yaml"
