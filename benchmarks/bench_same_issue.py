@@ -79,7 +79,7 @@ def main() -> None:
     sets = {name: [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
             for name, path in (("fitted set", args.pairs), ("holdout", args.holdout)) if path}
     policy = load_policy()
-    embedder = get_embedder(policy.classifier.model, policy.classifier.backend)
+    embedder = get_embedder(policy.classifier.model, policy.classifier.encoder)
     rows = [r for found in sets.values() for r in found]
     texts = sorted({t for r in rows for t in (r["a"], r["b"])})
     vectors = dict(zip(texts, embedder.encode([expand_abbreviations(t) for t in texts])))  # as the server does
