@@ -22,8 +22,9 @@ from . import guard_results as out
 from .access import AccessError, check_agent_answer
 from .answers import DEFAULT_TASK, RESPONSE_ACTIONS, respond, respond_action, unlock_task
 from .ops import batches
-from .matching import (Issue, has_capability, minor_preference, most_similar, needed_capabilities,
-                       normalise_capability)
+from .queries.conversations import StoredIssue
+from .matching import (Issue, closest, has_capability, minor_preference, needed_capabilities,
+                       normalise_capability, stored_issue, worded_alike)
 from .classifier import RequestClassifier
 from .errors import InputError, NotFoundError
 from .loader import Policy
@@ -53,6 +54,7 @@ class Ask:
     missing: str | None = None
     context: dict[str, Any] = field(default_factory=dict)  # read, never changed
     insisted: EscalationType | None = None  # the agent insists this needs a person, as this type
+    new_issue: bool = False  # the agent says this is not an earlier issue worded differently
     locale: str | None = None  # the language of this call's texts (argument, conversation's, server's)
     locale_given: str | None = None  # the call's own locale argument: the conversation keeps it
 
@@ -255,40 +257,43 @@ class ConversationGuard:
     # --- the agent tools ---
     def escalate(self, conversation_id: str, request: str, task_id: str | None = None, question: str | None = None,
                  options: list[str] | None = None, details: str | None = None,
-                 context: dict[str, Any] | None = None, type: str | None = None, locale: str | None = None) -> EscalationResult:
+                 context: dict[str, Any] | None = None, type: str | None = None, locale: str | None = None,
+                 new_issue: bool | None = None) -> EscalationResult:
         """``type``: the agent insists this needs a person, as this type, whatever the classifier says.
-        ``locale``: the language of the texts (e.g. 'de'); the conversation keeps it for later calls."""
+        ``locale``: the language of the texts (e.g. 'de'); the conversation keeps it for later calls.
+        ``new_issue``: the agent says this is not an earlier issue worded differently (after a result
+        that named a ``matched_request``): only an earlier call worded alike is then the same issue."""
         ask = self._ask("escalate", conversation_id, request, task_id, question, options, details, None, context,
-                        insisted=out.agent_type(type), locale=locale)
+                        insisted=out.agent_type(type), locale=locale, new_issue=new_issue)
         decision = self._classify_escalation(ask)
         return self._decide(ask, decision)
 
     def clarify(self, conversation_id: str, request: str, question: str, task_id: str | None = None,
                 options: list[str] | None = None, missing: str | None = None,
-                locale: str | None = None) -> EscalationResult:
+                locale: str | None = None, new_issue: bool | None = None) -> EscalationResult:
         ask = self._ask("clarify", conversation_id, request, task_id, question, options, None, missing, None,
-                        question_required=True, locale=locale)
+                        question_required=True, locale=locale, new_issue=new_issue)
         decision = self._classify_clarification(ask)
         return self._decide(ask, decision)
 
     def preview_escalate(self, conversation_id: str, request: str, task_id: str | None = None,
                          question: str | None = None, options: list[str] | None = None, details: str | None = None,
                          context: dict[str, Any] | None = None, type: str | None = None,
-                         locale: str | None = None) -> Preview:
+                         locale: str | None = None, new_issue: bool | None = None) -> Preview:
         """What ``escalate`` would return now, and whether the person in the chat may decide it
         (``person_decides``), keeping nothing: the decision's transaction rolls back. The MCP adapter
         asks the person first and records the call once, after (an elicitation may take several
         rounds, each of which runs this again)."""
         ask = self._ask("escalate", conversation_id, request, task_id, question, options, details, None, context,
-                        insisted=out.agent_type(type), locale=locale)
+                        insisted=out.agent_type(type), locale=locale, new_issue=new_issue)
         return self._previewed(ask, self._classify_escalation(ask))
 
     def preview_clarify(self, conversation_id: str, request: str, question: str, task_id: str | None = None,
                         options: list[str] | None = None, missing: str | None = None,
-                        locale: str | None = None) -> Preview:
+                        locale: str | None = None, new_issue: bool | None = None) -> Preview:
         """What ``clarify`` would return now, keeping nothing (see ``preview_escalate``)."""
         ask = self._ask("clarify", conversation_id, request, task_id, question, options, None, missing, None,
-                        question_required=True, locale=locale)
+                        question_required=True, locale=locale, new_issue=new_issue)
         return self._previewed(ask, self._classify_clarification(ask))
 
     def _previewed(self, ask: Ask, d: Decision) -> Preview:
@@ -399,7 +404,7 @@ class ConversationGuard:
     # --- internals ---
     def _ask(self, tool: str, conversation_id: Any, request: Any, task_id: Any, question: Any, options: Any,
              details: Any, missing: Any, context: Any, question_required: bool = False,
-             insisted: EscalationType | None = None, locale: Any = None) -> Ask:
+             insisted: EscalationType | None = None, locale: Any = None, new_issue: Any = None) -> Ask:
         """The call's arguments, validated (an InputError names the first one that is not valid)."""
         s = self.settings
         given = self.speaking(locale).locale if locale else None
@@ -415,6 +420,7 @@ class ConversationGuard:
             missing=out.text(missing, "missing", s.max_question_chars, required=False),
             context=out.context_mapping(context),
             insisted=insisted,
+            new_issue=out.flag(new_issue, "new_issue"),
             locale=self.conversation_locale(conversation_id, given),
             locale_given=given,
         )
@@ -561,12 +567,15 @@ class ConversationGuard:
 
     def _reasked(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
         answered = self.store.conversations.answered_issues(conn, ask.conversation_id)
-        best = most_similar(answered, d.issue(ask), self.settings.reask_similarity)
-        if best is None:
+        issue = d.issue(ask)
+        row = closest(answered, issue, self.settings.reask_similarity, exact=ask.new_issue)
+        if row is None:
             return None
+        best = row["id"]
         record = self.store.escalation(best, conn)
-        return out.from_record(record, Action.proceed, out.REASKED.format(id=best), answer=record["answer"],
-                               task_id=ask.task_id)
+        instruction, matched = _matched(out.REASKED.format(id=best), issue, row)
+        return out.from_record(record, Action.proceed, instruction, answer=record["answer"], task_id=ask.task_id,
+                               matched_request=matched)
 
     def _preferred(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target) -> EscalationResult | None:
         """A learned preference of the person (or organisation) the context names answers for them."""
@@ -579,22 +588,28 @@ class ConversationGuard:
     def _open_match(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> str | None:
         """The open escalation of the task that is the same issue as ``ask``, if any."""
         # any type: a reworded request may classify differently and is still the same issue
+        row = self._open_row(conn, ask, d)
+        return None if row is None else row["id"]
+
+    def _open_row(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> StoredIssue | None:
         candidates = self.store.conversations.open_issues(conn, ask.conversation_id, ask.task_id)
-        return most_similar(candidates, d.issue(ask), self.settings.same_issue_similarity,
-                            self.settings.same_issue_similarity_agreeing)
+        return closest(candidates, d.issue(ask), self.settings.same_issue_similarity,
+                       self.settings.same_issue_similarity_agreeing, exact=ask.new_issue)
 
     def _repeated(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
-        best = self._open_match(conn, ask, d)
-        if best is None:
+        row = self._open_row(conn, ask, d)
+        if row is None:
             return None
+        best = row["id"]
         self.store.conversations.count_repeat(conn, best)
         record = self.store.escalation(best, conn)
         self.store.audit(conn, "repeat", "agent", escalation_id=best, conversation_id=ask.conversation_id,
                          task_id=ask.task_id, data={"request": ask.request, "question": ask.question,
                                                     "repeat_count": record["repeat_count"]})
         action = out.action_for(Severity(record["severity"]))
-        return out.from_record(record, action, out.REPEATED.format(id=best), repeated=True,
-                               confidence=d.classification.confidence)
+        instruction, matched = _matched(out.REPEATED.format(id=best), d.issue(ask), row)
+        return out.from_record(record, action, instruction, repeated=True, confidence=d.classification.confidence,
+                               matched_request=matched)
 
     def _create(self, conn: sqlite3.Connection, ask: Ask, d: Decision, goal: Target, task: Task) -> EscalationResult:
         count = task["escalation_count"] + 1
@@ -672,6 +687,18 @@ class ConversationGuard:
         notifying.enqueue(self.store, conn, self.policy.operations, route.notify, "created",
                        self.store.escalation(esc_id, conn), text.issue, route.assignee)
         return esc_id
+
+
+def _matched(instruction: str, issue: Issue, row: StoredIssue) -> tuple[str, str | None]:
+    """The instruction for a call taken as an earlier escalation's issue, and the earlier words when
+    they differ: a match by meaning can be wrong for a different issue worded alike ("read access" /
+    "write access"), which the agent reading both can tell, so it is shown the earlier request."""
+    old = stored_issue(row)
+    if worded_alike(issue, old):
+        return instruction, None
+    earlier = (old.question if issue.question and old.question else old.request) or ""
+    shown = earlier if len(earlier) <= 200 else earlier[:199] + "…"
+    return instruction + out.DIFFERS.format(earlier=shown), earlier
 
 
 def _scope_instruction(severity: Severity | None) -> str:

@@ -28,6 +28,9 @@ LOW_CONFIDENCE = ("Low confidence ({p:.2f}) that nothing here needs a person: be
 PROCEED_DEFAULT = "Do not ask: apply this default and continue - {default}"
 REASKED = "This was already answered in this conversation ({id}); apply that answer and continue without asking again."
 REPEATED = "You already raised this issue ({id}) and it is still open: do not ask again; wait for its answer."
+# a match by meaning, not by the same words: the agent can tell a different issue worded alike
+DIFFERS = (" It was matched by meaning to the earlier request \"{earlier}\": if yours asks for something else "
+           "(another target, amount, permission, place or time), call again with new_issue: true instead.")
 HANDOFF = "Stop working on this task: it has been handed to a person ({id}). Tell the user once, using the phrase."
 LOCKED = "This task is locked by {id} until a person unlocks it: stop and take no action on it."
 ANSWERED = "Apply this answer and continue the task now; do not ask for confirmation."
@@ -90,6 +93,15 @@ def text(value: Any, name: str, limit: int, *, required: bool = True) -> str | N
 
 
 AGENT_TYPES = tuple(t for t in EscalationType if t not in (EscalationType.none, EscalationType.pattern))
+
+
+def flag(value: Any, name: str) -> bool:
+    """An optional yes/no argument: true, false or absent (false)."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InputError(f"{name} must be true or false, not {value!r}")
+    return value
 
 
 def agent_type(value: Any) -> EscalationType | None:

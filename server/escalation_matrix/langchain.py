@@ -65,6 +65,7 @@ class ClarifyArgs(BaseModel):
     options: list[str] | None = Field(default=None, description=argument("clarify", "options"))
     missing: str | None = Field(default=None, description=argument("clarify", "missing"))
     locale: str | None = Field(default=None, description=argument("clarify", "locale"))
+    new_issue: bool | None = Field(default=None, description=argument("clarify", "new_issue"))
 
 
 class EscalateArgs(BaseModel):
@@ -78,6 +79,7 @@ class EscalateArgs(BaseModel):
     type: Literal["clarification", "conflict", "context", "decision", "compliance", "scope", "safety",
                   "technical"] | None = Field(default=None, description=argument("escalate", "type"))
     locale: str | None = Field(default=None, description=argument("escalate", "locale"))
+    new_issue: bool | None = Field(default=None, description=argument("escalate", "new_issue"))
 
 
 class RespondArgs(BaseModel):

@@ -76,21 +76,38 @@ def same_issue_as(new: Issue, old: Issue, threshold: float, agreeing: float | No
     return same_issue(new.request, new.request_vector, old.request, old.request_vector, threshold, agreeing)
 
 
-def most_similar(rows: Sequence[StoredIssue], issue: Issue, threshold: float, agreeing: float | None = None) -> str | None:
+def worded_alike(new: Issue, old: Issue) -> bool:
+    """The two calls say the same words (case, spacing and end punctuation aside), compared as
+    ``same_issue_as`` compares them: the questions when both asked one, else the requests."""
+    if new.question and old.question:
+        return _words(new.question) == _words(old.question)
+    return _words(new.request) == _words(old.request)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.casefold().split()).rstrip(" .!?")
+
+
+def most_similar(rows: Sequence[StoredIssue], issue: Issue, threshold: float, agreeing: float | None = None,
+                 *, exact: bool = False) -> str | None:
     """The id of the stored escalation that is the same issue, the closest when several are
-    (``agreeing``: the lower cosine for sentences that agree on values and action, see ``same_issue``)."""
-    best = closest(rows, issue, threshold, agreeing)
+    (``agreeing``: the lower cosine for sentences that agree on values and action, see ``same_issue``;
+    ``exact``: only one worded alike, when the agent says its call is a new issue)."""
+    best = closest(rows, issue, threshold, agreeing, exact=exact)
     return None if best is None else best["id"]
 
 
-def closest(rows: Sequence[Stored], issue: Issue, threshold: float, agreeing: float | None = None) -> Stored | None:
+def closest(rows: Sequence[Stored], issue: Issue, threshold: float, agreeing: float | None = None,
+            *, exact: bool = False) -> Stored | None:
     """The stored issue (an escalation's, a preference's) that is the same issue as ``issue``, the
-    closest when several are."""
+    closest when several are (``exact``: worded alike only)."""
     best: Stored | None = None
     best_sim = -1.0
     for row in rows:
         old = stored_issue(row)
-        if not same_issue_as(issue, old, threshold, agreeing):
+        if exact and not worded_alike(issue, old):
+            continue
+        if not exact and not same_issue_as(issue, old, threshold, agreeing):
             continue
         asked, old_asked = issue.question_vector, old.question_vector
         sim = float(asked @ old_asked if asked is not None and old_asked is not None

@@ -40,6 +40,7 @@ Options = Annotated[list[str] | None, Field(description=spec.OPTIONS)]
 AgentType = Annotated[Literal["clarification", "conflict", "context", "decision", "compliance", "scope", "safety",
                               "technical"] | None, Field(description=argument("escalate", "type"))]
 Locale = Annotated[str | None, Field(description=spec.LOCALE)]
+NewIssue = Annotated[bool | None, Field(description=spec.NEW_ISSUE)]
 Context_ = Annotated[dict[str, Any] | None, Field(description=spec.CONTEXT)]
 
 
@@ -140,12 +141,12 @@ def _register_escalate(server: MCPServer, guard: ConversationGuard) -> None:
     # answer as `respond` would.
     def previewed(ctx: Context, conversation_id: str, request: str, task_id: str | None, question: str | None,
                   options: list[str] | None, details: str | None, context: dict[str, Any] | None, type: str | None,
-                  locale: str | None) -> Preview | None:
+                  locale: str | None, new_issue: bool | None = None) -> Preview | None:
         if not _can_elicit(ctx):
             return None
         _tool_errors(claim)(guard, ctx, conversation_id)
         return _tool_errors(guard.preview_escalate)(conversation_id, request, task_id, question, options, details,
-                                                    context, type, locale)
+                                                    context, type, locale, new_issue)
 
     def ask_person(preview: Annotated[Preview | None, Resolve(previewed)]) -> Elicit[PersonDecision] | None:
         if preview is None or not preview.person_decides:
@@ -166,9 +167,11 @@ def _register_escalate(server: MCPServer, guard: ConversationGuard) -> None:
         context: Context_ = None,
         type: AgentType = None,
         locale: Locale = None,
+        new_issue: NewIssue = None,
     ) -> EscalationResult:
         claim(guard, ctx, conversation_id)
-        result = guard.escalate(conversation_id, request, task_id, question, options, details, context, type, locale)
+        result = guard.escalate(conversation_id, request, task_id, question, options, details, context, type, locale,
+                                new_issue)
         if (reply is None or reply.action != "accept" or not isinstance(reply.data, PersonDecision)
                 or result.escalation_id is None or not guard.person_decides(result)):
             return result  # not asked, declined, or no longer theirs to decide (changed since they were asked)
@@ -185,12 +188,13 @@ def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:
     # As escalate: preview (nothing kept), ask the person through the client when it can, then
     # record the call once and apply the answer.
     def previewed(ctx: Context, conversation_id: str, request: str, question: str, task_id: str | None,
-                  options: list[str] | None, missing: str | None, locale: str | None = None) -> Preview | None:
+                  options: list[str] | None, missing: str | None, locale: str | None = None,
+                  new_issue: bool | None = None) -> Preview | None:
         if not _can_elicit(ctx):
             return None
         _tool_errors(claim)(guard, ctx, conversation_id)
         return _tool_errors(guard.preview_clarify)(conversation_id, request, question, task_id, options, missing,
-                                                   locale)
+                                                   locale, new_issue)
 
     def ask_person(preview: Annotated[Preview | None, Resolve(previewed)]) -> Elicit[ClarifyAnswer] | None:
         if preview is None:
@@ -210,9 +214,10 @@ def _register_clarify(server: MCPServer, guard: ConversationGuard) -> None:
         task_id: TaskId = None, options: Options = None,
         missing: Annotated[str | None, Field(description=argument("clarify", "missing"))] = None,
         locale: Locale = None,
+        new_issue: NewIssue = None,
     ) -> EscalationResult:
         claim(guard, ctx, conversation_id)
-        result = guard.clarify(conversation_id, request, question, task_id, options, missing, locale)
+        result = guard.clarify(conversation_id, request, question, task_id, options, missing, locale, new_issue)
         if (reply is not None and reply.action == "accept" and isinstance(reply.data, ClarifyAnswer)
                 and result.action is Action.escalate and result.escalation_id):
             return guard.respond(result.escalation_id, reply.data.answer, responder="person")

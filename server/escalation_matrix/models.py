@@ -178,6 +178,10 @@ class EscalationResult(BaseModel):
     question: str | None = Field(default=None, description="The question put to the person.")
     options: list[str] = Field(default_factory=list, description="Options offered to the person.")
     answer: str | None = Field(default=None, description="The person's answer to apply, when proceeding after one.")
+    matched_request: str | None = Field(
+        default=None, description="When this call was taken as an earlier escalation's issue (answered or still open) "
+                                  "worded differently: that escalation's request or question. If this call asks "
+                                  "for something else, call again with new_issue: true.")
     default: str | None = Field(default=None, description="Conventional default to apply for a minor preference.")
     in_scope: bool | None = Field(default=None, description="check_scope only: whether the request is in scope.")
     instruction: str = Field(description="One sentence telling the agent exactly what to do next.")

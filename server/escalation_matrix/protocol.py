@@ -54,6 +54,9 @@ What to do with the result (always follow `action` and `instruction`)
 - wait: the task is paused awaiting guidance on an L3 escalation. Take no action on it and raise
   nothing new on it until a person answers.
 - repeated=true: you already asked this and it is still open. Do not ask again; wait.
+- matched_request: your call was taken as that earlier request, worded differently (its answer
+  is applied, or it is the open one). Compare it with yours: if yours asks for something else
+  (another target, amount, permission, place or time), call again with new_issue=true.
 - notices: news about earlier escalations of this conversation (a reminder is due, a task now
   awaits guidance); act on each once as it says.
 

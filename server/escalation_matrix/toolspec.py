@@ -30,6 +30,8 @@ LOCALE = ("Language of the phrase, message and options, e.g. 'en' or 'de'; the c
 CONTEXT = ('Structured facts for the policy rules, e.g. {"environment": "production", "estimated_cost": 500}. '
            'Name the person you work for and their organisation ({"person": "alice", "organisation": "acme"}) so '
            'their learned preferences can answer a question they always answer the same way.')
+NEW_ISSUE = ("true when a result named a matched_request that asks for something else than yours (another "
+             "target, amount, permission, place or time): only an earlier call worded alike is then the same issue.")
 
 
 def _spec(name: str, title: str, description: str, **arguments: str) -> ToolSpec:
@@ -48,7 +50,9 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({spec.name: spec for spec in (
         legal concern, sensitive data, a safety concern, or an action outside your scope. Returns the
         action to take: escalate (say the phrase once and wait), proceed (with a default or an earlier
         answer), handoff (the task went to a person) or stop (L4: the task is locked). The same open
-        issue returns the same escalation_id with repeated=true - never ask it twice. Pass `type` when
+        issue returns the same escalation_id with repeated=true - never ask it twice; when it was
+        matched by meaning, matched_request shows the earlier words, and a request that asks for
+        something else is sent again with new_issue=true. Pass `type` when
         you are sure a person is needed: it escalates as that type even when the classifier sees no
         need (classified_as then says what the classifier thought). A client that supports
         elicitation may have the person decide inside this call (approve, reject, modify, delegate or
@@ -62,7 +66,7 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({spec.name: spec for spec in (
           context=CONTEXT,
           type="Insist on escalating as this type, e.g. 'decision', when you are unsure whatever the "
                "classifier says; omitted: the classifier decides.",
-          locale=LOCALE),
+          locale=LOCALE, new_issue=NEW_ISSUE),
     _spec("check_scope", "Check whether a request is in scope", """
         Before acting on a request that may be prohibited, outside your authority or beyond your
         technical capabilities: is it within what you may and can do? in_scope=false comes with the
@@ -84,7 +88,7 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({spec.name: spec for spec in (
           question="The one clarifying question you would ask the person.",
           task_id=TASK_ID, options=OPTIONS,
           missing="The one missing piece of information, e.g. 'the target audience' (a Context escalation).",
-          locale=LOCALE),
+          locale=LOCALE, new_issue=NEW_ISSUE),
     _spec("respond", "Record the person's answer", """
         Record the person's answer to an open question of your conversation as soon as they reply;
         returns proceed with the answer. Apply it and continue at once - do not ask for confirmation.
