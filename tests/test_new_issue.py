@@ -121,3 +121,28 @@ class TestWithTheModel:
         run_loop(ToolCallingFake(messages=script()), tools, history)
         assert guard.store.count("escalations") == 2
         assert history[-1].content.startswith("Asked about ESC-")
+
+
+@pytest.mark.slow
+@pytest.mark.model
+async def test_over_stdio(tmp_path):
+    import os
+    import sys
+    from pathlib import Path
+
+    from mcp import StdioServerParameters
+
+    cli = str(Path(sys.executable).with_name("escalation-matrix"))
+    env = {k: v for k, v in os.environ.items() if k != "ESCALATION_MATRIX_TOKEN"}
+    params = StdioServerParameters(command=cli, args=["serve", "--db", str(tmp_path / "s.db")],
+                                   env={**env, "HF_HUB_OFFLINE": "1"})
+    async with Client(params, read_timeout_seconds=300) as client:
+        first = (await client.call_tool("escalate", {"conversation_id": "s", "request": EDIT,
+                                                      "type": "decision"})).structured_content
+        await client.call_tool("respond", {"escalation_id": first["escalation_id"], "answer": "Yes"})
+        reused = (await client.call_tool("escalate", {"conversation_id": "s", "request": VIEW,
+                                                       "type": "decision"})).structured_content
+        new = (await client.call_tool("escalate", {"conversation_id": "s", "request": VIEW, "type": "decision",
+                                                    "new_issue": True})).structured_content
+    assert (reused["action"], reused["answer"], reused["matched_request"]) == ("proceed", "Yes", EDIT)
+    assert new["action"] == "escalate" and new["escalation_id"] != first["escalation_id"]
