@@ -146,3 +146,31 @@ async def test_over_stdio(tmp_path):
                                                     "new_issue": True})).structured_content
     assert (reused["action"], reused["answer"], reused["matched_request"]) == ("proceed", "Yes", EDIT)
     assert new["action"] == "escalate" and new["escalation_id"] != first["escalation_id"]
+
+
+@pytest.mark.backends
+class TestLearnedPreferences:
+    """A learned preference is matched by meaning too: it shows the question it was learned from
+    when the words differ, and does not answer a call the agent says is a new issue."""
+
+    @pytest.fixture
+    def guard(self, policy, fake_classifier, db_path, clock):
+        return ConversationGuard(policy, fake_classifier, Store(db_path, clock=clock))
+
+    def test_a_preference_shows_what_it_was_learned_from_and_steps_aside_for_a_new_issue(self, guard, clock):
+        from datetime import timedelta
+
+        from test_preferences import ALICE, QUESTION, REQUEST, answer_times
+
+        answer_times(guard, clock, 5)
+        clock.moment += timedelta(days=1)
+        same = guard.escalate("p1", REQUEST, question=QUESTION.upper(), context=ALICE, type="decision")
+        assert same.action is Action.proceed and same.preference is not None and same.matched_request is None
+        # one word more: the fast test encoder still finds it close, so the preference answers,
+        # and shows the question it learned from
+        reworded = QUESTION.replace("tests?", "tests tonight?")
+        near = guard.escalate("p2", REQUEST, question=reworded, context=ALICE, type="decision")
+        assert near.action is Action.proceed and near.preference is not None
+        assert near.matched_request == QUESTION and "new_issue: true" in near.instruction
+        asked = guard.escalate("p3", REQUEST, question=reworded, context=ALICE, type="decision", new_issue=True)
+        assert asked.action is Action.escalate and asked.preference is None and asked.escalation_id

@@ -583,7 +583,8 @@ class ConversationGuard:
         return preferences.auto_answer(
             self.store, conn, self.policy.decisions.preferences, conversation_id=ask.conversation_id,
             task_id=ask.task_id, etype=goal.etype, trigger=goal.trigger, severity=goal.severity, context=ask.context,
-            issue=d.issue(ask), policy_escalated=escalated, confidence_of_type=d.classification.confidence)
+            issue=d.issue(ask), policy_escalated=escalated, confidence_of_type=d.classification.confidence,
+            new_issue=ask.new_issue)
 
     def _open_match(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> str | None:
         """The open escalation of the task that is the same issue as ``ask``, if any."""
@@ -697,8 +698,7 @@ def _matched(instruction: str, issue: Issue, row: StoredIssue) -> tuple[str, str
     if worded_alike(issue, old):
         return instruction, None
     earlier = (old.question if issue.question and old.question else old.request) or ""
-    shown = earlier if len(earlier) <= 200 else earlier[:199] + "…"
-    return instruction + out.DIFFERS.format(earlier=shown), earlier
+    return instruction + out.DIFFERS.format(earlier=out.shown(earlier)), earlier
 
 
 def _scope_instruction(severity: Severity | None) -> str:

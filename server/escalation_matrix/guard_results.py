@@ -95,6 +95,11 @@ def text(value: Any, name: str, limit: int, *, required: bool = True) -> str | N
 AGENT_TYPES = tuple(t for t in EscalationType if t not in (EscalationType.none, EscalationType.pattern))
 
 
+def shown(text: str, limit: int = 200) -> str:
+    """A text quoted back to the agent, cut at ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def flag(value: Any, name: str) -> bool:
     """An optional yes/no argument: true, false or absent (false)."""
     if value is None:

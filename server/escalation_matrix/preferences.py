@@ -22,7 +22,7 @@ from typing import Any
 from . import guard_results as out
 from .decisions_policy import Preferences
 from .errors import InputError, NotFoundError, StateError
-from .matching import Issue, closest, stored_issue
+from .matching import Issue, closest, stored_issue, worded_alike
 from .models import Action, EscalationResult, EscalationType, PreferenceUse, Severity, StructuredAnswer
 from .queries.conversations import StoredIssue
 from .queries.preferences import Preference
@@ -115,10 +115,11 @@ def learn(store: Store, conn: sqlite3.Connection, escalation_id: str, settings: 
     issue, now = stored_issue(row), store.now()
     key = answer_key(record["answer"], record.get("response_action"))
     for scope, name in found:
-        pref = _matching(store, conn, scope, name, record["type"], issue, settings)
-        if pref is None:
+        found_pref = _matching(store, conn, scope, name, record["type"], issue, settings)
+        if found_pref is None:
             _start(store, conn, scope, name, record, row, key, by, now)
             continue
+        pref = found_pref[0]
         d = decay(age_days(pref["updated_at"], now), settings.half_life_days)
         agrees = key == pref["answer_key"]
         tally = updated(json.loads(pref["tally"]), key, d)
@@ -145,9 +146,18 @@ def answerable(etype: str, severity: str | None, settings: Preferences) -> bool:
 
 
 def _matching(store: Store, conn: sqlite3.Connection, scope: str, name: str, etype: str, issue: Issue,
-              settings: Preferences) -> Preference | None:
-    best = closest(store.preferences.candidates(conn, scope, name, etype), issue, settings.similarity)
-    return None if best is None else store.preferences.get(conn, best["id"])
+              settings: Preferences, exact: bool = False) -> tuple[Preference, str | None] | None:
+    """The preference for this question, and the words it was learned from when they differ from
+    the question's (``exact``: worded alike only)."""
+    best = closest(store.preferences.candidates(conn, scope, name, etype), issue, settings.similarity, exact=exact)
+    if best is None:
+        return None
+    pref = store.preferences.get(conn, best["id"])
+    if pref is None:
+        return None
+    old = stored_issue(best)
+    earlier = None if worded_alike(issue, old) else (old.question if issue.question and old.question else old.request)
+    return pref, earlier
 
 
 def _start(store: Store, conn: sqlite3.Connection, scope: str, name: str, record: dict[str, Any],
@@ -162,21 +172,24 @@ def _start(store: Store, conn: sqlite3.Connection, scope: str, name: str, record
 # --- answering from a preference ---
 def auto_answer(store: Store, conn: sqlite3.Connection, settings: Preferences, *, conversation_id: str,
                 task_id: str, etype: EscalationType, trigger: str, severity: Severity | None, context: dict[str, Any],
-                issue: Issue, policy_escalated: bool, confidence_of_type: float | None) -> EscalationResult | None:
+                issue: Issue, policy_escalated: bool, confidence_of_type: float | None,
+                new_issue: bool = False) -> EscalationResult | None:
     """The answer of the person's (else their organisation's) preference for this question, when
     one is at or above the threshold with enough agreeing answers; None: ask the person. The
     organisation's preference answers only when the person has none for it, or one with the same
     answer.
-    ``policy_escalated``: the decision policy escalated it (critical, unusual): a person decides."""
+    ``policy_escalated``: the decision policy escalated it (critical, unusual): a person decides.
+    ``new_issue``: the agent says its call is not an earlier question worded differently."""
     if (not settings.enabled or policy_escalated or severity is None
             or not answerable(etype.value, severity.value, settings) or issue.request_vector.size == 0):
         return None
     now = store.now()
     own: str | None = None  # the person's own latest answer to this question, when they have one
     for scope, name in scopes(context, settings):
-        pref = _matching(store, conn, scope, name, etype.value, issue, settings)
-        if pref is None:
+        found = _matching(store, conn, scope, name, etype.value, issue, settings, exact=new_issue)
+        if found is None:
             continue
+        pref, earlier = found
         if scope == "person":
             own = pref["answer_key"]
         elif own is not None and pref["answer_key"] != own:
@@ -198,8 +211,9 @@ def auto_answer(store: Store, conn: sqlite3.Connection, settings: Preferences, *
         return EscalationResult(
             action=Action.proceed, type=etype, severity=severity, trigger=trigger, answer=pref["answer"],
             response=StructuredAnswer(action=action) if action in SIMPLE_ACTIONS else None,
-            instruction=f"{said}: {step} {use.revoke}", conversation_id=conversation_id, task_id=task_id,
-            confidence=confidence_of_type, preference=use)
+            instruction=f"{said}: {step} {use.revoke}" + (out.DIFFERS.format(earlier=out.shown(earlier)) if earlier else ""),
+            conversation_id=conversation_id, task_id=task_id, confidence=confidence_of_type, preference=use,
+            matched_request=earlier)
     return None
 
 
