@@ -8,9 +8,13 @@ import os
 import sys
 
 import click
+from typing import TYPE_CHECKING
 
 from . import main
 from .common import AppState, CliError, db_option, translate_errors
+
+if TYPE_CHECKING:
+    from ..http_security import TokenTable
 
 TOKEN_ENV = "ESCALATION_MATRIX_TOKEN"
 TOKENS_FILE_ENV = "ESCALATION_MATRIX_TOKENS_FILE"
@@ -59,6 +63,23 @@ def serve(state: AppState, transport: str, host: str, port: int, tokens_file: st
         if warning:
             click.echo(f"escalation-matrix: WARNING: {warning}", err=True)
     _quiet_model_loading()
+    front = None
+    if transport == "stdio":  # answer initialize and tools/list before the MCP SDK has loaded
+        from ..paths import DataPaths, cache_dir
+        from ..stdio_front import start as start_front
+
+        paths = DataPaths.resolve(*state.folders)
+        front = start_front(cache_dir(), sys.argv[1:], [paths.policies, paths.phrases])
+    try:
+        _serve(state, transport, host, port, tokens, allowed_hosts, db, locale)
+    finally:
+        if front is not None:
+            front.finish()
+            log.debug("escalation-matrix: %d request(s) answered before the server had loaded", front.early)
+
+
+def _serve(state: AppState, transport: str, host: str, port: int, tokens: TokenTable | None, allowed_hosts: tuple[str, ...],
+           db: str | None, locale: str | None) -> None:
     from ..mcp_app import build_server, load_guard
 
     with contextlib.redirect_stdout(sys.stderr):  # anything printed while loading goes to stderr
