@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -40,12 +39,13 @@ finally:
     front.finish()
 """
 
-DISCOVER = {"jsonrpc": "2.0", "id": 1, "method": "server/discover",
-            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}
-LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list",
-        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}
+META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}}
+DISCOVER = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": META}}
+LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": META}}
 CALL = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "classify"}}
-OLD_INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
+OLD_INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
 OLD_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
@@ -102,6 +102,9 @@ def test_a_paged_tool_list_and_a_damaged_cache_go_to_the_server(tmp_path):
     # the handshake is answered before the server is ready (the front's copy of its answer); the
     # later page goes to the server
     assert order(out) == ["1:server", "ready", "2:server", "bye"]
+    # a request without what the server requires of it gets the server's answer (its error)
+    bare = {**DISCOVER, "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}
+    assert order(session(cache, [bare]))[:2] == ["ready", "1:server"]
     cache.write_text("{not json")
     assert order(session(cache, [DISCOVER]))[:2] == ["ready", "1:server"]
 

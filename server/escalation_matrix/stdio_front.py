@@ -85,6 +85,7 @@ class Front:
         self._server_spoke = False
         self._threads: list[threading.Thread] = []
         self.early = 0  # answers given here (for the log)
+        self._end = b"\x00end of escalation-matrix output " + os.urandom(8).hex().encode() + b"\n"
 
     # --- wiring ---
     def start(self) -> None:
@@ -103,13 +104,19 @@ class Front:
             self._threads.append(thread)
 
     def finish(self) -> None:
-        """The server is done: let its last output through, then stop."""
+        """The server is done: let its last output through, then stop. The pipe may never reach
+        its end (the SDK keeps a duplicate of its stdout), so a line of our own marks the end:
+        everything the server wrote is already in the pipe ahead of it."""
         try:
             sys.stdout.flush()
         except (OSError, ValueError):
             pass
+        try:
+            _write_all(1, self._end)
+        except OSError:
+            pass
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)  # the pipe's last writer closes: the out relay reads to its end
+        os.dup2(devnull, 1)
         os.close(devnull)
         self._threads[1].join(timeout=5)
 
@@ -138,6 +145,8 @@ class Front:
             version = self._session_version = str(params.get("protocolVersion"))
         if method == "tools/list" and params.get("cursor"):
             return  # a later page: the server answers
+        if not _complete(method, params, meta):
+            return  # the server says what is missing
         answer_key = f"{method} {version or self._session_version}"
         with self._lock:
             self._asked[key] = answer_key
@@ -155,6 +164,8 @@ class Front:
     def _relay_out(self) -> None:
         with os.fdopen(self._from_server, "rb", buffering=0) as stream:
             for line in iter(stream.readline, b""):
+                if line == self._end:
+                    return
                 message = _parse(line)
                 with self._lock:
                     self._server_spoke = True
@@ -172,6 +183,15 @@ class Front:
             return
         self.known = {**self.known, answer_key: result}
         _write(self.cache_file, self.known)
+
+
+def _complete(method: str, params: dict[str, Any], meta: Any) -> bool:
+    """The request carries what the server requires of it (else the server's error is the answer)."""
+    if method == "initialize":
+        return isinstance(params.get("capabilities"), dict) and isinstance(params.get("clientInfo"), dict)
+    if isinstance(meta, dict) and VERSION_META in meta:  # the per-request envelope of newer protocols
+        return isinstance(meta.get("io.modelcontextprotocol/clientCapabilities"), dict)
+    return method == "tools/list"
 
 
 def _key(message_id: Any) -> str:
