@@ -153,3 +153,17 @@ async def test_the_real_server_learns_and_then_answers_early(tmp_path):
     async with Client(params, read_timeout_seconds=300) as client:
         assert len((await client.list_tools()).tools) == len(listed[0])
     assert not (tmp_path / "off" / "stdio").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_a_client_that_leaves_while_the_model_loads_gets_a_clean_exit(tmp_path):
+    """stdin closes a moment after start, the model still loading: the server answers what it was
+    asked and exits with status 0 (the encoder's threads used to be torn down under the load)."""
+    cli = str(Path(sys.executable).with_name("escalation-matrix"))
+    env = {k: v for k, v in os.environ.items() if k != "ESCALATION_MATRIX_TOKEN"}
+    env.update(HF_HUB_OFFLINE="1", ESCALATION_MATRIX_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run([cli, "serve", "--db", str(tmp_path / "e.db")], input=json.dumps(DISCOVER) + "\n",
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[0])["id"] == 1

@@ -150,8 +150,13 @@ def serve_http(server: MCPServer, guard: ConversationGuard, host: str, port: int
 
 
 def serve_stdio(server: MCPServer, guard: ConversationGuard) -> None:
-    with Background(guard).running():
-        server.run()
+    try:
+        with Background(guard).running():
+            server.run()
+    finally:
+        settle = getattr(guard.classifier, "settle", None)  # a client that left during the model load
+        if settle is not None:
+            settle()
 
 
 __all__ = ["Background", "build_http_app", "console_routes", "serve_http", "serve_stdio"]

@@ -56,6 +56,11 @@ class BackgroundClassifier:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    def settle(self, timeout: float = 60.0) -> None:
+        """Let a load in progress finish before the process exits: the encoder's native threads
+        torn down under a running load abort the process ("terminate called ...")."""
+        self._ready.wait(timeout)
+
     def wait(self, timeout: float | None = None) -> RequestClassifier:
         """The classifier, once built (``timeout`` seconds at most; None waits as long as it takes)."""
         if not self._ready.wait(timeout):
