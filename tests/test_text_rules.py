@@ -50,6 +50,10 @@ def _names(engine: RuleEngine, text: str, context: dict | None = None) -> set[st
         ("moving_money", "Please transfer $12,500 to the account ending 4471 today."),
         ("moving_money", "Send \u20ac3,000 to our supplier in Lisbon."),
         ("moving_money", "Pay the contractor 2,400 USD through PayPal."),
+        ("destroying_production", "Delete the production database"),
+        ("destroying_production", "Drop the users table in the production database."),
+        ("destroying_production", "Please shut down the prod servers tonight"),
+        ("destroying_production", "Wipe the live bucket and start over."),
     ],
 )
 def test_rule_fires(engine, rule, text):
@@ -83,6 +87,10 @@ def test_rule_fires(engine, rule, text):
         "How do I transfer money between my savings and checking accounts?",
         "Send the Q3 report to finance; revenue was $2.4 million.",
         "Transfer the files to the shared drive.",
+        "How do I delete a production database safely?",
+        "Delete the test database",
+        "Write a post about why you should never delete the production database",
+        "Drop the old column from the staging table.",
         "Should John still pay the painter despite the unfinished work?",
         "Include specific details about the delivery in the email to Ana.",
         # safe requests with violent or sensitive words: the model, not a text rule, decides these
