@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -90,7 +91,7 @@ class Front:
     # --- wiring ---
     def start(self) -> None:
         sys.stdout.flush()
-        self._client_in = os.fdopen(os.dup(0), "rb", buffering=0)
+        self._client_in = os.fdopen(os.dup(0), "rb")
         self._client_out = os.dup(1)
         to_server_r, self._to_server = os.pipe()
         self._from_server, from_server_w = os.pipe()
@@ -162,17 +163,18 @@ class Front:
 
     # --- server -> client ---
     def _relay_out(self) -> None:
-        with os.fdopen(self._from_server, "rb", buffering=0) as stream:
+        with os.fdopen(self._from_server, "rb") as stream:
             for line in iter(stream.readline, b""):
                 if line == self._end:
                     return
-                message = _parse(line)
                 with self._lock:
                     self._server_spoke = True
-                    key = _key(message["id"]) if message is not None and "id" in message and "method" not in message else None
+                    key = _response_id(line)
                     asked = self._asked.pop(key, None) if key is not None else None
-                    if asked is not None and message is not None and "result" in message:
-                        self._learn(asked, message["result"])
+                    if asked is not None:
+                        message = _parse(line)  # parsed in full only when there is something to learn
+                        if message is not None and "result" in message:
+                            self._learn(asked, message["result"])
                     if key is not None and key in self._answered:
                         self._answered.discard(key)
                         continue
@@ -192,6 +194,22 @@ def _complete(method: str, params: dict[str, Any], meta: Any) -> bool:
     if isinstance(meta, dict) and VERSION_META in meta:  # the per-request envelope of newer protocols
         return isinstance(meta.get("io.modelcontextprotocol/clientCapabilities"), dict)
     return method == "tools/list"
+
+
+# the SDK writes responses as {"jsonrpc":"2.0","id":...,"result"|"error":...}: the id is read from
+# the start of the line, without parsing a large result
+_RESPONSE_ID = re.compile(rb'^\{"jsonrpc":"2\.0","id":(-?\d+|"(?:[^"\\]|\\.)*"),"(?:result|error)":')
+
+
+def _response_id(line: bytes) -> str | None:
+    """The key of the request a server line answers, or None (a notification or a request)."""
+    found = _RESPONSE_ID.match(line)
+    if found is not None:
+        return _key(json.loads(found.group(1)))
+    message = _parse(line)  # another layout: read it in full
+    if message is None or "id" not in message or "method" in message:
+        return None
+    return _key(message["id"])
 
 
 def _key(message_id: Any) -> str:
