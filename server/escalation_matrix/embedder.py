@@ -112,13 +112,13 @@ def get_embedder(model: str, backend: str = "onnx") -> Embedder:
                 dim = int(model.split(":", 1)[1]) if ":" in model else 256
                 _CACHE[key] = HashEmbedder(dim)
             elif backend in ("onnx", "onnx-int8"):
-                _CACHE[key] = onnx_embedder(model, "int8" if backend == "onnx-int8" else "fp32")
+                _CACHE[key] = onnx_embedder(model, backend)
             else:
                 _CACHE[key] = SentenceTransformerEmbedder(model)
         return _CACHE[key]
 
 
-def onnx_embedder(model: str, precision: str = "fp32") -> Embedder:
+def onnx_embedder(model: str, backend: str = "onnx") -> Embedder:
     """The base sentence encoder on ONNX Runtime (built once from the model folder's weights)."""
     from .onnx_encoder import base_encoder
     from .paths import cache_dir
@@ -128,8 +128,7 @@ def onnx_embedder(model: str, precision: str = "fp32") -> Embedder:
         raise PolicyError("classifier.yaml", "model",
                           f"the ONNX backend needs a local model folder with model.safetensors, not {model!r}; "
                           "give such a folder or set `backend: torch`")
-    name = f"{model}@onnx" + ("-int8" if precision == "int8" else "")
-    return base_encoder(folder, name, cache_dir(), precision)
+    return base_encoder(folder, f"{model}@{backend}", cache_dir(), "int8" if backend == "onnx-int8" else "fp32")
 
 
 def cached_vectors(embedder: Embedder, texts: list[str], key: str, folder: Path) -> np.ndarray:

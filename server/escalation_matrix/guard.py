@@ -23,8 +23,8 @@ from .access import AccessError, check_agent_answer
 from .answers import DEFAULT_TASK, RESPONSE_ACTIONS, respond, respond_action, unlock_task
 from .ops import batches
 from .queries.conversations import StoredIssue
-from .matching import (Issue, closest, has_capability, minor_preference, needed_capabilities,
-                       normalise_capability, stored_issue, worded_alike)
+from .matching import (Issue, closest, earlier_words, has_capability, minor_preference, needed_capabilities,
+                       normalise_capability, stored_issue)
 from .classifier import RequestClassifier
 from .errors import InputError, NotFoundError
 from .loader import Policy
@@ -694,11 +694,8 @@ def _matched(instruction: str, issue: Issue, row: StoredIssue) -> tuple[str, str
     """The instruction for a call taken as an earlier escalation's issue, and the earlier words when
     they differ: a match by meaning can be wrong for a different issue worded alike ("read access" /
     "write access"), which the agent reading both can tell, so it is shown the earlier request."""
-    old = stored_issue(row)
-    if worded_alike(issue, old):
-        return instruction, None
-    earlier = (old.question if issue.question and old.question else old.request) or ""
-    return instruction + out.DIFFERS.format(earlier=out.shown(earlier)), earlier
+    earlier = earlier_words(issue, stored_issue(row))
+    return out.with_match(instruction, earlier), earlier
 
 
 def _scope_instruction(severity: Severity | None) -> str:

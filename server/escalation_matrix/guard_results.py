@@ -95,9 +95,13 @@ def text(value: Any, name: str, limit: int, *, required: bool = True) -> str | N
 AGENT_TYPES = tuple(t for t in EscalationType if t not in (EscalationType.none, EscalationType.pattern))
 
 
-def shown(text: str, limit: int = 200) -> str:
-    """A text quoted back to the agent, cut at ``limit`` characters."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def with_match(instruction: str, earlier: str | None, limit: int = 200) -> str:
+    """``instruction``, plus, for a call matched by meaning to ``earlier`` words, what they were
+    (cut at ``limit`` characters) and how to say the call is a new issue."""
+    if earlier is None:
+        return instruction
+    shown = earlier if len(earlier) <= limit else earlier[: limit - 1] + "…"
+    return instruction + DIFFERS.format(earlier=shown)
 
 
 def flag(value: Any, name: str) -> bool:

@@ -11,7 +11,7 @@ from typing import Sequence, TypeVar
 import numpy as np
 
 from .models import Classification, EscalationType
-from .queries.conversations import IssueText, StoredIssue
+from .queries.conversations import IssueText
 from .sameissue import same_issue
 
 # check_scope(capabilities=[...]): what the agent can do. A request that needs a known capability
@@ -88,26 +88,24 @@ def _words(text: str) -> str:
     return " ".join(text.casefold().split()).rstrip(" .!?")
 
 
-def most_similar(rows: Sequence[StoredIssue], issue: Issue, threshold: float, agreeing: float | None = None,
-                 *, exact: bool = False) -> str | None:
-    """The id of the stored escalation that is the same issue, the closest when several are
-    (``agreeing``: the lower cosine for sentences that agree on values and action, see ``same_issue``;
-    ``exact``: only one worded alike, when the agent says its call is a new issue)."""
-    best = closest(rows, issue, threshold, agreeing, exact=exact)
-    return None if best is None else best["id"]
+def earlier_words(new: Issue, old: Issue) -> str | None:
+    """The earlier call's words (question or request, as compared) when they are not ``new``'s:
+    what a call matched by meaning is shown, so the agent can tell a different issue worded alike."""
+    if worded_alike(new, old):
+        return None
+    return (old.question if new.question and old.question else old.request) or ""
 
 
 def closest(rows: Sequence[Stored], issue: Issue, threshold: float, agreeing: float | None = None,
             *, exact: bool = False) -> Stored | None:
     """The stored issue (an escalation's, a preference's) that is the same issue as ``issue``, the
-    closest when several are (``exact``: worded alike only)."""
+    closest when several are (``agreeing``: the lower cosine for sentences that agree on values and
+    action, see ``same_issue``; ``exact``: worded alike only, when the agent says its call is a new issue)."""
     best: Stored | None = None
     best_sim = -1.0
     for row in rows:
         old = stored_issue(row)
-        if exact and not worded_alike(issue, old):
-            continue
-        if not exact and not same_issue_as(issue, old, threshold, agreeing):
+        if not (worded_alike(issue, old) if exact else same_issue_as(issue, old, threshold, agreeing)):
             continue
         asked, old_asked = issue.question_vector, old.question_vector
         sim = float(asked @ old_asked if asked is not None and old_asked is not None

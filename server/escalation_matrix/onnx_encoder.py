@@ -249,8 +249,9 @@ def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.nda
     if precision not in PRECISIONS:
         raise PolicyError("classifier.yaml", "precision", f"must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     int8 = {"precision": "int8"} if precision == "int8" else {}  # fp32 files keep their names
+    stem = f"{stem}-int8" if int8 else stem
     digest = source_digest(folder, {**(extra or {}), "with_base": str(with_base), **int8})
-    path = cache / "onnx" / f"{stem}{'-int8' if int8 else ''}-{digest}.onnx"
+    path = cache / "onnx" / f"{stem}-{digest}.onnx"
     if path.exists():
         return path
     cfg = BertConfig(folder)
@@ -275,9 +276,8 @@ def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.nda
             raise
     os.replace(tmp, path)
     log.info("built ONNX encoder %s (%d MB)", path, path.stat().st_size // 2**20)
-    prefix = f"{stem}{'-int8' if int8 else ''}-"
-    for old in path.parent.glob(f"{prefix}*.onnx"):  # the same model built from older sources
-        if old != path and len(old.stem) == len(prefix) + 16:  # not the other precision's file
+    for old in path.parent.glob(f"{stem}-*.onnx"):  # the same model built from older sources
+        if old != path and len(old.stem) == len(stem) + 17:  # not the other precision's file (stem-int8-…)
             old.unlink(missing_ok=True)
     return path
 

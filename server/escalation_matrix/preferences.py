@@ -22,7 +22,7 @@ from typing import Any
 from . import guard_results as out
 from .decisions_policy import Preferences
 from .errors import InputError, NotFoundError, StateError
-from .matching import Issue, closest, stored_issue, worded_alike
+from .matching import Issue, closest, earlier_words, stored_issue
 from .models import Action, EscalationResult, EscalationType, PreferenceUse, Severity, StructuredAnswer
 from .queries.conversations import StoredIssue
 from .queries.preferences import Preference
@@ -155,9 +155,7 @@ def _matching(store: Store, conn: sqlite3.Connection, scope: str, name: str, ety
     pref = store.preferences.get(conn, best["id"])
     if pref is None:
         return None
-    old = stored_issue(best)
-    earlier = None if worded_alike(issue, old) else (old.question if issue.question and old.question else old.request)
-    return pref, earlier
+    return pref, earlier_words(issue, stored_issue(best))
 
 
 def _start(store: Store, conn: sqlite3.Connection, scope: str, name: str, record: dict[str, Any],
@@ -211,7 +209,7 @@ def auto_answer(store: Store, conn: sqlite3.Connection, settings: Preferences, *
         return EscalationResult(
             action=Action.proceed, type=etype, severity=severity, trigger=trigger, answer=pref["answer"],
             response=StructuredAnswer(action=action) if action in SIMPLE_ACTIONS else None,
-            instruction=f"{said}: {step} {use.revoke}" + (out.DIFFERS.format(earlier=out.shown(earlier)) if earlier else ""),
+            instruction=out.with_match(f"{said}: {step} {use.revoke}", earlier),
             conversation_id=conversation_id, task_id=task_id, confidence=confidence_of_type, preference=use,
             matched_request=earlier)
     return None

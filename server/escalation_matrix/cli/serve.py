@@ -6,9 +6,9 @@ import contextlib
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from typing import TYPE_CHECKING
 
 from . import main
 from .common import AppState, CliError, db_option, translate_errors
