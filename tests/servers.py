@@ -87,10 +87,11 @@ def serve_http(args: list[str], env: dict[str, str], log: Path, *, db: Path | No
         raise
 
 
-def stdio_client(db: Path, read_timeout: float = 900) -> Client:
-    """An MCP client on a new ``escalation-matrix serve --db DB`` process over stdio. The first
-    call that classifies carries the model load (the server loads it in the background)."""
-    return Client(StdioServerParameters(command=CLI, args=["serve", "--db", str(db)], env=server_env()),
+def stdio_client(db: Path, read_timeout: float = 900, **env: str) -> Client:
+    """An MCP client on a new ``escalation-matrix serve --db DB`` process over stdio (``env``: more
+    settings for it). The first call that classifies carries the model load (the server loads it
+    in the background)."""
+    return Client(StdioServerParameters(command=CLI, args=["serve", "--db", str(db)], env=server_env(**env)),
                   read_timeout_seconds=read_timeout)
 
 

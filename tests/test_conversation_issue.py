@@ -4,13 +4,10 @@ through the library, the real in-memory MCP client, a stdio server process and a
 from __future__ import annotations
 
 import json
-import os
-import sys
-from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
 from escalation_matrix.guard import ConversationGuard
 from escalation_matrix.langchain import ESCALATION_PROTOCOL, make_tools
@@ -122,11 +119,9 @@ async def test_over_mcp_the_re_ask_and_the_insisted_type(guard):
 
 @pytest.mark.slow
 async def test_over_stdio_a_reworded_request_is_the_same_issue(tmp_path):
-    cli = str(Path(sys.executable).with_name("escalation-matrix"))
-    env = {k: v for k, v in os.environ.items() if k != "ESCALATION_MATRIX_TOKEN"}
-    params = StdioServerParameters(command=cli, args=["serve", "--db", str(tmp_path / "s.db")],
-                                   env={**env, "HF_HUB_OFFLINE": "1"})
-    async with Client(params, read_timeout_seconds=300) as client:
+    from servers import stdio_client
+
+    async with stdio_client(tmp_path / "s.db", 300) as client:
         first = (await client.call_tool("escalate", {"conversation_id": "s", "request": WEBSITE,
                                                       "type": "clarification"})).structured_content
         await client.call_tool("respond", {"escalation_id": first["escalation_id"], "answer": "The pricing page"})

@@ -126,17 +126,9 @@ class TestWithTheModel:
 @pytest.mark.slow
 @pytest.mark.model
 async def test_over_stdio(tmp_path):
-    import os
-    import sys
-    from pathlib import Path
+    from servers import stdio_client
 
-    from mcp import StdioServerParameters
-
-    cli = str(Path(sys.executable).with_name("escalation-matrix"))
-    env = {k: v for k, v in os.environ.items() if k != "ESCALATION_MATRIX_TOKEN"}
-    params = StdioServerParameters(command=cli, args=["serve", "--db", str(tmp_path / "s.db")],
-                                   env={**env, "HF_HUB_OFFLINE": "1"})
-    async with Client(params, read_timeout_seconds=300) as client:
+    async with stdio_client(tmp_path / "s.db", 300) as client:
         first = (await client.call_tool("escalate", {"conversation_id": "s", "request": EDIT,
                                                       "type": "decision"})).structured_content
         await client.call_tool("respond", {"escalation_id": first["escalation_id"], "answer": "Yes"})

@@ -5,7 +5,6 @@ with the torch backend."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,25 +70,28 @@ def test_the_shipped_model_in_int8_decides_like_fp32():
     assert np.median([abs(a.confidence - b.confidence) for a, b in zip(results["fp32"], results["int8"])]) < 0.02
 
 
-def test_int8_with_the_torch_backend_is_a_clear_policy_error(data_copy):
-    from escalation_matrix.errors import PolicyError
+def load(data_copy):
     from escalation_matrix.loader import load_policy
 
-    config = data_copy / "policies" / "classifier.yaml"
-    text = re.sub(r"(?m)^backend: .*$", "backend: torch", config.read_text(encoding="utf-8"))
-    config.write_text(re.sub(r"(?m)^precision: .*$", "precision: int8", text), encoding="utf-8")
+    return load_policy(data_copy / "policies", data_copy / "phrases", data_copy / "embeddings")
+
+
+def test_int8_with_the_torch_backend_is_a_clear_policy_error(data_copy):
+    from escalation_matrix.errors import PolicyError
+    from test_policy_check import edit
+
+    edit(data_copy / "policies" / "classifier.yaml", "\nbackend: onnx\n", "\nbackend: torch\n")
+    edit(data_copy / "policies" / "classifier.yaml", "\nprecision: fp32\n", "\nprecision: int8\n")
     with pytest.raises(PolicyError) as err:
-        load_policy(data_copy / "policies", data_copy / "phrases", data_copy / "embeddings")
+        load(data_copy)
     assert "precision: int8 needs backend: onnx" in str(err.value)
 
 
 def test_an_unknown_precision_is_a_clear_policy_error(data_copy):
     from escalation_matrix.errors import PolicyError
-    from escalation_matrix.loader import load_policy
+    from test_policy_check import edit
 
-    config = data_copy / "policies" / "classifier.yaml"
-    config.write_text(re.sub(r"(?m)^precision: .*$", "precision: fp16", config.read_text(encoding="utf-8")),
-                      encoding="utf-8")
+    edit(data_copy / "policies" / "classifier.yaml", "\nprecision: fp32\n", "\nprecision: fp16\n")
     with pytest.raises(PolicyError) as err:
-        load_policy(data_copy / "policies", data_copy / "phrases", data_copy / "embeddings")
+        load(data_copy)
     assert "precision" in str(err.value) and "int8" in str(err.value)

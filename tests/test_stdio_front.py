@@ -5,7 +5,6 @@ answered), and with the real ``escalation-matrix serve`` over the real MCP clien
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,27 +129,22 @@ def test_the_key_follows_policy_files_and_settings_but_not_the_database(tmp_path
 @pytest.mark.slow
 @pytest.mark.model
 async def test_the_real_server_learns_and_then_answers_early(tmp_path):
-    from mcp import Client, StdioServerParameters
+    from servers import stdio_client
 
-    cli = str(Path(sys.executable).with_name("escalation-matrix"))
     cache = tmp_path / "cache"
-    env = {k: v for k, v in os.environ.items() if k != "ESCALATION_MATRIX_TOKEN"}
-    env.update(HF_HUB_OFFLINE="1", ESCALATION_MATRIX_CACHE=str(cache))
     listed = []
     for n in range(2):
-        params = StdioServerParameters(command=cli, args=["serve", "--db", str(tmp_path / f"{n}.db")], env=env)
-        async with Client(params, read_timeout_seconds=300) as client:
+        async with stdio_client(tmp_path / f"{n}.db", 300, ESCALATION_MATRIX_CACHE=str(cache)) as client:
             tools = await client.list_tools()
             listed.append(sorted(t.model_dump_json() for t in tools.tools))
             result = await client.call_tool("classify", {"request": "Delete the production database"})
-            assert not result.is_error and result.structured_content["action"]
+            assert not result.is_error and result.structured_content["type"] == "scope"  # destroying_production
     assert listed[0] == listed[1] and len(listed[0]) >= 5
     [early] = (cache / "stdio").glob("early-*.json")
     assert {k.split()[0] for k in json.loads(early.read_text())} == {"server/discover", "tools/list"}
 
-    off = {**env, "ESCALATION_MATRIX_EARLY_ANSWERS": "0", "ESCALATION_MATRIX_CACHE": str(tmp_path / "off")}
-    params = StdioServerParameters(command=cli, args=["serve", "--db", str(tmp_path / "off.db")], env=off)
-    async with Client(params, read_timeout_seconds=300) as client:
+    async with stdio_client(tmp_path / "off.db", 300, ESCALATION_MATRIX_EARLY_ANSWERS="0",
+                            ESCALATION_MATRIX_CACHE=str(tmp_path / "off")) as client:
         assert len((await client.list_tools()).tools) == len(listed[0])
     assert not (tmp_path / "off" / "stdio").exists()
 
@@ -160,10 +154,10 @@ async def test_the_real_server_learns_and_then_answers_early(tmp_path):
 def test_a_client_that_leaves_while_the_model_loads_gets_a_clean_exit(tmp_path):
     """stdin closes a moment after start, the model still loading: the server answers what it was
     asked and exits with status 0 (the encoder's threads used to be torn down under the load)."""
-    cli = str(Path(sys.executable).with_name("escalation-matrix"))
-    env = {k: v for k, v in os.environ.items() if k != "ESCALATION_MATRIX_TOKEN"}
-    env.update(HF_HUB_OFFLINE="1", ESCALATION_MATRIX_CACHE=str(tmp_path / "cache"))
-    done = subprocess.run([cli, "serve", "--db", str(tmp_path / "e.db")], input=json.dumps(DISCOVER) + "\n",
-                          capture_output=True, text=True, env=env, timeout=120)
+    from servers import CLI, server_env
+
+    done = subprocess.run([CLI, "serve", "--db", str(tmp_path / "e.db")], input=json.dumps(DISCOVER) + "\n",
+                          capture_output=True, text=True, timeout=120,
+                          env=server_env(ESCALATION_MATRIX_CACHE=str(tmp_path / "cache")))
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.splitlines()[0])["id"] == 1
