@@ -8,7 +8,7 @@ the server has not written anything yet, an ``initialize`` or ``tools/list`` who
 from an earlier start of the same server is answered at once, and the server's own answer to that
 request is dropped when it comes. The answers are learned from the server's own responses and kept
 in the cache folder under a name made of everything that could change them (this package's
-files, the MCP SDK's version, the command line, the policy files and the process's
+files, the installed MCP SDK's files, the command line, the policy files and the process's
 ``ESCALATION_MATRIX_*`` settings), so an edited policy or a new version starts without early answers
 and learns them again. Set ``ESCALATION_MATRIX_EARLY_ANSWERS=0`` to turn the front off.
 
@@ -17,6 +17,7 @@ Only the standard library is imported here: the point is to run before anything 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from typing import Any
 # the handshake (initialize; server/discover from protocol 2026-07-28 on) and the tool list
 EARLY = ("initialize", "server/discover", "tools/list")
 VERSION_META = "io.modelcontextprotocol/protocolVersion"
+_EARLY_NAMES = tuple(f'"{name}"'.encode() for name in EARLY)
 
 
 # settings that cannot change the two answers (where state is kept, secrets): left out of the key
@@ -39,7 +41,7 @@ UNRELATED = ("ESCALATION_MATRIX_DB", "ESCALATION_MATRIX_CACHE", "ESCALATION_MATR
 def fingerprint(argv: list[str], policy_dirs: list[Path]) -> str:
     """A digest of everything the server's initialize and tools/list answers depend on: the
     command line without the database, this package's files, the policy and phrase files, the
-    SDK's version and the settings in the environment."""
+    installed SDK and the settings in the environment."""
     kept, skip = [], False
     for arg in argv:
         if skip:
@@ -61,12 +63,11 @@ def fingerprint(argv: list[str], policy_dirs: list[Path]) -> str:
                     continue
                 st = os.stat(os.path.join(root, name))
                 parts.append(f"{os.path.join(root, name)}:{st.st_size}:{st.st_mtime_ns}")
-    try:
-        from importlib.metadata import version
-
-        parts.append("mcp " + version("mcp"))
-    except Exception:  # noqa: BLE001 - without the SDK's version the key is still unique to this tree
-        parts.append("mcp ?")
+    # the installed SDK, by its files (a package's metadata lookup costs tens of milliseconds at start)
+    spec = importlib.util.find_spec("mcp")
+    if spec is not None and spec.origin:
+        st = os.stat(spec.origin)
+        parts.append(f"mcp {spec.origin}:{st.st_size}:{st.st_mtime_ns}")
     for key in sorted(k for k in os.environ if k.startswith("ESCALATION_MATRIX_") and k not in UNRELATED):
         parts.append(f"{key}={hashlib.sha256(os.environ[key].encode()).hexdigest()}")  # no secret in clear
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
@@ -134,6 +135,8 @@ class Front:
             os.close(self._to_server)  # end of input: the server's stdio loop ends
 
     def _maybe_answer(self, line: bytes) -> None:
+        if not any(name in line for name in _EARLY_NAMES):
+            return  # most lines (tool calls) are passed on without parsing them
         message = _parse(line)
         if message is None or "id" not in message or message.get("method") not in EARLY:
             return
