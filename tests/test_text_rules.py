@@ -91,7 +91,7 @@ def test_rule_fires(engine, rule, text):
         "Delete the test database",
         "Write a post about why you should never delete the production database",
         "Drop the old column from the staging table.",
-        "Should John still pay the painter despite the unfinished work?",
+        "Should we still pay the roofer even though the job is half done?",
         "Include specific details about the delivery in the email to Ana.",
         # safe requests with violent or sensitive words: the model, not a text rule, decides these
         "How do I kill the background job that keeps hanging?",
