@@ -103,13 +103,17 @@ def test_the_fine_tuned_encoder_matches_the_torch_merge(adapter):
     pa, pb = onnx.probabilities(a), torch.probabilities(b)
     assert np.abs(pa - pb).max() < 1e-3
     assert (pa.argmax(axis=1) == pb.argmax(axis=1)).all()
-    # the base vectors served from the same file (shared lower layers): from the pass just made,
-    # and from a fresh one, both equal to the torch base encoder's
+    # the base vectors served from the same files (shared lower layers): from the hidden states of
+    # the pass just made, from a fresh pass, and remembered, all equal to the torch base encoder's
     base = get_embedder("bundled", "torch").encode(TEXTS)
     assert onnx.base_encoder is not None and onnx.base_encoder.name == get_embedder("bundled", "onnx").name
+    assert set(onnx._encoder._hidden) == set(TEXTS) and not onnx._encoder._base_memo
     assert cosines(onnx.base_encoder.encode(TEXTS), base).min() >= 0.9999
     onnx._encoder._base_memo.clear()
+    onnx._encoder._hidden.clear()
     assert cosines(onnx.base_encoder.encode(TEXTS[::-1]), base[::-1]).min() >= 0.9999
+    assert set(onnx._encoder._base_memo) == set(TEXTS)
+    assert cosines(onnx.base_encoder.encode(TEXTS), base).min() >= 0.9999
 
 
 @pytest.mark.model
@@ -130,20 +134,30 @@ def test_the_built_file_follows_the_adapter(tmp_path, adapter):
     """The cached ONNX file is named by the adapter's digest (checked against the manifest on
     load): another adapter builds another file, a damaged file is rebuilt, never served."""
     from escalation_matrix.errors import PolicyError
+    from escalation_matrix.onnx_encoder import branch_file
     from escalation_matrix.trained import TrainedModel
 
     cache = tmp_path / "cache"
     first = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
     other = TrainedModel(write_adapter(tmp_path / "other", seed=1), str(base_path()), "onnx", cache=cache)
     assert first._encoder.model_file != other._encoder.model_file
-    assert {p.name for p in (cache / "onnx").iterdir()} == {first._encoder.model_file.name,
-                                                             other._encoder.model_file.name}
+    # each with its base branch beside it
+    files = {first._encoder.model_file, other._encoder.model_file}
+    assert {p.name for p in (cache / "onnx").iterdir()} == {f.name for f in files | {branch_file(f) for f in files}}
     vectors = first.encode(TEXTS[:3])
     assert cosines(vectors, other.encode(TEXTS[:3])).max() < 0.99
+    base = first.base_encoder.encode(TEXTS[:3])
 
     first._encoder.model_file.write_bytes(b"not a model")  # a damaged cache file
     again = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
     assert cosines(again.encode(TEXTS[:3]), vectors).min() >= 0.99999
+    branch_file(first._encoder.model_file).write_bytes(b"")  # a damaged branch: both rebuilt
+    again = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
+    assert cosines(again.encode(TEXTS[:3]), vectors).min() >= 0.99999
+    assert cosines(again.base_encoder.encode(TEXTS[:3]), base).min() >= 0.99999
+    branch_file(first._encoder.model_file).unlink()  # a missing branch: built again
+    again = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
+    assert cosines(again.base_encoder.encode(TEXTS[:3]), base).min() >= 0.99999
 
     tampered = tmp_path / "tampered"
     write_adapter(tampered, seed=2)

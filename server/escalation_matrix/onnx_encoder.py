@@ -25,10 +25,11 @@ from .errors import DependencyError, PolicyError
 log = logging.getLogger(__name__)
 
 # Bump when the graph below changes: cached files built by an older builder are then rebuilt.
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2
 OPSET = 18
 BATCH = 32  # texts per model pass, as sentence-transformers does
 MEMO = 4096  # base vectors kept from the last fine-tuned passes
+HIDDEN_MEMO_BYTES = 32 * 2**20  # hidden states kept from them (a 20-token request: 30 KB)
 PRECISIONS = ("fp32", "int8")
 
 
@@ -80,12 +81,19 @@ def merged_weights(folder: Path, lora: Mapping[str, np.ndarray] | None = None,
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items() if v.dtype.kind == "f"}
 
 
-def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, base: Mapping[str, np.ndarray] | None = None,
-                branch_from: int = 0) -> bytes:
+def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, first: int = 0, tap: int | None = None,
+                output: str = "embedding", fused: bool = True) -> bytes:
     """A BERT encoder + mean pooling + L2 normalisation as a serialised ONNX model.
-    Inputs: input_ids, attention_mask (int64, batch x tokens). Output: embedding (batch x hidden);
-    with ``base`` (the un-adapted weights) also base_embedding, the layers below ``branch_from``
-    (identical in both) computed once and stored once."""
+
+    With ``first`` 0 the inputs are input_ids and attention_mask (int64, batch x tokens); with
+    ``first`` > 0 the graph runs layers ``first``.. only, from ``hidden`` (float, batch x tokens x
+    hidden: what layer ``first - 1`` gave) and attention_mask. The output ``output`` (batch x
+    hidden) is the pooled vector; ``tap``: also output ``hidden``, the states after the first
+    ``tap`` layers, so that another graph can go on from there (a fine-tuned model's file gives
+    the states below its adapted layers, from which the base encoder's upper layers run).
+    ``fused``: each layer in ONNX Runtime's fused CPU operators (faster); off, in standard ONNX
+    operators only (a file to be quantised to int8: the quantiser takes every matrix product,
+    self-attention's included, and infers the types between them)."""
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -113,55 +121,93 @@ def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, base: Mappin
         return node("LayerNormalization", [x, g, b], out, axis=-1, epsilon=cfg.eps)
 
     h, heads = cfg.hidden, cfg.heads
-    d = h // heads
-    # embeddings: word + (position + token type 0), then LayerNorm
-    word = init("word_embeddings", weights["embeddings.word_embeddings.weight"])
-    pos_type = init("position_type_embeddings", weights["embeddings.position_embeddings.weight"]
-                    + weights["embeddings.token_type_embeddings.weight"][0][None, :])
-    ids_shape = node("Shape", ["input_ids"], "ids_shape")
-    seq = node("Slice", [ids_shape, const("one_i", [1]), const("two_i", [2])], "seq_len")
-    pos = node("Slice", [pos_type, const("zero_i", [0]), seq, const("zero_axis", [0])], "pos_emb")
-    emb = node("Add", [node("Gather", [word, "input_ids"], "word_emb", axis=0), pos], "emb_sum")
-    x = layer_norm(emb, "embeddings.LayerNorm", "emb_out")
-    # additive attention mask: 0 where attended, the most negative float where padded
+    if first == 0:
+        # embeddings: word + (position + token type 0), then LayerNorm
+        word = init("word_embeddings", weights["embeddings.word_embeddings.weight"])
+        pos_type = init("position_type_embeddings", weights["embeddings.position_embeddings.weight"]
+                        + weights["embeddings.token_type_embeddings.weight"][0][None, :])
+        ids_shape = node("Shape", ["input_ids"], "ids_shape")
+        seq = node("Slice", [ids_shape, const("one_i", [1]), const("two_i", [2])], "seq_len")
+        pos = node("Slice", [pos_type, const("zero_i", [0]), seq, const("zero_axis", [0])], "pos_emb")
+        emb = node("Add", [node("Gather", [word, "input_ids"], "word_emb", axis=0), pos], "emb_sum")
+        x = layer_norm(emb, "embeddings.LayerNorm", "emb_out")
+        inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"])]
+    else:
+        x = "hidden"
+        inputs = [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", h])]
+    inputs.append(helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"]))
     mask_f = node("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
-    inverted = node("Sub", [init("one_f", np.array(1.0, np.float32)), mask_f], "mask_inv")
-    additive = node("Mul", [inverted, init("neg_big", np.array(np.finfo(np.float32).min, np.float32))], "mask_add")
-    mask4 = node("Unsqueeze", [additive, const("axes_1_2", [1, 2])], "mask4")
-    split_shape = const("split_shape", [0, 0, heads, d])
-    merge_shape = const("merge_shape", [0, 0, h])
-    scale = init("attn_scale", np.array(1.0 / np.sqrt(d), np.float32))
+    if fused:
+        mask_i32 = node("Cast", ["attention_mask"], "mask_i32", to=TensorProto.INT32)
+    else:  # additive attention mask: 0 where attended, the most negative float where padded
+        sqrt2 = init("sqrt2", np.array(np.sqrt(2.0), np.float32))
+        half = init("half", np.array(0.5, np.float32))
+        one = init("one", np.array(1.0, np.float32))
+        inverted = node("Sub", [init("one_f", np.array(1.0, np.float32)), mask_f], "mask_inv")
+        additive = node("Mul", [inverted, init("neg_big", np.array(np.finfo(np.float32).min, np.float32))], "mask_add")
+        mask4 = node("Unsqueeze", [additive, const("axes_1_2", [1, 2])], "mask4")
+        split_shape = const("split_shape", [0, 0, heads, h // heads])
+        merge_shape = const("merge_shape", [0, 0, h])
+        scale = init("attn_scale", np.array(1.0 / np.sqrt(h // heads), np.float32))
+
     def encoder_layer(x: str, i: int, w: Mapping[str, np.ndarray], tag: str) -> str:
+        """One BERT layer. ``fused``: with ONNX Runtime's fused CPU operators, multi-head
+        self-attention in one Attention node (query, key and value weights side by side), the
+        bias, residual and LayerNorm of each sub-layer in one SkipLayerNormalization, the
+        intermediate bias and exact GELU in one BiasGelu: the layer's own arithmetic in fewer
+        passes."""
         p, t = f"encoder.layer.{i}", f"{tag}l{i}"
 
-        def lin(src: str, name: str, out: str) -> str:
-            wt = init(f"{tag}{p}.{name}.weight_t", w[f"{p}.{name}.weight"].T)  # MatMul wants (in, out)
-            b = init(f"{tag}{p}.{name}.bias", w[f"{p}.{name}.bias"])
-            return node("Add", [node("MatMul", [src, wt], f"{out}_mm"), b], out)
+        def weight_t(name: str) -> np.ndarray:
+            return w[f"{p}.{name}.weight"].T  # MatMul wants (in, out)
 
-        def ln(src: str, name: str, out: str) -> str:
-            g = init(f"{tag}{p}.{name}.weight", w[f"{p}.{name}.weight"])
-            b = init(f"{tag}{p}.{name}.bias", w[f"{p}.{name}.bias"])
-            return node("LayerNormalization", [src, g, b], out, axis=-1, epsilon=cfg.eps)
+        def skip_ln(src: str, residual: str, dense: str, norm: str, out: str) -> str:
+            """LayerNorm(src + dense bias + residual)."""
+            bias = init(f"{tag}{p}.{dense}.bias", w[f"{p}.{dense}.bias"])
+            g = init(f"{tag}{p}.{norm}.weight", w[f"{p}.{norm}.weight"])
+            b = init(f"{tag}{p}.{norm}.bias", w[f"{p}.{norm}.bias"])
+            if fused:
+                return node("SkipLayerNormalization", [src, residual, g, b, bias], out, domain="com.microsoft",
+                            epsilon=cfg.eps)
+            summed = node("Add", [node("Add", [src, bias], f"{out}_biased"), residual], f"{out}_res")
+            return node("LayerNormalization", [summed, g, b], out, axis=-1, epsilon=cfg.eps)
 
-        q = node("Transpose", [node("Reshape", [lin(x, "attention.self.query", f"{t}_q"), split_shape], f"{t}_q4")],
-                 f"{t}_qt", perm=[0, 2, 1, 3])
-        k = node("Transpose", [node("Reshape", [lin(x, "attention.self.key", f"{t}_k"), split_shape], f"{t}_k4")],
-                 f"{t}_kt", perm=[0, 2, 3, 1])
-        v = node("Transpose", [node("Reshape", [lin(x, "attention.self.value", f"{t}_v"), split_shape], f"{t}_v4")],
-                 f"{t}_vt", perm=[0, 2, 1, 3])
-        scores = node("Mul", [node("MatMul", [q, k], f"{t}_qk"), scale], f"{t}_scaled")
-        probs = node("Softmax", [node("Add", [scores, mask4], f"{t}_masked")], f"{t}_probs", axis=-1)
-        ctx = node("Transpose", [node("MatMul", [probs, v], f"{t}_ctx4")], f"{t}_ctxt", perm=[0, 2, 1, 3])
-        ctx = node("Reshape", [ctx, merge_shape], f"{t}_ctx")
-        attn = lin(ctx, "attention.output.dense", f"{t}_attn")
-        x = ln(node("Add", [attn, x], f"{t}_res1"), "attention.output.LayerNorm", f"{t}_ln1")
-        inter = lin(x, "intermediate.dense", f"{t}_inter")
-        # exact GELU: 0.5 * x * (1 + erf(x / sqrt(2)))
-        erf = node("Erf", [node("Div", [inter, sqrt2], f"{t}_gdiv")], f"{t}_erf")
-        gelu = node("Mul", [node("Mul", [inter, half], f"{t}_ghalf"), node("Add", [erf, one], f"{t}_gadd")], f"{t}_gelu")
-        out = lin(gelu, "output.dense", f"{t}_out")
-        return ln(node("Add", [out, x], f"{t}_res2"), "output.LayerNorm", f"{t}_ln2")
+        def bias_gelu(src: str, bias: str, out: str) -> str:
+            """Exact GELU of src + bias: 0.5 * x * (1 + erf(x / sqrt(2)))."""
+            if fused:
+                return node("BiasGelu", [src, bias], out, domain="com.microsoft")
+            x = node("Add", [src, bias], f"{out}_x")
+            erf = node("Erf", [node("Div", [x, sqrt2], f"{out}_div")], f"{out}_erf")
+            return node("Mul", [node("Mul", [x, half], f"{out}_half"), node("Add", [erf, one], f"{out}_add")], out)
+
+        names = ("attention.self.query", "attention.self.key", "attention.self.value")
+        if fused:
+            qkv_w = init(f"{tag}{p}.attention.qkv.weight_t", np.concatenate([weight_t(n) for n in names], axis=1))
+            qkv_b = init(f"{tag}{p}.attention.qkv.bias", np.concatenate([w[f"{p}.{n}.bias"] for n in names]))
+            ctx = node("Attention", [x, qkv_w, qkv_b, mask_i32], f"{t}_ctx", domain="com.microsoft",
+                       num_heads=heads, mask_filter_value=float(np.finfo(np.float32).min))
+        else:  # plain matrix products, each of which int8 quantisation can take
+            def heads_of(name: str, out: str, perm: list[int]) -> str:
+                wt = init(f"{tag}{p}.{name}.weight_t", weight_t(name))
+                b = init(f"{tag}{p}.{name}.bias", w[f"{p}.{name}.bias"])
+                projected = node("Add", [node("MatMul", [x, wt], f"{out}_mm"), b], out)
+                return node("Transpose", [node("Reshape", [projected, split_shape], f"{out}4")], f"{out}t", perm=perm)
+
+            q = heads_of(names[0], f"{t}_q", [0, 2, 1, 3])
+            k = heads_of(names[1], f"{t}_k", [0, 2, 3, 1])
+            v = heads_of(names[2], f"{t}_v", [0, 2, 1, 3])
+            scores = node("Mul", [node("MatMul", [q, k], f"{t}_qk"), scale], f"{t}_scaled")
+            probs = node("Softmax", [node("Add", [scores, mask4], f"{t}_masked")], f"{t}_probs", axis=-1)
+            ctx = node("Transpose", [node("MatMul", [probs, v], f"{t}_ctx4")], f"{t}_ctxt", perm=[0, 2, 1, 3])
+            ctx = node("Reshape", [ctx, merge_shape], f"{t}_ctx")
+        wo = init(f"{tag}{p}.attention.output.dense.weight_t", weight_t("attention.output.dense"))
+        x = skip_ln(node("MatMul", [ctx, wo], f"{t}_attn_mm"), x, "attention.output.dense",
+                    "attention.output.LayerNorm", f"{t}_ln1")
+        wi = init(f"{tag}{p}.intermediate.dense.weight_t", weight_t("intermediate.dense"))
+        bi = init(f"{tag}{p}.intermediate.dense.bias", w[f"{p}.intermediate.dense.bias"])
+        gelu = bias_gelu(node("MatMul", [x, wi], f"{t}_inter_mm"), bi, f"{t}_gelu")
+        wout = init(f"{tag}{p}.output.dense.weight_t", weight_t("output.dense"))
+        return skip_ln(node("MatMul", [gelu, wout], f"{t}_out_mm"), x, "output.dense", "output.LayerNorm", f"{t}_ln2")
 
     def pool(x: str, out: str) -> str:
         """Mean pooling over attended tokens, then L2 normalisation (as sentence-transformers)."""
@@ -170,36 +216,25 @@ def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, base: Mappin
         norm = node("Max", [node("ReduceL2", [mean, axis_last], f"{out}_norm_raw", keepdims=1), min_norm], f"{out}_norm")
         return node("Div", [mean, norm], out)
 
-    sqrt2 = init("sqrt2", np.array(np.sqrt(2.0), np.float32))
-    half = init("half", np.array(0.5, np.float32))
-    one = init("one", np.array(1.0, np.float32))
     mask3 = node("Unsqueeze", [mask_f, const("axis_2", [2])], "mask3")
     axis_1, axis_last = const("axis_1", [1]), const("axis_last", [-1])
     count = node("Max", [node("ReduceSum", [mask3, axis_1], "token_count_raw", keepdims=0),
                          init("min_count", np.array(1e-9, np.float32))], "token_count")
     min_norm = init("min_norm", np.array(1e-12, np.float32))
-    split = cfg.layers if base is None else branch_from
-    for i in range(split):
+    outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", h])]
+    if tap == first:
+        x = node("Identity", [x], "hidden")
+    for i in range(first, cfg.layers):
         x = encoder_layer(x, i, weights, "")
-    shared = x
-    for i in range(split, cfg.layers):
-        x = encoder_layer(x, i, weights, "")
-    outputs = [pool(x, "embedding")]
-    if base is not None:
-        # the base encoder's vectors from the same pass: the layers below ``branch_from`` are shared
-        x = shared
-        for i in range(split, cfg.layers):
-            x = encoder_layer(x, i, base, "base.")
-        outputs.append(pool(x, "base_embedding"))
+        if tap == i + 1:
+            x = node("Identity", [x], "hidden")
+    if tap is not None:
+        outputs.append(helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", h]))
+    pool(x, output)
 
-    graph = helper.make_graph(
-        nodes, "sentence_encoder",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", h]) for name in outputs],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="escalation-matrix")
+    graph = helper.make_graph(nodes, "sentence_encoder", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)],
+                              producer_name="escalation-matrix")
     model.ir_version = 8
     onnx.checker.check_model(model)
     serialised: bytes = model.SerializeToString()
@@ -240,23 +275,30 @@ def source_digest(folder: Path, extra: Mapping[str, str] | None = None) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def branch_file(model_file: Path) -> Path:
+    """Where a fine-tuned model's base branch is kept: beside its file."""
+    return model_file.with_name(f"{model_file.stem}-branch.onnx")
+
+
 def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.ndarray] | None = None,
                  alpha: float = 1.0, r: int = 1, extra: Mapping[str, str] | None = None, with_base: bool = False,
                  precision: str = "fp32") -> Path:
-    """The cached ONNX file for these weights, built first if missing (atomic write, so processes
-    starting together never read half a file). ``with_base``: the file also gives the base
-    encoder's vectors (output base_embedding) from the same pass, sharing the un-adapted layers."""
+    """The cached ONNX file for these weights, built first if missing (atomic writes, so processes
+    starting together never read half a file). ``with_base``: the file also gives the hidden states
+    below the adapted layers, and a second file beside it (``branch_file``) runs the base
+    encoder's upper layers from them, so a request's base vector costs only those layers."""
     if precision not in PRECISIONS:
         raise PolicyError("classifier.yaml", "precision", f"must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     int8 = {"precision": "int8"} if precision == "int8" else {}  # fp32 files keep their names
     stem = f"{stem}-int8" if int8 else stem
     digest = source_digest(folder, {**(extra or {}), "with_base": str(with_base), **int8})
     path = cache / "onnx" / f"{stem}-{digest}.onnx"
-    if path.exists():
+    if path.exists() and (not with_base or branch_file(path).exists()):
         return path
     cfg = BertConfig(folder)
     weights = merged_weights(folder, lora, alpha, r)
-    base, branch_from = None, 0
+    fused = precision == "fp32"  # int8 files are quantised from standard operators
+    path.parent.mkdir(parents=True, exist_ok=True)
     if with_base:
         base = merged_weights(folder)
         changed = [k for k in weights if not np.array_equal(weights[k], base[k])]
@@ -264,8 +306,21 @@ def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.nda
         if len(layers) != len(changed):  # the adapter changed the embeddings: nothing to share
             raise PolicyError("adapter.safetensors", "", "adapts the embeddings; the ONNX backend adapts encoder layers only")
         branch_from = min(layers, default=cfg.layers)
-    data = build_graph(weights, cfg, base, branch_from)
-    path.parent.mkdir(parents=True, exist_ok=True)
+        # the branch first: a main file on disk always has its branch
+        _write(branch_file(path), build_graph(base, cfg, first=branch_from, output="base_embedding",
+                                              fused=fused), precision)
+        _write(path, build_graph(weights, cfg, tap=branch_from, fused=fused), precision)
+    else:
+        _write(path, build_graph(weights, cfg, fused=fused), precision)
+    log.info("built ONNX encoder %s (%d MB)", path, path.stat().st_size // 2**20)
+    for old in path.parent.glob(f"{stem}-*.onnx"):  # the same model built from older sources
+        name = old.stem.removesuffix("-branch")
+        if name != path.stem and len(name) == len(stem) + 17:  # not the other precision's file (stem-int8-…)
+            old.unlink(missing_ok=True)
+    return path
+
+
+def _write(path: Path, data: bytes, precision: str) -> None:
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     if precision == "int8":
@@ -275,11 +330,6 @@ def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.nda
             tmp.unlink(missing_ok=True)
             raise
     os.replace(tmp, path)
-    log.info("built ONNX encoder %s (%d MB)", path, path.stat().st_size // 2**20)
-    for old in path.parent.glob(f"{stem}-*.onnx"):  # the same model built from older sources
-        if old != path and len(old.stem) == len(stem) + 17:  # not the other precision's file (stem-int8-…)
-            old.unlink(missing_ok=True)
-    return path
 
 
 class OnnxEncoder:
@@ -309,62 +359,105 @@ class OnnxEncoder:
         # idle worker threads sleep instead of spinning: the server shares its cores
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
+
+        def load(file: Path) -> tuple[Any, Any]:
+            session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+            branch = branch_file(file)
+            names = {o.name for o in session.get_outputs()}
+            if "hidden" not in names:
+                return session, None
+            return session, ort.InferenceSession(str(branch), options, providers=["CPUExecutionProvider"])
+
         try:
-            self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+            self.session, self.branch = load(model_file)
         except Exception as exc:  # noqa: BLE001 - a damaged cache file (disk full, killed copy): build it again
             if rebuild is None:
                 raise PolicyError(str(model_file), "", f"cannot load the ONNX encoder ({exc})") from None
             log.warning("rebuilding damaged ONNX encoder %s (%s)", model_file, exc)
             model_file.unlink(missing_ok=True)
+            branch_file(model_file).unlink(missing_ok=True)
             model_file = rebuild()
-            self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+            self.session, self.branch = load(model_file)
         self.model_file = model_file
         self.outputs = [o.name for o in self.session.get_outputs()]
         self._lock = threading.Lock()
-        # base vectors computed alongside the fine-tuned ones (a file built with_base), kept for
-        # the caller that asks for them next: the guard compares the request it just classified
+        # the hidden states below the adapted layers of the latest requests (a file built
+        # with_base), kept for the caller that asks for their base vectors next: the guard
+        # compares the request it just classified. Bounded by size, as long texts are large.
+        self._hidden: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._hidden_bytes = 0
         self._base_memo: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = self._run(texts)
-        if len(vectors) > 1:
+        vectors, hidden = self._run(texts)
+        if hidden:
             with self._lock:
-                for text, row in zip(texts, vectors[1]):
-                    self._base_memo[text] = row
-                    self._base_memo.move_to_end(text)
-                while len(self._base_memo) > MEMO:
-                    self._base_memo.popitem(last=False)
-        return vectors[0]
+                for text, states in zip(texts, hidden):
+                    self._remember_hidden(text, states)
+        return vectors
 
     def base_view(self, name: str) -> "BaseView | None":
         """The base encoder's vectors from this file, or None when it was built without them."""
-        return BaseView(self, name) if "base_embedding" in self.outputs else None
+        return BaseView(self, name) if self.branch is not None else None
 
-    def _run(self, texts: list[str]) -> list[np.ndarray]:
-        out = [np.zeros((len(texts), self.cfg.hidden), np.float32) for _ in self.outputs]
+    def _remember_hidden(self, text: str, states: np.ndarray) -> None:
+        old = self._hidden.pop(text, None)
+        if old is not None:
+            self._hidden_bytes -= old.nbytes
+        self._hidden[text] = states
+        self._hidden_bytes += states.nbytes
+        while self._hidden_bytes > HIDDEN_MEMO_BYTES and self._hidden:
+            self._hidden_bytes -= self._hidden.popitem(last=False)[1].nbytes
+
+    def _batches(self, lengths: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Rows in passes of BATCH, similar lengths together (less padding), with their masks."""
+        order = np.argsort(-lengths, kind="stable")
+        batches = []
+        for start in range(0, len(lengths), BATCH):
+            rows = order[start : start + BATCH]
+            mask = np.zeros((len(rows), int(lengths[rows].max())), np.int64)
+            for i, row in enumerate(rows):
+                mask[i, : lengths[row]] = 1
+            batches.append((rows, mask))
+        return batches
+
+    def _run(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors of ``texts``, and (a file with a base branch) each text's hidden states."""
+        out = np.zeros((len(texts), self.cfg.hidden), np.float32)
+        hidden: list[np.ndarray] = [np.empty(0, np.float32)] * len(texts) if self.branch is not None else []
         if not texts:
-            return out
+            return out, hidden
         with self._lock:
             encodings = self.tokenizer.encode_batch(list(texts))
         lengths = np.array([len(e.ids) for e in encodings])
-        order = np.argsort(-lengths, kind="stable")  # similar lengths together: less padding
-        for start in range(0, len(texts), BATCH):
-            rows = order[start : start + BATCH]
-            width = int(lengths[rows].max())
-            ids = np.zeros((len(rows), width), np.int64)
-            mask = np.zeros((len(rows), width), np.int64)
+        for rows, mask in self._batches(lengths):
+            ids = np.zeros(mask.shape, np.int64)
             for i, row in enumerate(rows):
-                n = lengths[row]
-                ids[i, :n] = encodings[row].ids
-                mask[i, :n] = 1
-            for target, result in zip(out, self.session.run(self.outputs, {"input_ids": ids, "attention_mask": mask})):
-                target[rows] = result
+                ids[i, : lengths[row]] = encodings[row].ids
+            result = self.session.run(self.outputs, {"input_ids": ids, "attention_mask": mask})
+            out[rows] = result[0]
+            if hidden:
+                for i, row in enumerate(rows):
+                    hidden[row] = result[1][i, : lengths[row]].copy()
+        return out, hidden
+
+    def base_vectors(self, states: list[np.ndarray]) -> np.ndarray:
+        """The base encoder's vectors from hidden states this file gave (its upper layers only)."""
+        assert self.branch is not None
+        out = np.zeros((len(states), self.cfg.hidden), np.float32)
+        lengths = np.array([len(s) for s in states])
+        for rows, mask in self._batches(lengths):
+            hidden = np.zeros((*mask.shape, self.cfg.hidden), np.float32)
+            for i, row in enumerate(rows):
+                hidden[i, : lengths[row]] = states[row]
+            out[rows] = self.branch.run(["base_embedding"], {"hidden": hidden, "attention_mask": mask})[0]
         return out
 
 
 class BaseView:
-    """The base (un-adapted) encoder served by a fine-tuned model's file: vectors of texts the
-    fine-tuned model has just encoded come from that pass, others from a new one."""
+    """The base (un-adapted) encoder served by a fine-tuned model's files: the lower layers are
+    the fine-tuned pass's own (kept from it for texts just encoded), the upper layers run from
+    them in the branch file."""
 
     def __init__(self, encoder: OnnxEncoder, name: str):
         self.encoder = encoder
@@ -372,13 +465,23 @@ class BaseView:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         enc = self.encoder
-        with enc._lock:
-            found = {t: enc._base_memo[t] for t in texts if t in enc._base_memo}
-        missing = list(dict.fromkeys(t for t in texts if t not in found))
-        if missing:
-            found.update(zip(missing, enc._run(missing)[1]))
         if not texts:
             return np.zeros((0, enc.cfg.hidden), np.float32)
+        with enc._lock:
+            found = {t: enc._base_memo[t] for t in texts if t in enc._base_memo}
+            states = {t: enc._hidden[t] for t in texts if t not in found and t in enc._hidden}
+        missing = list(dict.fromkeys(t for t in texts if t not in found and t not in states))
+        if missing:
+            states.update(zip(missing, enc._run(missing)[1]))
+        if states:
+            computed = dict(zip(states, enc.base_vectors(list(states.values()))))
+            found.update(computed)
+            with enc._lock:
+                for text, row in computed.items():
+                    enc._base_memo[text] = row
+                    enc._base_memo.move_to_end(text)
+                while len(enc._base_memo) > MEMO:
+                    enc._base_memo.popitem(last=False)
         return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
 
 
