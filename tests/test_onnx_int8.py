@@ -5,6 +5,7 @@ with the torch backend."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,14 +18,18 @@ TRAIN = Path("/work/shared/eval/train.jsonl")
 
 
 @pytest.mark.model
-def test_the_int8_file_is_smaller_close_to_fp32_and_kept_apart(tmp_path):
+def test_the_int8_file_is_smaller_close_to_fp32_and_kept_apart(tmp_path, caplog):
     from escalation_matrix.onnx_encoder import branch_file
     from escalation_matrix.trained import TrainedModel
 
     adapter = write_adapter(tmp_path / "trained")
     cache = tmp_path / "cache"
     fp32 = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
-    int8 = TrainedModel(adapter, str(base_path()), "onnx-int8", cache=cache)
+    with caplog.at_level(logging.DEBUG):
+        int8 = TrainedModel(adapter, str(base_path()), "onnx-int8", cache=cache)
+    # the quantiser's running commentary (a line per tensor) stays out of the server's log
+    assert not [r for r in caplog.records if "onnxruntime" in r.pathname]
+    assert any("built ONNX encoder" in r.getMessage() for r in caplog.records)
     small, large = int8._encoder.model_file, fp32._encoder.model_file
     assert small != large and "-int8-" in small.name and "-int8-" not in large.name
     assert small.stat().st_size < 0.7 * large.stat().st_size  # the matrix weights are a quarter

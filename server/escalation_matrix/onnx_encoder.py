@@ -242,16 +242,16 @@ def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, first: int =
 
 
 def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 quantisation of the graph's matrix products, weights per output channel
-    (ONNX Runtime's ``quantize_dynamic``): a quarter of the matrix weights' size, activations
-    quantised per call. Per-channel scales keep the vectors within cosine ~0.99 of fp32, where one
-    scale per tensor loses several points of accuracy."""
+    """Dynamic int8 quantisation of the graph's matrix products, self-attention's included,
+    weights per output channel (ONNX Runtime's ``quantize_dynamic``): a quarter of the matrix
+    weights' size, activations quantised per call. Per-channel scales keep the vectors within
+    cosine ~0.99 of fp32, where one scale per tensor loses several points of accuracy."""
     import tempfile
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
-    root.addFilter(_quiet_preprocess)  # ONNX Runtime suggests its shape pre-pass on the root logger
+    root.addFilter(_quiet_quantiser)  # ONNX Runtime's quantiser writes its advice to the root logger
     try:
         with tempfile.TemporaryDirectory(dir=target.parent) as work:
             out = Path(work) / "int8.onnx"
@@ -259,11 +259,14 @@ def quantize_int8(source: Path, target: Path) -> None:
                              op_types_to_quantize=["MatMul"])
             os.replace(out, target)
     finally:
-        root.removeFilter(_quiet_preprocess)
+        root.removeFilter(_quiet_quantiser)
 
 
-def _quiet_preprocess(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("Please consider to run pre-processing")
+def _quiet_quantiser(record: logging.LogRecord) -> bool:
+    """Drops what the quantiser says on the way (advice to run its shape pre-pass, a line per
+    tensor), not its errors."""
+    quantiser = f"onnxruntime{os.sep}quantization" in record.pathname
+    return record.levelno >= logging.ERROR or not quantiser
 
 
 def source_digest(folder: Path, extra: Mapping[str, str] | None = None) -> str:
@@ -347,7 +350,9 @@ class OnnxEncoder:
             from tokenizers import Tokenizer
         except ImportError:
             _require("tokenizers")
-        self.name = name
+        # the vectors' identity (exemplar caches are kept under it): a new build of the graph gives
+        # new vectors, so it is part of the name
+        self.name = f"{name}/g{GRAPH_VERSION}"
         self.cfg = BertConfig(folder)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
@@ -461,7 +466,7 @@ class BaseView:
 
     def __init__(self, encoder: OnnxEncoder, name: str):
         self.encoder = encoder
-        self.name = name
+        self.name = f"{name}/g{GRAPH_VERSION}"  # the base encoder's own name
 
     def encode(self, texts: list[str]) -> np.ndarray:
         enc = self.encoder
