@@ -111,7 +111,19 @@ def test_the_fine_tuned_encoder_matches_the_torch_merge(adapter):
     assert cosines(onnx.base_encoder.encode(TEXTS), base).min() >= 0.9999
     onnx._encoder._base_memo.clear()
     onnx._encoder._hidden.clear()
+    upper_runs: list[int] = []
+
+    class Counting:  # the adapted upper layers are not run for a base vector alone
+        def __init__(self, inner):
+            self.inner = inner
+
+        def run(self, *args):
+            upper_runs.append(1)
+            return self.inner.run(*args)
+
+    onnx._encoder.upper = Counting(onnx._encoder.upper)
     assert cosines(onnx.base_encoder.encode(TEXTS[::-1]), base[::-1]).min() >= 0.9999
+    assert not upper_runs
     assert set(onnx._encoder._base_memo) == set(TEXTS)
     assert cosines(onnx.base_encoder.encode(TEXTS), base).min() >= 0.9999
 
@@ -134,16 +146,16 @@ def test_the_built_file_follows_the_adapter(tmp_path, adapter):
     """The cached ONNX file is named by the adapter's digest (checked against the manifest on
     load): another adapter builds another file, a damaged file is rebuilt, never served."""
     from escalation_matrix.errors import PolicyError
-    from escalation_matrix.onnx_encoder import branch_file
+    from escalation_matrix.onnx_encoder import branch_file, upper_file
     from escalation_matrix.trained import TrainedModel
 
     cache = tmp_path / "cache"
     first = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
     other = TrainedModel(write_adapter(tmp_path / "other", seed=1), str(base_path()), "onnx", cache=cache)
     assert first._encoder.model_file != other._encoder.model_file
-    # each with its base branch beside it
+    # each as its lower layers, with its adapted and its base upper layers beside them
     files = {first._encoder.model_file, other._encoder.model_file}
-    assert {p.name for p in (cache / "onnx").iterdir()} == {f.name for f in files | {branch_file(f) for f in files}}
+    assert {p.name for p in (cache / "onnx").iterdir()} == {p.name for f in files for p in (f, upper_file(f), branch_file(f))}
     vectors = first.encode(TEXTS[:3])
     assert cosines(vectors, other.encode(TEXTS[:3])).max() < 0.99
     base = first.base_encoder.encode(TEXTS[:3])
@@ -151,11 +163,16 @@ def test_the_built_file_follows_the_adapter(tmp_path, adapter):
     first._encoder.model_file.write_bytes(b"not a model")  # a damaged cache file
     again = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
     assert cosines(again.encode(TEXTS[:3]), vectors).min() >= 0.99999
-    branch_file(first._encoder.model_file).write_bytes(b"")  # a damaged branch: both rebuilt
+    branch_file(first._encoder.model_file).write_bytes(b"")  # a damaged part: all rebuilt
     again = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
     assert cosines(again.encode(TEXTS[:3]), vectors).min() >= 0.99999
     assert cosines(again.base_encoder.encode(TEXTS[:3]), base).min() >= 0.99999
     branch_file(first._encoder.model_file).unlink()  # a missing branch: built again
+    again = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
+    assert cosines(again.base_encoder.encode(TEXTS[:3]), base).min() >= 0.99999
+    upper_file(first._encoder.model_file).write_bytes(b"\x00" * 64)  # a damaged adapted part
+    again = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
+    assert cosines(again.encode(TEXTS[:3]), vectors).min() >= 0.99999
     again = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
     assert cosines(again.base_encoder.encode(TEXTS[:3]), base).min() >= 0.99999
 

@@ -25,7 +25,7 @@ from .errors import DependencyError, PolicyError
 log = logging.getLogger(__name__)
 
 # Bump when the graph below changes: cached files built by an older builder are then rebuilt.
-GRAPH_VERSION = 2
+GRAPH_VERSION = 3
 OPSET = 18
 BATCH = 32  # texts per model pass, as sentence-transformers does
 MEMO = 4096  # base vectors kept from the last fine-tuned passes
@@ -81,16 +81,17 @@ def merged_weights(folder: Path, lora: Mapping[str, np.ndarray] | None = None,
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items() if v.dtype.kind == "f"}
 
 
-def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, first: int = 0, tap: int | None = None,
+def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, first: int = 0, last: int | None = None,
                 output: str = "embedding", fused: bool = True) -> bytes:
-    """A BERT encoder + mean pooling + L2 normalisation as a serialised ONNX model.
+    """Layers ``first`` to ``last`` (exclusive; default all) of a BERT encoder as a serialised
+    ONNX model.
 
-    With ``first`` 0 the inputs are input_ids and attention_mask (int64, batch x tokens); with
-    ``first`` > 0 the graph runs layers ``first``.. only, from ``hidden`` (float, batch x tokens x
-    hidden: what layer ``first - 1`` gave) and attention_mask. The output ``output`` (batch x
-    hidden) is the pooled vector; ``tap``: also output ``hidden``, the states after the first
-    ``tap`` layers, so that another graph can go on from there (a fine-tuned model's file gives
-    the states below its adapted layers, from which the base encoder's upper layers run).
+    With ``first`` 0 the inputs are input_ids and attention_mask (int64, batch x tokens) and the
+    embeddings come first; with ``first`` > 0 the inputs are ``hidden`` (float, batch x tokens x
+    hidden: what layer ``first - 1`` gave) and attention_mask. The output ``output`` is the mean
+    pooled, L2-normalised vector (batch x hidden), or, with ``output`` "hidden", the states after
+    the last layer, from which another graph goes on (a fine-tuned model is kept as its shared
+    lower layers, its adapted upper layers and the base encoder's upper layers).
     ``fused``: each layer in ONNX Runtime's fused CPU operators (faster); off, in standard ONNX
     operators only (a file to be quantised to int8: the quantiser takes every matrix product,
     self-attention's included, and infers the types between them)."""
@@ -221,16 +222,14 @@ def build_graph(weights: Mapping[str, np.ndarray], cfg: BertConfig, first: int =
     count = node("Max", [node("ReduceSum", [mask3, axis_1], "token_count_raw", keepdims=0),
                          init("min_count", np.array(1e-9, np.float32))], "token_count")
     min_norm = init("min_norm", np.array(1e-12, np.float32))
-    outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", h])]
-    if tap == first:
-        x = node("Identity", [x], "hidden")
-    for i in range(first, cfg.layers):
+    for i in range(first, cfg.layers if last is None else last):
         x = encoder_layer(x, i, weights, "")
-        if tap == i + 1:
-            x = node("Identity", [x], "hidden")
-    if tap is not None:
-        outputs.append(helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", h]))
-    pool(x, output)
+    if output == "hidden":
+        node("Identity", [x], "hidden")
+        outputs = [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", h])]
+    else:
+        pool(x, output)
+        outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", h])]
 
     graph = helper.make_graph(nodes, "sentence_encoder", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)],
@@ -278,8 +277,13 @@ def source_digest(folder: Path, extra: Mapping[str, str] | None = None) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def upper_file(model_file: Path) -> Path:
+    """A fine-tuned model's adapted upper layers, beside its lower layers' file."""
+    return model_file.with_name(f"{model_file.stem}-upper.onnx")
+
+
 def branch_file(model_file: Path) -> Path:
-    """Where a fine-tuned model's base branch is kept: beside its file."""
+    """The base encoder's upper layers for a fine-tuned model, beside its lower layers' file."""
     return model_file.with_name(f"{model_file.stem}-branch.onnx")
 
 
@@ -287,16 +291,19 @@ def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.nda
                  alpha: float = 1.0, r: int = 1, extra: Mapping[str, str] | None = None, with_base: bool = False,
                  precision: str = "fp32") -> Path:
     """The cached ONNX file for these weights, built first if missing (atomic writes, so processes
-    starting together never read half a file). ``with_base``: the file also gives the hidden states
-    below the adapted layers, and a second file beside it (``branch_file``) runs the base
-    encoder's upper layers from them, so a request's base vector costs only those layers."""
+    starting together never read half a file). ``with_base``: the model is kept in three files,
+    the lower layers the adapter left alone (this file: tokens to hidden states), the adapted
+    upper layers (``upper_file``) and the base encoder's upper layers (``branch_file``), so a
+    request's fine-tuned vector and its base vector each cost their own layers, the lower ones
+    once."""
     if precision not in PRECISIONS:
         raise PolicyError("classifier.yaml", "precision", f"must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     int8 = {"precision": "int8"} if precision == "int8" else {}  # fp32 files keep their names
     stem = f"{stem}-int8" if int8 else stem
     digest = source_digest(folder, {**(extra or {}), "with_base": str(with_base), **int8})
     path = cache / "onnx" / f"{stem}-{digest}.onnx"
-    if path.exists() and (not with_base or branch_file(path).exists()):
+    parts = [path, upper_file(path), branch_file(path)] if with_base else [path]
+    if all(p.exists() for p in parts):
         return path
     cfg = BertConfig(folder)
     weights = merged_weights(folder, lora, alpha, r)
@@ -308,16 +315,16 @@ def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.nda
         layers = [int(k.split(".")[2]) for k in changed if k.startswith("encoder.layer.")]
         if len(layers) != len(changed):  # the adapter changed the embeddings: nothing to share
             raise PolicyError("adapter.safetensors", "", "adapts the embeddings; the ONNX backend adapts encoder layers only")
-        branch_from = min(layers, default=cfg.layers)
-        # the branch first: a main file on disk always has its branch
-        _write(branch_file(path), build_graph(base, cfg, first=branch_from, output="base_embedding",
-                                              fused=fused), precision)
-        _write(path, build_graph(weights, cfg, tap=branch_from, fused=fused), precision)
+        split = min(layers, default=cfg.layers)
+        # the upper files first: a lower file on disk always has them
+        _write(upper_file(path), build_graph(weights, cfg, first=split, fused=fused), precision)
+        _write(branch_file(path), build_graph(base, cfg, first=split, output="base_embedding", fused=fused), precision)
+        _write(path, build_graph(weights, cfg, last=split, output="hidden", fused=fused), precision)
     else:
         _write(path, build_graph(weights, cfg, fused=fused), precision)
-    log.info("built ONNX encoder %s (%d MB)", path, path.stat().st_size // 2**20)
+    log.info("built ONNX encoder %s (%d MB)", path, sum(p.stat().st_size for p in parts) // 2**20)
     for old in path.parent.glob(f"{stem}-*.onnx"):  # the same model built from older sources
-        name = old.stem.removesuffix("-branch")
+        name = old.stem.removesuffix("-branch").removesuffix("-upper")
         if name != path.stem and len(name) == len(stem) + 17:  # not the other precision's file (stem-int8-…)
             old.unlink(missing_ok=True)
     return path
@@ -365,26 +372,26 @@ class OnnxEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
 
-        def load(file: Path) -> tuple[Any, Any]:
-            session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
-            branch = branch_file(file)
-            names = {o.name for o in session.get_outputs()}
-            if "hidden" not in names:
-                return session, None
-            return session, ort.InferenceSession(str(branch), options, providers=["CPUExecutionProvider"])
+        def session(file: Path) -> Any:
+            return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+
+        def load(file: Path) -> tuple[Any, Any, Any]:
+            lower = session(file)
+            if lower.get_outputs()[0].name != "hidden":  # one file, the whole encoder
+                return lower, None, None
+            return lower, session(upper_file(file)), session(branch_file(file))
 
         try:
-            self.session, self.branch = load(model_file)
+            self.session, self.upper, self.branch = load(model_file)
         except Exception as exc:  # noqa: BLE001 - a damaged cache file (disk full, killed copy): build it again
             if rebuild is None:
                 raise PolicyError(str(model_file), "", f"cannot load the ONNX encoder ({exc})") from None
             log.warning("rebuilding damaged ONNX encoder %s (%s)", model_file, exc)
-            model_file.unlink(missing_ok=True)
-            branch_file(model_file).unlink(missing_ok=True)
+            for part in (model_file, upper_file(model_file), branch_file(model_file)):
+                part.unlink(missing_ok=True)
             model_file = rebuild()
-            self.session, self.branch = load(model_file)
+            self.session, self.upper, self.branch = load(model_file)
         self.model_file = model_file
-        self.outputs = [o.name for o in self.session.get_outputs()]
         self._lock = threading.Lock()
         # the hidden states below the adapted layers of the latest requests (a file built
         # with_base), kept for the caller that asks for their base vectors next: the guard
@@ -426,10 +433,11 @@ class OnnxEncoder:
             batches.append((rows, mask))
         return batches
 
-    def _run(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Vectors of ``texts``, and (a file with a base branch) each text's hidden states."""
+    def _run(self, texts: list[str], upper: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors of ``texts`` (``upper`` False: none, zeros), and (a fine-tuned model's files)
+        each text's hidden states below the adapted layers."""
         out = np.zeros((len(texts), self.cfg.hidden), np.float32)
-        hidden: list[np.ndarray] = [np.empty(0, np.float32)] * len(texts) if self.branch is not None else []
+        hidden: list[np.ndarray] = [np.empty(0, np.float32)] * len(texts) if self.upper is not None else []
         if not texts:
             return out, hidden
         with self._lock:
@@ -439,15 +447,18 @@ class OnnxEncoder:
             ids = np.zeros(mask.shape, np.int64)
             for i, row in enumerate(rows):
                 ids[i, : lengths[row]] = encodings[row].ids
-            result = self.session.run(self.outputs, {"input_ids": ids, "attention_mask": mask})
-            out[rows] = result[0]
-            if hidden:
-                for i, row in enumerate(rows):
-                    hidden[row] = result[1][i, : lengths[row]].copy()
+            result = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            if self.upper is None:
+                out[rows] = result
+                continue
+            for i, row in enumerate(rows):
+                hidden[row] = result[i, : lengths[row]].copy()
+            if upper:
+                out[rows] = self.upper.run(None, {"hidden": result, "attention_mask": mask})[0]
         return out, hidden
 
     def base_vectors(self, states: list[np.ndarray]) -> np.ndarray:
-        """The base encoder's vectors from hidden states this file gave (its upper layers only)."""
+        """The base encoder's vectors from hidden states the lower layers gave (its upper layers)."""
         assert self.branch is not None
         out = np.zeros((len(states), self.cfg.hidden), np.float32)
         lengths = np.array([len(s) for s in states])
@@ -455,14 +466,14 @@ class OnnxEncoder:
             hidden = np.zeros((*mask.shape, self.cfg.hidden), np.float32)
             for i, row in enumerate(rows):
                 hidden[i, : lengths[row]] = states[row]
-            out[rows] = self.branch.run(["base_embedding"], {"hidden": hidden, "attention_mask": mask})[0]
+            out[rows] = self.branch.run(None, {"hidden": hidden, "attention_mask": mask})[0]
         return out
 
 
 class BaseView:
-    """The base (un-adapted) encoder served by a fine-tuned model's files: the lower layers are
-    the fine-tuned pass's own (kept from it for texts just encoded), the upper layers run from
-    them in the branch file."""
+    """The base (un-adapted) encoder served by a fine-tuned model's files: its lower layers are
+    the fine-tuned model's (their states kept from the fine-tuned pass for texts just encoded),
+    its upper layers run from them in the branch file."""
 
     def __init__(self, encoder: OnnxEncoder, name: str):
         self.encoder = encoder
@@ -476,8 +487,8 @@ class BaseView:
             found = {t: enc._base_memo[t] for t in texts if t in enc._base_memo}
             states = {t: enc._hidden[t] for t in texts if t not in found and t in enc._hidden}
         missing = list(dict.fromkeys(t for t in texts if t not in found and t not in states))
-        if missing:
-            states.update(zip(missing, enc._run(missing)[1]))
+        if missing:  # the lower layers only: the adapted ones are not wanted here
+            states.update(zip(missing, enc._run(missing, upper=False)[1]))
         if states:
             computed = dict(zip(states, enc.base_vectors(list(states.values()))))
             found.update(computed)
