@@ -379,7 +379,7 @@ def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, s
         encoder = policy.classifier.encoder
         served = TrainedModel(out, _resolve_model(policy.classifier.model), encoder,
                               base_name=f"{policy.classifier.model}@{encoder}")
-        click.echo(f"built the ONNX serving encoder {served._encoder.model_file}")
+        click.echo(f"built the ONNX serving encoder {served._encoder.model_file} (and its -upper and -branch parts)")
     if not no_write_policy:
         target = policy.paths.policies / "classifier.yaml"
         write_decision(target, result.safety, result.margin)
