@@ -147,8 +147,8 @@ class TrainedModel:
             self.name = f"trained-{digest[:12]}-{backend}"
             self._encoder = OnnxEncoder(base, build(), self.name, max_length=max_length, rebuild=build)
             self.name = self._encoder.name
-            # one file, one pass: the base encoder's vectors (for comparing requests) come from
-            # the same session, whose un-adapted lower layers are shared
+            # the base encoder's vectors (for comparing requests) come from the same files: the
+            # un-adapted lower layers are shared, the base upper layers run from their states
             self.base_encoder = self._encoder.base_view(base_name or f"bundled@{backend}")
             return
         try:
