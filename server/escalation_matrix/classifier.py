@@ -375,15 +375,22 @@ def trained_folder(settings: ClassifierFile) -> Path:
 
 def load_trained(settings: ClassifierFile) -> TrainedModel:
     """The fine-tuned model, shared per process like the embedders."""
-    from .embedder import _resolve_model
-
     folder = trained_folder(settings)
     key = f"trained:{folder.resolve()}@{settings.encoder}"
     with _TRAINED_LOCK:
         if key not in _TRAINED:
-            _TRAINED[key] = TrainedModel(folder, _resolve_model(settings.model), settings.encoder,
-                                         base_name=f"{settings.model}@{settings.encoder}")
+            _TRAINED[key] = trained_model(folder, settings)
         return _TRAINED[key]
+
+
+def trained_model(folder: Path, settings: ClassifierFile) -> TrainedModel:
+    """The fine-tuned model in ``folder`` on the encoder ``settings`` name (building its ONNX files
+    when missing); its base encoder is named as ``get_embedder`` names that encoder, so both share
+    one exemplar cache."""
+    from .embedder import _resolve_model
+
+    return TrainedModel(folder, _resolve_model(settings.model), settings.encoder,
+                        base_name=f"{settings.model}@{settings.encoder}")
 
 
 _TRAINED: dict[str, TrainedModel] = {}

@@ -144,8 +144,8 @@ class TrainedModel:
                 return ensure_model(base, cache or cache_dir(), f"trained-{digest[:12]}", lora, alpha, r,
                                     extra={"adapter": digest}, with_base=True, precision=self.precision)
 
-            self.name = f"trained-{digest[:12]}-{backend}"
-            self._encoder = OnnxEncoder(base, build(), self.name, max_length=max_length, rebuild=build)
+            self._encoder = OnnxEncoder(base, build(), f"trained-{digest[:12]}-{backend}", max_length=max_length,
+                                        rebuild=build)
             self.name = self._encoder.name
             # the base encoder's vectors (for comparing requests) come from the same files: the
             # un-adapted lower layers are shared, the base upper layers run from their states

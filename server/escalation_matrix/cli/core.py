@@ -373,12 +373,9 @@ def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, s
     if policy.classifier.backend == "onnx":
         # the serving encoder is built now, not on the first start after training: a server started
         # with this model finds it in the cache (named by the adapter's digest)
-        from ..embedder import _resolve_model
-        from ..trained import TrainedModel
+        from ..classifier import trained_model
 
-        encoder = policy.classifier.encoder
-        served = TrainedModel(out, _resolve_model(policy.classifier.model), encoder,
-                              base_name=f"{policy.classifier.model}@{encoder}")
+        served = trained_model(out, policy.classifier)
         click.echo(f"built the ONNX serving encoder {served._encoder.model_file} (and its -upper and -branch parts)")
     if not no_write_policy:
         target = policy.paths.policies / "classifier.yaml"
