@@ -130,10 +130,27 @@ _pg_databases = iter(range(1, 1_000_000))
 def db_path(tmp_path: Path, backend: str, request: pytest.FixtureRequest):
     """The state database of one test: a SQLite file, or (backend ``postgresql``) the URL of a fresh
     PostgreSQL database."""
-    if backend == "postgresql":
-        cluster = request.getfixturevalue("pg_template")
-        return cluster.create_database(f"t{os.getpid()}_{next(_pg_databases)}", template="template_em")
-    return tmp_path / "escalations.db"
+    if backend != "postgresql":
+        yield tmp_path / "escalations.db"
+        return
+    cluster = request.getfixturevalue("pg_template")
+    from escalation_matrix import pgsql
+
+    # a store the test leaves open would close its pool when garbage-collected, possibly in one of
+    # the pool's own threads (psycopg_pool then fails to join itself): close them when the test ends
+    pools = []
+    opener = pgsql.open_pool
+
+    def recording(*args, **kwargs):
+        pools.append(opener(*args, **kwargs))
+        return pools[-1]
+
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setattr(pgsql, "open_pool", recording)
+    yield cluster.create_database(f"t{os.getpid()}_{next(_pg_databases)}", template="template_em")
+    for pool in pools:
+        if not pool.closed:
+            pool.close()
 
 
 @pytest.fixture
