@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT / "server"))
 
 from escalation_matrix import finetune  # noqa: E402
 from escalation_matrix.calibrate import decision_measure, fit_decision, fit_temperature, softmax  # noqa: E402
-from escalation_matrix.classifier import decide_trained, trained_model  # noqa: E402
+from escalation_matrix.classifier import trained_model  # noqa: E402
 from escalation_matrix.dataset import Item, read_jsonl  # noqa: E402
 from escalation_matrix.evaluate import evaluate  # noqa: E402
 from escalation_matrix.loader import Policy, load_policy  # noqa: E402
 from escalation_matrix.models import EscalationType  # noqa: E402
 from escalation_matrix.rules import RuleEngine  # noqa: E402
-from escalation_matrix.training import base_model_path, folds, stratified_split  # noqa: E402
+from escalation_matrix.training import decide_each, folds, stratified_split, train_weights  # noqa: E402
 
 SPLIT_SEED = 13  # folds and calibration splits: those of `train --cv` with the default seed
 MARGINS = np.round(np.arange(-0.3, 0.91, 0.05), 3)
@@ -54,17 +54,14 @@ class Decider:
     """The server's decision on calibrated probabilities, for any decision values."""
 
     def __init__(self, policy: Policy):
-        self.base = policy.classifier.trained
-        self.order = policy.matrix.order
+        self.policy = policy
         self.engine = RuleEngine(policy.rules.rules, policy.classifier.contradictions)
 
     def matches(self, items: list[Item]) -> list[Any]:
         return [self.engine.match(" ".join(i.text.split()), i.context or {}) for i in items]
 
     def predict(self, probs: np.ndarray, matches: list[Any], values: dict[str, Any]) -> list[str]:
-        decision = self.base.model_copy(update={"safety": values["safety"], "margin": values["margin"],
-                                                "margins": values.get("margins", {})})
-        return [decide_trained(p, m, decision, self.order).type.value for p, m in zip(probs, matches)]
+        return decide_each(probs, matches, self.policy, values["safety"], values["margin"], values.get("margins"))
 
     def fit(self, probs: np.ndarray, matches: list[Any], gold: list[str]) -> dict[str, Any]:
         """(safety, margin) as `train` fits them."""
@@ -134,10 +131,7 @@ def main() -> None:
             folder = out / f"e{args.epochs}-s{seed}" / f"fold{n}"
             if not (folder / "manifest.json").exists():
                 started = time.perf_counter()
-                examples = finetune.examples_from([(i.text, i.label or "none") for i in kept], policy.exemplars)
-                weights = finetune.train(examples, base_model_path(policy), finetune.TrainConfig(seed=seed, epochs=args.epochs))
-                finetune.save(weights, folder, {"exemplar_keys": sorted(
-                    {finetune.exemplar_key(e.type.value, e.text) for e in policy.exemplars})})
+                train_weights(kept, policy, folder, finetune.TrainConfig(seed=seed, epochs=args.epochs))
                 print(f"fold {n + 1}: trained seed {seed} in {time.perf_counter() - started:.0f} s", flush=True)
             models.append(folder)
         if len(seeds) > 1:

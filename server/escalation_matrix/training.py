@@ -12,6 +12,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Callable
 
 import numpy as np
@@ -23,6 +24,7 @@ from .dataset import Item
 from .evaluate import Report, evaluate
 from .exemplars import content_hash
 from .loader import Policy
+from .models import EscalationType, RuleMatch
 from .rules import RuleEngine
 from .trained import Manifest, TrainedModel
 
@@ -72,6 +74,26 @@ def base_model_path(policy: Policy) -> str:
     return _resolve_model(policy.classifier.model)
 
 
+def train_weights(items: list[Item], policy: Policy, out: Path, config: finetune.TrainConfig,
+                  progress: Progress | None = None) -> finetune.TrainedWeights:
+    """Fine-tune on ``items`` plus the exemplars and write adapter, head and a manifest (with the
+    exemplars' keys) into ``out``."""
+    examples = finetune.examples_from([(i.text, i.label or "none") for i in items], policy.exemplars)
+    weights = finetune.train(examples, base_model_path(policy), config, progress)
+    keys = sorted({finetune.exemplar_key(e.type.value, e.text) for e in policy.exemplars})
+    finetune.save(weights, out, {"exemplar_keys": keys})
+    return weights
+
+
+def decide_each(probs: np.ndarray, matches: list[list[RuleMatch]], policy: Policy, safety: float, margin: float,
+                margins: Mapping[EscalationType, float] | None = None) -> list[str]:
+    """The type each row of calibrated probabilities (with its rule matches) decides, under these
+    decision values instead of the policy's."""
+    decision = policy.classifier.trained.model_copy(
+        update={"safety": safety, "margin": margin, "margins": dict(margins or {})})
+    return [decide_trained(p, m, decision, policy.matrix.order).type.value for p, m in zip(probs, matches)]
+
+
 def train_folder(
     items: list[Item], policy: Policy, out: Path, config: finetune.TrainConfig,
     holdout: float = 0.15, progress: Progress | None = None, inputs: dict[str, str] | None = None,
@@ -79,10 +101,7 @@ def train_folder(
     """Train on ``items`` less a held-out split, calibrate and fit the decision on that split,
     and write adapter, head and manifest into ``out``."""
     kept, held = stratified_split(items, holdout, config.seed)
-    examples = finetune.examples_from([(i.text, i.label or "none") for i in kept], policy.exemplars)
-    weights = finetune.train(examples, base_model_path(policy), config, progress)
-    keys = sorted({finetune.exemplar_key(e.type.value, e.text) for e in policy.exemplars})
-    finetune.save(weights, out, {"exemplar_keys": keys})
+    weights = train_weights(kept, policy, out, config, progress)
     model = TrainedModel(out, base_model_path(policy))
     texts = [" ".join(i.text.split()) for i in held]
     gold = [i.label or "none" for i in held]
@@ -92,14 +111,7 @@ def train_folder(
     probs = softmax(logits, temperature)
     engine = RuleEngine(policy.rules.rules, policy.classifier.contradictions)
     matches = [engine.match(t, i.context or {}) for t, i in zip(texts, held)]
-    base = policy.classifier.trained
-    order = policy.matrix.order
-
-    def predict(safety: float, margin: float) -> list[str]:
-        decision = base.model_copy(update={"safety": safety, "margin": margin, "margins": {}})
-        return [decide_trained(p, m, decision, order).type.value for p, m in zip(probs, matches)]
-
-    fitted = fit_decision(gold, predict)
+    fitted = fit_decision(gold, lambda safety, margin: decide_each(probs, matches, policy, safety, margin))
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     manifest.update(
         temperature=temperature,
