@@ -7,7 +7,6 @@ the MCP and LangChain tests fast, one test runs the real model."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from escalation_matrix.errors import InputError, PolicyError
@@ -187,7 +186,7 @@ async def test_the_mcp_tools_take_a_locale_per_call_and_keep_it_per_conversation
         assert (await mcp_call(client, "classify", request=DEPLOY, context=PROD))["locale"] == "en"  # still serving
 
 
-def test_langchain_tools_take_a_locale_per_call_and_per_application(guard, policy, db_path, fake_classifier):
+def test_langchain_tools_take_a_locale_per_call_and_per_application(guard, policy, tmp_path, fake_classifier):
     tools = make_tools(guard, conversation_id="lc-1")
     assert all("locale" in t.args for t in tools if t.name != "respond")
     model = ToolCallingFake(messages=iter([
@@ -206,7 +205,7 @@ def test_langchain_tools_take_a_locale_per_call_and_per_application(guard, polic
     assert error.content.startswith("Error: locale 'fr' is not available")
     artifact = [m for m in messages if isinstance(m, ToolMessage) and m.name == "escalate"][-1].artifact
     assert card(artifact, policy).title == "ESKALATION ERFORDERLICH: BEFUGNIS"
-    german_app = escalation_tools(db=Path(db_path).with_name("other.db"), locale="de",
+    german_app = escalation_tools(db=tmp_path / "other.db", locale="de",
                                   embedder=fake_classifier.embedder)
     content, result = {t.name: t for t in german_app}["classify"].func(request=DEPLOY, context=PROD)
     assert json.loads(content)["phrase"] == SCOPE_DE and result.locale == "de"
