@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import sqlite3
+import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -339,14 +340,7 @@ class Store:
             elif str(self._file) == ":memory:":
                 self._audit_key = os.urandom(32)
             else:
-                key_file = self._file.with_name(self._file.name + ".audit-key")
-                try:
-                    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                    with os.fdopen(fd, "w") as out:
-                        out.write(os.urandom(32).hex())
-                except FileExistsError:
-                    pass
-                self._audit_key = key_file.read_text().strip().encode()
+                self._audit_key = key_from_file(self._file.with_name(self._file.name + ".audit-key"))
         return self._audit_key
 
     def digest(self, text: str) -> str:
@@ -683,6 +677,26 @@ def new_ref() -> str:
     return secrets.token_hex(16)
 
 
+def key_from_file(key_file: Path) -> bytes:
+    """The audit key kept in ``key_file``, created on first use with a random value and readable
+    by its owner only. The key is written to a private temporary file that is then linked into
+    place, so the key file never exists half-written, and processes starting at once all read the
+    one linked first."""
+    if not key_file.exists():
+        fd, tmp = tempfile.mkstemp(dir=key_file.parent, prefix=key_file.name + ".")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(os.urandom(32).hex())
+                out.flush()
+                os.fsync(out.fileno())
+            os.link(tmp, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return key_file.read_text().strip().encode()
+
+
 def entry_mac(key: bytes, digest: str) -> str:
     """The entry's hash signed with the audit key: without the key, a re-hashed chain cannot be re-signed."""
     return hmac.new(key, digest.encode("ascii"), "sha256").hexdigest()
@@ -815,14 +829,7 @@ class PostgresStore(Store):
     @property
     def audit_key(self) -> bytes:
         if self._audit_key is None and not os.environ.get(AUDIT_KEY_ENV):
-            key_file = self._state_file(".audit-key")
-            try:
-                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as out:
-                    out.write(os.urandom(32).hex())
-            except FileExistsError:
-                pass
-            self._audit_key = key_file.read_text().strip().encode()
+            self._audit_key = key_from_file(self._state_file(".audit-key"))
         return super().audit_key
 
     def _conn(self) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import re
 import sqlite3
 from datetime import timedelta
@@ -22,7 +23,7 @@ from escalation_matrix.loader import load_policy
 from escalation_matrix.ops.audit import FIELDS, verify
 from escalation_matrix.ops.erase import erase_conversation, erase_expired
 from escalation_matrix.ops.records import Operations
-from escalation_matrix.store import Store, entry_hash, entry_mac
+from escalation_matrix.store import Store, entry_hash, entry_mac, key_from_file
 
 # the same behaviour on a SQLite file and on PostgreSQL (tests using db_path run on both)
 pytestmark = pytest.mark.backends
@@ -108,6 +109,15 @@ def test_the_key_and_the_anchor_live_outside_the_database(filled):
     assert filled.audit_key.decode() not in dump
     assert filled.anchor_path.exists() and filled.anchor_path != filled.path
     assert (filled.path.with_name(filled.path.name + ".audit-key").stat().st_mode & 0o077) == 0
+
+
+def test_processes_starting_at_once_share_one_whole_audit_key(tmp_path):
+    key_file = tmp_path / "state.db.audit-key"
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        keys = pool.map(key_from_file, [key_file] * 24)
+    assert len(set(keys)) == 1 and re.fullmatch(rb"[0-9a-f]{64}", keys[0]), keys
+    assert [p.name for p in tmp_path.iterdir()] == [key_file.name]  # no temporary file left behind
+    assert key_file.stat().st_mode & 0o077 == 0
 
 
 @pytest.mark.sqlite_only  # through sqlite3 on the file; tests/test_ops_audit.py tampers on both backends
