@@ -2,7 +2,7 @@
 models trained with several seeds. README "Accuracy" has the figures.
 
     .venv/bin/python benchmarks/cv_decisions.py ../shared/eval/train.jsonl --out /tmp/cv \
-        [--seeds 13,14] [--epochs 5] [--folds 5]
+        [--seeds 13,14] [--epochs 5] [--folds 5] [--exemplars DIR]
 
 Per fold of FILE (the folds `train --cv` uses), one model per seed is trained as `train` trains it:
 the fold's training items less a held-out calibration split (the same split for every seed) plus
@@ -114,9 +114,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=finetune.TrainConfig().epochs)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--holdout", type=float, default=0.15)
+    ap.add_argument("--exemplars", type=Path, default=ROOT / "embeddings",
+                    help="exemplar folder trained with (default: the shipped one); compare an edited copy")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    policy = load_policy(ROOT / "policies", ROOT / "phrases", ROOT / "embeddings")
+    policy = load_policy(ROOT / "policies", ROOT / "phrases", args.exemplars)
     decider = Decider(policy)
     items = read_jsonl(Path(args.file), labelled=True)
     labels = finetune.LABELS
