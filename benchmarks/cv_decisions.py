@@ -2,7 +2,7 @@
 models trained with several seeds. README "Accuracy" has the figures.
 
     .venv/bin/python benchmarks/cv_decisions.py ../shared/eval/train.jsonl --out /tmp/cv \
-        [--seeds 13,14] [--epochs 5] [--folds 5] [--exemplars DIR]
+        [--seeds 13,14] [--epochs 5] [--folds 5] [--exemplars DIR | --no-exemplars]
 
 Per fold of FILE (the folds `train --cv` uses), one model per seed is trained as `train` trains it:
 the fold's training items less a held-out calibration split (the same split for every seed) plus
@@ -24,6 +24,7 @@ the fit, so it tells a better model from a luckier fit of the decision values.""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -116,9 +117,12 @@ def main() -> None:
     ap.add_argument("--holdout", type=float, default=0.15)
     ap.add_argument("--exemplars", type=Path, default=ROOT / "embeddings",
                     help="exemplar folder trained with (default: the shipped one); compare an edited copy")
+    ap.add_argument("--no-exemplars", action="store_true",
+                    help="train on the file's items alone, to measure what the exemplars carry")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     policy = load_policy(ROOT / "policies", ROOT / "phrases", args.exemplars)
+    trained_with = dataclasses.replace(policy, exemplars=[]) if args.no_exemplars else policy
     decider = Decider(policy)
     items = read_jsonl(Path(args.file), labelled=True)
     labels = finetune.LABELS
@@ -133,7 +137,7 @@ def main() -> None:
             folder = out / f"e{args.epochs}-s{seed}" / f"fold{n}"
             if not (folder / "manifest.json").exists():
                 started = time.perf_counter()
-                train_weights(kept, policy, folder, finetune.TrainConfig(seed=seed, epochs=args.epochs))
+                train_weights(kept, trained_with, folder, finetune.TrainConfig(seed=seed, epochs=args.epochs))
                 print(f"fold {n + 1}: trained seed {seed} in {time.perf_counter() - started:.0f} s", flush=True)
             models.append(folder)
         if len(seeds) > 1:
