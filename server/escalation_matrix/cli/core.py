@@ -311,7 +311,7 @@ def train(state: AppState, file: str, out_dir: str | None, epochs: int | None, s
           cv_folds: int | None, frozen_layers: int | None, max_steps: int | None, no_write_policy: bool) -> None:
     """Fine-tune the bundled encoder on a labelled JSONL FILE plus the exemplars.
 
-    Trains a LoRA adapter and a classification head on the CPU (about 10 minutes on 2 cores),
+    Trains a LoRA adapter and a classification head on the CPU (about 5 minutes on 2 idle cores),
     calibrates the probabilities and fits the safety threshold and the escalation margin on a
     held-out share of FILE, then writes the model folder (adapter, head, manifest) and the
     decision values into classifier.yaml. Run it again after editing exemplars."""
