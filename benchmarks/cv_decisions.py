@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ from escalation_matrix.evaluate import evaluate  # noqa: E402
 from escalation_matrix.loader import Policy, load_policy  # noqa: E402
 from escalation_matrix.models import EscalationType  # noqa: E402
 from escalation_matrix.rules import RuleEngine  # noqa: E402
+from escalation_matrix.trained import Manifest  # noqa: E402
 from escalation_matrix.training import decide_each, folds, stratified_split, train_weights  # noqa: E402
 
 SPLIT_SEED = 13  # folds and calibration splits: those of `train --cv` with the default seed
@@ -99,11 +99,11 @@ def soup(folders: list[Path], out: Path) -> Path:
     k = len(folders)
     lora = {name: np.concatenate([x[name].astype(np.float32) for x in loras], axis=0) if ".lora_A" in name
             else np.concatenate([x[name].astype(np.float32) for x in loras], axis=1) / k for name in loras[0]}
-    first = json.loads((folders[0] / "manifest.json").read_text(encoding="utf-8"))
-    config = finetune.TrainConfig(**{k_: v for k_, v in first["config"].items() if k_ in finetune.TrainConfig.__dataclass_fields__})
+    first = Manifest.read(folders[0])
+    config = finetune.TrainConfig(**{k_: v for k_, v in first.config.items() if k_ in finetune.TrainConfig.__dataclass_fields__})
     weights = finetune.TrainedWeights(lora, np.mean([h["weight"] for h in heads], 0), np.mean([h["bias"] for h in heads], 0),
                                       config, list(finetune.LABELS), 0.0)
-    finetune.save(weights, out, {"exemplar_keys": first["exemplar_keys"]})
+    finetune.save(weights, out, {"exemplar_keys": sorted(first.exemplar_keys)})
     return out
 
 
