@@ -118,9 +118,12 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
 
 def train(
     examples: list[Example], base_model: str, config: TrainConfig | None = None,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Callable[[int, int, float], None] | None = None, labels: list[str] | None = None,
 ) -> TrainedWeights:
-    """Fine-tune on CPU with a fixed seed. ``progress(step, total, loss)`` is called per step."""
+    """Fine-tune on CPU with a fixed seed. ``progress(step, total, loss)`` is called per step.
+    ``labels``: the head's classes (default the nine escalation types; the same-issue pair model
+    has its own two)."""
+    names = list(labels or LABELS)
     torch, LoraConfig, get_peft_model, SentenceTransformer = _imports()
     config = config or TrainConfig()
     started = time.perf_counter()
@@ -136,14 +139,14 @@ def train(
                       layers_to_transform=list(range(config.frozen_layers, layers)))
     model = get_peft_model(bert, lora)
     dim = bert.config.hidden_size
-    head = torch.nn.Linear(dim, len(LABELS))
+    head = torch.nn.Linear(dim, len(names))
     torch.nn.init.normal_(head.weight, std=0.02)
     torch.nn.init.zeros_(head.bias)
 
-    labels = torch.tensor([LABELS.index(e.label) for e in examples])
-    counts = np.bincount(labels.numpy(), minlength=len(LABELS)).astype(np.float64)
+    targets = torch.tensor([names.index(e.label) for e in examples])
+    counts = np.bincount(targets.numpy(), minlength=len(names)).astype(np.float64)
     present = counts > 0
-    weights = np.zeros(len(LABELS))
+    weights = np.zeros(len(names))
     weights[present] = (counts[present].mean() / counts[present]) ** config.class_weight_power
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
 
@@ -177,7 +180,7 @@ def train(
                 hidden = layer(hidden, extended)
             emb = _pool(torch, hidden, mask)
             logits = config.scale * emb @ torch.nn.functional.normalize(head.weight, dim=1).T + head.bias
-            loss = loss_fn(logits, labels[batch])
+            loss = loss_fn(logits, targets[batch])
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(lora_params + list(head.parameters()), 1.0)
@@ -189,7 +192,7 @@ def train(
     lora_state = {name: p.detach().cpu().numpy().copy()
                   for name, p in model.named_parameters() if "lora_" in name}
     w = torch.nn.functional.normalize(head.weight.detach(), dim=1) * config.scale
-    return TrainedWeights(lora_state, w.numpy().copy(), head.bias.detach().numpy().copy(), config, list(LABELS),
+    return TrainedWeights(lora_state, w.numpy().copy(), head.bias.detach().numpy().copy(), config, names,
                           time.perf_counter() - started)
 
 

@@ -113,7 +113,7 @@ class TrainedModel:
     base_encoder: Any = None
 
     def __init__(self, folder: Path, base_model: str, backend: str = "torch", cache: Path | None = None,
-                 base_name: str | None = None):
+                 base_name: str | None = None, with_base: bool = True):
         from safetensors.numpy import load_file
 
         self.folder = folder
@@ -142,14 +142,14 @@ class TrainedModel:
 
             def build() -> Path:
                 return ensure_model(base, cache or cache_dir(), f"trained-{digest[:12]}", lora, alpha, r,
-                                    extra={"adapter": digest}, with_base=True, precision=self.precision)
+                                    extra={"adapter": digest}, with_base=with_base, precision=self.precision)
 
             self._encoder = OnnxEncoder(base, build(), f"trained-{digest[:12]}-{backend}", max_length=max_length,
                                         rebuild=build)
             self.name = self._encoder.name
             # the base encoder's vectors (for comparing requests) come from the same files: the
             # un-adapted lower layers are shared, the base upper layers run from their states
-            self.base_encoder = self._encoder.base_view(base_name or f"bundled@{backend}")
+            self.base_encoder = self._encoder.base_view(base_name or f"bundled@{backend}") if with_base else None
             return
         try:
             from sentence_transformers import SentenceTransformer

@@ -1,0 +1,89 @@
+"""Same-issue pair model: the bundled encoder reads two requests (or two questions) as one input,
+"first [SEP] second", so its attention compares the words of one with the words of the other, and a
+two-class head ("different", "same") says whether they are one issue. A pair is scored in both
+orders and the two probabilities averaged, so the score does not depend on which call came first.
+
+It is a LoRA adapter and a head like the classifier (``trained/same_issue/``), served through the
+same ``TrainedModel`` (ONNX Runtime, no torch). Training needs the ``train`` extra."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .sameissue import expand_abbreviations
+
+LABELS = ["different", "same"]
+SEPARATOR = " [SEP] "
+
+
+def pair_text(a: str, b: str) -> str:
+    """The model's input for one order of a pair: abbreviations written out, as the server
+    compares texts, and the tokenizer's separator between them."""
+    return f"{expand_abbreviations(a)}{SEPARATOR}{expand_abbreviations(b)}"
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    same: bool
+
+
+def examples(pairs: Sequence[Pair]) -> list[Any]:
+    """Training examples: each pair in both orders."""
+    from .finetune import Example
+
+    return [Example(pair_text(x, y), LABELS[int(p.same)], "pairs") for p in pairs for x, y in ((p.a, p.b), (p.b, p.a))]
+
+
+def train(pairs: Sequence[Pair], base_model: str, config: Any = None,
+          progress: Callable[[int, int, float], None] | None = None) -> Any:
+    """Fine-tune the pair model (``finetune.train`` with the two pair labels)."""
+    from . import finetune
+
+    found = examples(pairs)
+    random.Random(13).shuffle(found)
+    return finetune.train(found, base_model, config or default_config(), progress, labels=LABELS)
+
+
+def default_config() -> Any:
+    """The shipped pair model's hyper-parameters."""
+    from .finetune import TrainConfig
+
+    return TrainConfig(epochs=6, batch_size=16, lora_r=16, lora_alpha=32, lr=1e-3, head_lr=5e-3,
+                       frozen_layers=2, max_length=160)
+
+
+class PairModel:
+    """Scores pairs with a trained pair model folder; ``threshold`` (the probability of "same" at
+    or above which a pair is one issue) comes from its manifest unless given."""
+
+    def __init__(self, folder: Path, base_model: str, backend: str = "onnx", cache: Path | None = None,
+                 threshold: float | None = None):
+        from .trained import TrainedModel
+
+        self.model = TrainedModel(folder, base_model, backend, cache, with_base=False)
+        if self.model.labels != LABELS:
+            from .errors import PolicyError
+
+            raise PolicyError(str(folder / "manifest.json"), "labels", f"a same-issue pair model has labels {LABELS}, "
+                              f"not {self.model.labels}; retrain it with benchmarks/train_same_issue_cross.py --save")
+        self.threshold = float(self.model.manifest.decision.get("same", 0.5) if threshold is None else threshold)
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """P(same issue) per pair, the mean of its two orders."""
+        if not pairs:
+            return np.zeros(0, np.float32)
+        texts = [pair_text(a, b) for a, b in pairs] + [pair_text(b, a) for a, b in pairs]
+        p = self.model.probabilities(self.model.encode(texts))[:, LABELS.index("same")]
+        both: np.ndarray = (p[: len(pairs)] + p[len(pairs):]) / 2
+        return both
+
+    def same(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        return [bool(s >= self.threshold) for s in self.scores(pairs)]
