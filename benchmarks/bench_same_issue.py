@@ -3,6 +3,10 @@
     .venv/bin/python benchmarks/bench_same_issue.py [--pairs tests/data/same_issue_pairs.jsonl]
         [--holdout tests/data/same_issue_pairs_holdout.jsonl] [--min-precision 0.97] [--splits 5]
 
+The shipped detector is the same-issue pair model (``trained/same_issue/``, see
+escalation_matrix.pairmodel): printed first, at the threshold in its manifest, on each set. The
+cosine detector below it is what decides when the classifier runs without the trained model.
+
 Each pair is "reworded" (the same issue: same = true), "shared_words" (a different issue that
 shares most words) or "different_task". The detector (escalation_matrix.sameissue) calls a pair the
 same issue when the lexical check finds no difference (numbers, names, values of one group, kinds
@@ -36,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
+from escalation_matrix.classifier import load_pair_model  # noqa: E402
 from escalation_matrix.embedder import get_embedder  # noqa: E402
 from escalation_matrix.loader import load_policy  # noqa: E402
 from escalation_matrix.sameissue import agree, conflict, expand_abbreviations  # noqa: E402
@@ -75,6 +80,8 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--scorer", choices=["cosine", "tokens", "both"], default="cosine",
                         help="pooled-vector cosine (what the server uses), token alignment, or both")
+    parser.add_argument("--timing", action="store_true",
+                        help="also time the pair model: one new call against 1, 5 and 20 stored issues")
     args = parser.parse_args()
     sets = {name: [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
             for name, path in (("fitted set", args.pairs), ("holdout", args.holdout)) if path}
@@ -90,7 +97,36 @@ def main() -> None:
             r["tokens"] = alignment(tokens[r["a"]], tokens[r["b"]])
         r["conflict"] = conflict(r["a"], r["b"])
         r["agree"] = agree(r["a"], r["b"])
+    pair = load_pair_model(policy.classifier) if policy.conversation.same_issue_model == "pair" else None
     shipped = (policy.conversation.same_issue_similarity, policy.conversation.same_issue_similarity_agreeing)
+    if pair is not None:
+        print(f"== the shipped detectors: the same-issue pair model, P(same) >= {pair.threshold:.4f} (the threshold "
+              "in trained/same_issue/manifest.json; the same words are always the same issue)")
+        for r, score in zip(rows, pair.scores([(r["a"], r["b"]) for r in rows])):
+            r["pair"] = float(score)
+            r["pair_says"] = r["pair"] >= pair.threshold or _alike(r["a"], r["b"])
+            r["cosine_says"] = measure([{**r, "cos": r["pooled"]}], shipped)[2]["tp"] + \
+                measure([{**r, "cos": r["pooled"]}], shipped)[2]["fp"] > 0
+        for label, says in (("answered issues (re-ask): the pair model", lambda r: r["pair_says"]),
+                            ("open escalations of the task (repeat): pair model or cosine detector",
+                             lambda r: r["pair_says"] or r["cosine_says"])):
+            print(f"-- {label}")
+            for name, found in sets.items():
+                outcome: Counter = Counter()
+                for r in found:
+                    said = says(r)
+                    outcome[("tp" if r["same"] else "fp") if said else ("fn" if r["same"] else "tn")] += 1
+                precision = outcome["tp"] / max(1, outcome["tp"] + outcome["fp"])
+                recall = outcome["tp"] / max(1, outcome["tp"] + outcome["fn"])
+                kinds = Counter(r["kind"] for r in found)
+                wrong = Counter(r["kind"] for r in found if says(r) != r["same"])
+                print(f"  {name}: {len(found)} pairs  precision {precision:.3f}  recall {recall:.3f}  (tp "
+                      f"{outcome['tp']}, fp {outcome['fp']}, fn {outcome['fn']}, tn {outcome['tn']}); wrong: "
+                      + ", ".join(f"{k} {wrong[k]} of {kinds[k]}" for k in sorted(kinds)))
+        if args.timing:
+            timing(pair, [r for found in sets.values() for r in found])
+        print("== the cosine detector (lexical check + cosine thresholds): what decides without the trained model, "
+              "or with same_issue_model: cosine")
     print(f"model {policy.classifier.model}; target precision >= 0.97, recall >= 0.90; shipped thresholds "
           f"{shipped[0]:.2f} (cosine) and {shipped[1]:.2f} (cosine when values and action agree)")
     for scorer in (["cosine", "tokens"] if args.scorer == "both" else [args.scorer]):
@@ -104,6 +140,28 @@ def main() -> None:
             print("-- thresholds fitted on the fitted set, measured on the holdout")
             for label, two in (("one cosine", False), ("two thresholds", True)):
                 line(label, fit(fitted, args.min_precision, two), holdout)
+
+
+def timing(pair, rows: list[dict], repeats: int = 30) -> None:
+    """Milliseconds to compare one new call with k stored issues (one pass of the pair model over
+    2k inputs: each pair in both orders), median and 95th percentile over ``repeats`` calls."""
+    import time
+
+    texts = sorted({t for r in rows for t in (r["a"], r["b"])})
+    rng = random.Random(13)
+    for k in (1, 5, 20):
+        took = []
+        for _ in range(repeats):
+            new, *stored = rng.sample(texts, k + 1)
+            started = time.perf_counter()
+            pair.scores([(new, old) for old in stored])
+            took.append((time.perf_counter() - started) * 1000)
+        print(f"  timing: one call against {k:>2} stored issue(s): median {np.median(took):.1f} ms, "
+              f"p95 {np.percentile(took, 95):.1f} ms ({repeats} calls)")
+
+
+def _alike(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()).rstrip(" .!?") == " ".join(b.casefold().split()).rstrip(" .!?")
 
 
 def line(label: str, thresholds: Thresholds, subset: list[dict], lexical: bool = True) -> None:

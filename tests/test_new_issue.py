@@ -5,6 +5,8 @@ with the real model; the matching helpers without it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -38,9 +40,16 @@ def test_worded_alike_ignores_case_spacing_and_end_punctuation_only():
 @pytest.mark.backends
 @pytest.mark.model
 class TestWithTheModel:
+    """With the cosine detector (``same_issue_model: cosine``), which takes EDIT and VIEW for one
+    issue: the mechanism shown to the agent whatever detector made the mistake. The pair model
+    tells these two apart (test_pairmodel.py); a true rewording it matches is shown the same way
+    (test_over_stdio below)."""
+
     @pytest.fixture
     def guard(self, policy, classifier, db_path):
-        return ConversationGuard(policy, classifier, Store(db_path))
+        cosine = dataclasses.replace(policy, conversation=policy.conversation.model_copy(
+            update={"same_issue_model": "cosine"}))
+        return ConversationGuard(cosine, classifier, Store(db_path))
 
     def test_an_open_issue_matched_by_meaning_shows_the_earlier_request(self, guard):
         first = guard.escalate("c", EDIT, type="decision")
@@ -126,17 +135,20 @@ class TestWithTheModel:
 @pytest.mark.slow
 @pytest.mark.model
 async def test_over_stdio(tmp_path):
+    """The shipped server (the pair model): a rewording gets the earlier answer and is shown what it
+    was matched to; the agent that says it is a new issue is asked anew."""
     from servers import stdio_client
 
+    asked, reworded = "Should I give the new designer admin rights on Figma?", "Can the new designer be a Figma admin?"
     async with stdio_client(tmp_path / "s.db", 300) as client:
-        first = (await client.call_tool("escalate", {"conversation_id": "s", "request": EDIT,
+        first = (await client.call_tool("escalate", {"conversation_id": "s", "request": asked,
                                                       "type": "decision"})).structured_content
         await client.call_tool("respond", {"escalation_id": first["escalation_id"], "answer": "Yes"})
-        reused = (await client.call_tool("escalate", {"conversation_id": "s", "request": VIEW,
+        reused = (await client.call_tool("escalate", {"conversation_id": "s", "request": reworded,
                                                        "type": "decision"})).structured_content
-        new = (await client.call_tool("escalate", {"conversation_id": "s", "request": VIEW, "type": "decision",
+        new = (await client.call_tool("escalate", {"conversation_id": "s", "request": reworded, "type": "decision",
                                                     "new_issue": True})).structured_content
-    assert (reused["action"], reused["answer"], reused["matched_request"]) == ("proceed", "Yes", EDIT)
+    assert (reused["action"], reused["answer"], reused["matched_request"]) == ("proceed", "Yes", asked)
     assert new["action"] == "escalate" and new["escalation_id"] != first["escalation_id"]
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 import numpy as np
 
@@ -22,6 +23,11 @@ from .rules import RuleEngine, deciding, escalating
 from .sameissue import expand_abbreviations
 from .trained import ProbabilityModel, TrainedModel, is_probability_model
 from .scoring import CentroidScorer, KnnScorer, LinearScorer, Scorer, confidence
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from .pairmodel import PairModel
 
 TYPES: list[EscalationType] = [t for t in EscalationType if t is not EscalationType.pattern]
 NONE = TYPES.index(EscalationType.none)
@@ -395,6 +401,28 @@ def trained_model(folder: Path, settings: ClassifierFile) -> TrainedModel:
 
 _TRAINED: dict[str, TrainedModel] = {}
 _TRAINED_LOCK = threading.Lock()
+_PAIR: dict[str, "PairModel | None"] = {}
+
+
+def load_pair_model(settings: ClassifierFile) -> "PairModel | None":
+    """The same-issue pair model (``same_issue/`` in the trained model's folder) on the classifier's
+    encoder, shared per process; None when the classifier runs without the trained model or the
+    folder has none (the cosine thresholds decide then)."""
+    if not uses_trained(settings):
+        return None
+    folder = trained_folder(settings) / "same_issue"
+    key = f"pair:{folder.resolve()}@{settings.encoder}"
+    with _TRAINED_LOCK:
+        if key not in _PAIR:
+            if (folder / "manifest.json").exists():
+                from .embedder import _resolve_model
+                from .pairmodel import PairModel
+
+                _PAIR[key] = PairModel(folder, _resolve_model(settings.model), settings.encoder)
+            else:
+                log.warning("no same-issue pair model in %s; same-issue checks use the cosine thresholds", folder)
+                _PAIR[key] = None
+        return _PAIR[key]
 
 
 def _single_threaded_blas() -> None:

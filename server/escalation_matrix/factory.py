@@ -36,6 +36,12 @@ def open_guard(policy: Policy | None = None, db: str | Path | None = None, *, em
         encoder = embedder if embedder is not None else CachingEmbedder(serving_embedder(chosen.classifier))
         classifier = Classifier(chosen, embedder=encoder)
         classifier.classify("warm up the model")
+        if embedder is None and chosen.conversation.same_issue_model == "pair":
+            from .classifier import load_pair_model
+
+            pair = load_pair_model(chosen.classifier)  # the same-issue pair model, loaded with the classifier
+            if pair is not None:
+                pair.scores([("warm up the model", "warm up the model")])
         return classifier
 
     if background:

@@ -23,9 +23,10 @@ from .access import AccessError, check_agent_answer
 from .answers import DEFAULT_TASK, RESPONSE_ACTIONS, respond, respond_action, unlock_task
 from .ops import batches
 from .queries.conversations import StoredIssue
-from .matching import (Issue, closest, earlier_words, has_capability, minor_preference, needed_capabilities,
+from .matching import (Issue, PairScorer, closest, earlier_words, has_capability, minor_preference, needed_capabilities,
                        normalise_capability, stored_issue)
-from .classifier import RequestClassifier
+from .classifier import RequestClassifier, load_pair_model
+from .trained import is_probability_model
 from .errors import InputError, NotFoundError
 from .loader import Policy
 from .messages import escalation_text
@@ -568,7 +569,7 @@ class ConversationGuard:
     def _reasked(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
         answered = self.store.conversations.answered_issues(conn, ask.conversation_id)
         issue = d.issue(ask)
-        row = closest(answered, issue, self.settings.reask_similarity, exact=ask.new_issue)
+        row = closest(answered, issue, self.settings.reask_similarity, exact=ask.new_issue, pair=self._pair_model())
         if row is None:
             return None
         best = row["id"]
@@ -595,7 +596,15 @@ class ConversationGuard:
     def _open_row(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> StoredIssue | None:
         candidates = self.store.conversations.open_issues(conn, ask.conversation_id, ask.task_id)
         return closest(candidates, d.issue(ask), self.settings.same_issue_similarity,
-                       self.settings.same_issue_similarity_agreeing, exact=ask.new_issue)
+                       self.settings.same_issue_similarity_agreeing, exact=ask.new_issue, pair=self._pair_model(),
+                       or_cosine=True)
+
+    def _pair_model(self) -> PairScorer | None:
+        """The same-issue pair model when conversation.yaml chooses it and the classifier runs on the
+        trained model (not on another encoder, such as the fast test one)."""
+        if self.settings.same_issue_model != "pair" or not is_probability_model(getattr(self.classifier, "embedder", None)):
+            return None
+        return load_pair_model(self.policy.classifier)
 
     def _repeated(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
         row = self._open_row(conn, ask, d)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence, TypeVar
+from typing import Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -96,11 +96,36 @@ def earlier_words(new: Issue, old: Issue) -> str | None:
     return (old.question if new.question and old.question else old.request) or ""
 
 
+class PairScorer(Protocol):
+    """The same-issue pair model (``pairmodel.PairModel``)."""
+
+    threshold: float
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
+
+
+def compared(new: Issue, old: Issue) -> tuple[str, str]:
+    """The two texts ``same_issue_as`` compares: the questions when both calls asked one, else the requests."""
+    if new.question and old.question:
+        return new.question, old.question
+    return new.request, old.request
+
+
 def closest(rows: Sequence[Stored], issue: Issue, threshold: float, agreeing: float | None = None,
-            *, exact: bool = False) -> Stored | None:
+            *, exact: bool = False, pair: PairScorer | None = None, or_cosine: bool = False) -> Stored | None:
     """The stored issue (an escalation's, a preference's) that is the same issue as ``issue``, the
     closest when several are (``agreeing``: the lower cosine for sentences that agree on values and
-    action, see ``same_issue``; ``exact``: worded alike only, when the agent says its call is a new issue)."""
+    action, see ``same_issue``; ``exact``: worded alike only, when the agent says its call is a new issue).
+    ``pair``: the pair model decides instead of the cosine thresholds (one pass over every stored
+    issue; a call worded alike is always the same issue), and the most likely match wins;
+    ``or_cosine``: what the cosine thresholds take for the same issue counts too."""
+    if pair is not None and not exact and rows:
+        olds = [stored_issue(row) for row in rows]
+        scores = pair.scores([compared(issue, old) for old in olds])
+        found = [(float(s), row) for s, row, old in zip(scores, rows, olds)
+                 if s >= pair.threshold or worded_alike(issue, old)
+                 or (or_cosine and same_issue_as(issue, old, threshold, agreeing))]
+        return max(found, key=lambda f: f[0])[1] if found else None
     best: Stored | None = None
     best_sim = -1.0
     for row in rows:

@@ -233,6 +233,11 @@ class ConversationFile(Strict):
                                     description="Cosine at which a call is the same issue as an answered one.")
     same_issue_similarity: float = Field(default=0.8, gt=0, le=1,
                                          description="Cosine at which a call is the same issue as an open one.")
+    same_issue_model: Literal["pair", "cosine"] = Field(
+        default="pair",
+        description="pair: the trained same-issue pair model (trained/same_issue/) decides whether two calls are one "
+                    "issue, at the threshold in its manifest; cosine: the lexical check and the cosine thresholds "
+                    "below decide (also what is used when the classifier runs without the trained model).")
     same_issue_similarity_agreeing: float = Field(
         default=0.7, gt=0, le=1,
         description="Lower cosine at which a call is the same issue as an open one of its task when both name the "

@@ -207,6 +207,27 @@ def _check_trained(loaded: Any) -> None:
                    f"check; run `escalation-matrix train TRAIN.jsonl` to retrain the model on them.", err=True)
     else:
         click.echo(f"ok: the model in {folder} was trained on these exemplars")
+    if loaded.conversation.same_issue_model == "pair":
+        _check_pair_model(folder / "same_issue")
+
+
+def _check_pair_model(folder: Path) -> None:
+    """The same-issue pair model conversation.yaml chooses: its files intact and its labels right."""
+    from ..errors import PolicyError
+    from ..pairmodel import LABELS
+    from ..trained import Manifest
+
+    if not (folder / "manifest.json").exists():
+        click.echo(f"warning: no same-issue pair model in {folder}; same-issue checks use the cosine thresholds "
+                   "(conversation.yaml: same_issue_model)", err=True)
+        return
+    manifest = Manifest.read(folder)
+    manifest.verify(folder)
+    if manifest.labels != LABELS:
+        raise PolicyError(str(folder / "manifest.json"), "labels",
+                          f"a same-issue pair model has labels {LABELS}, not {manifest.labels}")
+    click.echo(f"ok: the same-issue pair model in {folder} (same issue at P(same) >= "
+               f"{float(manifest.decision.get('same', 0.5)):.4f})")
 
 
 @main.command()
