@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_mcp.py [--calls 300] [--seconds 20] [--clients 8] [--backends onnx,torch]
 
 stdio, once per encoder backend (`backend:` in classifier.yaml, set on a copy of the policy;
-`onnx-int8` is the ONNX backend with `precision: int8`):
+`onnx-int8` is the ONNX backend with `precision: int8`; `onnx+cosine` the ONNX backend without the
+same-issue pair model, `same_issue_model: cosine`):
 process start -> first `tools/list` and -> first classification, sequential warm tool calls (each
 a distinct request, so every call runs the model) against a bare `tools/list` round trip (the
 floor: the same transport without the model), and the server's resident memory.
@@ -69,10 +70,18 @@ async def timed(client: Client, tool: str, args: dict) -> float:
 
 
 def policy_with_backend(backend: str, folder: Path) -> dict[str, str]:
-    """The environment of a server whose classifier.yaml says ``backend: <backend>``."""
+    """The environment of a server whose classifier.yaml says ``backend: <backend>``; a ``+cosine``
+    suffix (e.g. ``onnx+cosine``) also sets ``same_issue_model: cosine`` in conversation.yaml (no
+    same-issue pair model loaded: what it costs, in the same run)."""
     from escalation_matrix.paths import DataPaths
 
     shutil.copytree(DataPaths.resolve().policies, folder)
+    backend, cosine, _ = backend.partition("+cosine")
+    if cosine:
+        conversation = folder / "conversation.yaml"
+        lines = [line for line in conversation.read_text(encoding="utf-8").splitlines()
+                 if not line.startswith("same_issue_model:")]
+        conversation.write_text("\n".join([*lines, "same_issue_model: cosine", ""]), encoding="utf-8")
     config = folder / "classifier.yaml"
     name, _, precision = backend.partition("-")  # "onnx-int8": the ONNX backend, precision: int8
     lines = [line for line in config.read_text(encoding="utf-8").splitlines()
@@ -178,13 +187,13 @@ def main() -> None:
     print(load_line("start"), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
-        for backend in args.backends.split(","):
-            env = policy_with_backend(backend, Path(tmp) / f"policies-{backend}")
+        for turn, backend in enumerate(args.backends.split(",")):  # a backend may be named twice (alternated)
+            env = policy_with_backend(backend, Path(tmp) / f"policies-{turn}-{backend}")
             # a first start builds the ONNX encoder and the exemplar vectors into the cache: the
             # figures are for a start with the cache in place, as every start after the first
-            asyncio.run(bench_stdio(Path(tmp) / f"warmup-{backend}.db", 1, env, f" [{backend}, filling the cache]"))
-            results[backend] = asyncio.run(bench_stdio(Path(tmp) / f"stdio-{backend}.db", args.calls, env,
-                                                       f" [backend: {backend}]"))
+            asyncio.run(bench_stdio(Path(tmp) / f"warmup-{turn}-{backend}.db", 1, env, f" [{backend}, filling the cache]"))
+            results[backend if backend not in results else f"{backend} ({turn + 1})"] = asyncio.run(
+                bench_stdio(Path(tmp) / f"stdio-{turn}-{backend}.db", args.calls, env, f" [backend: {backend}]"))
         if len(results) > 1:
             names = list(results)
             a, b = results[names[0]], results[names[1]]

@@ -569,6 +569,7 @@ class ConversationGuard:
     def _reasked(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> EscalationResult | None:
         answered = self.store.conversations.answered_issues(conn, ask.conversation_id)
         issue = d.issue(ask)
+        # the pair model alone when there is one: a match hands over an answer, so precision first
         row = closest(answered, issue, self.settings.reask_similarity, exact=ask.new_issue, pair=self._pair_model())
         if row is None:
             return None
@@ -595,6 +596,8 @@ class ConversationGuard:
 
     def _open_row(self, conn: sqlite3.Connection, ask: Ask, d: Decision) -> StoredIssue | None:
         candidates = self.store.conversations.open_issues(conn, ask.conversation_id, ask.task_id)
+        # the pair model or the cosine thresholds: a match only returns the open escalation (shown
+        # with matched_request), a miss asks the person twice and counts towards hand-off
         return closest(candidates, d.issue(ask), self.settings.same_issue_similarity,
                        self.settings.same_issue_similarity_agreeing, exact=ask.new_issue, pair=self._pair_model(),
                        or_cosine=True)

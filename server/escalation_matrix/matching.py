@@ -121,9 +121,12 @@ def closest(rows: Sequence[Stored], issue: Issue, threshold: float, agreeing: fl
     ``or_cosine``: what the cosine thresholds take for the same issue counts too."""
     if pair is not None and not exact and rows:
         olds = [stored_issue(row) for row in rows]
+        alike = next((row for row, old in zip(rows, olds) if worded_alike(issue, old)), None)
+        if alike is not None:  # the same words: no model pass needed
+            return alike
         scores = pair.scores([compared(issue, old) for old in olds])
         found = [(float(s), row) for s, row, old in zip(scores, rows, olds)
-                 if s >= pair.threshold or worded_alike(issue, old)
+                 if s >= pair.threshold
                  or (or_cosine and same_issue_as(issue, old, threshold, agreeing))]
         return max(found, key=lambda f: f[0])[1] if found else None
     best: Stored | None = None
