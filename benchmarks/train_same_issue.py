@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_same_issue import fit, measure  # noqa: E402
 from escalation_matrix.embedder import _resolve_model  # noqa: E402
-from escalation_matrix.finetune import _frozen_states, _mask, _pad, _pool  # noqa: E402
+from escalation_matrix.finetune import _frozen_states, _mask, _pad, _pool, warmup_schedule  # noqa: E402
 from escalation_matrix.sameissue import agree, conflict, expand_abbreviations  # noqa: E402
 
 
@@ -101,9 +101,7 @@ class Encoder:
         optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
         per_epoch = math.ceil(len(pairs) / args.batch)
         total = per_epoch * args.epochs
-        warm = max(1, int(0.06 * total))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+        scheduler = warmup_schedule(torch, optimizer, total, 0.06)
         rng = random.Random(args.seed)
         model.train()
         order = list(range(len(pairs)))
@@ -172,9 +170,10 @@ def decide(train_rows: list[dict], test_rows: list[dict], min_precision: float) 
     return out
 
 
-def auc(rows: list[dict]) -> float:
-    pos = [r["cos"] for r in rows if r["same"]]
-    neg = [r["cos"] for r in rows if not r["same"]]
+def auc(rows: list[dict], key: str = "cos") -> float:
+    """Area under the ROC curve of ``key`` (the chance a rewording scores above a different issue)."""
+    pos = [r[key] for r in rows if r["same"]]
+    neg = [r[key] for r in rows if not r["same"]]
     if not pos or not neg:
         return float("nan")
     return float(np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg]))

@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from train_same_issue import groups, load  # noqa: E402
+from train_same_issue import auc as cosine_auc, groups, load  # noqa: E402
 from escalation_matrix.embedder import _resolve_model  # noqa: E402
+from escalation_matrix.finetune import warmup_schedule  # noqa: E402
 from escalation_matrix.sameissue import conflict, expand_abbreviations  # noqa: E402
 
 
@@ -119,9 +120,7 @@ class PairModel:
                    [((p["b"], p["a"]), float(p["same"])) for p in pairs]
         per_epoch = math.ceil(len(examples) / args.batch)
         total = per_epoch * args.epochs
-        warm = max(1, int(0.1 * total))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+        scheduler = warmup_schedule(torch, optimizer, total, 0.1)
         rng = random.Random(args.seed)
         loss_fn = torch.nn.BCEWithLogitsLoss()
         model.train()
@@ -170,11 +169,7 @@ def fit(rows: list[dict], min_precision: float, lexical: bool) -> float:
 
 
 def auc(rows: list[dict]) -> float:
-    pos = [r["score"] for r in rows if r["same"]]
-    neg = [r["score"] for r in rows if not r["same"]]
-    if not pos or not neg:
-        return float("nan")
-    return float(np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg]))
+    return cosine_auc(rows, "score")
 
 
 def fmt(o: Counter) -> str:

@@ -164,10 +164,7 @@ def train(
         [{"params": lora_params, "lr": config.lr}, {"params": head.parameters(), "lr": config.head_lr}],
         weight_decay=config.weight_decay,
     )
-    warm = max(1, int(total * config.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
-    )
+    scheduler = warmup_schedule(torch, optimizer, total, config.warmup)
     model.train()
     step = 0
     for _ in range(config.epochs):
@@ -194,6 +191,13 @@ def train(
     w = torch.nn.functional.normalize(head.weight.detach(), dim=1) * config.scale
     return TrainedWeights(lora_state, w.numpy().copy(), head.bias.detach().numpy().copy(), config, names,
                           time.perf_counter() - started)
+
+
+def warmup_schedule(torch: Any, optimizer: Any, total: int, warmup: float) -> Any:
+    """Linear warm-up over the first ``warmup`` share of ``total`` steps, then linear decay to 0."""
+    warm = max(1, int(total * warmup))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
 
 
 def _frozen_states(torch: Any, bert: Any, tokenizer: Any, encoded: Any, lengths: list[int],
