@@ -48,6 +48,12 @@ def test_the_classifier_settings_load_it(policy):
     assert load_pair_model(policy.classifier) is loaded  # one per process
 
 
+def test_it_runs_in_fp32_when_the_classifier_runs_in_int8(policy):
+    """Its threshold sits where int8 rounding changes decisions (17 of its 660 training pairs)."""
+    int8 = policy.classifier.model_copy(update={"precision": "int8"})
+    assert load_pair_model(int8).model.precision == "fp32"
+
+
 def test_scores_do_not_depend_on_the_order_of_the_two_calls(pair):
     forward = pair.scores(PAIRS)
     backward = pair.scores([(b, a) for a, b in PAIRS])

@@ -411,14 +411,16 @@ def load_pair_model(settings: ClassifierFile) -> "PairModel | None":
     if not uses_trained(settings):
         return None
     folder = trained_folder(settings) / "same_issue"
-    key = f"pair:{folder.resolve()}@{settings.encoder}"
+    # fp32 whatever the classifier's precision: its threshold sits where int8 rounding moves decisions
+    backend = settings.backend
+    key = f"pair:{folder.resolve()}@{backend}"
     with _TRAINED_LOCK:
         if key not in _PAIR:
             if (folder / "manifest.json").exists():
                 from .embedder import _resolve_model
                 from .pairmodel import PairModel
 
-                _PAIR[key] = PairModel(folder, _resolve_model(settings.model), settings.encoder)
+                _PAIR[key] = PairModel(folder, _resolve_model(settings.model), backend)
             else:
                 log.warning("no same-issue pair model in %s; same-issue checks use the cosine thresholds", folder)
                 _PAIR[key] = None
