@@ -131,3 +131,17 @@ def test_the_benchmark_prints_the_pair_model_figures():
 
     assert figures(reask)[0] >= 0.88 and figures(reask)[1] >= 0.6, reask
     assert figures(repeat)[0] >= 0.75 and figures(repeat)[1] >= 0.85, repeat
+
+
+def test_a_retrained_pair_model_is_served_from_its_folder(tmp_path):
+    """pairmodel.train writes what PairModel serves (two steps: the plumbing, not the accuracy)."""
+    from escalation_matrix import finetune, pairmodel
+
+    pairs = [pairmodel.Pair(a, b, same) for (a, b), same in zip(PAIRS, (False, True, False))]
+    config = pairmodel.default_config()
+    config.max_steps = 2
+    weights = pairmodel.train(pairs, _resolve_model("bundled"), config)
+    finetune.save(weights, tmp_path / "same_issue", {"decision": {"same": 0.75}})
+    served = PairModel(tmp_path / "same_issue", _resolve_model("bundled"), "onnx", cache=tmp_path / "cache")
+    scores = served.scores(PAIRS)
+    assert served.threshold == 0.75 and scores.shape == (3,) and ((scores >= 0) & (scores <= 1)).all()
