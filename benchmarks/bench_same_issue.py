@@ -105,8 +105,8 @@ def main() -> None:
         for r, score in zip(rows, pair.scores([(r["a"], r["b"]) for r in rows])):
             r["pair"] = float(score)
             r["pair_says"] = r["pair"] >= pair.threshold or _alike(r["a"], r["b"])
-            r["cosine_says"] = measure([{**r, "cos": r["pooled"]}], shipped)[2]["tp"] + \
-                measure([{**r, "cos": r["pooled"]}], shipped)[2]["fp"] > 0
+            alone = measure([{**r, "cos": r["pooled"]}], shipped)[2]
+            r["cosine_says"] = alone["tp"] + alone["fp"] > 0
         for label, says in (("answered issues (re-ask): the pair model", lambda r: r["pair_says"]),
                             ("open escalations of the task (repeat): pair model or cosine detector",
                              lambda r: r["pair_says"] or r["cosine_says"])):

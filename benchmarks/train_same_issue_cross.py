@@ -5,7 +5,7 @@ benchmarks/results/same_issue_finetune.md for the figures.
 
     .venv/bin/python benchmarks/train_same_issue_cross.py --train tests/data/same_issue_train.jsonl \
         [--train tests/data/same_issue_pairs.jsonl] [--eval NAME=PATH ...] [--folds 5] \
-        [--epochs 6] [--lr 5e-5] [--lora 0]
+        [--epochs N] [--lr 5e-5] [--lora 0]
 
 1. ``--folds`` k-fold cross-validation on the training pairs (folds keep pairs that share a text
    together): per fold the model is trained on the other folds, its threshold fitted there (the
@@ -63,7 +63,7 @@ class Shipped:
         from escalation_matrix import finetune, pairmodel
 
         config = pairmodel.default_config()
-        config.epochs, config.seed = args.epochs, args.seed
+        config.epochs, config.seed = args.epochs or config.epochs, args.seed
         weights = pairmodel.train([pairmodel.Pair(p["a"], p["b"], bool(p["same"])) for p in pairs], self.base, config)
         self.runs += 1
         folder = self.work / f"run{self.runs}"
@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--eval", action="append", default=[], help="NAME=PATH, aggregate figures only")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--min-precision", type=float, default=0.97)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, help="default: the shipped config's (3) for --arch shipped, 6 for cross")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--head-lr", type=float, default=1e-3)
@@ -199,6 +199,8 @@ def main() -> None:
     parser.add_argument("--oof", help="write the left-out scores of the cross-validation to this JSONL file")
     parser.add_argument("--scores", help="append the --eval sets' scores to this JSONL file (for error analysis)")
     args = parser.parse_args()
+    if args.arch == "cross" and args.epochs is None:
+        args.epochs = 6
     pairs = [{**p, "first_file": i == 0} for i, path in enumerate(args.train) for p in load(path)]
     evals = {name: load(path) for name, path in (e.split("=", 1) for e in args.eval)}
     for p in [*pairs, *(q for e in evals.values() for q in e)]:
@@ -208,7 +210,7 @@ def main() -> None:
     pm: Any = Shipped(args.threads, work) if args.arch == "shipped" else PairModel(args.threads)
     if args.arch == "shipped":
         print(f"{len(pairs)} training pairs; the shipped form (escalation_matrix.pairmodel.default_config), "
-              f"epochs {args.epochs} seed {args.seed}", flush=True)
+              f"epochs {args.epochs or 'as shipped'} seed {args.seed}", flush=True)
     else:
         print(f"{len(pairs)} training pairs; epochs {args.epochs} lr {args.lr} head-lr {args.head_lr} lora {args.lora} "
               f"pooling {args.pooling} batch {args.batch} seed {args.seed}", flush=True)

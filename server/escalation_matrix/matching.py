@@ -76,12 +76,18 @@ def same_issue_as(new: Issue, old: Issue, threshold: float, agreeing: float | No
     return same_issue(new.request, new.request_vector, old.request, old.request_vector, threshold, agreeing)
 
 
+def compared(new: Issue, old: Issue) -> tuple[str, str]:
+    """The two texts ``same_issue_as`` compares: the questions when both calls asked one, else the requests."""
+    if new.question and old.question:
+        return new.question, old.question
+    return new.request, old.request
+
+
 def worded_alike(new: Issue, old: Issue) -> bool:
     """The two calls say the same words (case, spacing and end punctuation aside), compared as
-    ``same_issue_as`` compares them: the questions when both asked one, else the requests."""
-    if new.question and old.question:
-        return _words(new.question) == _words(old.question)
-    return _words(new.request) == _words(old.request)
+    ``same_issue_as`` compares them."""
+    a, b = compared(new, old)
+    return _words(a) == _words(b)
 
 
 def _words(text: str) -> str:
@@ -93,7 +99,7 @@ def earlier_words(new: Issue, old: Issue) -> str | None:
     what a call matched by meaning is shown, so the agent can tell a different issue worded alike."""
     if worded_alike(new, old):
         return None
-    return (old.question if new.question and old.question else old.request) or ""
+    return compared(new, old)[1] or ""
 
 
 class PairScorer(Protocol):
@@ -102,13 +108,6 @@ class PairScorer(Protocol):
     threshold: float
 
     def scores(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
-
-
-def compared(new: Issue, old: Issue) -> tuple[str, str]:
-    """The two texts ``same_issue_as`` compares: the questions when both calls asked one, else the requests."""
-    if new.question and old.question:
-        return new.question, old.question
-    return new.request, old.request
 
 
 def closest(rows: Sequence[Stored], issue: Issue, threshold: float, agreeing: float | None = None,

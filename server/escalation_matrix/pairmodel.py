@@ -53,11 +53,22 @@ def train(pairs: Sequence[Pair], base_model: str, config: Any = None,
 
 
 def default_config() -> Any:
-    """The shipped pair model's hyper-parameters."""
+    """The shipped pair model's hyper-parameters (its manifest.json records them)."""
     from .finetune import TrainConfig
 
-    return TrainConfig(epochs=6, batch_size=16, lora_r=16, lora_alpha=32, lr=1e-3, head_lr=5e-3,
+    return TrainConfig(epochs=3, batch_size=16, lora_r=16, lora_alpha=32, lr=1e-3, head_lr=5e-3,
                        frozen_layers=2, max_length=160)
+
+
+def checked(manifest: Any, folder: Path) -> float:
+    """The threshold of a pair model folder's (already verified) manifest; a folder that holds
+    another model (other labels) is an error."""
+    from .errors import PolicyError
+
+    if manifest.labels != LABELS:
+        raise PolicyError(str(folder / "manifest.json"), "labels", f"a same-issue pair model has labels {LABELS}, "
+                          f"not {manifest.labels}; retrain it with benchmarks/train_same_issue_cross.py --save")
+    return float(manifest.decision.get("same", 0.5))
 
 
 class PairModel:
@@ -68,13 +79,9 @@ class PairModel:
                  threshold: float | None = None):
         from .trained import TrainedModel
 
-        self.model = TrainedModel(folder, base_model, backend, cache, with_base=False)
-        if self.model.labels != LABELS:
-            from .errors import PolicyError
-
-            raise PolicyError(str(folder / "manifest.json"), "labels", f"a same-issue pair model has labels {LABELS}, "
-                              f"not {self.model.labels}; retrain it with benchmarks/train_same_issue_cross.py --save")
-        self.threshold = float(self.model.manifest.decision.get("same", 0.5) if threshold is None else threshold)
+        self.model = TrainedModel(folder, base_model, backend, cache, with_base=False)  # verifies the files
+        shipped = checked(self.model.manifest, folder)
+        self.threshold = shipped if threshold is None else float(threshold)
 
     def scores(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """P(same issue) per pair, the mean of its two orders."""
@@ -84,6 +91,3 @@ class PairModel:
         p = self.model.probabilities(self.model.encode(texts))[:, LABELS.index("same")]
         both: np.ndarray = (p[: len(pairs)] + p[len(pairs):]) / 2
         return both
-
-    def same(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
-        return [bool(s >= self.threshold) for s in self.scores(pairs)]
