@@ -64,6 +64,8 @@ class Shipped:
 
         config = pairmodel.default_config()
         config.epochs, config.seed = args.epochs or config.epochs, args.seed
+        if args.frozen_layers is not None:
+            config.frozen_layers = args.frozen_layers
         weights = pairmodel.train([pairmodel.Pair(p["a"], p["b"], bool(p["same"])) for p in pairs], self.base, config)
         self.runs += 1
         folder = self.work / f"run{self.runs}"
@@ -194,6 +196,7 @@ def main() -> None:
     parser.add_argument("--save", help="(shipped) write the model trained on all training pairs here, with the "
                         "threshold fitted on the cross-validation's left-out scores in its manifest")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--frozen-layers", type=int, help="(shipped) layers left un-adapted; default: the shipped config's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-final", action="store_true", help="cross-validation only")
     parser.add_argument("--oof", help="write the left-out scores of the cross-validation to this JSONL file")

@@ -38,7 +38,7 @@ def base_path() -> Path:
     return Path(_resolve_model("bundled"))
 
 
-def write_adapter(folder: Path, seed: int = 0) -> Path:
+def write_adapter(folder: Path, seed: int = 0, layers: tuple[int, ...] = (3, 4, 5)) -> Path:
     """A LoRA adapter (peft tensor names, fp16, like `train` writes) large enough to move the
     vectors, a head and a manifest: a fine-tuned model folder without training one."""
     from safetensors.numpy import save_file
@@ -48,7 +48,7 @@ def write_adapter(folder: Path, seed: int = 0) -> Path:
     rng = np.random.RandomState(seed)
     folder.mkdir(parents=True, exist_ok=True)
     lora = {}
-    for layer in (3, 4, 5):
+    for layer in layers:
         for module, (out_dim, in_dim) in {"attention.self.query": (384, 384), "attention.self.key": (384, 384),
                                           "attention.self.value": (384, 384), "attention.output.dense": (384, 384),
                                           "intermediate.dense": (1536, 384), "output.dense": (384, 1536)}.items():
@@ -182,6 +182,35 @@ def test_the_built_file_follows_the_adapter(tmp_path, adapter):
     (tampered / "adapter.safetensors").write_bytes((tmp_path / "scratch" / "adapter.safetensors").read_bytes())
     with pytest.raises(PolicyError, match="does not match manifest.json"):
         TrainedModel(tampered, str(base_path()), "onnx", cache=cache)
+
+
+@pytest.mark.model
+def test_models_adapted_from_the_same_layer_share_their_lower_layers(tmp_path, adapter):
+    """The classifier (adapted from layer 3 up) and the same-issue pair model (from layer 2 up)
+    both leave the lowest two layers alone: one session of those layers and the token embeddings
+    serves both, and each model's vectors are still its own merge's."""
+    from escalation_matrix.trained import TrainedModel
+
+    cache = tmp_path / "cache"
+    classifier = TrainedModel(adapter, str(base_path()), "onnx", cache=cache)
+    pair_folder = write_adapter(tmp_path / "pair", seed=4, layers=(2, 3, 4, 5))
+    pair = TrainedModel(pair_folder, str(base_path()), "onnx", cache=cache, with_base=False)
+    assert pair._encoder.session is classifier._encoder.session
+    assert pair._encoder.upper is not classifier._encoder.upper
+    assert pair.base_encoder is None and pair._encoder.branch is None
+    vectors = pair.encode(TEXTS)
+    assert not pair._encoder._hidden  # no base encoder to keep hidden states for
+    assert cosines(vectors, TrainedModel(pair_folder, str(base_path()), "torch").encode(TEXTS)).min() >= 0.9999
+    assert cosines(vectors, classifier.encode(TEXTS)).max() < 0.99
+
+    # adapted from a lower layer: its lower file is another, so is its session
+    lower = write_adapter(tmp_path / "lower", seed=5, layers=(1, 2, 3, 4, 5))
+    other = TrainedModel(lower, str(base_path()), "onnx", cache=cache, with_base=False)
+    assert other._encoder.session is not classifier._encoder.session
+    assert cosines(other.encode(TEXTS), TrainedModel(lower, str(base_path()), "torch").encode(TEXTS)).min() >= 0.9999
+    # int8 files are other files
+    assert TrainedModel(pair_folder, str(base_path()), "onnx-int8", cache=cache,
+                        with_base=False)._encoder.session is not classifier._encoder.session
 
 
 @pytest.mark.model

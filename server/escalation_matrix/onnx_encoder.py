@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -31,6 +32,15 @@ BATCH = 32  # texts per model pass, as sentence-transformers does
 MEMO = 4096  # base vectors kept from the last fine-tuned passes
 HIDDEN_MEMO_BYTES = 32 * 2**20  # hidden states kept from them (a 20-token request: 30 KB)
 PRECISIONS = ("fp32", "int8")
+
+# A fine-tuned model's lower file holds the token embeddings and at most this many layers, which it
+# must leave at the base weights: the classifier (adapted from layer 3 up) and the same-issue pair
+# model (from layer 2 up) then have identical lower files, and one session, shared through the
+# table below, serves both, so the embeddings (47 MB) and those layers are in memory once.
+SHARED_LAYERS = 2
+# Lower-layer sessions of this process, keyed by what the file is built from (``lower_key``).
+_LOWER_SESSIONS: "weakref.WeakValueDictionary[tuple[Any, ...], Any]" = weakref.WeakValueDictionary()
+_LOWER_LOCK = threading.Lock()
 
 
 def _require(module: str, extra: str = "") -> None:
@@ -289,37 +299,43 @@ def branch_file(model_file: Path) -> Path:
 
 def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.ndarray] | None = None,
                  alpha: float = 1.0, r: int = 1, extra: Mapping[str, str] | None = None, with_base: bool = False,
-                 precision: str = "fp32") -> Path:
+                 precision: str = "fp32", lower: int | None = None) -> Path:
     """The cached ONNX file for these weights, built first if missing (atomic writes, so processes
-    starting together never read half a file). ``with_base``: the model is kept in three files,
-    the lower layers the adapter left alone (this file: tokens to hidden states), the adapted
-    upper layers (``upper_file``) and the base encoder's upper layers (``branch_file``), so a
-    request's fine-tuned vector and its base vector each cost their own layers, the lower ones
-    once."""
+    starting together never read half a file). ``lower``: the model is kept in two files, the
+    embeddings and the first ``lower`` layers, which the adapter must leave alone (this file: tokens
+    to hidden states), and the layers above (``upper_file``), so models split alike share the
+    lower file (``lower_key``). ``with_base`` (needs ``lower``): a third file holds the base
+    encoder's layers above (``branch_file``), so a request's fine-tuned vector and its base vector
+    each cost their own layers, the lower ones once."""
     if precision not in PRECISIONS:
         raise PolicyError("classifier.yaml", "precision", f"must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     int8 = {"precision": "int8"} if precision == "int8" else {}  # fp32 files keep their names
     stem = f"{stem}-int8" if int8 else stem
-    digest = source_digest(folder, {**(extra or {}), "with_base": str(with_base), **int8})
+    if with_base and lower is None:
+        raise ValueError("with_base needs the number of lower layers")
+    split = {"lower": str(lower)} if lower is not None else {}
+    digest = source_digest(folder, {**(extra or {}), "with_base": str(with_base), **int8, **split})
     path = cache / "onnx" / f"{stem}-{digest}.onnx"
-    parts = [path, upper_file(path), branch_file(path)] if with_base else [path]
+    parts = [path, upper_file(path)] if lower is not None else [path]
+    parts += [branch_file(path)] if with_base else []
     if all(p.exists() for p in parts):
         return path
     cfg = BertConfig(folder)
     weights = merged_weights(folder, lora, alpha, r)
     fused = precision == "fp32"  # int8 files are quantised from standard operators
     path.parent.mkdir(parents=True, exist_ok=True)
-    if with_base:
+    if lower is not None:
         base = merged_weights(folder)
         changed = [k for k in weights if not np.array_equal(weights[k], base[k])]
         layers = [int(k.split(".")[2]) for k in changed if k.startswith("encoder.layer.")]
-        if len(layers) != len(changed):  # the adapter changed the embeddings: nothing to share
-            raise PolicyError("adapter.safetensors", "", "adapts the embeddings; the ONNX backend adapts encoder layers only")
-        split = min(layers, default=cfg.layers)
+        if len(layers) != len(changed) or min(layers, default=cfg.layers) < lower:  # a lower file not the base's
+            raise PolicyError("adapter.safetensors", "", f"adapts the embeddings or a layer below {lower}; "
+                              "the ONNX backend's lower file holds base weights only")
         # the upper files first: a lower file on disk always has them
-        _write(upper_file(path), build_graph(weights, cfg, first=split, fused=fused), precision)
-        _write(branch_file(path), build_graph(base, cfg, first=split, output="base_embedding", fused=fused), precision)
-        _write(path, build_graph(weights, cfg, last=split, output="hidden", fused=fused), precision)
+        _write(upper_file(path), build_graph(weights, cfg, first=lower, fused=fused), precision)
+        if with_base:
+            _write(branch_file(path), build_graph(base, cfg, first=lower, output="base_embedding", fused=fused), precision)
+        _write(path, build_graph(weights, cfg, last=lower, output="hidden", fused=fused), precision)
     else:
         _write(path, build_graph(weights, cfg, fused=fused), precision)
     log.info("built ONNX encoder %s (%d MB)", path, sum(p.stat().st_size for p in parts) // 2**20)
@@ -328,6 +344,21 @@ def ensure_model(folder: Path, cache: Path, stem: str, lora: Mapping[str, np.nda
         if name != path.stem and len(name) == len(stem) + 17:  # not the other precision's file (stem-int8-…)
             old.unlink(missing_ok=True)
     return path
+
+
+def lower_layers(modules: list[str], layers: int) -> int:
+    """How many layers a fine-tuned model's lower file holds: ``SHARED_LAYERS``, or fewer when the
+    adapter's module paths (``...encoder.layer.3.attention...``) change a layer below them. The
+    embeddings are never adapted (``ensure_model`` checks)."""
+    parts = [m.split(".") for m in modules]
+    found = [int(b) for p in parts for a, b in zip(p, p[1:]) if a == "layer" and b.isdigit()]
+    return min([SHARED_LAYERS, layers, *found])
+
+
+def lower_key(folder: Path, lower: int, precision: str) -> tuple[Any, ...]:
+    """What a split model's lower file is built from (the base folder, its ``lower`` layers, the
+    precision, the graph builder): models with the same key have identical lower files."""
+    return (str(folder.resolve()), lower, precision, GRAPH_VERSION)
 
 
 def _write(path: Path, data: bytes, precision: str) -> None:
@@ -347,7 +378,8 @@ class OnnxEncoder:
     float32 mean-pooled vectors like the sentence-transformers path."""
 
     def __init__(self, folder: Path, model_file: Path, name: str, threads: int | None = None,
-                 max_length: int | None = None, rebuild: Callable[[], Path] | None = None):
+                 max_length: int | None = None, rebuild: Callable[[], Path] | None = None,
+                 shared_lower: tuple[Any, ...] | None = None):
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         try:
             import onnxruntime as ort
@@ -375,11 +407,22 @@ class OnnxEncoder:
         def session(file: Path) -> Any:
             return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
 
+        def lower_session(file: Path) -> Any:
+            if shared_lower is None:
+                return session(file)
+            key = (*shared_lower, options.intra_op_num_threads)
+            with _LOWER_LOCK:  # one load per key, even when two models start together
+                found = _LOWER_SESSIONS.get(key)
+                if found is None:
+                    found = _LOWER_SESSIONS[key] = session(file)
+            return found
+
         def load(file: Path) -> tuple[Any, Any, Any]:
-            lower = session(file)
+            lower = lower_session(file)
             if lower.get_outputs()[0].name != "hidden":  # one file, the whole encoder
                 return lower, None, None
-            return lower, session(upper_file(file)), session(branch_file(file))
+            branch = branch_file(file)
+            return lower, session(upper_file(file)), session(branch) if branch.exists() else None
 
         try:
             self.session, self.upper, self.branch = load(model_file)
@@ -402,7 +445,7 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors, hidden = self._run(texts)
-        if hidden:
+        if hidden and self.branch is not None:  # kept for the base vectors only
             with self._lock:
                 for text, states in zip(texts, hidden):
                     self._remember_hidden(text, states)
@@ -434,10 +477,10 @@ class OnnxEncoder:
         return batches
 
     def _run(self, texts: list[str], upper: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Vectors of ``texts`` (``upper`` False: none, zeros), and (a fine-tuned model's files)
-        each text's hidden states below the adapted layers."""
+        """Vectors of ``texts`` (``upper`` False: none, zeros), and (files built with_base) each
+        text's hidden states below the adapted layers."""
         out = np.zeros((len(texts), self.cfg.hidden), np.float32)
-        hidden: list[np.ndarray] = [np.empty(0, np.float32)] * len(texts) if self.upper is not None else []
+        hidden: list[np.ndarray] = [np.empty(0, np.float32)] * len(texts) if self.branch is not None else []
         if not texts:
             return out, hidden
         with self._lock:
@@ -451,8 +494,9 @@ class OnnxEncoder:
             if self.upper is None:
                 out[rows] = result
                 continue
-            for i, row in enumerate(rows):
-                hidden[row] = result[i, : lengths[row]].copy()
+            if hidden:  # kept for the base encoder's layers (a file built with_base)
+                for i, row in enumerate(rows):
+                    hidden[row] = result[i, : lengths[row]].copy()
             if upper:
                 out[rows] = self.upper.run(None, {"hidden": result, "attention_mask": mask})[0]
         return out, hidden

@@ -135,17 +135,21 @@ class TrainedModel:
         if self.backend == "onnx":
             # the ONNX file is named by the adapter's digest, which manifest.verify has just checked
             # against adapter.safetensors: a changed adapter builds a new file, never reuses the old
-            from .onnx_encoder import OnnxEncoder, ensure_model
+            from .onnx_encoder import BertConfig, OnnxEncoder, ensure_model, lower_key, lower_layers
             from .paths import cache_dir
 
             base = Path(base_model)
+            # the embeddings and lowest layers keep the base weights: the models of one process
+            # (the classifier and the same-issue pair model) share them
+            lower = lower_layers(list(lora_pairs(lora)), BertConfig(base).layers)
 
             def build() -> Path:
                 return ensure_model(base, cache or cache_dir(), f"trained-{digest[:12]}", lora, alpha, r,
-                                    extra={"adapter": digest}, with_base=with_base, precision=self.precision)
+                                    extra={"adapter": digest}, with_base=with_base, precision=self.precision,
+                                    lower=lower)
 
             self._encoder = OnnxEncoder(base, build(), f"trained-{digest[:12]}-{backend}", max_length=max_length,
-                                        rebuild=build)
+                                        rebuild=build, shared_lower=lower_key(base, lower, self.precision))
             self.name = self._encoder.name
             # the base encoder's vectors (for comparing requests) come from the same files: the
             # un-adapted lower layers are shared, the base upper layers run from their states
