@@ -66,7 +66,8 @@ class Shipped:
         config.epochs, config.seed = args.epochs or config.epochs, args.seed
         if args.frozen_layers is not None:
             config.frozen_layers = args.frozen_layers
-        weights = pairmodel.train([pairmodel.Pair(p["a"], p["b"], bool(p["same"])) for p in pairs], self.base, config)
+        weights = pairmodel.train([pairmodel.Pair(p["a"], p["b"], bool(p["same"])) for p in pairs], self.base, config,
+                                  unrelated_pairs=unrelated_count(args))
         self.runs += 1
         folder = self.work / f"run{self.runs}"
         finetune.save(weights, folder, {"pairs": len(pairs)})
@@ -178,6 +179,12 @@ def fmt(o: Counter) -> str:
     return f"(tp {o['tp']}, fp {o['fp']}, fn {o['fn']}, tn {o['tn']})"
 
 
+def unrelated_count(args: Any) -> int:
+    from escalation_matrix import pairmodel
+
+    return pairmodel.UNRELATED if args.unrelated is None else int(args.unrelated)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", action="append", required=True)
@@ -196,6 +203,8 @@ def main() -> None:
     parser.add_argument("--save", help="(shipped) write the model trained on all training pairs here, with the "
                         "threshold fitted on the cross-validation's left-out scores in its manifest")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--unrelated", type=int, help="(shipped) unrelated pairs drawn from each run's training texts "
+                        "(pairmodel.unrelated); default: the shipped model's")
     parser.add_argument("--frozen-layers", type=int, help="(shipped) layers left un-adapted; default: the shipped config's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-final", action="store_true", help="cross-validation only")
@@ -300,7 +309,7 @@ def main() -> None:
 
         chosen = thresholds.get("score alone, left-out fit", thresholds["score alone"])
         finetune.save(trained[1], Path(args.save), {
-            "pairs": len(pairs), "train_files": [Path(t).name for t in args.train],
+            "pairs": len(pairs), "unrelated_pairs": unrelated_count(args), "train_files": [Path(t).name for t in args.train],
             "decision": {"same": round(float(chosen), 6)},
             "threshold_fitted": "lowest P(same) keeping precision >= %.2f on the %d-fold cross-validation's "
                                 "left-out scores" % (args.min_precision, args.folds)})

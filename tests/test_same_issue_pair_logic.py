@@ -10,7 +10,7 @@ import pytest
 
 from escalation_matrix.guard import ConversationGuard
 from escalation_matrix.matching import Issue, closest
-from escalation_matrix.pairmodel import SEPARATOR, pair_text
+from escalation_matrix.pairmodel import SEPARATOR, Pair, different_years, pair_text, unrelated
 from escalation_matrix.store import Store
 
 
@@ -119,3 +119,26 @@ def test_policy_check_reads_the_pair_model_folder(tmp_path, capsys):
         _check_pair_model(copy)
     with pytest.raises(PolicyError, match="same-issue pair model has labels"):
         _check_pair_model(default_dir("trained"))
+
+
+@pytest.mark.parametrize(("a", "b", "different"), [
+    ("Delete customer records older than 2019", "Delete customer records older than 2022", True),
+    ("Delete customer records older than 2019", "Purge customers from before 2019", False),
+    ("Move the 2022 invoice emails to Taxes", "File 2022's invoice emails under Taxes", False),
+    ("Archive the 2019 and 2020 reports", "Archive the 2019 reports", True),
+    ("Delete customer records older than 2019", "Delete old customer records", False),  # one side only
+    ("Meet on 12/06/2021", "Meet in 2022", False),  # a date's year is not read as a year
+    ("Pay $2019 to the supplier", "Pay the supplier in 2020", False),  # an amount
+    ("Upgrade to version 2.2019", "Upgrade in 2020", False),  # a version
+])
+def test_calls_that_name_different_years_are_different_issues(a, b, different):
+    assert different_years(a, b) is different
+
+
+def test_unrelated_pairs_come_from_training_pairs_that_share_no_text():
+    pairs = [Pair("a1", "a2", True), Pair("a2", "a3", False), Pair("b1", "b2", True), Pair("c1", "c2", False)]
+    drawn = unrelated(pairs, 50, seed=3)
+    groups = {"a1": "a", "a2": "a", "a3": "a", "b1": "b", "b2": "b", "c1": "c", "c2": "c"}
+    assert len(drawn) == 50 and all(not p.same and groups[p.a] != groups[p.b] for p in drawn)
+    assert unrelated(pairs, 50, seed=3) == drawn  # seeded
+    assert unrelated([Pair("a1", "a2", True)], 5) == []  # one group: nothing unrelated to draw
