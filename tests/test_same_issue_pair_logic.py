@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from escalation_matrix.guard import ConversationGuard
-from escalation_matrix.matching import Issue, closest
+from escalation_matrix.matching import PAIR_CANDIDATES, Issue, closest
 from escalation_matrix.pairmodel import SEPARATOR, Pair, different_years, pair_text, unrelated
 from escalation_matrix.store import Store
 
@@ -142,3 +142,25 @@ def test_unrelated_pairs_come_from_training_pairs_that_share_no_text():
     assert len(drawn) == 50 and all(not p.same and groups[p.a] != groups[p.b] for p in drawn)
     assert unrelated(pairs, 50, seed=3) == drawn  # seeded
     assert unrelated([Pair("a1", "a2", True)], 5) == []  # one group: nothing unrelated to draw
+
+
+def test_the_pair_model_reads_only_the_stored_issues_closest_by_cosine():
+    """A long conversation stores many issues: the model reads the PAIR_CANDIDATES closest by
+    cosine, and a match among the others is not found by it (the cosine detector may still find it
+    for an open escalation)."""
+    def unit(angle: float) -> np.ndarray:
+        return np.array([np.cos(angle), np.sin(angle), 0, 0], np.float32)
+
+    def stored(rid: str, request: str, angle: float) -> dict:
+        return {**row(rid, request), "request_vector": unit(angle).tobytes(), "question_vector": unit(angle).tobytes()}
+
+    count = PAIR_CANDIDATES + 4
+    rows = [stored(f"r{i}", f"Stored request {i}", 0.1 * i) for i in range(count)]
+    new = Issue("The new call", unit(0.0))
+    far, near = f"Stored request {count - 1}", f"Stored request {PAIR_CANDIDATES - 1}"
+    model = Scripted({frozenset({"The new call", far}): 0.99, frozenset({"The new call", near}): 0.95})
+    assert closest(rows, new, 0.8, pair=model)["id"] == f"r{PAIR_CANDIDATES - 1}"
+    assert sorted(b for _, b in model.asked[0]) == sorted(f"Stored request {i}" for i in range(PAIR_CANDIDATES))
+    shuffled = rows[::-1]  # the order stored does not matter, the cosine does
+    assert closest(shuffled, new, 0.8, pair=model)["id"] == f"r{PAIR_CANDIDATES - 1}"
+    assert closest(rows[:PAIR_CANDIDATES], new, 0.8, pair=Scripted({})) is None
