@@ -10,6 +10,7 @@ processes load it directly (no ``onnx`` import). Nothing is downloaded."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -351,7 +352,7 @@ def lower_layers(modules: list[str], layers: int) -> int:
     adapter's module paths (``...encoder.layer.3.attention...``) change a layer below them. The
     embeddings are never adapted (``ensure_model`` checks)."""
     parts = [m.split(".") for m in modules]
-    found = [int(b) for p in parts for a, b in zip(p, p[1:]) if a == "layer" and b.isdigit()]
+    found = [int(b) for p in parts for a, b in itertools.pairwise(p) if a == "layer" and b.isdigit()]
     return min([SHARED_LAYERS, layers, *found])
 
 
