@@ -446,7 +446,7 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors, hidden = self._run(texts)
-        if hidden and self.branch is not None:  # kept for the base vectors only
+        if hidden:  # a file built with_base: kept for the base vectors
             with self._lock:
                 for text, states in zip(texts, hidden):
                     self._remember_hidden(text, states)
