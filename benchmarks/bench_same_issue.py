@@ -154,7 +154,7 @@ def timing(pair, rows: list[dict], repeats: int = 30) -> None:
     texts = sorted({t for r in rows for t in (r["a"], r["b"])})
     vectors = dict(zip(texts, get_embedder("bundled", "onnx").encode(texts)))
     rng = random.Random(13)
-    never = type("Never", (), {"threshold": 2.0, "scores": pair.scores})()  # every stored issue is read
+    never = type("Never", (), {"threshold": 2.0, "scores": pair.scores})()  # nothing matches: every candidate is read
     for k in (1, 5, 20, 50):
         took = []
         for _ in range(repeats):

@@ -5,7 +5,7 @@ benchmarks/results/same_issue_finetune.md for the figures.
 
     .venv/bin/python benchmarks/train_same_issue.py --train tests/data/same_issue_train.jsonl \
         [--train tests/data/same_issue_pairs.jsonl] [--eval NAME=PATH ...] [--folds 5] \
-        [--loss contrastive|mse] [--epochs 6] [--margin 0.5] [--save trained/same_issue]
+        [--loss contrastive|mse] [--epochs 6] [--margin 0.5] [--save /tmp/same-issue-encoder]
 
 1. ``--folds`` k-fold cross-validation on the training pairs (folds keep pairs that share a text
    together): per fold the adapter is trained on the other folds, the threshold(s) fitted there
@@ -179,12 +179,20 @@ def auc(rows: list[dict], key: str = "cos") -> float:
     return float(np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def pair_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the same-issue training scripts that name their data and its cross-validation."""
     parser.add_argument("--train", action="append", required=True)
     parser.add_argument("--eval", action="append", default=[], help="NAME=PATH, aggregate figures only")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--min-precision", type=float, default=0.97)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-final", action="store_true", help="cross-validation only")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    pair_set_arguments(parser)
     parser.add_argument("--loss", choices=["contrastive", "mse"], default="contrastive")
     parser.add_argument("--margin", type=float, default=0.5)
     parser.add_argument("--mnrl", type=float, default=0.0, help="weight of an in-batch ranking loss on rewordings")
@@ -193,9 +201,6 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--frozen", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--no-final", action="store_true", help="cross-validation only")
     parser.add_argument("--save", help="folder to write the adapter trained on all training pairs into")
     parser.add_argument("--fit-on", help="an --eval set's NAME: also fit the thresholds on that set (not trained on) "
                         "and measure them on the other --eval sets")

@@ -1,11 +1,13 @@
 """A pair classifier (cross-encoder) for same-issue detection: the bundled MiniLM reads both texts
-at once ("[CLS] a [SEP] b [SEP]"), so attention can compare the words of one with the words of the
-other, and a linear head scores "same issue". Tried against the base encoder's cosine; see
-benchmarks/results/same_issue_finetune.md for the figures.
+at once, so attention can compare the words of one with the words of the other, and a head scores
+"same issue". ``--arch shipped`` (the default) trains the form the server uses
+(escalation_matrix.pairmodel; ``--save`` writes a model folder such as trained/same_issue);
+``--arch cross`` is an earlier whole-model experiment. Figures and the commands behind them:
+benchmarks/results/same_issue_pair_model.md.
 
     .venv/bin/python benchmarks/train_same_issue_cross.py --train tests/data/same_issue_train.jsonl \
-        [--train tests/data/same_issue_pairs.jsonl] [--eval NAME=PATH ...] [--folds 5] \
-        [--epochs N] [--lr 5e-5] [--lora 0]
+        [--train MORE.jsonl ...] [--eval NAME=PATH ...] [--folds 5] [--epochs N] [--save FOLDER] \
+        [--arch cross [--lr 5e-5] [--lora 0]]
 
 1. ``--folds`` k-fold cross-validation on the training pairs (folds keep pairs that share a text
    together): per fold the model is trained on the other folds, its threshold fitted there (the
@@ -16,8 +18,8 @@ benchmarks/results/same_issue_finetune.md for the figures.
 A pair is scored in both orders and the two probabilities averaged, so the score is symmetric.
 Each variant is measured with the server's lexical check as a veto ("lexical + score") and
 without it ("score alone"). Texts are fed with abbreviations written out, as the server does.
-Whole-model fine-tuning by default; ``--lora R`` adapts with LoRA of rank R instead (what could
-ship: a few MB). CPU only; torch runs on --threads threads."""
+``--arch cross`` fine-tunes the whole model unless ``--lora R`` adapts it with LoRA of rank R.
+CPU only; torch runs on --threads threads."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from train_same_issue import auc as cosine_auc, groups, load  # noqa: E402
+from train_same_issue import auc as cosine_auc, groups, load, pair_set_arguments  # noqa: E402
 from escalation_matrix.embedder import _resolve_model  # noqa: E402
 from escalation_matrix.finetune import warmup_schedule  # noqa: E402
 from escalation_matrix.sameissue import conflict, expand_abbreviations  # noqa: E402
@@ -187,10 +189,7 @@ def unrelated_count(args: Any) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train", action="append", required=True)
-    parser.add_argument("--eval", action="append", default=[], help="NAME=PATH, aggregate figures only")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--min-precision", type=float, default=0.97)
+    pair_set_arguments(parser)
     parser.add_argument("--epochs", type=int, help="default: the shipped config's (3) for --arch shipped, 6 for cross")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-5)
@@ -202,12 +201,9 @@ def main() -> None:
                         "LoRA, two-class head; --epochs and --seed apply); cross: this script's own experiment")
     parser.add_argument("--save", help="(shipped) write the model trained on all training pairs here, with the "
                         "threshold fitted on the cross-validation's left-out scores in its manifest")
-    parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--unrelated", type=int, help="(shipped) unrelated pairs drawn from each run's training texts "
                         "(pairmodel.unrelated); default: the shipped model's")
     parser.add_argument("--frozen-layers", type=int, help="(shipped) layers left un-adapted; default: the shipped config's")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--no-final", action="store_true", help="cross-validation only")
     parser.add_argument("--oof", help="write the left-out scores of the cross-validation to this JSONL file")
     parser.add_argument("--scores", help="append the --eval sets' scores to this JSONL file (for error analysis)")
     args = parser.parse_args()

@@ -93,10 +93,10 @@ def train(pairs: Sequence[Pair], base_model: str, config: Any = None,
     ``unrelated_pairs`` pairs drawn from their texts (``unrelated``)."""
     from . import finetune
 
-    seed = config.seed if config is not None else 13
-    found = examples([*pairs, *unrelated(pairs, unrelated_pairs, seed)])
+    config = config or default_config()
+    found = examples([*pairs, *unrelated(pairs, unrelated_pairs, config.seed)])
     random.Random(13).shuffle(found)
-    return finetune.train(found, base_model, config or default_config(), progress, labels=LABELS)
+    return finetune.train(found, base_model, config, progress, labels=LABELS)
 
 
 def default_config() -> Any:
