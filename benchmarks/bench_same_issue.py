@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "server"))
 from escalation_matrix.classifier import load_pair_model  # noqa: E402
 from escalation_matrix.embedder import get_embedder  # noqa: E402
 from escalation_matrix.loader import load_policy  # noqa: E402
+from escalation_matrix.matching import same_words  # noqa: E402
 from escalation_matrix.sameissue import agree, conflict, expand_abbreviations  # noqa: E402
 
 GRID = [float(t) for t in np.round(np.arange(0.40, 0.99, 0.01), 2)]
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--scorer", choices=["cosine", "tokens", "both"], default="cosine",
                         help="pooled-vector cosine (what the server uses), token alignment, or both")
     parser.add_argument("--timing", action="store_true",
-                        help="also time the pair model: one new call against 1, 5 and 20 stored issues")
+                        help="also time the pair model: one new call against 1, 5, 20 and 50 stored issues")
     args = parser.parse_args()
     sets = {name: [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
             for name, path in (("fitted set", args.pairs), ("holdout", args.holdout)) if path}
@@ -104,7 +105,7 @@ def main() -> None:
               "in trained/same_issue/manifest.json; the same words are always the same issue)")
         for r, score in zip(rows, pair.scores([(r["a"], r["b"]) for r in rows])):
             r["pair"] = float(score)
-            r["pair_says"] = r["pair"] >= pair.threshold or _alike(r["a"], r["b"])
+            r["pair_says"] = r["pair"] >= pair.threshold or same_words(r["a"], r["b"])
             alone = measure([{**r, "cos": r["pooled"]}], shipped)[2]
             r["cosine_says"] = alone["tp"] + alone["fp"] > 0
         for label, says in (("answered issues (re-ask): the pair model", lambda r: r["pair_says"]),
@@ -167,10 +168,6 @@ def timing(pair, rows: list[dict], repeats: int = 30) -> None:
             took.append((time.perf_counter() - started) * 1000)
         print(f"  timing: one call against {k:>2} stored issue(s) (the model reads {min(k, PAIR_CANDIDATES)}): "
               f"median {np.median(took):.1f} ms, p95 {np.percentile(took, 95):.1f} ms ({repeats} calls)")
-
-
-def _alike(a: str, b: str) -> bool:
-    return " ".join(a.casefold().split()).rstrip(" .!?") == " ".join(b.casefold().split()).rstrip(" .!?")
 
 
 def line(label: str, thresholds: Thresholds, subset: list[dict], lexical: bool = True) -> None:

@@ -100,7 +100,11 @@ def compared_vectors(new: Issue, old: Issue) -> tuple[np.ndarray, np.ndarray]:
 def worded_alike(new: Issue, old: Issue) -> bool:
     """The two calls say the same words (case, spacing and end punctuation aside), compared as
     ``same_issue_as`` compares them."""
-    a, b = compared(new, old)
+    return same_words(*compared(new, old))
+
+
+def same_words(a: str, b: str) -> bool:
+    """The same words, case, spacing and end punctuation aside."""
     return _words(a) == _words(b)
 
 
